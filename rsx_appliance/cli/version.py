@@ -1,0 +1,50 @@
+"""`rsx version`: the package version and what this machine supports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("version", help="package version and the machine's appliance support",
+                       description="Print the package version and what this machine supports: "
+                                   "hugepages, io_uring, AF_XDP, CPUs, NUMA nodes.")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _format(info) -> str:
+    def yes(probe) -> str:
+        return ("yes" if probe.available else "no") + f"  ({probe.detail})"
+
+    def size(kb: int) -> str:
+        for unit, scale in (("GiB", 1 << 20), ("MiB", 1 << 10)):
+            if kb >= scale and kb % scale == 0:
+                return f"{kb // scale} {unit}"
+        return f"{kb} KiB"
+
+    pools = "; ".join(f"{size(p.size_kb)}: {p.total} reserved, {p.free} free"
+                      for p in info.hugepages) or "none offered by the kernel"
+    rows = [
+        ("rsx-appliance", info.version),
+        ("kernel", f"{info.kernel} ({info.machine})"),
+        ("cpus", f"{info.cpus_online} online, usable by this process: "
+                 f"{','.join(map(str, info.cpus_usable))}"),
+        ("numa nodes", f"{len(info.numa_nodes)} ({','.join(map(str, info.numa_nodes)) or '-'})"),
+        ("hugepages", pools),
+        ("transparent hugepages", info.thp_enabled),
+        ("io_uring", yes(info.io_uring)),
+        ("af_xdp", yes(info.af_xdp)),
+        ("crc32c", "SSE4.2 instruction" if info.crc32c_hw else "table (no SSE4.2)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..sysinfo import collect
+
+    info = collect()
+    print(json.dumps(info.to_dict(), indent=2) if args.json else _format(info))
+    return 0
