@@ -114,4 +114,6 @@ def read_hlog(path: Path, text: str) -> Run:
     if not intervals:
         raise RunFileError(f"{path}: no interval histograms found (not an .hlog?)")
     run._start_mono = time.monotonic_ns()
+    if run.start_epoch_s:
+        run.created = datetime.fromtimestamp(run.start_epoch_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return run
