@@ -61,7 +61,8 @@ def _spectrum(runs: Sequence[Run], unit: str):
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", marker={"size": 4},
                                      name=_label(run, st.name, many), customdata=pct,
                                      visible=_default_visible(run, st.name),
-                                     hovertemplate="%{customdata}: %{y:,.3f} " + unit + "<extra>%{fullData.name}</extra>"))
+                                     hovertemplate="%{customdata}: %{y:,.3f} " + unit +
+                                     "<extra>%{fullData.name}</extra>"))
     ticks = [(v, t) for v, t in _PCT_TICKS if v <= top * 1.5]
     fig.update_layout(
         title="Percentile spectrum (HdrHistogram convention: x = 1/(1-p), log)",

@@ -136,6 +136,8 @@ class Run:
             self._interval[name] = Histogram(*self._geometry)
         elif description and not st.description:
             st.description = description
+        if name not in self._interval:  # a loaded run can be extended too
+            self._interval[name] = Histogram(*self._geometry)
         return st
 
     def record(self, stage: str, values: Any, description: str = "") -> int:
