@@ -13,7 +13,7 @@ Validation of an order and the 128-bit products are done by the C core
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -189,15 +189,12 @@ class SymbolConfig:
 
     def record_fields(self) -> dict[str, int]:
         """The fields of this config's CONFIG_APPLIED record."""
-        out = asdict(self)
-        out.pop("_c")
-        return out
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
     @classmethod
     def from_record(cls, rec: Any) -> "SymbolConfig":
         """Build from a decoded CONFIG_APPLIED record (or any mapping with its fields)."""
-        names = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
-        return cls(**{n: int(rec[n]) for n in names})
+        return cls(**{f.name: int(rec[f.name]) for f in fields(cls) if not f.name.startswith("_")})
 
 
 def notional(price: int, qty: int) -> int:
