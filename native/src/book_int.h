@@ -299,6 +299,8 @@ void bk_recentre(struct rsx_book *b, int64_t mid);
 void bk_reset(struct rsx_book *b);
 int bk_apply_op(struct rsx_book *b, const struct rsx_book_op *op, struct rsx_book_sink *s);
 int bk_resume(struct rsx_book *b, struct rsx_book_sink *s);
+int bk_replay_loop(struct rsx_book *b, const struct rsx_book_op *ops, size_t n,
+		   struct rsx_book_fill_row *fills, size_t cap, size_t *nfills);
 /* Insert a resting order as restore does: no events, no matching. */
 int bk_restore_order(struct rsx_book *b, uint32_t uix, const rsx_oid_t *oid, unsigned side,
 		     unsigned tif, unsigned flags, unsigned stp, int64_t price, int64_t rem,

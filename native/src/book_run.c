@@ -157,13 +157,6 @@ int rsx_book_run(struct rsx_book *b, const struct rsx_book_op *ops, size_t n, si
 
 /* ---- the benchmark loop ---- */
 
-static inline uint64_t id64(const uint8_t *oid)
-{
-	uint64_t v;
-	memcpy(&v, oid + 8, 8);
-	return __builtin_bswap64(v);
-}
-
 int rsx_book_replay(struct rsx_book *b, const struct rsx_book_op *ops, size_t n,
 		    struct rsx_book_fill_row *fills, size_t cap, size_t *nfills)
 {
@@ -175,36 +168,7 @@ int rsx_book_replay(struct rsx_book *b, const struct rsx_book_op *ops, size_t n,
 		return RSX_ESHORT;
 	if (!ops_valid(ops, 0, n))
 		return RSX_EINVALID;
-	struct rsx_book_sink s = { .buf = b->scratch, .cap = b->scratch_cap };
-	size_t nf = 0;
-	for (size_t i = 0; i < n; i++) {
-		s.len = 0;
-		int rc = bk_apply_op(b, &ops[i], &s);
-		for (;;) {
-			const uint8_t *p = s.buf, *end = s.buf + s.len;
-			while (p < end) {
-				uint64_t w0;
-				memcpy(&w0, p, 8);
-				if ((uint16_t)(w0 >> 16) == RSX_REC_FILL) {
-					const uint8_t *f = p + RSX_HEADER_SIZE;
-					if (UNLIKELY(nf == cap))
-						return RSX_ESHORT;
-					fills[nf].taker = id64(f + offsetof(struct rsx_fill, taker_order_id));
-					fills[nf].maker = id64(f + offsetof(struct rsx_fill, maker_order_id));
-					memcpy(&fills[nf].price, f + offsetof(struct rsx_fill, price), 8);
-					memcpy(&fills[nf].qty, f + offsetof(struct rsx_fill, qty), 8);
-					nf++;
-				}
-				p += RSX_HEADER_SIZE + (uint16_t)(w0 >> 32);
-			}
-			if (rc != RSX_BOOK_MORE)
-				break;
-			s.len = 0;
-			rc = bk_resume(b, &s);
-		}
-	}
-	*nfills = nf;
-	return 0;
+	return bk_replay_loop(b, ops, n, fills, cap, nfills);
 }
 
 /* ---- workload text (bench/workload.py) ---- */
