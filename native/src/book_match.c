@@ -176,7 +176,7 @@ static void top_changed(struct rsx_book *b, struct rsx_book_sink *s)
 	}
 	/* |mid - centre| > recentre_dist, in one unsigned comparison */
 	if (UNLIKELY((uint64_t)(mid - b->center) + (uint64_t)b->recentre_dist > 2 * (uint64_t)b->recentre_dist) &&
-	    b->ops - b->last_recentre_ops >= b->nlevels / 64)
+	    b->ops - b->last_recentre_ops >= b->nlevels / 16 + 64)
 		bk_recentre(b, mid);
 }
 
@@ -324,6 +324,14 @@ static inline void link_before(struct rsx_book *b, struct bk_side *sd, uint32_t 
 	sd->nlevels++;
 }
 
+/*
+ * Find or create the level of `price` in an occupied slot whose lowest level
+ * is x (coarse zones, or off-grid prices after a tick change). The slot's
+ * levels are consecutive in the side's list: a price below the lowest or
+ * above the highest is linked in O(1); otherwise the walk starts from the
+ * nearer end, so it is O(levels in the slot) only for prices deep inside a
+ * crowded slot (specs/book.md §3).
+ */
 static uint32_t level_in_slot(struct rsx_book *b, struct bk_side *sd, uint32_t slot, uint32_t x,
 			      int64_t price)
 {
@@ -334,16 +342,40 @@ static uint32_t level_in_slot(struct rsx_book *b, struct bk_side *sd, uint32_t s
 		sd->slots[slot] = n;
 		return n;
 	}
-	for (;;) {
-		uint32_t nx = b->lvl[x].next;
-		if (nx == NIL || b->lvl[nx].slot != slot || b->lvl[nx].price > price) {
+	/* the first level above the slot, and the slot's highest level */
+	uint32_t s2 = bm_next(sd, slot + 1);
+	uint32_t above = s2 == NIL ? NIL : sd->slots[s2];
+	uint32_t y = above == NIL ? sd->hi : b->lvl[above].prev;
+	if (price >= b->lvl[y].price) {
+		if (price == b->lvl[y].price)
+			return y;
+		n = lvl_new(b, price, slot);
+		link_before(b, sd, n, above);
+		return n;
+	}
+	if ((uint64_t)(price - b->lvl[x].price) <= (uint64_t)(b->lvl[y].price - price)) {
+		for (;;) {	/* upward from the lowest: x.price <= price < y.price */
+			uint32_t nx = b->lvl[x].next;
+			if (b->lvl[nx].price > price) {
+				if (b->lvl[x].price == price)
+					return x;
+				n = lvl_new(b, price, slot);
+				link_before(b, sd, n, nx);
+				return n;
+			}
+			x = nx;
+		}
+	}
+	for (;;) {	/* downward from the highest: x.price <= price < y.price */
+		uint32_t py = b->lvl[y].prev;
+		if (b->lvl[py].price <= price) {
+			if (b->lvl[py].price == price)
+				return py;
 			n = lvl_new(b, price, slot);
-			link_before(b, sd, n, nx);
+			link_before(b, sd, n, y);
 			return n;
 		}
-		if (b->lvl[nx].price == price)
-			return nx;
-		x = nx;
+		y = py;
 	}
 }
 

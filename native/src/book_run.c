@@ -134,6 +134,8 @@ int rsx_book_run(struct rsx_book *b, const struct rsx_book_op *ops, size_t n, si
 		return RSX_EINVALID;
 	if (b->tk.kind != PEND_NONE && *done >= n)
 		return RSX_EINVALID;	/* the suspended op must still be in ops */
+	if (cap - *nrows < RSX_BOOK_RUN_MIN_ROWS)
+		return RSX_ESHORT;
 	struct rsx_book_sink s = { .buf = b->scratch, .cap = b->scratch_cap };
 	while (*done < n) {
 		if (cap - *nrows < RSX_BOOK_RUN_MIN_ROWS)
