@@ -608,12 +608,12 @@ static inline __attribute__((always_inline)) int sweep_side(struct rsx_book *b, 
 		uint32_t mi = L->head;
 		struct bk_ord *M = &b->ord[mi];
 		struct bk_usr *MU = &b->usr[M->uix];
-		t->dirty = 1;
 		if (UNLIKELY(M->uix == tuix) && stp != RSX_STP_NONE) {
 			if (stp == RSX_STP_CANCEL_TAKER) {
-				t->stopped = 1;
+				t->stopped = 1;	/* nothing changed: no BBO for this */
 				break;
 			}
+			t->dirty = 1;
 			ev_cancelled(b, s, MU->user_id, M->side, RSX_REASON_SELF_TRADE, &M->oid, px, M->rem);
 			maker_remove(b, mi, tuix);
 			if (stp == RSX_STP_CANCEL_BOTH) {
@@ -623,6 +623,7 @@ static inline __attribute__((always_inline)) int sweep_side(struct rsx_book *b, 
 			continue;
 		}
 		int64_t q = rem < M->rem ? rem : M->rem;
+		t->dirty = 1;	/* a fill or a maker removal at the best level */
 		if (UNLIKELY(M->flags & RSX_ORDER_REDUCE_ONLY)) {
 			int64_t allow = reducing(MU->net, M->side);
 			if (allow == 0) {
