@@ -115,7 +115,7 @@ static void plan(struct layout *L, uint64_t cap, uint64_t lcap, uint64_t users, 
 	TAKE(lvl, lcap * sizeof(struct bk_lvl));
 	TAKE(obkt, (1ull << obits) * 4);
 	TAKE(usr, users * sizeof(struct bk_usr));
-	TAKE(ubkt, (1ull << ubits) * 4);
+	TAKE(ubkt, (1ull << ubits) * 8);
 	/* bitmap levels: words of level d+1 = ceil(words of level d / 64), until one word */
 	uint64_t bits = N;
 	L->depth = 0;
@@ -230,7 +230,7 @@ int rsx_book_create(struct rsx_book **out, const struct rsx_book_params *params,
 	uint64_t H = W + W / 5 + 3 * W / 100 + W / 250 + 1;
 	uint64_t N = 2 * H;
 	uint32_t obits = log2_pow2_at_least(p.capacity);
-	uint32_t ubits = log2_pow2_at_least(p.max_users);
+	uint32_t ubits = log2_pow2_at_least(2ull * p.max_users);	/* load <= 1/2 */
 	if (obits < 4)
 		obits = 4;
 	if (ubits < 4)
@@ -256,9 +256,10 @@ int rsx_book_create(struct rsx_book **out, const struct rsx_book_params *params,
 	b->lvl = (struct bk_lvl *)(m + L.lvl);
 	b->obkt = (uint32_t *)(m + L.obkt);
 	b->usr = (struct bk_usr *)(m + L.usr);
-	b->ubkt = (uint32_t *)(m + L.ubkt);
+	b->utab = (uint64_t *)(m + L.ubkt);
 	b->oshift = 64 - obits;
 	b->ushift = 64 - ubits;
+	b->umask = (1ull << ubits) - 1;
 	b->ocap = (uint32_t)p.capacity;
 	b->lcap = (uint32_t)p.level_capacity;
 	b->ucap = p.max_users;
@@ -290,7 +291,7 @@ int rsx_book_create(struct rsx_book **out, const struct rsx_book_params *params,
 void bk_reset(struct rsx_book *b)
 {
 	memset(b->obkt, 0xFF, (size_t)4 << (64 - b->oshift));
-	memset(b->ubkt, 0xFF, (size_t)4 << (64 - b->ushift));
+	memset(b->utab, 0xFF, (size_t)8 << (64 - b->ushift));
 	for (int s = 0; s < 2; s++) {
 		struct bk_side *sd = &b->side[s];
 		memset(sd->slots, 0xFF, b->N * 4);
@@ -380,7 +381,7 @@ uint64_t rsx_book_slot_of(const struct rsx_book *b, rsx_price_t price)
 static void level_info(const struct bk_lvl *l, struct rsx_book_level_info *out)
 {
 	out->price = l->price;
-	out->qty = sat_qty(l->qty);
+	out->qty = l->qty;
 	out->count = l->count;
 	out->_pad0 = 0;
 }
@@ -485,7 +486,7 @@ static int check_side(const struct rsx_book *b, int s, char *msg, size_t cap, ui
 				FAIL("side %d: slot %u points at %u, not its lowest level %u", s,
 				     L->slot, sd->slots[L->slot], l);
 		}
-		__int128 sum = 0;
+		int64_t sum = 0;
 		uint32_t n = 0, op = NIL;
 		for (uint32_t o = L->head; o != NIL; o = b->ord[o].next) {
 			const struct bk_ord *O = &b->ord[o];
@@ -501,7 +502,8 @@ static int check_side(const struct rsx_book *b, int s, char *msg, size_t cap, ui
 				FAIL("side %d: order %u has a bad user slot %u", s, o, O->uix);
 			if (order_find(b, O->uix, &O->oid) != o)
 				FAIL("side %d: order %u not found through the index", s, o);
-			sum += O->rem;
+			if (__builtin_add_overflow(sum, O->rem, &sum))
+				sum = INT64_MAX;	/* saturated: the level total saturates too */
 			op = o;
 		}
 		if (n != L->count || L->tail != op)
@@ -582,13 +584,17 @@ int rsx_book_check(const struct rsx_book *b, char *msg, size_t cap)
 		FAIL("order index holds %llu, norders %u", (unsigned long long)indexed, b->norders);
 	/* users: index, counts, lists */
 	uint64_t users = 0, listed = 0;
-	for (uint64_t k = 0; k < (1ull << (64 - b->ushift)); k++)
-		for (uint32_t u = b->ubkt[k]; u != NIL; u = b->usr[u].hnext) {
+	for (uint64_t k = 0; k <= utab_mask(b); k++) {
+		uint64_t e = b->utab[k];
+		uint32_t u = (uint32_t)e;
+		if (u == NIL)
+			continue;
+		{
 			const struct bk_usr *U = &b->usr[u];
-			if (++users > b->ucap)
-				FAIL("user index loops");
-			if (uhash(b, U->user_id) != k)
-				FAIL("user %u in the wrong bucket", U->user_id);
+			if (++users > b->ucap || u >= b->ubump)
+				FAIL("user index holds a bad slot %u", u);
+			if (U->user_id != (uint32_t)(e >> 32) || user_find(b, U->user_id) != u)
+				FAIL("user %u not found through the index", U->user_id);
 			if (U->norders == 0 && U->net == 0 && b->tk.kind == PEND_NONE)
 				FAIL("user %u kept with no order and no position", U->user_id);
 			uint32_t n = 0, p = NIL;
@@ -602,13 +608,14 @@ int rsx_book_check(const struct rsx_book *b, char *msg, size_t cap)
 				FAIL("user %u lists %u orders, norders %u", U->user_id, n, U->norders);
 			listed += n;
 		}
+	}
 	if (users != b->nusers)
 		FAIL("user index holds %llu, nusers %u", (unsigned long long)users, b->nusers);
 	if (listed != b->norders)
 		FAIL("user lists hold %llu orders, norders %u", (unsigned long long)listed,
 		     b->norders);
 	nfree = 0;
-	for (uint32_t u = b->ufree; u != NIL; u = b->usr[u].hnext)
+	for (uint32_t u = b->ufree; u != NIL; u = b->usr[u].free_next)
 		if (++nfree > b->ucap || u >= b->ubump)
 			FAIL("user free list broken at %u", u);
 	if (nfree + b->nusers != b->ubump)

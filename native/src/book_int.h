@@ -44,20 +44,20 @@ _Static_assert(sizeof(struct bk_ord) == 64, "order slot is one cache line");
 /* One exact price on one side (specs/book.md §3). */
 struct bk_lvl {
 	int64_t price;
+	int64_t qty;		/* sum of open quantity, saturated at INT64_MAX (see level_sub) */
 	uint32_t head;		/* FIFO of orders */
 	uint32_t tail;
-	__int128 qty;		/* sum of open quantity: cannot overflow */
 	uint32_t next;		/* price-sorted list of the side: higher price; free-list link */
 	uint32_t prev;		/* lower price */
 	uint32_t count;		/* orders */
 	uint32_t slot;		/* map slot of price */
 };
-_Static_assert(sizeof(struct bk_lvl) == 48, "level node is 48 bytes");
+_Static_assert(sizeof(struct bk_lvl) == 40, "level node is 40 bytes");
 
 /* A user with book state (specs/book.md §6). */
 struct bk_usr {
 	uint32_t user_id;
-	uint32_t hnext;		/* user-index chain; free-list link when free */
+	uint32_t free_next;	/* free-list link when free */
 	int64_t net;		/* position in this book, saturating */
 	uint32_t norders;
 	uint32_t head;		/* the user's resting orders, oldest first */
@@ -106,9 +106,10 @@ struct rsx_book {
 	struct bk_lvl *lvl;
 	uint32_t *obkt;
 	struct bk_usr *usr;
-	uint32_t *ubkt;
+	uint64_t *utab;		/* user index: open addressing, user_id << 32 | slot; NIL slot = empty */
 	uint32_t oshift;	/* 64 - log2(order buckets) */
-	uint32_t ushift;
+	uint32_t ushift;	/* 64 - log2(utab entries) */
+	uint64_t umask;		/* utab entries - 1 */
 	uint32_t ofree, obump, ocap;
 	uint32_t lfree, lbump, lcap;
 	uint32_t ufree, ubump, ucap;
@@ -165,8 +166,8 @@ static inline uint32_t ohash(const struct rsx_book *b, uint32_t uix, const rsx_o
 	uint64_t lo, hi;
 	memcpy(&lo, oid->b, 8);
 	memcpy(&hi, oid->b + 8, 8);
-	uint64_t h = (lo ^ ((hi << 29) | (hi >> 35)) ^ (uint64_t)uix * 0x9E3779B97F4A7C15ull) *
-		     0xD6E8FEB86659FD93ull;
+	/* the rotate moves the entropy of a byte-swapped counter down before the multiply */
+	uint64_t h = (lo ^ ((hi << 29) | (hi >> 35)) ^ uix) * 0xD6E8FEB86659FD93ull;
 	return (uint32_t)(h >> b->oshift);
 }
 
@@ -175,12 +176,26 @@ static inline uint32_t uhash(const struct rsx_book *b, uint32_t user_id)
 	return (uint32_t)(((uint64_t)user_id * 0x9E3779B97F4A7C15ull) >> b->ushift);
 }
 
+#define UTAB_EMPTY 0xFFFFFFFFFFFFFFFFull
+
+static inline uint64_t utab_mask(const struct rsx_book *b)
+{
+	return b->umask;
+}
+
+/* The user's slot, or NIL: linear probing over (user_id, slot) pairs, no pointer chase. */
 static inline uint32_t user_find(const struct rsx_book *b, uint32_t user_id)
 {
-	uint32_t u = b->ubkt[uhash(b, user_id)];
-	while (u != NIL && b->usr[u].user_id != user_id)
-		u = b->usr[u].hnext;
-	return u;
+	uint64_t mask = utab_mask(b);
+	for (uint64_t h = uhash(b, user_id);; h = (h + 1) & mask) {
+		uint64_t e = b->utab[h];
+		/* an empty entry is all ones: for user 0xFFFFFFFF it "matches" with slot NIL,
+		 * which is the right answer since an empty entry ends the probe */
+		if ((uint32_t)(e >> 32) == user_id)
+			return (uint32_t)e;
+		if ((uint32_t)e == NIL)
+			return NIL;
+	}
 }
 
 static inline uint32_t order_find(const struct rsx_book *b, uint32_t uix, const rsx_oid_t *oid)
@@ -199,9 +214,28 @@ static inline int64_t sat_add(int64_t a, int64_t d)
 	return r;
 }
 
-static inline int64_t sat_qty(__int128 q)
+/*
+ * A level's total open quantity is an int64 that saturates at INT64_MAX
+ * (orders of up to INT64_MAX each could otherwise overflow it). Adding
+ * saturates; taking away from a saturated total recounts the FIFO exactly, so
+ * the total is always min(true sum, INT64_MAX). Only a level holding more
+ * than INT64_MAX ever pays the recount.
+ */
+static inline void level_add(struct bk_lvl *L, int64_t q)
 {
-	return q > INT64_MAX ? INT64_MAX : (int64_t)q;
+	if (UNLIKELY(__builtin_add_overflow(L->qty, q, &L->qty)))
+		L->qty = INT64_MAX;
+}
+
+int64_t bk_level_recount(const struct rsx_book *b, const struct bk_lvl *L);
+
+/* Call after the orders' own quantities changed: q is what left the level. */
+static inline void level_sub(const struct rsx_book *b, struct bk_lvl *L, int64_t q)
+{
+	if (UNLIKELY(L->qty == INT64_MAX))
+		L->qty = bk_level_recount(b, L);
+	else
+		L->qty -= q;
 }
 
 /* How much an order of `side` may fill without opening or growing a position. */

@@ -155,12 +155,12 @@ static void top_changed(struct rsx_book *b, struct rsx_book_sink *s)
 	p[6] = 0;
 	if (bl != NIL) {
 		bp = b->lvl[bl].price;
-		p[4] = (uint64_t)sat_qty(b->lvl[bl].qty);
+		p[4] = (uint64_t)b->lvl[bl].qty;
 		bc = b->lvl[bl].count;
 	}
 	if (al != NIL) {
 		ap = b->lvl[al].price;
-		p[6] = (uint64_t)sat_qty(b->lvl[al].qty);
+		p[6] = (uint64_t)b->lvl[al].qty;
 		ac = b->lvl[al].count;
 	}
 	p[3] = (uint64_t)bp;
@@ -227,17 +227,19 @@ uint32_t bk_user_get(struct rsx_book *b, uint32_t user_id)
 		return u;
 	if (b->ufree != NIL) {
 		u = b->ufree;
-		b->ufree = b->usr[u].hnext;
+		b->ufree = b->usr[u].free_next;
 	} else if (b->ubump < b->ucap) {
 		u = b->ubump++;
 	} else {
 		return NIL;
 	}
 	struct bk_usr *U = &b->usr[u];
-	uint32_t h = uhash(b, user_id);
+	uint64_t mask = utab_mask(b), h = uhash(b, user_id);
+	while ((uint32_t)b->utab[h] != NIL)
+		h = (h + 1) & mask;
+	b->utab[h] = (uint64_t)user_id << 32 | u;
 	U->user_id = user_id;
-	U->hnext = b->ubkt[h];
-	b->ubkt[h] = u;
+	U->free_next = NIL;
 	U->net = 0;
 	U->norders = 0;
 	U->head = U->tail = NIL;
@@ -251,11 +253,23 @@ uint32_t bk_user_get(struct rsx_book *b, uint32_t user_id)
 static void user_release(struct rsx_book *b, uint32_t u)
 {
 	struct bk_usr *U = &b->usr[u];
-	uint32_t *pp = &b->ubkt[uhash(b, U->user_id)];
-	while (*pp != u)
-		pp = &b->usr[*pp].hnext;
-	*pp = U->hnext;
-	U->hnext = b->ufree;
+	uint64_t mask = utab_mask(b), i = uhash(b, U->user_id);
+	while ((uint32_t)b->utab[i] != u)
+		i = (i + 1) & mask;
+	/* backward-shift deletion keeps every probe chain unbroken (no tombstones) */
+	for (uint64_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+		uint64_t e = b->utab[j];
+		if ((uint32_t)e == NIL)
+			break;
+		uint64_t home = uhash(b, (uint32_t)(e >> 32));
+		/* e may fill the hole at i unless its home lies cyclically in (i, j] */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			b->utab[i] = e;
+			i = j;
+		}
+	}
+	b->utab[i] = UTAB_EMPTY;
+	U->free_next = b->ufree;
 	b->ufree = u;
 	b->nusers--;
 }
@@ -451,7 +465,7 @@ static inline void fifo_append(struct rsx_book *b, uint32_t l, uint32_t oi, int6
 		L->head = oi;
 	L->tail = oi;
 	L->count++;
-	L->qty += rem;
+	level_add(L, rem);
 }
 
 /* Take order oi out of its level's FIFO (the level goes when it empties). */
@@ -467,9 +481,10 @@ static inline void fifo_unlink(struct rsx_book *b, uint32_t oi)
 		b->ord[O->next].prev = O->prev;
 	else
 		L->tail = O->prev;
-	L->qty -= O->rem;
 	if (--L->count == 0)
 		level_remove(b, &b->side[O->side], O->lvl);
+	else
+		level_sub(b, L, O->rem);
 }
 
 static inline void index_remove(struct rsx_book *b, uint32_t oi)
@@ -482,7 +497,7 @@ static inline void index_remove(struct rsx_book *b, uint32_t oi)
 }
 
 /* Remove a resting order from the book entirely and free its slot. */
-static inline void order_destroy(struct rsx_book *b, uint32_t oi)
+static inline __attribute__((always_inline)) void order_destroy(struct rsx_book *b, uint32_t oi)
 {
 	fifo_unlink(b, oi);
 	index_remove(b, oi);
@@ -500,6 +515,15 @@ static inline uint32_t *order_link(struct rsx_book *b, uint32_t uix, const rsx_o
 }
 
 /* A maker leaves the book during a sweep; its user may go idle (not the taker's). */
+int64_t bk_level_recount(const struct rsx_book *b, const struct bk_lvl *L)
+{
+	int64_t sum = 0;
+	for (uint32_t o = L->head; o != NIL; o = b->ord[o].next)
+		if (__builtin_add_overflow(sum, b->ord[o].rem, &sum))
+			return INT64_MAX;
+	return sum;
+}
+
 static inline __attribute__((always_inline)) void maker_remove(struct rsx_book *b, uint32_t mi, uint32_t tuix)
 {
 	uint32_t u = b->ord[mi].uix;
@@ -638,7 +662,7 @@ static inline __attribute__((always_inline)) int sweep_side(struct rsx_book *b, 
 		rem -= q;
 		M->rem -= q;
 		M->filled = sat_add(M->filled, q);
-		L->qty -= q;
+		level_sub(b, L, q);
 		if (LIKELY(M->uix != tuix)) {
 			TU->net = sat_add(TU->net, buy ? q : -q);
 			MU->net = sat_add(MU->net, buy ? -q : q);
@@ -752,7 +776,7 @@ static inline __attribute__((always_inline)) int op_new(struct rsx_book *b, stru
 
 	b->ops++;
 	/* one test on the common path; the slow path finds the first bad field */
-	if (UNLIKELY(((side >> 1) | (stp >> 2) | flags | b->cfg.status) != 0 || tif > RSX_TIF_FOK)) {
+	if (UNLIKELY((side >> 1) | ((tif + 1) >> 2) | (stp >> 2) | flags | b->cfg.status)) {
 		if ((reason = first_bad_field(side, tif, flags, stp, b->cfg.status)) != 0)
 			goto fail;
 	}
@@ -947,8 +971,9 @@ static int op_amend(struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_i
 			reason = RSX_REASON_AMEND_NOT_DOWN;
 			goto fail;
 		}
-		L->qty -= O->rem - qty;
+		int64_t cut = O->rem - qty;
 		O->rem = qty;
+		level_sub(b, L, cut);
 		ev_amended(b, s, user_id, side, oid, cur, qty);
 		if (O->lvl == side_best(b, side))
 			top_changed(b, s);
@@ -1102,12 +1127,13 @@ int rsx_book_resume(struct rsx_book *b, struct rsx_book_sink *s)
 static inline __attribute__((always_inline)) int apply_op(struct rsx_book *b, const struct rsx_book_op *op,
 							  struct rsx_book_sink *s)
 {
-	switch (op->kind) {
-	case RSX_BOOK_OP_NEW:
+	/* new orders and cancels are nearly all of the traffic: test them first */
+	if (LIKELY(op->kind == RSX_BOOK_OP_NEW))
 		return op_new(b, s, op->user_id, &op->order_id, op->side, op->tif, op->flags, op->stp,
 			      op->price.raw, op->qty.raw);
-	case RSX_BOOK_OP_CANCEL:
+	if (LIKELY(op->kind == RSX_BOOK_OP_CANCEL))
 		return op_cancel(b, s, op->user_id, &op->order_id);
+	switch (op->kind) {
 	case RSX_BOOK_OP_CANCEL_ALL:
 		return op_cancel_all(b, s, op->user_id, &op->order_id);
 	case RSX_BOOK_OP_AMEND:

@@ -49,6 +49,47 @@ size_t rsx_book_snapshot_size(const struct rsx_book *b)
 	return snap_size(b->nusers, b->norders);
 }
 
+/* Heapsort the 16-byte user records (user_id first) in place: no scratch memory. */
+static uint32_t rec_id(const uint8_t *base, size_t i)
+{
+	uint32_t id;
+	memcpy(&id, base + i * USER_REC, 4);
+	return id;
+}
+
+static void rec_swap(uint8_t *base, size_t i, size_t j)
+{
+	uint8_t t[USER_REC];
+	memcpy(t, base + i * USER_REC, USER_REC);
+	memcpy(base + i * USER_REC, base + j * USER_REC, USER_REC);
+	memcpy(base + j * USER_REC, t, USER_REC);
+}
+
+static void sift(uint8_t *base, size_t i, size_t n)
+{
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			return;
+		if (c + 1 < n && rec_id(base, c + 1) > rec_id(base, c))
+			c++;
+		if (rec_id(base, i) >= rec_id(base, c))
+			return;
+		rec_swap(base, i, c);
+		i = c;
+	}
+}
+
+static void sort_users(uint8_t *base, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift(base, i, n);
+	for (size_t end = n; end-- > 1;) {
+		rec_swap(base, 0, end);
+		sift(base, 0, end);
+	}
+}
+
 static uint8_t *put(uint8_t *p, const void *v, size_t n)
 {
 	memcpy(p, v, n);
@@ -89,14 +130,18 @@ int64_t rsx_book_snapshot(const struct rsx_book *b, uint64_t wal_seq, void *buf,
 	rsx_symbol_config_to_record(&h.config, &b->cfg);
 	uint8_t *p = put(out, &h, sizeof h);
 
-	/* users, in index order; ulists follow the same order */
-	for (uint64_t k = 0; k < (1ull << (64 - b->ushift)); k++)
-		for (uint32_t u = b->ubkt[k]; u != NIL; u = b->usr[u].hnext) {
-			const struct bk_usr *U = &b->usr[u];
-			p = put(p, &U->user_id, 4);
-			p = put(p, &U->norders, 4);
-			p = put(p, &U->net, 8);
-		}
+	/* users, sorted by user id so the snapshot does not depend on the index layout */
+	uint8_t *users = p;
+	for (uint64_t k = 0; k <= utab_mask(b); k++) {
+		uint32_t u = (uint32_t)b->utab[k];
+		if (u == NIL)
+			continue;
+		const struct bk_usr *U = &b->usr[u];
+		p = put(p, &U->user_id, 4);
+		p = put(p, &U->norders, 4);
+		p = put(p, &U->net, 8);
+	}
+	sort_users(users, b->nusers);
 	/* orders: bids then asks, ascending price, FIFO within a price */
 	for (int s = 0; s < 2; s++)
 		for (uint32_t l = b->side[s].lo; l != NIL; l = b->lvl[l].next)
@@ -110,10 +155,12 @@ int64_t rsx_book_snapshot(const struct rsx_book *b, uint64_t wal_seq, void *buf,
 				p = put(p, &b->usr[O->uix].user_id, 4);
 				p = put(p, tail, 4);
 			}
-	for (uint64_t k = 0; k < (1ull << (64 - b->ushift)); k++)
-		for (uint32_t u = b->ubkt[k]; u != NIL; u = b->usr[u].hnext)
-			for (uint32_t o = b->usr[u].head; o != NIL; o = b->ord[o].unext)
-				p = put(p, b->ord[o].oid.b, 16);
+	for (uint32_t i = 0; i < b->nusers; i++) {
+		uint32_t user_id;
+		memcpy(&user_id, users + (size_t)i * USER_REC, 4);
+		for (uint32_t o = b->usr[user_find(b, user_id)].head; o != NIL; o = b->ord[o].unext)
+			p = put(p, b->ord[o].oid.b, 16);
+	}
 	uint32_t crc = rsx_crc32c(0, out, (size_t)(p - out));
 	p = put(p, &crc, 4);
 	return (int64_t)size;
@@ -165,6 +212,7 @@ int rsx_book_snapshot_params(const void *buf, size_t len, struct rsx_book_params
 static int restore_body(struct rsx_book *b, const uint8_t *buf, const struct snap_header *h)
 {
 	const uint8_t *p = buf + RSX_BOOK_SNAP_HEADER;
+	uint32_t last_user = 0;
 	if (h->n_users > b->ucap || h->n_orders > b->ocap || h->center <= 0)
 		return RSX_EINVALID;
 
@@ -174,8 +222,9 @@ static int restore_body(struct rsx_book *b, const uint8_t *buf, const struct sna
 		memcpy(&user_id, p, 4);
 		memcpy(&norders, p + 4, 4);
 		memcpy(&net, p + 8, 8);
-		if (user_find(b, user_id) != NIL || (norders == 0 && net == 0))
-			return RSX_EINVALID;
+		if ((i > 0 && user_id <= last_user) || (norders == 0 && net == 0))
+			return RSX_EINVALID;	/* users are sorted, unique, and each has state */
+		last_user = user_id;
 		uint32_t u = bk_user_get(b, user_id);
 		if (u == NIL)
 			return RSX_EINVALID;

@@ -607,8 +607,64 @@ static void test_drift(void)
 	rsx_book_destroy(b);
 }
 
+/* A level holding more than INT64_MAX: the total saturates and recounts exactly when it shrinks. */
+static void test_level_saturation(void)
+{
+	struct rsx_book *b = t_book_ex(64, 0, 16, 100, 1);
+	struct rsx_symbol_config c = t_cfg(1, 1);
+	c.max_qty.raw = INT64_MAX;
+	T_EQ(rsx_book_set_config(b, &c), 0);
+	int64_t big = INT64_MAX - 10;
+	t_gtc(b, 1, 1, SELL, 1, big);
+	EXPECT(INS, BBO);
+	T_EQ(t_ev[1].ask_qty, big);
+	t_gtc(b, 2, 2, SELL, 1, big);
+	EXPECT(INS, BBO);
+	T_EQ(t_ev[1].ask_qty, INT64_MAX);	/* saturated */
+	T_EQ(t_ev[1].ask_count, 2);
+	t_gtc(b, 3, 3, SELL, 1, 5);
+	T_BOOK_OK(b);
+	t_new(b, 4, 4, BUY, 1, 100, RSX_TIF_IOC, 0, RSX_STP_NONE);	/* a fill from a saturated level */
+	EXPECT(FILL, DONE, BBO);
+	T_EQ(t_ev[2].ask_qty, INT64_MAX);
+	t_cancel(b, 1, 1);
+	EXPECT(CANC, BBO);
+	T_EQ(t_ev[1].ask_qty, big + 5);	/* exact again */
+	T_BOOK_OK(b);
+	t_amend(b, 2, 2, 0, 7);
+	EXPECT(AMD, BBO);
+	T_EQ(t_ev[1].ask_qty, 12);
+	T_BOOK_OK(b);
+	rsx_book_destroy(b);
+}
+
+/* Users come and go through a small, crowded user index (collisions, backward-shift deletes). */
+static void test_user_churn(void)
+{
+	struct rsx_book *b = t_book_ex(256, 0, 8, 1000, 1);
+	uint64_t x = 12345, id = 1;
+	for (int i = 0; i < 20000; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		uint32_t user = 1 + (uint32_t)((x >> 33) % 40);
+		if ((x >> 20) % 3 == 0)
+			t_cancel_all(b, user);
+		else
+			t_new(b, user, id++, (x >> 40) & 1, 995 + (int64_t)((x >> 44) % 11), 1 + (x >> 50) % 3,
+			      (x >> 56) % 4 == 0 ? RSX_TIF_IOC : RSX_TIF_GTC, 0, RSX_STP_NONE);
+		if (i % 500 == 0)
+			T_BOOK_OK(b);
+	}
+	T_BOOK_OK(b);
+	struct rsx_book_stats st;
+	rsx_book_stats(b, &st);
+	T_CHECK(st.users <= 8);
+	rsx_book_destroy(b);
+}
+
 int main(void)
 {
+	test_user_churn();
+	test_level_saturation();
 	test_map();
 	test_match_basic();
 	test_fok_postonly();
