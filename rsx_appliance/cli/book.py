@@ -83,13 +83,13 @@ def run_replay(args: argparse.Namespace) -> int:
     try:
         ops = load_ops(args.workload)
     except OSError as exc:
-        print(f"rsx book replay: {args.workload}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"rsx book replay: error: {args.workload}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except FieldError as exc:
-        print(f"rsx book replay: {args.workload}: {exc}", file=sys.stderr)
+        print(f"rsx book replay: error: {args.workload}: {exc}", file=sys.stderr)
         return 2
     if args.capacity < 0:
-        print("rsx book replay: --capacity must be >= 0", file=sys.stderr)
+        print("rsx book replay: error: --capacity must be >= 0", file=sys.stderr)
         return 2
     with replay_book(ops, args.capacity) as book:
         fills = book.replay(ops)
