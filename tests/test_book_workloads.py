@@ -127,3 +127,24 @@ def test_cli_replay_bad_input(tmp_path, capsys):
     assert rsx_main(["book", "replay", str(bad)]) == 2
     bad.write_text("A B 99999999999999999999 5 1 GTC\n")
     assert rsx_main(["book", "replay", str(bad)]) == 2
+
+
+@pytest.mark.parametrize("variant,cut", [("normal", 3000), ("deep", 7000)])
+def test_snapshot_mid_workload_gives_the_same_digest(variant, cut):
+    """Replay the first part, snapshot, restore into a new book, replay the rest there:
+    the combined fills and the final book give refmatch's digest for the whole workload."""
+    import numpy as np
+
+    from rsx_appliance.book import Book
+
+    ops, _ = workload.generate(11, 10000, workload.VARIANTS[variant])
+    parsed = parse_workload(to_text(ops).encode(), users=64, stp=Stp.NONE)
+    with replay_book(parsed) as first:
+        head = first.replay(parsed[:cut])
+        snap = first.snapshot(wal_seq=cut)
+    restored, seq = Book.restore(snap, hugepages="never")
+    with restored:
+        assert seq == cut
+        tail = restored.replay(parsed[cut:])
+        fills = np.concatenate([head, tail])
+        assert digest_line(digest(parsed, restored, fills)) == ref_digest(ops)

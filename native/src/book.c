@@ -154,8 +154,7 @@ static void *map_memory(struct rsx_book_params *p, uint64_t len, uint32_t *backi
 		}
 	}
 	/* Over-map by 2 MiB and trim, so THP can back the region with aligned pages. */
-	uint8_t *raw = mmap(NULL, len + HUGE_2M, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *raw = mmap(NULL, len + HUGE_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (raw == MAP_FAILED)
 		return NULL;
 	uint8_t *start = (uint8_t *)align_up((uintptr_t)raw, HUGE_2M);
@@ -168,8 +167,15 @@ static void *map_memory(struct rsx_book_params *p, uint64_t len, uint32_t *backi
 	*backing = RSX_BOOK_MEM_SMALL;
 	if (!(p->flags & RSX_BOOK_THP_NEVER) && madvise(m, len, MADV_HUGEPAGE) == 0)
 		*backing = RSX_BOOK_MEM_THP;
+	/* prefault now, so matching never takes a page fault */
 	if (madvise(m, len, MADV_POPULATE_WRITE) != 0) {
-		for (uint64_t off = 0; off < len; off += 4096)
+		if (errno != EINVAL) {	/* ENOMEM & co: fail creation, not later */
+			int err = errno;
+			munmap(m, len);
+			errno = err;
+			return NULL;
+		}
+		for (uint64_t off = 0; off < len; off += 4096)	/* kernel < 5.14 */
 			((volatile uint8_t *)m)[off] = 0;
 	}
 	if (p->flags & RSX_BOOK_HUGETLB_NEVER)
