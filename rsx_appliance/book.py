@@ -23,6 +23,8 @@ or the typed exception of the C return code (:func:`rsx_appliance.errors.check`)
 Memory: when the reserved hugepage pool cannot hold the book, it falls back to
 transparent hugepages and logs a WARNING on the ``rsx_appliance.book`` logger;
 :meth:`Book.memory` says which backing is in use.
+
+A book is single-threaded, like the C core: use one book from one thread.
 """
 
 from __future__ import annotations
