@@ -21,7 +21,8 @@ struct rmeta {
 	uint64_t held;		/* seq stored in the slot, 0 = none */
 	uint64_t hole;		/* seq whose NAK timer this is */
 	uint64_t due;		/* next NAK time (CLOCK_MONOTONIC ns) */
-	uint32_t tries;		/* NAKs sent for `hole` */
+	uint64_t nak_ns;	/* when `hole` was last NAKed */
+	uint32_t tries;		/* NAKs for `hole` that a live sender left unanswered */
 	uint16_t len;		/* record size of `held` */
 	uint16_t _pad;
 };
@@ -117,6 +118,7 @@ static void arm(struct rsx_cmp_receiver *r, struct rmeta *m, uint64_t seq, uint6
 {
 	m->hole = seq;
 	m->due = now + r->delay_ns;
+	m->nak_ns = 0;
 	m->tries = 0;
 	if (!r->nak_next || m->due < r->nak_next)
 		r->nak_next = m->due;
@@ -280,7 +282,12 @@ uint64_t cmp_receiver_tick(struct rsx_cmp_receiver *r, uint64_t now)
 			s++;
 			continue;
 		}
-		if (m->tries >= r->cfg.nak_max_retries) {
+		/*
+		 * A NAK counts against the hole only if the sender was heard from
+		 * after it: a sender that is silent (descheduled, restarting) is not
+		 * a sender that cannot serve the seq, so it never exhausts a hole.
+		 */
+		if (m->tries >= r->cfg.nak_max_retries && r->last_heard > m->nak_ns) {
 			exhausted = s;
 			s++;
 			continue;
@@ -292,17 +299,24 @@ uint64_t cmp_receiver_tick(struct rsx_cmp_receiver *r, uint64_t now)
 		uint64_t from = s, count = 0;
 		while (s <= r->tracked && count < r->cfg.nak_max_count) {
 			m = &r->meta[s & r->mask];
-			if (m->held == s || m->hole != s || m->due > now || m->tries >= r->cfg.nak_max_retries)
+			if (m->held == s || m->hole != s || m->due > now ||
+			    (m->tries >= r->cfg.nak_max_retries && r->last_heard > m->nak_ns))
 				break;
-			m->tries++;
+			if (m->tries == 0 || r->last_heard > m->nak_ns)
+				m->tries++;
+			m->nak_ns = now;
+			/*
+			 * No backoff: the window holds only a few ms of a fast stream, and a
+			 * hole that waits longer than that stalls delivery and overruns it.
+			 */
 			m->due = now + r->retry_ns;
+			if (!next || m->due < next)
+				next = m->due;
 			count++;
 			s++;
 		}
 		send_nak(r, from, count);
 		runs++;
-		if (!next || now + r->retry_ns < next)
-			next = now + r->retry_ns;
 	}
 	if (exhausted) {
 		r->needs_replay = 1;

@@ -409,6 +409,43 @@ static void test_needs_replay_then_replay(void)
 	pair_close(&p);
 }
 
+/* A sender that stops running (descheduled, paused) is silent, not unable: its holes never exhaust. */
+static void test_silent_sender_does_not_exhaust(void)
+{
+	struct rsx_cmp_fault_config f;
+	struct rsx_cmp_sender_config sc;
+	struct rsx_cmp_receiver_config rc;
+	struct pair p;
+	struct rsx_cmp_receiver_info info;
+	struct rsx_cmp_receiver_stats rs;
+	memset(&f, 0, sizeof(f));
+	f.nrules = 1;
+	f.rules[0] = (struct rsx_cmp_fault_rule){ RSX_CMP_FAULT_DROP, RSX_CMP_FC_DATA, 4, 1, 0 };
+	rsx_cmp_sender_config_init(&sc);
+	sc.heartbeat_us = 1000;
+	rsx_cmp_receiver_config_init(&rc);
+	rc.nak_retry_us = 200;
+	rc.nak_max_retries = 2;
+	pair_open(&p, &f, &sc, &rc);
+	send_range(&p, 1, 10);
+	uint64_t end = rsx_cmp_now_ns() + 30000000ull;
+	while (rsx_cmp_now_ns() < end) {	/* only the receiver runs for 30 ms */
+		rsx_cmp_poll(p.b, 0);
+		t_sleep_us(50);
+	}
+	rsx_cmp_receiver_info(p.r, &info);
+	T_EQ(info.state, RSX_CMP_RECOVERING);
+	rsx_cmp_receiver_stats(p.r, &rs);
+	T_CHECK(rs.naks_sent >= 4);	/* it kept asking */
+	T_EQ(rs.faults, 0);
+	pump_until(&p, 10, 1000);	/* the sender runs again and answers */
+	T_EQ(p.got, 10);
+	T_EQ(p.bad, 0);
+	rsx_cmp_receiver_info(p.r, &info);
+	T_EQ(info.state, RSX_CMP_LIVE);
+	pair_close(&p);
+}
+
 static void test_stall_never_drops(void)
 {
 	struct pair p;
@@ -526,11 +563,14 @@ static void test_spoofed_heartbeat_is_bounded(void)
 	struct rsx_cmp_receiver_stats rs;
 	struct rsx_cmp_addr to;
 	uint8_t rec[RSX_RECORD_MAX];
+	struct rsx_cmp_sender_config sc;
+	rsx_cmp_sender_config_init(&sc);
+	sc.heartbeat_us = 200;	/* the sender is alive, just does not have those seqs */
 	rsx_cmp_receiver_config_init(&rc);
 	rc.window = 256;
 	rc.nak_retry_us = 200;
 	rc.nak_max_retries = 2;
-	pair_open(&p, NULL, NULL, &rc);
+	pair_open(&p, NULL, &sc, &rc);
 	send_range(&p, 1, 10);
 	pump_until(&p, 10, 500);
 	struct rsx_heartbeat hb;
@@ -617,6 +657,7 @@ int main(void)
 	test_fetch_mismatch_not_sent();
 	test_tail_loss_by_heartbeat();
 	test_needs_replay_then_replay();
+	test_silent_sender_does_not_exhaust();
 	test_stall_never_drops();
 	test_join_and_start_seq();
 	test_stride_and_padding();
