@@ -81,6 +81,7 @@ struct side {
 	uint64_t *samples;
 	volatile int *stop;
 	volatile uint64_t *first_send;
+	volatile uint64_t *delivered;	/* B's progress, read by A when c->inflight bounds it */
 	int pinned;
 	int err;
 };
@@ -221,6 +222,16 @@ static void *ow_a(void *arg)
 		uint64_t limit = next + batch - 1;
 		if (limit > c->count)
 			limit = c->count;
+		if (c->inflight) {
+			/* Capacity mode: stay at most `inflight` records ahead of what B delivered. */
+			uint64_t cap = __atomic_load_n(sd->delivered, __ATOMIC_RELAXED) + c->inflight;
+			if (cap < limit)
+				limit = cap;
+			if (limit < next) {
+				rsx_cmp_poll(sd->ep, 0);
+				continue;
+			}
+		}
 		if (c->rate && t0) {
 			uint64_t allowed = (now - t0) / (1000000000ull / c->rate) + 1;
 			if (allowed < limit)
@@ -279,6 +290,7 @@ static void *ow_b(void *arg)
 		for (int k = 0; k < n; k++, got++)
 			if (check_rec(in + (size_t)k * RSX_RECORD_MAX, c->payload, S_AB, got + 1) != (int64_t)(got + 1))
 				sd->res->order_errors++;
+		__atomic_store_n(sd->delivered, got, __ATOMIC_RELAXED);
 	}
 	if (got == c->count && *sd->first_send)
 		sd->res->elapsed_ns = cmp_now() - *sd->first_send;
@@ -291,6 +303,7 @@ struct setup {
 	struct side a, b;
 	volatile int stop;
 	volatile uint64_t first_send;
+	volatile uint64_t delivered;
 };
 
 static int open_sides(const struct rsx_cmp_bench_config *c, struct rsx_cmp_bench_result *res,
@@ -361,6 +374,7 @@ static int open_sides(const struct rsx_cmp_bench_config *c, struct rsx_cmp_bench
 		sd->res = res;
 		sd->stop = &st->stop;
 		sd->first_send = &st->first_send;
+		sd->delivered = &st->delivered;
 		sd->cpu = i ? c->cpu_b : c->cpu_a;
 	}
 	return 0;

@@ -144,6 +144,8 @@ void rsx_cmp_local_addr(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_addr *
 void rsx_cmp_endpoint_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_endpoint_stats *out)
 {
 	*out = ep->st;
+	if (ep->backend->ops->drops)
+		out->rx_kernel_drops = ep->backend->ops->drops(ep->backend);
 }
 
 void rsx_cmp_fault_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_fault_stats *out)

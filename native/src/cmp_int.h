@@ -58,6 +58,8 @@ struct rsx_cmp_io_ops {
 	 * or 0 if it has nothing pending. May be NULL.
 	 */
 	uint64_t (*tick)(struct rsx_cmp_io *io, uint64_t now);
+	/* Datagrams the kernel dropped before we could read them (socket or ring full). May be NULL. */
+	uint64_t (*drops)(struct rsx_cmp_io *io);
 	/* Fill in a destination's MAC (xdp); others leave it. May be NULL. */
 	int (*resolve)(struct rsx_cmp_io *io, struct rsx_cmp_addr *a);
 	void (*close)(struct rsx_cmp_io *io);
@@ -79,6 +81,7 @@ int cmp_mem_open(const struct rsx_cmp_config *cfg, struct rsx_cmp_io **out);
 int cmp_mem_link(struct rsx_cmp_io *a, struct rsx_cmp_io *b);
 /* A bound UDP socket inside cfg->netns (shared by udp and uring). Returns the fd or -errno. */
 int cmp_udp_socket(const struct rsx_cmp_config *cfg, int nonblock, struct rsx_cmp_addr *bound);
+uint64_t cmp_udp_drops(int fd);
 /* Wrap inner in the fault layer; on failure inner is left open. */
 int cmp_fault_wrap(const struct rsx_cmp_fault_config *cfg, struct rsx_cmp_io *inner,
 		   struct rsx_cmp_io **out);

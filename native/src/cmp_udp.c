@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -97,6 +98,22 @@ static int udp_wait(struct rsx_cmp_io *io, int64_t timeout_ns)
 	return ppoll(&p, 1, &ts, NULL) < 0 ? -errno : 0;
 }
 
+/* sk_drops of a socket (SO_MEMINFO), shared with the io_uring backend. */
+uint64_t cmp_udp_drops(int fd)
+{
+	uint32_t mem[SK_MEMINFO_VARS];
+	socklen_t len = sizeof(mem);
+	memset(mem, 0, sizeof(mem));
+	if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 || len < sizeof(uint32_t) * (SK_MEMINFO_DROPS + 1))
+		return 0;
+	return mem[SK_MEMINFO_DROPS];
+}
+
+static uint64_t udp_drops(struct rsx_cmp_io *io)
+{
+	return cmp_udp_drops(((struct udp_io *)io)->fd);
+}
+
 static void udp_close(struct rsx_cmp_io *io)
 {
 	struct udp_io *u = (struct udp_io *)io;
@@ -109,6 +126,7 @@ static const struct rsx_cmp_io_ops udp_ops = {
 	.recv = udp_recv,
 	.release = udp_release,
 	.wait = udp_wait,
+	.drops = udp_drops,
 	.close = udp_close,
 };
 

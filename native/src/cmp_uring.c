@@ -276,6 +276,11 @@ static uint64_t uring_tick(struct rsx_cmp_io *io, uint64_t now)
 	return 0;
 }
 
+static uint64_t uring_drops(struct rsx_cmp_io *io)
+{
+	return cmp_udp_drops(((struct uring_io *)io)->sock);
+}
+
 static void uring_close(struct rsx_cmp_io *io)
 {
 	struct uring_io *u = (struct uring_io *)io;
@@ -304,6 +309,7 @@ static const struct rsx_cmp_io_ops uring_ops = {
 	.release = uring_release,
 	.wait = uring_wait,
 	.tick = uring_tick,
+	.drops = uring_drops,
 	.close = uring_close,
 };
 

@@ -115,6 +115,7 @@ struct rsx_cmp_endpoint_stats {
 	uint64_t rx_short, rx_bad_version, rx_bad_type, rx_bad_length, rx_bad_reserved, rx_bad_crc;
 	uint64_t rx_unexpected_type, rx_bad_seq, rx_unknown_stream, rx_not_ours;
 	uint64_t tx_would_block, tx_errors;
+	uint64_t rx_kernel_drops;	/* dropped by the kernel before we read them (full socket buffer / rx ring) */
 	uint64_t polls, waits;
 };
 

@@ -21,6 +21,7 @@ struct rsx_cmp_bench_config {
 	uint64_t warmup;		/* rtt: round trips not sampled */
 	uint64_t count;			/* rtt: sampled round trips; one-way: records */
 	uint64_t rate;			/* one-way: records/s offered; 0 = as fast as the sender goes */
+	uint64_t inflight;		/* one-way: most records A may be ahead of B's delivery; 0 = no limit */
 	int32_t cpu_a, cpu_b;		/* CPU to pin each thread to; -1 = no pinning */
 	uint32_t window;		/* receiver window, 0 = default */
 	uint32_t ring;			/* sender hot ring, 0 = default */
