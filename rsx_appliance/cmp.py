@@ -292,7 +292,7 @@ class Sender:
             raise InvalidArgumentError(ErrorCode.INVALID, f"1..{lib.RSX_CMP_MAX_DEST} destinations")
         c.ndest = len(destinations)
         for i, d in enumerate(destinations):
-            _addr(ffi.addressof(c, "dest")[i], d[0], d[1], d[2] if len(d) > 2 else None)
+            _addr(ffi.addressof(c.dest, i), d[0], d[1], d[2] if len(d) > 2 else None)
         c.ring_size, c.heartbeat_us, c.retx_dedup_us = ring_size, heartbeat_us, retx_dedup_us
         self._fetch = None
         if fetch is not None:
