@@ -13,6 +13,9 @@
  * names a buffer holding io_uring_recvmsg_out + source address + payload.
  * Send: one SENDMSG per datagram from a backend-owned copy (the caller's
  * buffer may change before completion), one io_uring_enter per batch.
+ *
+ * Completions are task work of the submitting thread: drive an io_uring
+ * endpoint from one thread (the one that polls it first arms the receive).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -416,7 +419,12 @@ int cmp_uring_open(const struct rsx_cmp_config *cfg, struct rsx_cmp_io **out)
 	u->sock = cmp_udp_socket(cfg, 0, &u->base.local);
 	int rc = u->sock;
 	if (rc >= 0 && (rc = ring_setup(u)) == 0 && (rc = buffers_setup(u)) == 0 && (rc = tx_setup(u)) == 0) {
-		arm_recv(u);
+		/*
+		 * The multishot receive is armed by the first poll, not here: its
+		 * completions run as task work of the task that submitted it, and
+		 * the opening thread may never poll (it would be woken, ~30 us, for
+		 * every datagram).
+		 */
 		*out = &u->base;
 		return 0;
 	}
