@@ -276,21 +276,33 @@ static uint64_t run_timers(struct rsx_cmp_endpoint *ep, uint64_t now)
 	return next;
 }
 
-/* One pass: receive a batch, dispatch, timers. Returns datagrams handled or -errno. */
+#define POLL_BATCHES 8	/* batches drained per pass before timers run */
+
+/*
+ * One pass: receive and dispatch up to POLL_BATCHES batches (a NAK backlog
+ * must drain faster than it builds up), then timers. Returns datagrams
+ * handled or -errno.
+ */
 static int poll_once(struct rsx_cmp_endpoint *ep, uint64_t *now, uint64_t *next)
 {
-	int n = ep->io->ops->recv(ep->io, ep->rx, ep->io->batch);
-	ep->st.polls++;
-	if (n < 0)
-		return n;
-	if (n > 0) {
+	int total = 0;
+	for (int b = 0; b < POLL_BATCHES; b++) {
+		int n = ep->io->ops->recv(ep->io, ep->rx, ep->io->batch);
+		ep->st.polls++;
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break;
 		*now = cmp_now();
 		for (int i = 0; i < n; i++)
 			dispatch(ep, &ep->rx[i], *now);
 		ep->io->ops->release(ep->io);
+		total += n;
+		if ((unsigned)n < ep->io->batch)
+			break;
 	}
 	*next = run_timers(ep, *now);
-	return n;
+	return total;
 }
 
 int rsx_cmp_poll(struct rsx_cmp_endpoint *ep, int64_t timeout_us)

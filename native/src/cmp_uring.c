@@ -216,8 +216,7 @@ static int uring_recv(struct rsx_cmp_io *io, struct cmp_rxmsg *msgs, unsigned n)
 	unsigned k = 0;
 	if (!u->recv_armed && u->stash_head == u->stash_tail)
 		arm_recv(u);
-	if (u->stash_head == u->stash_tail)
-		reap(u);
+	reap(u);	/* always: frees send slots even while older receive completions wait */
 	while (k < n && u->stash_head != u->stash_tail) {
 		struct rx_done d = u->stash[u->stash_head % CQ_ENTRIES];
 		u->stash_head++;
