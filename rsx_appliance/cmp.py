@@ -155,7 +155,8 @@ def _struct_dict(obj, ctype: str) -> dict[str, int]:
 class Endpoint:
     """One socket bound to a local address, with its senders and receivers.
 
-    ``backend``: "udp", "uring", "xdp" or "mem" (test double); ``mode``: "busy"
+    ``backend``: "udp", "uring", "xdp" or "mem" (test double); None picks io_uring
+    where the kernel allows it, else udp (DESIGN.md 7); ``mode``: "busy"
     (spin) or "sleep". ``xdp`` needs ``ifname`` and a fixed port, and root.
     ``netns`` is a namespace path (``/var/run/netns/NAME``) to open the socket
     in. Raises :class:`InvalidArgumentError` for a bad configuration and
@@ -163,14 +164,15 @@ class Endpoint:
     privileges, ``OSError(EADDRINUSE)`` for a port in use).
     """
 
-    def __init__(self, backend: str | Backend = "udp", local: tuple[str, int] = ("127.0.0.1", 0), *,
+    def __init__(self, backend: str | Backend | None = None, local: tuple[str, int] = ("127.0.0.1", 0), *,
                  mode: str | Mode = "busy", ifname: str | None = None, netns: str | None = None,
                  queue: int = 0, xdp_mode: str = "skb", sndbuf: int = 4 << 20, rcvbuf: int = 4 << 20,
                  batch: int = 32, fault: Fault | None = None) -> None:
         self._ep = None
         c = ffi.new("struct rsx_cmp_config *")
         lib.rsx_cmp_config_init(c)
-        c.backend = _enum(Backend, backend, "backend")
+        if backend is not None:
+            c.backend = _enum(Backend, backend, "backend")
         c.mode = _enum(Mode, mode, "mode")
         _addr(ffi.addressof(c, "local"), local[0], local[1])
         for name, value, size in (("ifname", ifname, 16), ("netns", netns, 128)):

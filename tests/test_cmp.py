@@ -285,3 +285,27 @@ def test_faults_are_reproducible_by_seed():
     assert run(3) != run(4)
     st = run(3)
     assert st["seen"] >= 2000 and 120 < st["dropped"] < 280
+
+
+def test_a_full_ring_stalls_the_producer_and_nothing_is_lost():
+    a, b = mem_pair()
+    with a, b:
+        tx = a.sender(STREAM, [("10.0.0.2", 9001)], ring_size=64)
+        rx = b.receiver(STREAM, window=8192)
+        q = 1
+        with pytest.raises(BlockingIOError):     # -EAGAIN: the mem queue (4096) and then the ring (64) are full
+            while True:
+                tx.send(rec(q))
+                q += 1
+        assert q == 4096 + 64 + 1 and tx.stats["stalls"] == 1 and tx.stats["pending"] == 64
+        got = pump(a, b, rx, q - 1)
+        tx.send(rec(q))                          # the refused record goes through once the kernel caught up
+        got += pump(a, b, rx, 1)
+        assert got == list(range(1, q + 1))
+
+
+def test_default_backend_follows_the_design():
+    """DESIGN.md 7: io_uring where the kernel allows it, plain UDP otherwise."""
+    from rsx_appliance._native import lib
+    with cmp.Endpoint() as ep:
+        assert ep.backend is (cmp.Backend.URING if lib.rsx_probe_io_uring() == 0 else cmp.Backend.UDP)

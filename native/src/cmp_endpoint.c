@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "rsx/errors.h"
+#include "rsx/probe.h"
 #include "cmp_int.h"
 
 uint64_t cmp_now(void)
@@ -39,7 +40,8 @@ int rsx_cmp_addr_set(struct rsx_cmp_addr *a, const char *ip, uint16_t port)
 void rsx_cmp_config_init(struct rsx_cmp_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->backend = RSX_CMP_UDP;
+	/* DESIGN.md 7: io_uring by default where the kernel allows it, plain UDP otherwise. */
+	cfg->backend = rsx_probe_io_uring() == 0 ? RSX_CMP_URING : RSX_CMP_UDP;
 	cfg->mode = RSX_CMP_BUSY;
 	cfg->xdp_mode = RSX_CMP_XDP_SKB;
 	cfg->sndbuf = 4u << 20;

@@ -123,7 +123,7 @@ struct rsx_cmp_endpoint;
 struct rsx_cmp_sender;
 struct rsx_cmp_receiver;
 
-/* Fill cfg with the defaults of specs/cmp.md section 8 (backend udp, mode busy). */
+/* Fill cfg with the defaults of specs/cmp.md section 8 (io_uring if the kernel allows, else udp; busy). */
 void rsx_cmp_config_init(struct rsx_cmp_config *cfg);
 
 /*
