@@ -309,3 +309,23 @@ def test_default_backend_follows_the_design():
     from rsx_appliance._native import lib
     with cmp.Endpoint() as ep:
         assert ep.backend is (cmp.Backend.URING if lib.rsx_probe_io_uring() == 0 else cmp.Backend.UDP)
+
+
+def test_needs_replay_over_udp_sockets():
+    """The horizon path on real sockets: drop 5 records, the WAL no longer has them, replay fills them."""
+    fault = cmp.Fault(rules=(cmp.Rule("drop", first=20, count=5),))
+    with cmp.Endpoint("udp", ("127.0.0.1", 0), fault=fault) as a, cmp.Endpoint("udp", ("127.0.0.1", 0)) as b:
+        tx = a.sender(STREAM, [b.local], ring_size=64, heartbeat_us=300, fetch=lambda seq: None)
+        rx = b.receiver(STREAM, nak_retry_us=300, nak_max_retries=3)
+        for q in range(1, 201):
+            tx.send(rec(q))
+        got: list[int] = []
+        end = time.monotonic() + 5
+        with pytest.raises(NeedsReplay) as e:
+            while time.monotonic() < end:
+                a.poll(0)
+                got.extend(int(s) for s in rx.receive(256, timeout=0.0005).seq)
+        assert got == list(range(1, 21)) and e.value.info.gap_start == 21 and e.value.info.gap_end == 25
+        assert [rx.replay(rec(q)) for q in range(21, 26)] == [False] * 4 + [True]
+        got.extend(int(s) for s in rx.receive(256, timeout=1.0).seq)
+        assert got == list(range(1, 201))

@@ -110,3 +110,27 @@ def test_xdp_refuses_a_second_program_on_the_interface(veth):
 def test_xdp_unknown_interface_is_an_os_error(veth):
     with pytest.raises(OSError):
         cmp.Endpoint("xdp", (veth.b.ip, PORT_B), ifname="nosuchif0", netns=veth.b.netns)
+
+
+def test_xdp_sender_learns_the_peer_mac_by_arp(veth):
+    """No neighbour entry: the XDP program passes ARP to the kernel, which resolves the MAC for the sender."""
+    from pyroute2 import NetNS
+
+    with NetNS(veth.a.name) as ns:
+        idx = ns.link_lookup(ifname=veth.a.ifname)[0]
+        ns.neigh("del", dst=veth.b.ip, lladdr=veth.b.mac, ifindex=idx)
+    with cmp.Endpoint("xdp", (veth.a.ip, PORT_A), ifname=veth.a.ifname, netns=veth.a.netns) as xa, \
+            cmp.Endpoint("udp", (veth.b.ip, PORT_B), netns=veth.b.netns) as ub:
+        tx = xa.sender(3, [(veth.b.ip, PORT_B)])
+        rx = ub.receiver(3)
+        tx.send(encode(RecordType.BBO, seq=1, stream_id=3))
+        assert rx.receive(1, timeout=2.0).seq.tolist() == [1]
+
+
+def test_xdp_sender_to_an_unreachable_peer_is_an_os_error(veth):
+    import errno
+
+    with cmp.Endpoint("xdp", (veth.a.ip, PORT_A), ifname=veth.a.ifname, netns=veth.a.netns) as xa:
+        with pytest.raises(OSError) as e:
+            xa.sender(3, [(veth.a.ip.rsplit(".", 1)[0] + ".99", PORT_B)])   # nobody has that address
+        assert e.value.errno == errno.EHOSTUNREACH
