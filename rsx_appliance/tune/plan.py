@@ -151,11 +151,17 @@ def _housekeeping_cores(host: Host, profile: Profile) -> dict[int, list[tuple[in
 
 
 def _slots(host: Host, node: int, taken: set[int], hk: set[int], smt: str) -> list[tuple[int, ...]]:
-    """Free isolation slots on a node: whole cores (reserve) or single threads, first threads first (share)."""
-    cores = [c for c in host.cores(node) if not (set(c) & (taken | hk))]
+    """Free isolation slots on a node: whole cores (reserve) or single threads, first threads first (share).
+
+    Cores the kernel already isolates (isolcpus) come first, so a host booted
+    with isolation needs no new command line when the topology fits in it.
+    """
+    booted = set(host.isolated)
+    order = sorted(host.cores(node), key=lambda c: (not set(c) <= booted, c[0]))
+    cores = [c for c in order if not (set(c) & (taken | hk))]
     if smt == "reserve":
         return cores
-    free = [c for c in host.cores(node) if not set(c) & hk]
+    free = [c for c in order if not set(c) & hk]
     depth = max((len(c) for c in free), default=0)
     return [(c[i],) for i in range(depth) for c in free if i < len(c) and c[i] not in taken]
 
@@ -222,6 +228,11 @@ def make_plan(host: Host, topo: Topology, profile: Profile) -> Plan:
         isolated_cpus.update(slot)
         processes.append(ProcessPlan(name, role.role, [slot[0]], node, True, profile.mempolicy, None,
                                      None, role.hugepages_mib, list(slot[1:])))
+    kept = set(host.isolated) - isolated_cpus
+    if kept:  # isolated at boot but not needed: keep them isolated rather than ask for a reboot
+        notes.append(f"CPUs {format_list(kept)} are isolated by the command line but host no process; "
+                     "they stay isolated")
+        isolated_cpus |= kept & set(host.online)
     housekeeping = sorted(set(host.online) - isolated_cpus)
     for role, name in topo.processes:
         if any(p.name == name for p in processes):
