@@ -293,7 +293,12 @@ class FakeKernel(Root):
                     have.remove(name)
             self._store(rel, " ".join(have))
             return
-        if rel.endswith(("/tasks", "/cgroup.procs")):  # append a pid (the kernel moves it)
+        if rel.endswith(("/tasks", "/cgroup.procs")):  # the kernel moves the task: out of its old cgroup
+            for f in (self / "sys/fs/cgroup").rglob(p.name):
+                pids = f.read_text().split()
+                if value in pids and f != p:
+                    pids.remove(value)
+                    f.write_text("".join(x + "\n" for x in pids))
             old = p.read_text().split()
             self._store(rel, "\n".join(old + [value]))
             return

@@ -193,7 +193,9 @@ def apply_plan(root: Root, plan: Plan, store: StateStore, *, execute: bool = Fal
                 raise RollbackError("the previous apply could not be fully rolled back; nothing new "
                                     "was applied: " + "; ".join(r["result"] for r in report.previous.rows
                                                                 if r["result"].startswith("failed")))
-        todo = [c for c in changes if not c.satisfied(root)]
+        dirs = [c.path for c in changes if c.op == "mkdir"]
+        todo = [c for c in changes if c.op == "mkdir" or any(c.path.startswith(d + "/") for d in dirs)
+                or not c.satisfied(root)]
         entries = _entries(root, todo)
         state = {"version": STATE_VERSION, "status": "applying", "boot_id": boot_id,
                  "root": str(root.path), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-from .cpus import format_list, format_mask
+from .cpus import format_list, format_mask, parse_list
 from .errors import PlanError
 from .host import Host
 from .knobs import CATALOG, normalize, read_only
@@ -88,9 +88,15 @@ def _knob_rows(host: Host, profile: Profile, topo: Topology | None, housekeeping
 
 def _cmdline_rows(host: Host, profile: Profile, plan: Plan | None, isolated: list[int],
                   rows: list[CheckResult]) -> None:
+    no_nohz = ("/sys/devices/system/cpu/nohz_full is absent: this kernel has no CONFIG_NO_HZ_FULL, so "
+               "isolated CPUs keep their scheduler tick; use a kernel built with it")
     if plan is not None:
         for arg in plan.cmdline["args"]:
             ok = arg["current"] == arg["wanted"]
+            if arg["arg"] == "nohz_full" and host.nohz_full is None:
+                rows.append(CheckResult("cmdline:nohz_full", "unsupported", arg["current"], arg["wanted"],
+                                        no_nohz, reboot=True))
+                continue
             rows.append(CheckResult(f"cmdline:{arg['arg']}", "pass" if ok else "warn", arg["current"],
                                     arg["wanted"], "boot-time: add it to the bootloader's kernel command "
                                     "line and reboot" if not ok else "on the kernel command line",
@@ -100,21 +106,21 @@ def _cmdline_rows(host: Host, profile: Profile, plan: Plan | None, isolated: lis
         rows.append(CheckResult("cmdline:isolcpus", "warn", host.cmdarg("isolcpus"), "isolcpus=<cores>",
                                 "no CPU is isolated: every core is shared with the OS scheduler "
                                 "(give a --topology to get the exact arguments)", reboot=True))
+        if host.nohz_full is None:
+            rows.append(CheckResult("cmdline:nohz_full", "unsupported", host.cmdarg("nohz_full"),
+                                    "nohz_full=<cores>", no_nohz, reboot=True))
     else:
         rows.append(CheckResult("cmdline:isolcpus", "pass", format_list(isolated), None,
                                 "CPUs isolated from the scheduler", reboot=True))
         for key in ("nohz_full", "rcu_nocbs"):
             have = host.cmdarg(key)
             try:
-                from .cpus import parse_list
                 covered = set(isolated) <= set(parse_list(have)) if have else False
             except ValueError:
                 covered = False
             if key == "nohz_full" and host.nohz_full is None:
                 rows.append(CheckResult(f"cmdline:{key}", "unsupported", have, format_list(isolated),
-                                        "/sys/devices/system/cpu/nohz_full is absent: this kernel has no "
-                                        "CONFIG_NO_HZ_FULL, isolated CPUs keep their scheduler tick",
-                                        reboot=True))
+                                        no_nohz, reboot=True))
                 continue
             rows.append(CheckResult(f"cmdline:{key}", "pass" if covered else "warn", have,
                                     format_list(isolated),
