@@ -61,7 +61,10 @@ def summarise(cpu: int, res, stored: np.ndarray, threshold_ns: int) -> CoreJitte
     """Percentiles and log2 histogram of one CPU's stored gaps, with the C loop's counters."""
     gaps = stored[: int(res.stored)]
     if gaps.size:
-        p99, p999 = (int(x) for x in np.percentile(gaps, [99, 99.9], method="higher"))
+        # nearest rank, in integers: the smallest gap with at least p of the stored gaps at or below it
+        srt = np.sort(gaps)
+        n = int(srt.size)
+        p99, p999 = (int(srt[-(-num * n // den) - 1]) for num, den in ((99, 100), (999, 1000)))
         exps = np.floor(np.log2(gaps.astype(np.float64))).astype(np.int64)
         lo_exp = int(exps.min())
         counts = np.bincount(exps - lo_exp)
