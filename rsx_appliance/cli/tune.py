@@ -163,9 +163,8 @@ def _print_plan(plan) -> None:
     print("  line:   " + plan.cmdline["line"])
     print(f"\nRUNTIME CHANGES ({len(plan.runtime)}; `rsx tune apply --execute` makes them)")
     if plan.runtime:
-        from ..tune.knobs import Change  # noqa: F401
-        print(_table([[c.id, "/" + c.path, c.wanted or ("mkdir" if c.op == "mkdir" else "")]
-                      for c in plan.runtime], ["KNOB", "PATH", "WANTED"]))
+        print(_table([[c.id, c.wanted or ("mkdir" if c.op == "mkdir" else ""), "/" + c.path]
+                      for c in plan.runtime], ["KNOB", "WANTED", "PATH"]))
     if plan.notes:
         print("\nNOTES")
         for n in plan.notes:
@@ -215,8 +214,8 @@ def run_apply(args) -> int:
         print(f"rolled back the previous apply first: {report.previous.status}")
     verb = "applied" if report.executed else "DRY RUN (nothing written; add --execute)"
     print(f"rsx tune apply: {verb}; state {store.path}")
-    print(_table([[r["id"], r["path"], r["current"], r["wanted"], r["result"]] for r in report.rows],
-                 ["KNOB", "PATH", "BEFORE", "WANTED", "RESULT"]) if report.rows else "no runtime change needed")
+    print(_table([[r["id"], r["current"], r["wanted"], r["result"], r["path"]] for r in report.rows],
+                 ["KNOB", "BEFORE", "WANTED", "RESULT", "PATH"]) if report.rows else "no runtime change needed")
     for n in report.notes:
         print("note: " + n)
     if plan.cmdline["add"]:
@@ -236,7 +235,7 @@ def run_rollback(args) -> int:
     else:
         print(f"rsx tune rollback: {report.status}; state {store.path}")
         if report.rows:
-            print(_table([[r["id"], r["path"], r["result"]] for r in report.rows], ["KNOB", "PATH", "RESULT"]))
+            print(_table([[r["id"], r["result"], r["path"]] for r in report.rows], ["KNOB", "RESULT", "PATH"]))
         for n in report.notes:
             print("note: " + n)
     return 1 if report.status == "failed" else 0

@@ -443,4 +443,6 @@ def _plan_cmdline(host: Host, profile: Profile, isolated: list[int], housekeepin
             rows.append({"arg": k, "current": text, "wanted": text})
     kept = [k if v is None else f"{k}={v}" for k, v in host.cmdargs
             if (k if v is None else f"{k}={v}") not in remove]
-    return {"add": add, "remove": remove, "line": " ".join(kept + add), "args": rows}
+    tokens = host.cmdline.split()
+    init = tokens[tokens.index("--"):] if "--" in tokens else []  # arguments for init stay last
+    return {"add": add, "remove": remove, "line": " ".join(kept + add + init), "args": rows}
