@@ -100,7 +100,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     rows = [[_cell(c, i == len(r) - 1) for i, c in enumerate(r)] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     widths[-1] = 0  # the last column runs free
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([fmt(header), fmt(["-" * len(h) for h in header])] + [fmt(r) for r in rows])
 
 

@@ -330,7 +330,7 @@ def _plan_irqs(host: Host, nic, nic_node: int, housekeeping: list[int], isolated
                                   why=f"{irq.name}: " + (f"queue {queue} of {nic.name} on node {nic_node}"
                                                          if queue is not None else "off isolated CPUs")))
     if nic:
-        for q, mask in sorted(nic.rps.items()):
+        for q in sorted(nic.rps):
             path = f"sys/class/net/{nic.name}/queues/rx-{q}/rps_cpus"
             ch = Change(f"rps:{nic.name}:rx-{q}", "rps", path, "0", "mask",
                         why="no RPS: packets are processed where the queue IRQ runs")
