@@ -231,3 +231,21 @@ def test_absent_role_tables_mean_one_instance():
     t = parse_topology({"version": 1, "engines": {"symbols": ["X"]}}, "inline")
     assert [n for _, n in t.processes] == ["me.X", "risk.0", "gateway.0", "marketdata.0", "mark.0",
                                            "recorder.0"]
+
+
+def test_cli_host_dump(fake):
+    import json
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "rsx"
+    out = subprocess.run([str(exe), "tune", "host", "--root", str(fake), "--json"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["cpus"] == "0-31" and len(d["cores"]) == 16 and [n["id"] for n in d["nodes"]] == [0, 1]
+    nic = next(n for n in d["nics"] if n["name"] == "ens1f0")
+    assert nic["node"] == 1 and len(nic["queue_irqs"]) == 16
+    assert d["sysctls"]["vm.swappiness"] == "60" and d["sysctls"]["kernel.sched_min_granularity_ns"] is None
+    live = subprocess.run([str(exe), "tune", "host"], capture_output=True, text=True, timeout=60)
+    assert live.returncode == 0 and "node 0" in live.stdout

@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     def state(q: argparse.ArgumentParser) -> None:
         q.add_argument("--state-dir", help="state directory (default $RSX_TUNE_STATE_DIR or ROOT/run/rsx/tune)")
 
+    q = inner.add_parser("host", help="what discovery read: CPUs, cores, nodes, IRQs, NICs, cgroups")
+    common(q, profile=False)
+    q.set_defaults(func=run_host)
+
     q = inner.add_parser("check", help="every knob as pass/warn/fail/unsupported (read-only)")
     common(q, topology=True)
     q.set_defaults(func=run_check)
@@ -106,6 +110,33 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def _out(obj: dict) -> None:
     print(json.dumps(obj, indent=2))
+
+
+# -- host -------------------------------------------------------------------------------------
+
+def run_host(args) -> int:
+    from ..sysinfo import Root
+    from ..tune.host import discover, host_dict
+
+    d = host_dict(discover(Root(args.root)))
+    if args.json:
+        _out(d)
+        return 0
+    rows = [("kernel", f"{d['kernel']} ({d['vendor']})"), ("cpus", f"{d['cpus']} in {len(d['cores'])} cores, "
+             f"smt {d['smt']['active']}"), ("isolated", d["isolated"] or "none"),
+            ("nohz_full", "unsupported" if d["nohz_full"] is None else d["nohz_full"] or "none")]
+    rows += [(f"node {n['id']}", f"cpus {n['cpus']}, {n['mem_total_kb'] // 1024} MiB, hugepages " +
+              ", ".join(f"{k} kB x{v['total']}" for k, v in n["hugepages"].items())) for n in d["nodes"]]
+    rows += [(f"nic {n['name']}", f"{n['driver']}, node {n['node']}, {n['rx_queues']} rx queues, "
+              f"{len(n['queue_irqs'])} queue IRQs") for n in d["nics"]]
+    rows += [("irqs", f"{len(d['irqs'])}, default affinity {d['default_irq_affinity']}"),
+             ("cgroup cpuset", d["cgroups"]["cpuset"] or "none"),
+             ("thp", f"enabled {d['thp']['enabled']}, defrag {d['thp']['defrag']}"),
+             ("governors", ",".join(d["governors"]) or "no cpufreq"),
+             ("idle states", ", ".join(d["idle_states"]) or "none"), ("clocksource", d["clocksource"])]
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    return 0
 
 
 # -- check ------------------------------------------------------------------------------------

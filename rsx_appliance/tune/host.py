@@ -22,7 +22,7 @@ from .cpus import parse_list, parse_mask
 from .errors import TuneEnvironmentError
 
 __all__ = ["IdleState", "Cpu", "Node", "Irq", "Nic", "Cgroups", "Host", "discover",
-           "parse_cmdline"]
+           "parse_cmdline", "host_dict"]
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Host:
     clocksource: str | None
     irqbalance_pid: int | None
     swaps: list[str]
-    notes: list[str] = field(default_factory=list)
+    sysctls: dict[str, str | None] = field(default_factory=dict)  # the catalog's sysctls (None: absent)
 
     def cmdarg(self, key: str) -> str | None:
         """The value of the last ``key=value`` on the command line; ``""`` for a bare flag; None if absent."""
@@ -413,4 +413,45 @@ def discover(root: str | Root = "/", *, netlink: bool | None = None) -> Host:
         clocksource=root.read("sys/devices/system/clocksource/clocksource0/current_clocksource"),
         irqbalance_pid=_irqbalance(root),
         swaps=swaps,
+        sysctls=_sysctls(root),
     )
+
+
+def _sysctls(root: Root) -> dict[str, str | None]:
+    from .knobs import CATALOG
+
+    return {kd.id.split(":", 1)[1]: root.read(kd.path) for kd in CATALOG.values() if kd.kind == "sysctl"}
+
+
+def host_dict(host: Host) -> dict:
+    """The host model as JSON-ready data (`rsx tune host --json`)."""
+    from .cpus import format_list
+
+    return {
+        "root": str(host.root.path), "kernel": host.kernel, "vendor": host.vendor, "cmdline": host.cmdline,
+        "boot_id": host.boot_id, "cpus": format_list(host.online), "nr_cpu_ids": host.nr_cpu_ids,
+        "smt": {"active": host.smt_active, "control": host.smt_control},
+        "cores": [list(c) for c in host.cores()],
+        "nodes": [{"id": n.id, "cpus": format_list(n.cpus), "distance": list(n.distance),
+                   "mem_total_kb": n.mem_total_kb, "mem_free_kb": n.mem_free_kb,
+                   "hugepages": {str(k): {"total": v[0], "free": v[1]} for k, v in sorted(n.hugepages.items())}}
+                  for n in host.nodes.values()],
+        "caches": {str(lvl): [format_list(g) for g in groups] for lvl, groups in host.caches.items()},
+        "isolated": format_list(host.isolated),
+        "nohz_full": None if host.nohz_full is None else format_list(host.nohz_full),
+        "governors": sorted({c.governor for c in host.cpus.values() if c.governor}),
+        "idle_states": sorted({f"{s.name} ({s.latency_us} us)" for c in host.cpus.values() for s in c.idle}),
+        "irqs": [{"irq": i.number, "name": i.name, "affinity": None if i.affinity is None else
+                  format_list(i.affinity), "effective": None if i.effective is None else format_list(i.effective),
+                  "count": sum(i.counts)} for i in host.irqs.values()],
+        "default_irq_affinity": None if host.default_affinity is None else format_list(host.default_affinity),
+        "nics": [{"name": n.name, "driver": n.driver, "node": n.node, "rx_queues": len(n.rx_queues),
+                  "tx_queues": len(n.tx_queues), "queue_irqs": {str(k): v for k, v in n.queue_irqs.items()},
+                  "other_irqs": list(n.other_irqs), "coalesce": n.coalesce, "gro": n.gro}
+                 for n in host.nics.values()],
+        "cgroups": {"v1": host.cgroups.v1, "v2": host.cgroups.v2, "v2_controllers": list(host.cgroups.v2_controllers),
+                    "cpuset": host.cgroups.cpuset},
+        "thp": {"enabled": host.thp_enabled, "defrag": host.thp_defrag},
+        "clocksource": host.clocksource, "irqbalance_pid": host.irqbalance_pid, "swaps": host.swaps,
+        "sysctls": host.sysctls,
+    }
