@@ -1,4 +1,4 @@
-"""`rsx tune jitter`: the numbers, the overflow accounting, bad input, and a deliberately disturbed core."""
+"""`rsx tune jitter`: the numbers, the histogram, bad input, and a deliberately disturbed core."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from rsx_appliance.tune import TuneInputError
+from rsx_appliance.latency import Histogram
 from rsx_appliance.tune.jitter import measure, summarise
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "specs/schemas/tune-jitter.schema.json").read_text())
@@ -28,35 +29,40 @@ def rsx(*args: str) -> subprocess.CompletedProcess:
 
 def test_summary_numbers_match_numpy():
     rng = np.random.default_rng(7)
-    gaps = rng.integers(1001, 5_000_000, size=5000).astype(np.uint64)
-    buf = np.zeros(8000, dtype=np.uint64)
-    buf[:5000] = gaps
-    res = SimpleNamespace(stored=5000, gaps=5003, overflow=3, loops=10**7, min_period_ns=15,
-                          lost_ns=int(gaps.sum()) + 3 * 6_000_000, max_gap_ns=6_000_000,
-                          elapsed_ns=10**9, migrated=0)
-    s = summarise(3, res, buf, 1000)
+    gaps = rng.integers(1001, 5_000_000, size=5000).astype(np.int64)
+    hist = Histogram()
+    hist.record(gaps)
+    res = SimpleNamespace(gaps=5000, loops=10**7, min_period_ns=15, lost_ns=int(gaps.sum()),
+                          max_gap_ns=int(gaps.max()), elapsed_ns=10**9, migrated=0)
+    s = summarise(3, res, hist, 1000)
     srt = np.sort(gaps)
-    assert s.p99_ns == int(srt[4950 - 1])  # nearest rank: ceil(0.99 * 5000) = 4950
-    assert s.p999_ns == int(srt[4995 - 1])
-    assert s.max_ns == 6_000_000  # the C loop's max covers the overflowed gaps too
-    assert s.gaps == 5003 and s.overflow == 3
-    assert sum(b["count"] for b in s.histogram) == 5000  # buckets cover exactly the stored gaps
+    # HdrHistogram rank floor(p*N/100 + 0.5), reported as its bucket's highest value (<= 1/1024 above)
+    for got, rank in ((s.p99_ns, 4950), (s.p999_ns, 4995)):
+        exact = int(srt[rank - 1])
+        assert exact <= got <= exact + exact // 1024 + 1
+    assert s.max_ns == int(gaps.max()) and s.gaps == 5000
+    assert sum(b["count"] for b in s.histogram) == 5000  # every gap is in a bucket
     for b in s.histogram:
         n = int(((gaps >= b["lo_ns"]) & (gaps < b["hi_ns"])).sum())
         assert b["count"] == n and b["hi_ns"] == 2 * b["lo_ns"]
     assert s.lost_pct == round(100 * res.lost_ns / 1e9, 3)
-    empty = summarise(0, SimpleNamespace(stored=0, gaps=0, overflow=0, loops=5, min_period_ns=10, lost_ns=0,
-                                         max_gap_ns=0, elapsed_ns=10, migrated=0), buf, 1000)
+    empty = summarise(0, SimpleNamespace(gaps=0, loops=5, min_period_ns=10, lost_ns=0, max_gap_ns=0,
+                                         elapsed_ns=10, migrated=0), Histogram(), 1000)
     assert empty.p99_ns is None and empty.histogram == []
 
 
-def test_overflow_is_counted_never_dropped():
-    (r,) = measure([CPU], 0.1, threshold_ns=50, max_gaps=3)
-    assert r.gaps > 3 and r.overflow == r.gaps - 3
-    assert sum(b["count"] for b in r.histogram) == 3
-    assert r.max_ns >= max(b["lo_ns"] for b in r.histogram)
-    out = rsx("--cpus", str(CPU), "--seconds", "0.1", "--threshold-ns", "50", "--max-gaps", "3")
-    assert out.returncode == 0 and "percentiles cover the first 3 stored gaps" in out.stdout
+def test_every_gap_is_in_the_histogram_and_saved_for_rsx_report(tmp_path):
+    (r,) = measure([CPU], 0.1, threshold_ns=50)
+    assert r.gaps > 3 and r.hist.total == r.gaps
+    assert r.max_ns <= r.hist.max <= r.max_ns + r.max_ns // 1024 + 1  # bucket's highest equivalent value
+    assert sum(b["count"] for b in r.histogram) == r.gaps
+    run = tmp_path / "jitter.lat.json"
+    out = rsx("--cpus", str(CPU), "--seconds", "0.1", "--threshold-ns", "50", "--save", str(run))
+    assert out.returncode == 0, out.stderr
+    exe = Path(sys.executable).parent / "rsx"
+    rep = subprocess.run([str(exe), "report", str(run), "--json"], capture_output=True, text=True, timeout=60)
+    assert rep.returncode == 0, rep.stderr
+    assert f"cpu{CPU}" in rep.stdout
 
 
 def test_cli_json_and_table():
@@ -78,7 +84,6 @@ def test_cli_json_and_table():
     (["--cpus", "x", "--seconds", "1"], "not a CPU list"),
     (["--cpus", str(CPU), "--seconds", "0"], "--seconds must be in"),
     (["--cpus", str(CPU), "--seconds", "1", "--threshold-ns", "0"], "--threshold-ns must be positive"),
-    (["--cpus", str(CPU), "--seconds", "1", "--max-gaps", "-1"], "--max-gaps must be >= 0"),
 ])
 def test_bad_arguments(args, match):
     out = rsx(*args)

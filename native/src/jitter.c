@@ -1,5 +1,5 @@
 /*
- * jitter.c - the hiccups loop: spin on one CPU, record every gap in the clock.
+ * jitter.c - the hiccups loop: spin on one CPU, record every gap in the clock into a histogram.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,12 +18,11 @@ static inline uint64_t now_ns(void)
 }
 
 int rsx_jitter_run(int cpu, uint64_t duration_ns, uint64_t threshold_ns,
-		   uint64_t *gaps, uint64_t cap, struct rsx_jitter_result *out)
+		   struct rsx_hist *hist, struct rsx_jitter_result *out)
 {
 	cpu_set_t old, want;
 
-	if (cpu < 0 || cpu >= CPU_SETSIZE || duration_ns == 0 || threshold_ns == 0 || !out ||
-	    (cap > 0 && !gaps))
+	if (cpu < 0 || cpu >= CPU_SETSIZE || duration_ns == 0 || threshold_ns == 0 || !hist || !out)
 		return -EINVAL;
 	if (sched_getaffinity(0, sizeof(old), &old) < 0)
 		return -errno;
@@ -55,10 +54,7 @@ int rsx_jitter_run(int cpu, uint64_t duration_ns, uint64_t threshold_ns,
 			r.lost_ns += d;
 			if (d > r.max_gap_ns)
 				r.max_gap_ns = d;
-			if (r.stored < cap)
-				gaps[r.stored++] = d;
-			else
-				r.overflow++;
+			rsx_hist_record(hist, d);
 		}
 	}
 	r.elapsed_ns = now - start;
