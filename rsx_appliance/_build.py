@@ -27,7 +27,7 @@ ffibuilder.set_source(
     sources=[_rel(p) for p in sorted((NATIVE / "src").glob("*.c"))],
     include_dirs=[_rel(NATIVE / "include")],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-unused-function"],
-    libraries=["pthread"],
+    libraries=["pthread", "m"],
 )
 
 if __name__ == "__main__":
