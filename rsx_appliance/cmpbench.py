@@ -2,9 +2,9 @@
 
 Two C threads, pinned to two CPUs, each driving its own endpoint; every
 delivered record is checked in C. Used by ``rsx bench cmp`` and by the
-end-to-end tests. Latency samples come back as a numpy array of ns; the
-percentile summary here is meant to move to rsx_appliance.latency (the
-histogram module) once it lands.
+end-to-end tests. Latency samples come back as a numpy array of ns and are
+summarised through rsx_appliance.latency (the C log-linear histogram), so a
+run can be saved for ``rsx report``.
 """
 
 from __future__ import annotations
@@ -135,11 +135,13 @@ def oneway(a: Side, b: Side, *, count: int = 200_000, payload: int = 64, batch: 
     return _run(c, res)
 
 
-def percentiles(samples: np.ndarray, points=(50, 90, 99, 99.9)) -> dict[str, float]:
-    """p50/p90/p99/p99.9, min and max of ns samples, in ns."""
+def percentiles(samples: np.ndarray) -> dict[str, float]:
+    """min, p50, p90, p99, p99.9, p99.99, max, mean of ns samples (rsx_appliance.latency histogram, 3 digits)."""
+    from .latency import Histogram
+
     if len(samples) == 0:
         return {}
-    out = {f"p{p:g}": float(np.percentile(samples, p)) for p in points}
-    out["min"] = float(samples.min())
-    out["max"] = float(samples.max())
-    return out
+    h = Histogram()
+    h.record(samples.astype(np.int64))
+    s = h.summary()
+    return {k: float(s[k]) for k in ("min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "mean")}

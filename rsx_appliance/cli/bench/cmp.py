@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--cpus", default="0,1", help="CPUs for the two threads (default 0,1)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a run gives up")
+    p.add_argument("--save", metavar="FILE", help="also write the RTT samples as a latency run file "
+                                                  "(rsx report FILE)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -94,11 +96,20 @@ def run(args: argparse.Namespace) -> int:
             target = TARGET_RTT_P50_NS[args.backend]
             out["rtt"] = {
                 "round_trips": r.done, "payload_bytes": 64, "pinned": r.pinned,
-                **{f"{k.replace('.', '_')}_ns": round(v) for k, v in pct.items()},
+                **{f"{k}_ns": round(v) for k, v in pct.items()},
                 "round_trips_per_s": round(r.rate),
                 "target_p50_ns": target, "meets_target": bool(pct) and pct["p50"] <= target,
                 "error": r.error_text or None,
             }
+            if args.save and r.done:
+                from ...latency import write_run
+
+                write_run(args.save, {"cmp_rtt": r.samples.astype("int64")},
+                          setup={"backend": args.backend, "mode": args.mode, "payload_bytes": 64,
+                                 "topology": out.get("topology"), "warmup": args.warmup},
+                          load_mode="closed-loop",
+                          descriptions={"cmp_rtt": "CMP ping-pong round trip, A send to A delivery"})
+                out["rtt"]["saved"] = str(args.save)
             failed |= not r.ok
         base = None
         if "throughput" in phases:
