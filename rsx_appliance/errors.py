@@ -16,7 +16,12 @@ Hierarchy::
     │   │   ├── RecordReservedError    RSX_ERESERVED
     │   │   └── RecordCrcError         RSX_ECRC
     │   ├── ArithmeticOverflowError (OverflowError)   RSX_EOVERFLOW
-    │   └── InvalidArgumentError (ValueError)         RSX_EINVALID
+    │   ├── InvalidArgumentError (ValueError)         RSX_EINVALID
+    │   └── TransportError             CMP (specs/cmp.md)
+    │       ├── SeqError (ValueError)          RSX_ESEQ
+    │       ├── StreamMismatchError (ValueError)   RSX_ESTREAM
+    │       ├── GoneError (LookupError)        RSX_EGONE
+    │       └── NeedsReplay                    RSX_EREPLAY
     ├── Rejected (ValueError)       a value or request refused with a Reason
     │   ├── BadNumberError, TooPreciseError, OutOfRangeError, NotPositiveError,
     │   ├── OffTickError, OffLotError, SizeLimitError
@@ -36,7 +41,8 @@ __all__ = [
     "RecordTypeError", "RecordLengthError", "RecordReservedError", "RecordCrcError",
     "ArithmeticOverflowError", "InvalidArgumentError", "Rejected", "BadNumberError",
     "TooPreciseError", "OutOfRangeError", "NotPositiveError", "OffTickError", "OffLotError",
-    "SizeLimitError", "NotionalOverflowError", "ConfigError", "FieldError", "check",
+    "SizeLimitError", "NotionalOverflowError", "ConfigError", "FieldError", "TransportError",
+    "SeqError", "StreamMismatchError", "GoneError", "NeedsReplay", "check",
     "error_for", "rejected",
 ]
 
@@ -88,6 +94,31 @@ class ArithmeticOverflowError(NativeError, OverflowError):
 
 class InvalidArgumentError(NativeError, ValueError):
     """An argument was out of the range the C function accepts."""
+
+
+class TransportError(NativeError):
+    """CMP refused an operation on a stream (specs/cmp.md)."""
+
+
+class SeqError(TransportError, ValueError):
+    """A record's seq is not the stream's next seq (or a replay skipped one)."""
+
+
+class StreamMismatchError(TransportError, ValueError):
+    """A record belongs to another stream than the sender's or receiver's."""
+
+
+class GoneError(TransportError, LookupError):
+    """A record is past the retransmit horizon (no longer in the hot ring or the WAL)."""
+
+
+class NeedsReplay(TransportError):
+    """The stream has a gap NAKs could not fill: replay it (DXS) from ``info.expected``.
+
+    ``info`` is set by rsx_appliance.cmp to the receiver's info when raised there.
+    """
+
+    info = None
 
 
 class Rejected(RsxError, ValueError):
@@ -148,6 +179,10 @@ _NATIVE = {
     "CRC": RecordCrcError,
     "OVERFLOW": ArithmeticOverflowError,
     "INVALID": InvalidArgumentError,
+    "SEQ": SeqError,
+    "STREAM": StreamMismatchError,
+    "GONE": GoneError,
+    "REPLAY": NeedsReplay,
 }
 # Every C code must have a class: fail at import, not on the first error.
 _missing = {e.name for e in ErrorCode} - set(_NATIVE)
