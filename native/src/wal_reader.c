@@ -78,6 +78,8 @@ struct rsx_wal_reader {
 	struct rsx_wal_entry ent[SCAN_CHUNK];
 };
 
+int rsx_wal_set_refresh(struct rsx_wal_set *s);
+
 /* ------------------------------------------------------------ tip */
 
 static void tip_refresh(struct rsx_wal_set *s)
@@ -130,7 +132,7 @@ static void file_free(struct wal_file *f)
 }
 
 /* Open f if needed, checking it is still the inode we listed. Returns 0 or -errno. */
-static int file_open(struct rsx_wal_set *s, struct wal_file *f)
+static int file_open_once(struct rsx_wal_set *s, struct wal_file *f)
 {
 	if (f->fd >= 0)
 		return 0;
@@ -143,12 +145,27 @@ static int file_open(struct rsx_wal_set *s, struct wal_file *f)
 		return -errno;
 	struct stat st;
 	if (fstat(f->fd, &st) < 0 || st.st_ino != f->ino || st.st_dev != f->dev) {
-		/* replaced since listed: the listed file is gone */
+		/* another file under that name now: ours was renamed or deleted */
 		close(f->fd);
 		f->fd = -1;
 		return -ENOENT;
 	}
 	return 0;
+}
+
+/*
+ * Open f; if its name is gone, re-list once: a rotation renames the active
+ * file (same inode, new name), a deletion removes it (-ENOENT).
+ */
+static int file_open(struct rsx_wal_set *s, struct wal_file *f)
+{
+	int rc = file_open_once(s, f);
+	if (rc != -ENOENT)
+		return rc;
+	rc = rsx_wal_set_refresh(s);
+	if (rc < 0)
+		return rc;
+	return f->listed ? file_open_once(s, f) : -ENOENT;
 }
 
 /* Open (if needed) and map at least `need` bytes. Returns 0 or -errno. */

@@ -1201,7 +1201,7 @@ fail:
 	atomic_store(&w->stopping, 1);
 	if (w->preparer_started) {
 		pthread_mutex_lock(&w->prep_lock);
-		w->prep_stop = 1;
+		__atomic_store_n(&w->prep_stop, 1, __ATOMIC_RELAXED);
 		pthread_cond_signal(&w->prep_cond);
 		pthread_mutex_unlock(&w->prep_lock);
 		pthread_join(w->preparer, NULL);
@@ -1244,7 +1244,7 @@ int rsx_wal_close(struct rsx_wal *w)
 		rc = atomic_load(&w->stall_error) ? atomic_load(&w->stall_error) : -EIO;
 	if (w->preparer_started) {
 		pthread_mutex_lock(&w->prep_lock);
-		w->prep_stop = 1;
+		__atomic_store_n(&w->prep_stop, 1, __ATOMIC_RELAXED);
 		pthread_cond_signal(&w->prep_cond);
 		pthread_mutex_unlock(&w->prep_lock);
 		pthread_join(w->preparer, NULL);
