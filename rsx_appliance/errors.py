@@ -16,7 +16,12 @@ Hierarchy::
     │   │   ├── RecordReservedError    RSX_ERESERVED
     │   │   └── RecordCrcError         RSX_ECRC
     │   ├── ArithmeticOverflowError (OverflowError)   RSX_EOVERFLOW
-    │   └── InvalidArgumentError (ValueError)         RSX_EINVALID
+    │   ├── InvalidArgumentError (ValueError)         RSX_EINVALID
+    │   └── StreamError                  WAL / DXS sequencing (specs/wal.md section 4)
+    │       ├── SeqGapError              RSX_ESEQ     a seq breaks the stream's continuity
+    │       ├── SeqGoneError             RSX_EGONE    the seq is older than anything retained
+    │       ├── SeqAheadError            RSX_EAHEAD   the seq is beyond the durable tip
+    │       └── StreamMismatchError      RSX_ESTREAM  another stream's record, file or request
     ├── Rejected (ValueError)       a value or request refused with a Reason
     │   ├── BadNumberError, TooPreciseError, OutOfRangeError, NotPositiveError,
     │   ├── OffTickError, OffLotError, SizeLimitError
@@ -36,7 +41,8 @@ __all__ = [
     "RecordTypeError", "RecordLengthError", "RecordReservedError", "RecordCrcError",
     "ArithmeticOverflowError", "InvalidArgumentError", "Rejected", "BadNumberError",
     "TooPreciseError", "OutOfRangeError", "NotPositiveError", "OffTickError", "OffLotError",
-    "SizeLimitError", "NotionalOverflowError", "ConfigError", "FieldError", "check",
+    "SizeLimitError", "NotionalOverflowError", "ConfigError", "FieldError", "StreamError",
+    "SeqGapError", "SeqGoneError", "SeqAheadError", "StreamMismatchError", "check",
     "error_for", "rejected",
 ]
 
@@ -88,6 +94,26 @@ class ArithmeticOverflowError(NativeError, OverflowError):
 
 class InvalidArgumentError(NativeError, ValueError):
     """An argument was out of the range the C function accepts."""
+
+
+class StreamError(NativeError):
+    """A stream's sequencing was broken or a seq cannot be served (WAL, DXS)."""
+
+
+class SeqGapError(StreamError):
+    """A record's seq is not the next one: a gap or a regression (RSX_ESEQ)."""
+
+
+class SeqGoneError(StreamError):
+    """The requested seq is older than anything retained (RSX_EGONE)."""
+
+
+class SeqAheadError(StreamError):
+    """The requested seq is beyond the stream's durable tip (RSX_EAHEAD)."""
+
+
+class StreamMismatchError(StreamError):
+    """A record, file or request belongs to another stream (RSX_ESTREAM)."""
 
 
 class Rejected(RsxError, ValueError):
@@ -148,6 +174,10 @@ _NATIVE = {
     "CRC": RecordCrcError,
     "OVERFLOW": ArithmeticOverflowError,
     "INVALID": InvalidArgumentError,
+    "SEQ": SeqGapError,
+    "GONE": SeqGoneError,
+    "AHEAD": SeqAheadError,
+    "STREAM": StreamMismatchError,
 }
 # Every C code must have a class: fail at import, not on the first error.
 _missing = {e.name for e in ErrorCode} - set(_NATIVE)

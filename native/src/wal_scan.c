@@ -94,3 +94,22 @@ int64_t rsx_wal_scan(const void *buf, size_t n, struct rsx_wal_entry *entries, s
 	st->next_seq = next;
 	return (int64_t)count;
 }
+
+size_t rsx_wal_gather(const void *buf, const struct rsx_wal_entry *entries, size_t n,
+		      uint16_t type, void *out, size_t cap)
+{
+	const uint8_t *p = buf;
+	uint8_t *o = out;
+	size_t used = 0, count = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (entries[i].type != type)
+			continue;
+		size_t size = entries[i].size;
+		if (used + size > cap)
+			break;
+		memcpy(o + used, p + entries[i].offset, size);
+		used += size;
+		count++;
+	}
+	return count;
+}

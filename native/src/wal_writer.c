@@ -88,7 +88,7 @@ struct rsx_wal {
 	int flusher_started;
 
 	/* ---- counters (written by one thread, read racily by stats) ---- */
-	_Atomic uint64_t n_batches, n_records, n_bytes, sync_ns_last, sync_ns_max;
+	_Atomic uint64_t n_batches, n_records, n_bytes, sync_ns_last, sync_ns_max, sync_ns_total;
 	_Atomic uint64_t n_rotations, n_deleted, n_retention_blocks, retention_blocked_seq;
 	_Atomic uint64_t n_prealloc_misses, n_write_retries;
 	_Atomic uint64_t a_stalls, a_stall_ns;
@@ -269,7 +269,18 @@ static int make_zeroed(const struct rsx_wal *w, const char *name, uint64_t size,
 	if (fd < 0)
 		return -errno;
 	const uint64_t chunk = 1 * MiB;
+	uint64_t t0 = wal_mono_ns();
 	for (uint64_t off = 0; off < size && rc == 0; off += chunk) {
+		/* pace: the zeros must not crowd out the flusher's syncs */
+		if (stop && w->cfg.prealloc_rate && off > 0) {
+			uint64_t due = t0 + off * 1000000000ull / w->cfg.prealloc_rate;
+			uint64_t now = wal_mono_ns();
+			if (due > now) {
+				struct timespec ts = { .tv_sec = (time_t)((due - now) / 1000000000ull),
+						       .tv_nsec = (long)((due - now) % 1000000000ull) };
+				nanosleep(&ts, NULL);
+			}
+		}
 		if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
 			rc = -ECANCELED;
 			break;
@@ -570,6 +581,7 @@ static int flush_to(struct rsx_wal *w, uint64_t head)
 		atomic_store_explicit(&w->sync_ns_last, dt, memory_order_relaxed);
 		if (dt > atomic_load_explicit(&w->sync_ns_max, memory_order_relaxed))
 			atomic_store_explicit(&w->sync_ns_max, dt, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->sync_ns_total, dt, memory_order_relaxed);
 		atomic_fetch_add_explicit(&w->n_batches, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&w->n_records, count, memory_order_relaxed);
 		atomic_fetch_add_explicit(&w->n_bytes, part, memory_order_relaxed);
@@ -893,12 +905,16 @@ int rsx_wal_stats(const struct rsx_wal *w, struct rsx_wal_stats *o)
 	o->stall_ns = atomic_load(&w->a_stall_ns);
 	o->sync_ns_last = atomic_load(&w->sync_ns_last);
 	o->sync_ns_max = atomic_load(&w->sync_ns_max);
+	o->sync_ns_total = atomic_load(&w->sync_ns_total);
 	o->rotations = atomic_load(&w->n_rotations);
 	o->deleted_files = atomic_load(&w->n_deleted);
 	o->retention_blocks = atomic_load(&w->n_retention_blocks);
 	o->retention_blocked_seq = atomic_load(&w->retention_blocked_seq);
 	o->prealloc_misses = atomic_load(&w->n_prealloc_misses);
 	o->write_retries = atomic_load(&w->n_write_retries);
+	pthread_mutex_lock((pthread_mutex_t *)&w->prep_lock);
+	o->prealloc_ready = w->prep_ready;
+	pthread_mutex_unlock((pthread_mutex_t *)&w->prep_lock);
 	o->state = atomic_load(&w->state);
 	o->error = atomic_load(&w->last_error);
 	o->recovered_offset = w->recovered_offset;
@@ -919,6 +935,7 @@ void rsx_wal_config_default(struct rsx_wal_config *cfg)
 	cfg->batch_us = 0;
 	cfg->retain_ns = 4ull * 3600 * 1000000000ull;
 	cfg->first_seq = 1;
+	cfg->prealloc_rate = 32 * MiB;
 }
 
 /* A memfd mapped twice back to back: every record and batch is contiguous. */

@@ -36,6 +36,8 @@ struct rsx_wal_config {
 	uint32_t batch_us;	/* T: ... or once the oldest pending is T us old; default 0 */
 	uint64_t retain_ns;	/* delete rotated files older than this (consumers permitting); default 4 h, UINT64_MAX = never */
 	uint64_t first_seq;	/* seq of the first record of a new (empty) stream; default 1 */
+	uint64_t prealloc_rate;	/* bytes/s the preparer zero-fills at (its I/O competes with
+				   the flusher's syncs); default 32 MiB/s, 0 = unpaced */
 	/* Called on the flusher thread after each durable batch. Must not block. */
 	void (*on_durable)(void *ctx, uint64_t durable_seq, uint64_t now_ns);
 	void *ctx;
@@ -56,12 +58,15 @@ struct rsx_wal_stats {
 	uint64_t stall_ns;		/* time appends spent blocked */
 	uint64_t sync_ns_last;
 	uint64_t sync_ns_max;
+	uint64_t sync_ns_total;		/* time spent in fdatasync/fsync */
 	uint64_t rotations;
 	uint64_t deleted_files;
 	uint64_t retention_blocks;	/* rotations where a consumer kept a due file */
 	uint64_t retention_blocked_seq;	/* the lagging consumer's seq (0 = none) */
 	uint64_t prealloc_misses;	/* rotations with no prepared file ready */
 	uint64_t write_retries;		/* batches retried after a transient error */
+	int32_t prealloc_ready;		/* the next file is zero-filled and waiting */
+	uint32_t _pad1;
 	int32_t state;			/* RSX_WAL_RUNNING ... */
 	int32_t error;			/* last error (0, -ENOSPC, -EIO, ...) */
 	/* recovery done by rsx_wal_open */
@@ -193,6 +198,14 @@ struct rsx_wal_scan {
  */
 int64_t rsx_wal_scan(const void *buf, size_t n, struct rsx_wal_entry *entries, size_t cap,
 		     struct rsx_wal_scan *st);
+
+/*
+ * Copy the records of one type, in order, from buf (indexed by entries[0..n))
+ * to out, back to back (cap bytes). Returns how many were copied. Python's
+ * per-type numpy tables of a mixed buffer are built with it.
+ */
+size_t rsx_wal_gather(const void *buf, const struct rsx_wal_entry *entries, size_t n,
+		      uint16_t type, void *out, size_t cap);
 
 /* ----------------------------------------------------------------- reader */
 
