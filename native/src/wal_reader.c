@@ -816,3 +816,9 @@ int rsx_wal_set_info(struct rsx_wal_set *s, struct rsx_wal_set_info *o)
 	o->next_seq = o->durable_seq + 1;
 	return 0;
 }
+
+uint64_t rsx_wal_set_tip_seq(struct rsx_wal_set *s)
+{
+	tip_refresh(s);
+	return s->tip_ok ? s->tipc.durable_seq : 0;
+}

@@ -247,6 +247,11 @@ int rsx_wal_set_refresh(struct rsx_wal_set *s);
 void rsx_wal_set_close(struct rsx_wal_set *s);
 /* Re-read the tip and fill *out. Returns 0. */
 int rsx_wal_set_info(struct rsx_wal_set *s, struct rsx_wal_set_info *out);
+/*
+ * The durable seq the writer's tip publishes right now (0 without a tip): a
+ * memory read of the mapped tip, no syscall; for pollers.
+ */
+uint64_t rsx_wal_set_tip_seq(struct rsx_wal_set *s);
 /* Path of the i-th file (oldest first) and its first seq; NULL past the end. */
 const char *rsx_wal_set_file(struct rsx_wal_set *s, uint32_t i, uint64_t *first_seq);
 
