@@ -589,8 +589,10 @@ static int flush_to(struct rsx_wal *w, uint64_t head)
 			atomic_store(&w->stall_error, 0);
 			set_state(w, RSX_WAL_RUNNING, 0);
 		}
-		publish_durable(w, last);
+		/* the tip first: whoever wait_durable() wakes finds it current too */
+		__atomic_store_n(&w->durable_seq, last, __ATOMIC_RELEASE);
 		tip_publish(w);
+		publish_durable(w, last);
 		/* rotate eagerly once no record of the largest type fits any more */
 		if (w->cfg.file_size - w->file_bytes < RSX_RECORD_MAX && (rc = rotate(w)) < 0)
 			return rc;
