@@ -112,21 +112,24 @@ class WalFile(Block):
 
 
 def read_file(path: str | os.PathLike, *, next_seq: int = 0, check_seq: bool = True,
-              stream_id: int = 0, newest: bool = True) -> WalFile:
+              stream_id: int = 0, newest: bool = True, limit: int | None = None) -> WalFile:
     """Map and index one file.
 
     ``next_seq``: the seq the first record must carry (0 = whatever it is).
     ``check_seq=False`` accepts any seq order (for ``stats``, which reports
-    gaps instead of stopping at them). ``newest``: whether a break at the end
-    may be a torn tail (the file is the last of its stream).
+    gaps instead of stopping at them). ``stream_id``: required stream (0 =
+    any). ``newest``: whether a break at the end may be a torn tail (the file
+    is the last of its stream). ``limit``: read only this many bytes (a live
+    writer's durable size: bytes past it may be in flight).
     """
     path = Path(path)
     size = path.stat().st_size
-    if size == 0:
-        return WalFile(path, b"", np.empty(0, dtype=ENTRY_DTYPE), None, 0)
+    length = size if limit is None else min(size, limit)
+    if length == 0:
+        return WalFile(path, b"", np.empty(0, dtype=ENTRY_DTYPE), None, size)
     raw = np.memmap(path, dtype=np.uint8, mode="r")
     flags = SCAN_ZEROS | (0 if check_seq else SCAN_ANYSEQ)
-    res = scan(raw, next_seq=next_seq, stream_id=stream_id, flags=flags)
+    res = scan(raw, length=length, next_seq=next_seq, stream_id=stream_id, flags=flags)
     brk = None
     if res.stop in (Stop.PARTIAL, Stop.BAD):
         error = res.error if res.stop == Stop.BAD else ErrorCode.SHORT
