@@ -28,6 +28,7 @@ int64_t rsx_wal_scan(const void *buf, size_t n, struct rsx_wal_entry *entries, s
 	st->stop = RSX_WAL_STOP_END;
 	st->error = 0;
 	st->found_seq = 0;
+	st->valid = 0;
 	while (off < n) {
 		const uint8_t *rec = p + off;
 		size_t left = n - off;
@@ -54,6 +55,7 @@ int64_t rsx_wal_scan(const void *buf, size_t n, struct rsx_wal_entry *entries, s
 		uint16_t type = get_u16(rec + 2);
 		uint64_t seq = get_u64(rec + RSX_HEADER_SIZE);
 		uint32_t stream = get_u32(rec + RSX_HEADER_SIZE + 16);
+		st->valid = 1;	/* from here on, a stop is a whole valid record */
 		if (is_control(type)) {
 			st->found_seq = seq;
 			if (st->flags & RSX_WAL_SCAN_CONTROL) {
@@ -78,6 +80,7 @@ int64_t rsx_wal_scan(const void *buf, size_t n, struct rsx_wal_entry *entries, s
 		}
 		if (count == cap) {
 			st->stop = RSX_WAL_STOP_FULL;
+			st->valid = 0;
 			break;
 		}
 		entries[count].offset = off;
@@ -88,6 +91,7 @@ int64_t rsx_wal_scan(const void *buf, size_t n, struct rsx_wal_entry *entries, s
 		count++;
 		next = seq + 1;
 		off += (size_t)size;
+		st->valid = 0;
 	}
 	st->end = off;
 	st->count = count;

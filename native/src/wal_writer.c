@@ -74,6 +74,7 @@ struct rsx_wal {
 	_Atomic int fatal;		/* sticky: a sync failed */
 	_Atomic int stall_error;	/* transient: the current batch cannot be written */
 	_Atomic int stopping;
+	_Atomic uint64_t flush_req;	/* rsx_wal_flush: flush up to this head now, whatever N and T say */
 
 	/* ---- flusher-owned ---- */
 	_Alignas(CACHELINE) int fd;	/* the active file, -1 between rotation steps */
@@ -651,11 +652,12 @@ static void *flusher_main(void *arg)
 			uint64_t now = wal_mono_ns();
 			if (first_seen == 0)
 				first_seen = now;
-			if (pending < n_min && now - first_seen < t_ns) {
+			if (pending < n_min && now - first_seen < t_ns &&
+			    atomic_load(&w->flush_req) < head) {
 				uint32_t word = atomic_load(&w->flusher_word);
 				atomic_store(&w->flusher_idle, 2);
 				if (atomic_load(&w->appended_seq) - w->written_local < n_min &&
-				    !atomic_load(&w->stopping))
+				    !atomic_load(&w->stopping) && atomic_load(&w->flush_req) < head)
 					futex_wait(&w->flusher_word, word, t_ns - (now - first_seen));
 				atomic_store(&w->flusher_idle, 0);
 				continue;
@@ -857,6 +859,10 @@ int rsx_wal_flush(struct rsx_wal *w)
 		publish_head(w);
 		return flush_once(w, w->head);
 	}
+	/* override the batch policy (N, T) for what is appended now */
+	atomic_store(&w->flush_req, w->head);
+	atomic_fetch_add(&w->flusher_word, 1);
+	futex_wake(&w->flusher_word);
 	return rsx_wal_wait_durable(w, w->next_seq - 1, -1);
 }
 
@@ -1044,8 +1050,7 @@ static int recover_active(struct rsx_wal *w, const char *name, uint64_t first,
 	if (torn) {
 		uint64_t durable = have_old && old->active_first_seq == first ? old->active_durable_bytes : 0;
 		/* a valid record with a wrong seq or stream is never a torn write */
-		int foreign = sc.stop == RSX_WAL_STOP_BAD &&
-			      (sc.error == RSX_ESEQ || sc.error == RSX_ESTREAM || sc.error == RSX_ETYPE);
+		int foreign = sc.stop == RSX_WAL_STOP_BAD && sc.valid;
 		if (end < durable || foreign) {
 			rc = sc.stop == RSX_WAL_STOP_PARTIAL ? RSX_ESHORT : sc.error;
 			munmap((void *)map, size);

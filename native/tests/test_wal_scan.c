@@ -55,6 +55,7 @@ int main(void)
 	T_EQ(st.stop, RSX_WAL_STOP_BAD);
 	T_EQ(st.error, RSX_ESEQ);
 	T_EQ(st.found_seq, 10);
+	T_EQ(st.valid, 1);	/* a whole record, just the wrong seq */
 	/* 0 accepts any first seq; ANYSEQ accepts anything */
 	st = (struct rsx_wal_scan){ .next_seq = 0 };
 	T_EQ(rsx_wal_scan(buf, total, e, 64, &st), 20);
@@ -86,6 +87,7 @@ int main(void)
 		T_EQ(st.end, offs[12]);
 		T_CHECK(st.stop == RSX_WAL_STOP_BAD || st.stop == RSX_WAL_STOP_PARTIAL);
 		T_CHECK(st.error != 0 || st.stop == RSX_WAL_STOP_PARTIAL);
+		T_EQ(st.valid, 0);
 	}
 
 	/* zero tail: clean end only with the ZEROS flag */

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,6 +91,8 @@ class WalBreakError(RsxError):
 
 # ---------------------------------------------------------------- one file
 
+_NAMED = re.compile(r"^\d+_(\d+)_(?:\d+|active)\.wal$")
+
 class WalFile(Block):
     """One WAL or archive file, mapped read-only and indexed.
 
@@ -115,7 +118,9 @@ def read_file(path: str | os.PathLike, *, next_seq: int = 0, check_seq: bool = T
               stream_id: int = 0, newest: bool = True, limit: int | None = None) -> WalFile:
     """Map and index one file.
 
-    ``next_seq``: the seq the first record must carry (0 = whatever it is).
+    ``next_seq``: the seq the first record must carry (0 = the first seq in
+    the file's name for WAL files named ``S_F_L.wal`` / ``S_F_active.wal``,
+    else whatever it is).
     ``check_seq=False`` accepts any seq order (for ``stats``, which reports
     gaps instead of stopping at them). ``stream_id``: required stream (0 =
     any). ``newest``: whether a break at the end may be a torn tail (the file
@@ -123,6 +128,11 @@ def read_file(path: str | os.PathLike, *, next_seq: int = 0, check_seq: bool = T
     writer's durable size: bytes past it may be in flight).
     """
     path = Path(path)
+    if next_seq == 0 and check_seq:
+        # a WAL file's name says its first seq: hold the data to it
+        m = _NAMED.match(path.name)
+        if m:
+            next_seq = int(m.group(1))
     size = path.stat().st_size
     length = size if limit is None else min(size, limit)
     if length == 0:

@@ -187,6 +187,9 @@ struct rsx_wal_scan {
 	uint32_t stream_id;	/* in: required stream id (0 = any) */
 	int32_t stop;		/* out: enum rsx_wal_stop */
 	int32_t error;		/* out: why STOP_BAD (RSX_ECRC, RSX_ESEQ, RSX_ESTREAM, ...), else 0 */
+	int32_t valid;		/* out: the record that stopped the scan passed every record check
+				   (it is a whole, CRC-valid record of the wrong seq, stream or class) */
+	uint32_t _pad0;
 };
 
 /*
