@@ -256,6 +256,9 @@ class DxsConsumer:
             rec = decode(buf, res.end)
             end = res.end + P.CONTROL_SIZE
             del buf[:end]
+            if rec.type == RecordType.REPLAY_REJECT:
+                self._closed = True
+                raise DxsRejected(rec)
             if rec.stream_id != self.stream_id:
                 raise StreamMismatchError(ErrorCode.STREAM, f"control record of stream {rec.stream_id}")
             if rec.type == RecordType.CAUGHT_UP:
@@ -266,9 +269,6 @@ class DxsConsumer:
                 self.live_seq = rec.live_seq
                 self.caught_up.set()
                 return Batch.empty(caught_up=True)
-            if rec.type == RecordType.REPLAY_REJECT:
-                self._closed = True
-                raise DxsRejected(rec)
             if rec.type == RecordType.HEARTBEAT:
                 return self._take(conn)
             raise DxsProtocolError(f"unexpected {rec.type.name} from the server")

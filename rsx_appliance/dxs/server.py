@@ -187,7 +187,8 @@ class DxsServer:
             log.warning("dxs: %s: %s", peer, e)
             return
         if req.stream_id != self.stream_id:
-            writer.write(P.reject(self.stream_id, ErrorCode.STREAM, req.from_seq, oldest, durable))
+            # echo the stream asked for: the consumer matches the answer to its request
+            writer.write(P.reject(req.stream_id, ErrorCode.STREAM, req.from_seq, oldest, durable))
             await writer.drain()
             return
         from_seq = req.from_seq
