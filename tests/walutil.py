@@ -25,8 +25,9 @@ def payloads(first_seq: int, n: int, rtype: RecordType = INSERTED, ts: np.ndarra
     p["qty"] = seqs
     p["ts_ns"] = TS0 + seqs if ts is None else ts
     p["symbol_id"] = 1 + seqs % 3
-    if "user_id" in p.dtype.names:
-        p["user_id"] = seqs % 1000
+    for f in ("user_id", "taker_user_id"):
+        if f in p.dtype.names:
+            p[f] = seqs % 1000
     return p
 
 

@@ -75,7 +75,7 @@ def _make_filter(args):
             until_ns=parse_time(args.until) if args.until else None)
     except ValueError as e:
         print(f"rsx wal: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        return None
 
 
 def _usage_error(msg: str) -> int:
@@ -89,6 +89,8 @@ def dump(args) -> int:
     from ..wal.tools import _open, filtered_records, stream_files
 
     flt = _make_filter(args)
+    if flt is None:
+        return 2
     try:
         files, sid = stream_files(args.path, args.stream)
     except (FileNotFoundError, NotADirectoryError) as e:
@@ -178,6 +180,8 @@ def follow(args) -> int:
     from ..wal.tools import filtered_records
 
     flt = _make_filter(args)
+    if flt is None:
+        return 2
     path = Path(args.path)
     if path.is_file():
         path = path.parent

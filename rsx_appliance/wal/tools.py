@@ -38,6 +38,7 @@ class StreamFile:
     limit: int | None     # readable bytes (the writer's durable size), None = the whole file
     newest: bool
     name_range: tuple[int, int] | None   # (first, last) a rotated file's name promises
+    name_first: int = 0                  # first seq a WAL file's name promises (0 = none)
 
 
 def stream_files(path: str | os.PathLike, stream_id: int = 0) -> tuple[list[StreamFile], int]:
@@ -47,7 +48,7 @@ def stream_files(path: str | os.PathLike, stream_id: int = 0) -> tuple[list[Stre
         m = _RANGED.match(path.name) or _ACTIVE.match(path.name)
         sid = int(path.name.split("_", 1)[0]) if "_" in path.name and path.name.split("_", 1)[0].isdigit() else 0
         nr = (int(m.group(2)), int(m.group(3))) if m and m.re is _RANGED else None
-        return [StreamFile(path, 0, _limit(path, sid), True, nr)], sid
+        return [StreamFile(path, 0, _limit(path, sid), True, nr, int(m.group(2)) if m else 0)], sid
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or directory")
     with WalSet(path, stream_id) as s:
@@ -57,8 +58,10 @@ def stream_files(path: str | os.PathLike, stream_id: int = 0) -> tuple[list[Stre
     for i, (name, first) in enumerate(listed):
         p = path / name
         m = _RANGED.match(name)
+        a = _ACTIVE.match(name)
         out.append(StreamFile(p, first, _limit(p, sid), i == len(listed) - 1,
-                              (int(m.group(2)), int(m.group(3))) if m else None))
+                              (int(m.group(2)), int(m.group(3))) if m else None,
+                              int((m or a).group(2)) if (m or a) else 0))
     return out, sid
 
 
@@ -116,7 +119,10 @@ def verify(path: str | os.PathLike, stream_id: int = 0) -> VerifyReport:
             # seqs after a break cannot be trusted to chain; restart the chain at the next file
             expect = 0
             continue
-        if f.name_range and len(wf) and (wf.first_seq, wf.last_seq) != f.name_range:
+        if f.name_first and len(wf) and wf.first_seq != f.name_first:
+            rep.problems.append(f"{f.path}: name says first seq {f.name_first} but the file "
+                                f"starts at seq {wf.first_seq}")
+        elif f.name_range and len(wf) and (wf.first_seq, wf.last_seq) != f.name_range:
             rep.problems.append(f"{f.path}: name says seqs {f.name_range[0]}..{f.name_range[1]} "
                                 f"but the file holds {wf.first_seq}..{wf.last_seq}")
         if f.name_range and not len(wf):
