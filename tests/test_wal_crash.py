@@ -51,21 +51,26 @@ while True:
 def _run_and_kill(d, prealloc: bool, rng: random.Random) -> tuple[int, int]:
     tests = os.path.dirname(__file__)
     p = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=tests, d=str(d), prealloc=prealloc)],
-                         stdout=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE)
     start = int(p.stdout.readline().split()[1])
     deadline = time.monotonic() + rng.uniform(0.05, 0.5)
-    durable = start - 1
-    os.set_blocking(p.stdout.fileno(), False)
+    fd = p.stdout.fileno()
+    os.set_blocking(fd, False)
+    buf = b""
     while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if line:
-            durable = max(durable, int(line))
-        else:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            chunk = b""
+        buf += chunk or b""
+        if not chunk:
             time.sleep(0.002)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    for line in p.stdout.read().split():    # reported before it died
-        durable = max(durable, int(line))
+    os.set_blocking(fd, True)
+    buf += os.read(fd, 1 << 20)      # what it reported before it died
+    lines = buf.split(b"\n")[:-1]   # a last partial line is not a report
+    durable = max([start - 1, *(int(x) for x in lines if x.strip())])
     return start, durable
 
 
