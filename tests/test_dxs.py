@@ -17,7 +17,7 @@ import pytest
 from rsx_appliance.codes import ErrorCode
 from rsx_appliance.dxs import DxsConsumer, DxsRejected, DxsServer, TipFile
 from rsx_appliance.dxs import protocol as P
-from rsx_appliance.records import RecordType, decode, encode
+from rsx_appliance.records import RecordType, encode
 from rsx_appliance.wal import WalWriter, consumer_get, consumer_set, read_file
 
 from walutil import append_n, free_port, qty_of_all, start_server, write_stream
@@ -313,3 +313,16 @@ def test_resume_after_killing_the_consumer(tmp_path):
     # a kill mid-write leaves at most a torn tail, which resume_point cut before resuming
     assert wf.brk is None
     assert wf.seqs.tolist() == list(range(1, 30_001))     # no gap, no duplicate
+
+
+def test_tip_file(tmp_path):
+    tip = TipFile(tmp_path / "risk.tip")
+    assert tip.load() == 0                      # missing: start from the beginning
+    tip.store(12345)
+    assert tip.load() == 12345
+    tip.store(2**63)
+    assert tip.load() == 2**63
+    assert not list(tmp_path.glob("*.tmp"))
+    (tmp_path / "risk.tip").write_bytes(b"\x01\x02\x03")
+    with pytest.raises(ValueError):
+        tip.load()                              # never silently 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rsx_appliance.errors import SeqGoneError
-from rsx_appliance.records import RecordType, decode
+from rsx_appliance.records import decode
 from rsx_appliance.wal import ENTRY_DTYPE, WalReader, WalSet, WalWriter, read_file, scan
 
 from walutil import FILL, INSERTED, append_n, qty_of_all, read_all, write_stream
@@ -57,7 +57,6 @@ def test_replay_from_anywhere_starts_exactly_there(tmp_path, mixed):
             with WalReader(s) as r:
                 r.seek(start)
                 seqs = np.concatenate([b.seqs for b in r])
-                qtys = None
             want = max(start, 1)
             assert seqs[0] == want and seqs[-1] == 4000
             assert (np.diff(seqs.astype(np.int64)) == 1).all()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codes import ErrorCode
-from ..records import FIELDS, HEADER_SIZE, FieldKind, RecordType
+from ..records import FIELDS, HEADER_SIZE, RecordType
 from .block import Block
 from .reader import Break, WalFile, WalSet, read_file, read_tip
 
