@@ -214,17 +214,18 @@ static uint64_t file_final_size(struct wal_file *f)
 	return size;
 }
 
-/* Whether a live writer's tip describes this file. */
+/* Whether the writer's tip describes this (active) file: its durable size is then the bound. */
 static int tip_covers(const struct rsx_wal_set *s, const struct wal_file *f)
 {
-	return s->tip_ok && f->kind == WAL_ACTIVE && s->tipc.active_first_seq == f->first &&
-	       s->tipc.state != RSX_WAL_CLOSED;
+	return s->tip_ok && f->kind == WAL_ACTIVE && s->tipc.active_first_seq == f->first;
 }
 
 /*
  * How far f may be read now. *complete = 1 when nothing will ever be added
  * to f (a rotated file, an active file that has been rotated since, an
- * archive file followed by a newer one).
+ * archive file followed by a newer one). With a tip, an active file is never
+ * read past the durable size the tip publishes; an active file newer than
+ * the tip (a rotation the writer has not published yet) is not read at all.
  */
 static int64_t file_bound(struct rsx_wal_set *s, struct wal_file *f, int newest, int *complete)
 {
@@ -236,12 +237,15 @@ static int64_t file_bound(struct rsx_wal_set *s, struct wal_file *f, int newest,
 		*complete = 1;
 		return (int64_t)file_final_size(f);
 	}
-	if (f->kind == WAL_ACTIVE && s->tip_ok && s->tipc.active_first_seq > f->first) {
-		*complete = 1;	/* rotated: truncated to its data and synced before the rename */
-		return (int64_t)file_final_size(f);
+	if (f->kind == WAL_ACTIVE && s->tip_ok) {
+		if (s->tipc.active_first_seq > f->first) {
+			*complete = 1;	/* rotated: truncated to its data and synced before the tip moved */
+			return (int64_t)file_final_size(f);
+		}
+		if (s->tipc.active_first_seq == f->first)
+			return (int64_t)s->tipc.active_durable_bytes;
+		return 0;
 	}
-	if (tip_covers(s, f))
-		return (int64_t)s->tipc.active_durable_bytes;
 	if (!newest)
 		*complete = 1;
 	return (int64_t)file_size_now(f);

@@ -149,8 +149,10 @@ class Block:
         strides = np.diff(offsets)
         if len(rows) == 1 or (strides[0] >= dtype.itemsize and np.all(strides == strides[0])):
             stride = int(strides[0]) if len(rows) > 1 else dtype.itemsize
-            return np.ndarray(shape=(len(rows),), dtype=dtype, buffer=self.raw,
-                              offset=int(offsets[0]), strides=(stride,))
+            arr = np.ndarray(shape=(len(rows),), dtype=dtype, buffer=self.raw,
+                             offset=int(offsets[0]), strides=(stride,))
+            arr.flags.writeable = False     # a view of the records: never edit them in place
+            return arr
         out = np.empty(len(rows), dtype=dtype)
         got = lib.rsx_wal_gather(_cbuf(self.raw), ffi.cast("struct rsx_wal_entry *",
                                                           self.index.ctypes.data),
