@@ -11,7 +11,7 @@ import time
 
 from ..codes import ErrorCode, error_message
 from ..errors import RsxError
-from ..records import HEADER_SIZE, PAYLOAD_DTYPES, Record, RecordType, decode, encode
+from ..records import HEADER_SIZE, PAYLOAD_DTYPES, Record, RecordType, encode
 
 __all__ = [
     "REQUEST_SIZE", "CONTROL_SIZE", "request", "caught_up", "reject", "heartbeat", "DxsRejected",
@@ -84,6 +84,3 @@ class DxsRejected(RsxError):
             f"stream {self.stream_id}: replay from seq {self.from_seq} refused: "
             f"{error_message(self.code)} [{name}] (server holds {self.first_seq}..{self.last_seq})")
 
-
-def decode_control(buf, offset: int = 0) -> Record:
-    return decode(buf, offset)
