@@ -4,7 +4,7 @@ A thin binding of ``rsx_cmp_*`` (specs/cmp.md): every hot loop (polling,
 validation, NAKs, reordering, copying records out) runs in C; Python gets
 records in batches as numpy arrays, one C call per batch, with the GIL
 released while C waits. Errors are the typed exceptions of
-:mod:`rsx_appliance.errors` (``SeqError``, ``NeedsReplay``, ``OSError``...).
+:mod:`rsx_appliance.errors` (``SeqGapError``, ``NeedsReplay``, ``OSError``...).
 
 Example::
 
@@ -335,7 +335,7 @@ class Sender:
     def send(self, record: bytes | bytearray | memoryview) -> int:
         """Send one framed record (seq = last + 1). Returns its size.
 
-        Raises the record's error, ``SeqError``, ``StreamMismatchError``,
+        Raises the record's error, ``SeqGapError``, ``StreamMismatchError``,
         ``RecordTypeError`` (a control type) or ``BlockingIOError`` (every
         hot-ring slot is pending: poll and retry). Nothing changes on error.
         """
@@ -470,7 +470,7 @@ class Receiver:
     def replay(self, record: bytes | bytearray | memoryview) -> bool:
         """Feed one replayed record, in seq order from ``info.expected``; True if it closed the gap.
 
-        Records below ``expected`` are ignored (False). Raises ``SeqError`` if
+        Records below ``expected`` are ignored (False). Raises ``SeqGapError`` if
         the replay skipped a seq, ``BlockingIOError`` if the window is full of
         unread records (read first), or the record's error.
         """

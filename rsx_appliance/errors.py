@@ -17,11 +17,12 @@ Hierarchy::
     │   │   └── RecordCrcError         RSX_ECRC
     │   ├── ArithmeticOverflowError (OverflowError)   RSX_EOVERFLOW
     │   ├── InvalidArgumentError (ValueError)         RSX_EINVALID
-    │   └── TransportError             CMP (specs/cmp.md)
-    │       ├── SeqError (ValueError)          RSX_ESEQ
-    │       ├── StreamMismatchError (ValueError)   RSX_ESTREAM
-    │       ├── GoneError (LookupError)        RSX_EGONE
-    │       └── NeedsReplay                    RSX_EREPLAY
+    │   └── StreamError                  WAL / DXS / CMP sequencing (specs/wal.md 4, specs/cmp.md)
+    │       ├── SeqGapError (ValueError)         RSX_ESEQ     a seq breaks the stream's continuity
+    │       ├── SeqGoneError (LookupError)       RSX_EGONE    the seq is no longer retained
+    │       ├── SeqAheadError                    RSX_EAHEAD   the seq is beyond the durable tip
+    │       ├── StreamMismatchError (ValueError) RSX_ESTREAM  another stream's record, file or request
+    │       └── NeedsReplay                      RSX_EREPLAY  an unrecoverable gap: replay via DXS
     ├── Rejected (ValueError)       a value or request refused with a Reason
     │   ├── BadNumberError, TooPreciseError, OutOfRangeError, NotPositiveError,
     │   ├── OffTickError, OffLotError, SizeLimitError
@@ -41,8 +42,8 @@ __all__ = [
     "RecordTypeError", "RecordLengthError", "RecordReservedError", "RecordCrcError",
     "ArithmeticOverflowError", "InvalidArgumentError", "Rejected", "BadNumberError",
     "TooPreciseError", "OutOfRangeError", "NotPositiveError", "OffTickError", "OffLotError",
-    "SizeLimitError", "NotionalOverflowError", "ConfigError", "FieldError", "TransportError",
-    "SeqError", "StreamMismatchError", "GoneError", "NeedsReplay", "check",
+    "SizeLimitError", "NotionalOverflowError", "ConfigError", "FieldError", "StreamError",
+    "SeqGapError", "SeqGoneError", "SeqAheadError", "StreamMismatchError", "NeedsReplay", "check",
     "error_for", "rejected",
 ]
 
@@ -96,24 +97,28 @@ class InvalidArgumentError(NativeError, ValueError):
     """An argument was out of the range the C function accepts."""
 
 
-class TransportError(NativeError):
-    """CMP refused an operation on a stream (specs/cmp.md)."""
+class StreamError(NativeError):
+    """A stream's sequencing was broken or a seq cannot be served (WAL, DXS, CMP)."""
 
 
-class SeqError(TransportError, ValueError):
-    """A record's seq is not the stream's next seq (or a replay skipped one)."""
+class SeqGapError(StreamError, ValueError):
+    """A record's seq is not the next one: a gap or a regression (RSX_ESEQ)."""
 
 
-class StreamMismatchError(TransportError, ValueError):
-    """A record belongs to another stream than the sender's or receiver's."""
+class SeqGoneError(StreamError, LookupError):
+    """The requested seq is no longer retained: older than the WAL, past the retransmit horizon (RSX_EGONE)."""
 
 
-class GoneError(TransportError, LookupError):
-    """A record is past the retransmit horizon (no longer in the hot ring or the WAL)."""
+class SeqAheadError(StreamError):
+    """The requested seq is beyond the stream's durable tip (RSX_EAHEAD)."""
 
 
-class NeedsReplay(TransportError):
-    """The stream has a gap NAKs could not fill: replay it (DXS) from ``info.expected``.
+class StreamMismatchError(StreamError, ValueError):
+    """A record, file or request belongs to another stream (RSX_ESTREAM)."""
+
+
+class NeedsReplay(StreamError):
+    """The stream has a gap NAKs could not fill: replay it (DXS) from ``info.expected`` (RSX_EREPLAY).
 
     ``info`` is set by rsx_appliance.cmp to the receiver's info when raised there.
     """
@@ -179,9 +184,10 @@ _NATIVE = {
     "CRC": RecordCrcError,
     "OVERFLOW": ArithmeticOverflowError,
     "INVALID": InvalidArgumentError,
-    "SEQ": SeqError,
+    "SEQ": SeqGapError,
+    "GONE": SeqGoneError,
+    "AHEAD": SeqAheadError,
     "STREAM": StreamMismatchError,
-    "GONE": GoneError,
     "REPLAY": NeedsReplay,
 }
 # Every C code must have a class: fail at import, not on the first error.

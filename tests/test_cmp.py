@@ -11,7 +11,7 @@ import pytest
 
 from rsx_appliance import cmp
 from rsx_appliance.errors import (
-    InvalidArgumentError, NeedsReplay, RecordCrcError, RecordTypeError, SeqError, StreamMismatchError,
+    InvalidArgumentError, NeedsReplay, RecordCrcError, RecordTypeError, SeqGapError, StreamMismatchError,
 )
 from rsx_appliance.records import RecordType, encode
 
@@ -77,7 +77,7 @@ def test_sender_refuses_bad_records_and_changes_nothing():
     with a, b:
         tx = a.sender(STREAM, [("10.0.0.2", 9001)])
         assert tx.send(rec(1)) == 80
-        with pytest.raises(SeqError):
+        with pytest.raises(SeqGapError):
             tx.send(rec(3))
         with pytest.raises(StreamMismatchError):
             tx.send(rec(2, stream=STREAM + 1))
@@ -151,7 +151,7 @@ def test_gap_past_the_horizon_needs_replay_then_replay_completes():
         assert tx.stats["retx_gone"] >= 10
         # DXS replays from a bit before `expected`; overlap is ignored, a skipped seq is refused.
         assert rx.replay(rec(100)) is False
-        with pytest.raises(SeqError):
+        with pytest.raises(SeqGapError):
             rx.replay(rec(102))
         resumed = [rx.replay(rec(q)) for q in range(101, 111)]
         assert resumed == [False] * 9 + [True]
