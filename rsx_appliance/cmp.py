@@ -30,6 +30,7 @@ from ._native import ffi, lib
 from .errors import InvalidArgumentError, NeedsReplay, check
 from .codes import ErrorCode
 from .records import HEADER_SIZE, PAYLOAD_MAX, RECORD_DTYPES, PAYLOAD_DTYPES, Record, RecordType, decode
+from .wal.reader import WalReader
 
 __all__ = [
     "RECORD_MAX", "Backend", "Mode", "State", "Fault", "Rule", "Endpoint", "Sender", "Receiver",
@@ -260,7 +261,7 @@ class Endpoint:
 
     def sender(self, stream_id: int, destinations: Iterable[tuple[str, int] | tuple[str, int, str]], *,
                ring_size: int = 4096, heartbeat_us: int = 10_000, retx_dedup_us: int = 250,
-               fetch: Callable[[int], bytes | None] | None = None) -> "Sender":
+               fetch: "WalReader | Callable[[int], bytes | None] | None" = None) -> "Sender":
         """Attach the sender of ``stream_id``; see :class:`Sender`."""
         s = Sender(self, stream_id, list(destinations), ring_size, heartbeat_us, retx_dedup_us, fetch)
         self._children.append(s)
@@ -279,14 +280,17 @@ class Endpoint:
 class Sender:
     """Sends one stream's framed records; answers NAKs; heartbeats when idle.
 
-    ``fetch(seq) -> bytes | None`` is the deep retransmit source (seam 1, the
-    WAL) for seqs no longer in the hot ring; None means "gone". It is called
-    from inside :meth:`Endpoint.poll`, costs a Python call per seq, and is
-    meant for tests and tools (the WAL plugs in a C callback).
+    ``fetch`` is the deep retransmit source (seam 1) for seqs no longer in the
+    hot ring: a :class:`rsx_appliance.wal.WalReader` of the stream's WAL (the
+    production path: the C sender reads the WAL directly, ``rsx_cmp_wal_fetch``;
+    the reader must only be used by the thread that polls this endpoint), or
+    a Python ``fetch(seq) -> bytes | None`` (None means "gone"), called from
+    inside :meth:`Endpoint.poll` at the cost of a Python call per seq, for
+    tests and tools.
     """
 
     def __init__(self, ep: Endpoint, stream_id: int, destinations: list, ring_size: int, heartbeat_us: int,
-                 retx_dedup_us: int, fetch: Callable[[int], bytes | None] | None) -> None:
+                 retx_dedup_us: int, fetch: "WalReader | Callable[[int], bytes | None] | None") -> None:
         c = ffi.new("struct rsx_cmp_sender_config *")
         lib.rsx_cmp_sender_config_init(c)
         c.stream_id = stream_id
@@ -297,7 +301,12 @@ class Sender:
             _addr(ffi.addressof(c.dest, i), d[0], d[1], d[2] if len(d) > 2 else None)
         c.ring_size, c.heartbeat_us, c.retx_dedup_us = ring_size, heartbeat_us, retx_dedup_us
         self._fetch = None
-        if fetch is not None:
+        if isinstance(fetch, WalReader):
+            # The production path: C to C, no Python per retransmit (native/src/cmp_wal.c).
+            self._fetch = fetch  # keeps the reader alive as long as the sender
+            c.fetch = ffi.addressof(lib, "rsx_cmp_wal_fetch")
+            c.fetch_ctx = fetch._r
+        elif fetch is not None:
             self._fetch = ffi.callback("int(void *, uint32_t, uint64_t, void *, size_t)",
                                        self._make_fetch(fetch), onerror=self._fetch_error)
             c.fetch = self._fetch
