@@ -68,22 +68,35 @@ int rsx_risk_apply_funding(struct rsx_risk *r, uint32_t symbol_id, const uint32_
 {
 	if (!risk_sym(r, symbol_id))
 		return RSX_EINVALID;
+	/*
+	 * In recovery a settlement can be replayed before the fills that opened
+	 * the position (funding only adds to collateral, so the order does not
+	 * matter): missing accounts and positions are created.
+	 */
 	__int128 total = 0;
+	uint32_t new_accts = 0, new_pos = 0;
 	for (uint32_t i = 0; i < n; i++) {
+		if (user_ids[i] == RSX_RISK_FUND_USER)
+			return RSX_EINVALID;
 		int32_t a = rsx_risk_find_account(r, user_ids[i]);
 		int32_t p = a >= 0 ? rsx_risk_find_position(r, a, symbol_id) : -1;
-		if (p < 0)
-			return RSX_EINVALID;
-		if (!fits64((__int128)r->accounts[a].collateral + amounts[i]) ||
-		    !fits64((__int128)r->positions[p].funding + amounts[i]))
+		new_accts += a < 0;
+		new_pos += p < 0;
+		int64_t coll = a >= 0 ? r->accounts[a].collateral : 0;
+		int64_t fund = p >= 0 ? r->positions[p].funding : 0;
+		if (!fits64((__int128)coll + amounts[i]) || !fits64((__int128)fund + amounts[i]))
 			return RSX_EOVERFLOW;
 		total += amounts[i];
 	}
 	if (!fits64((__int128)r->funding_clearing - total))
 		return RSX_EOVERFLOW;
+	if (r->n_users + new_accts > r->max_users || r->n_positions + new_pos > r->max_positions)
+		return RSX_EINVALID;
 	for (uint32_t i = 0; i < n; i++) {
-		int32_t a = rsx_risk_find_account(r, user_ids[i]);
+		int32_t a = rsx_risk_open_account(r, user_ids[i]);
 		int32_t p = rsx_risk_find_position(r, a, symbol_id);
+		if (p < 0)
+			p = risk_position_create(r, a, symbol_id);
 		r->accounts[a].collateral += amounts[i];
 		r->accounts[a].version++;
 		r->positions[p].funding += amounts[i];

@@ -39,6 +39,7 @@ class _Batch:
         self.records: list[bytes] = []
         self.after: list = []          # callables(outputs) run after the commit
         self.reserved: dict[int, int] = {}
+        self.symbols: set[int] = set()  # barriers: symbols the decisions name
 
 
 class Liquidator:
@@ -124,8 +125,8 @@ class Liquidator:
             recs, after = b.records, b.after
             b.records, b.after, b.reserved = [], [], {}
             s = self.s
-            first = s.journal.last_seq + 1
-            s._commit(recs)
+            first = s._commit(recs, barriers=b.symbols)
+            b.symbols = set()
             out.to_gateway += b"".join(s.journal_record_range(first, len(recs)))  # users see each step
             for fn in after:
                 fn(out)
@@ -176,6 +177,7 @@ class Liquidator:
                                   price=int(o["price"]), mark_px=int(o["mark"]), equity=m["equity"],
                                   maintenance_margin=m["mm"], shortfall=reserve))
         self._batch.records += recs
+        self._batch.symbols.update(int(o["symbol_id"]) for o in plan)
         cancels = self._cancel_symbols(acct)
         self._batch.after.append(lambda o, recs=recs, user=user, cancels=cancels:
                                  self._emit_round(o, user, recs, cancels))
@@ -289,8 +291,7 @@ class Liquidator:
             recs.append(self._rec(LiqKind.INSURANCE, user, shortfall=pay, equity=m["equity"]))
         if full:
             recs.append(self._rec(LiqKind.DONE, user, shortfall=0, equity=m["equity"]))
-        first = s.journal.last_seq + 1 + len({pc[0] for pc in pieces})
-        s._commit(recs, barriers=[pc[0] for pc in pieces])
+        first = s._commit(recs, barriers=[pc[0] for pc in pieces])
         out.to_gateway += b"".join(s.journal_record_range(first, len(recs)))
         return True
 

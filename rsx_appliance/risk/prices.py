@@ -44,9 +44,7 @@ class PriceState:
     mark: int = 0
     mark_source: str = MarkSource.NONE
     last_sample_slot: int = -1
-    acc_interval: int = -1      # funding interval the accumulator belongs to
-    acc_sum: int = 0            # sum of premium samples, rate_e8
-    acc_n: int = 0
+    acc: dict[int, list[int]] = field(default_factory=dict)   # interval -> [sum rate_e8, samples]
 
     # -- inputs -------------------------------------------------------------
 
@@ -99,11 +97,9 @@ class PriceState:
             self.ema_premium, self.has_ema = prem, True
         else:
             self.ema_premium += (prem - self.ema_premium) * ema_bps // 10_000
-        interval = now_ns // interval_ns
-        if interval != self.acc_interval:
-            self.acc_interval, self.acc_sum, self.acc_n = interval, 0, 0
-        self.acc_sum += prem * 100_000_000 // index
-        self.acc_n += 1
+        a = self.acc.setdefault(now_ns // interval_ns, [0, 0])
+        a[0] += prem * 100_000_000 // index
+        a[1] += 1
         return True
 
     def update_mark(self, index: int | None, mid: int | None, band_bps: int) -> int:
@@ -129,19 +125,27 @@ class PriceState:
 
     def premium_average_e8(self, interval: int) -> int:
         """Average premium rate (rate_e8) of the samples of `interval`, 0 if none."""
-        if self.acc_interval != interval or self.acc_n == 0:
+        a = self.acc.get(interval)
+        if not a or a[1] == 0:
             return 0
-        return self.acc_sum // self.acc_n
+        return a[0] // a[1]
+
+    def settled(self, interval: int) -> None:
+        """Drop the accumulators of settled intervals."""
+        for k in [k for k in self.acc if k <= interval]:
+            del self.acc[k]
 
     # -- snapshot -----------------------------------------------------------
 
     def to_json(self) -> dict:
         d = self.__dict__.copy()
         d["sources"] = [[k, p, t] for k, (p, t) in sorted(self.sources.items())]
+        d["acc"] = [[k, v[0], v[1]] for k, v in sorted(self.acc.items())]
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> "PriceState":
         d = dict(d)
         d["sources"] = {int(k): (int(p), int(t)) for k, p, t in d["sources"]}
+        d["acc"] = {int(k): [int(a), int(b)] for k, a, b in d["acc"]}
         return cls(**d)

@@ -183,14 +183,20 @@ class RiskShard:
     def _barrier(self, symbol_id: int) -> bytes:
         return self._param(symbol_id, Key.FILL_BARRIER, 0, int(self.core.symbols["tip"][symbol_id]))
 
-    def _commit(self, records: list[bytes], barriers: Iterable[int] = ()) -> None:
-        """Journal a batch (barriers first, COMMIT last), make it durable, then apply it."""
-        recs = [self._barrier(s) for s in sorted(set(barriers))] + list(records)
+    def _commit(self, records: list[bytes], barriers: Iterable[int] = ()) -> int:
+        """Journal a batch (barriers first, COMMIT last), make it durable, then apply it.
+
+        Returns the journal seq of the first of `records`. Every batch that names a symbol carries
+        that symbol's barrier, so recovery replays it at the same point of the ME stream."""
+        bars = [self._barrier(s) for s in sorted(set(barriers))]
+        recs = bars + list(records)
         recs.append(self._param(SHARD_WIDE, Key.COMMIT, len(recs)))
+        first = self.journal.last_seq + 1 + len(bars)
         self.journal.append(recs)
         self.journal.sync()
         self.journal_seq = self.journal.last_seq
         self._apply_batch(recs[:-1])
+        return first
 
     def _apply_batch(self, recs: list[bytes]) -> None:
         """Apply one committed batch (live after sync, or in recovery). Decisions are not re-taken."""
@@ -570,8 +576,8 @@ class RiskShard:
                                   self.core.positions["net"][pos])
         rate_rec = rate_record(self.stream_id, self.clock, sym, interval_id, rate, mark, ps.index)
         recs = list(_recbuild.split(pay)) + [rate_rec]
-        self._commit(recs)
-        out.to_gateway += b"".join(self.journal_record_range(self.journal_seq - len(recs), len(recs)))
+        first = self._commit(recs, barriers=[sym])
+        out.to_gateway += b"".join(self.journal_record_range(first, len(recs)))
         self.liquidator.run_deferred(out)
         return out
 
@@ -592,6 +598,7 @@ class RiskShard:
                 raise JournalError("funding payments do not match their FUNDING_RATE commit")
             self.core.apply_funding(sym, pl["user_id"], pl["amount"])
         self.funding_last[sym] = max(self.funding_last.get(sym, -1), rate.interval_id)
+        self.prices.setdefault(sym, PriceState()).settled(rate.interval_id)
         if not self._replaying:
             # funding moved collateral: accounts paying may now be under maintenance
             accts = self.core.positions["acct"][self._index.get(sym)]

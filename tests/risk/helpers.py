@@ -25,12 +25,21 @@ class ME:
         self.symbol_id = symbol_id
         self.seq = 0
         self.ts = ts
+        self.log: list[bytes] = []      # every sequenced record, as the ME's WAL would keep it
 
     def _rec(self, rtype, **fields) -> bytes:
         self.seq += 1
         self.ts += 1000
-        return encode(rtype, seq=self.seq, ts_ns=self.ts, stream_id=self.symbol_id,
-                      symbol_id=self.symbol_id, **fields)
+        rec = encode(rtype, seq=self.seq, ts_ns=self.ts, stream_id=self.symbol_id,
+                     symbol_id=self.symbol_id, **fields)
+        self.log.append(rec)
+        return rec
+
+    def source(self, from_seq: int):
+        """DXS-like replay from from_seq, in small buffers."""
+        recs = self.log[from_seq - 1:]
+        for i in range(0, len(recs), 7):
+            yield b"".join(recs[i:i + 7])
 
     def config(self, **kw) -> bytes:
         cfg = dict(config_version=1, tick_size=1, lot_size=1, min_qty=1, max_qty=10**15,

@@ -386,8 +386,10 @@ int rsx_risk_funding_amounts(const struct rsx_risk *r, uint32_t symbol_id, int64
 /*
  * Apply funding payments: for each row, the account of user_ids[i] gets
  * amounts[i] (signed) on its position in symbol_id, balanced against the
- * clearing account. All rows are checked first; any failure applies none.
- * Returns 0, RSX_EINVALID (unknown user/position) or RSX_EOVERFLOW.
+ * clearing account; a missing account or position is created (recovery may
+ * replay a settlement before the fills that opened the position). All rows
+ * are checked first; any failure applies none. Returns 0, RSX_EINVALID
+ * (user 0, tables full) or RSX_EOVERFLOW.
  */
 int rsx_risk_apply_funding(struct rsx_risk *r, uint32_t symbol_id, const uint32_t *user_ids,
 			   const int64_t *amounts, uint32_t n);
