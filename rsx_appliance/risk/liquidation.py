@@ -61,15 +61,21 @@ class Liquidator:
 
     # -- entry points -------------------------------------------------------
 
-    def enter(self, acct: int, out: "Outputs") -> None:
-        """An account was found liquidatable (mark scan, fill, funding, pre-trade)."""
+    def enter(self, accts, out: "Outputs") -> None:
+        """Accounts found liquidatable (mark scan, fills, funding, pre-trade): one journal batch."""
         s = self.s
         if s._replaying:
             return
-        user = int(s.core.accounts["user_id"][acct])
-        if user in s.liq or s.core.accounts["flags"][acct] & ACCT_LIQ:
-            return
-        self._run([(user, acct)], out)
+        users = []
+        seen = set()
+        for acct in ([accts] if isinstance(accts, int) else accts):
+            user = int(s.core.accounts["user_id"][acct])
+            if user in s.liq or user in seen or s.core.accounts["flags"][acct] & ACCT_LIQ:
+                continue
+            seen.add(user)
+            users.append((user, int(acct)))
+        if users:
+            self._run(users, out)
 
     def tick(self, out: "Outputs") -> None:
         """Rounds that are due."""

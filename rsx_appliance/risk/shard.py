@@ -282,8 +282,7 @@ class RiskShard:
     def _revalue(self, sym: int, mark: int, out: Outputs | None = None) -> None:
         found = self.core.set_mark(sym, mark, self._index.get(sym))
         if len(found) and not self._replaying:
-            for acct in found.tolist():
-                self.liquidator.enter(acct, out if out is not None else self._pending)
+            self.liquidator.enter(found.tolist(), out if out is not None else self._pending)
 
     def _take_pending(self, out: Outputs) -> Outputs:
         if self._pending.to_me or self._pending.to_gateway:
@@ -292,14 +291,17 @@ class RiskShard:
         return out
 
     def _drain(self, out: Outputs) -> None:
+        liquidatable = []
         for ev in self.core.drain_events():
             kind = int(ev["kind"])
             if kind == Event.LIQUIDATABLE and not self._replaying:
-                self._index.sync(self.core.positions, self.core.r.n_positions)
-                self.liquidator.enter(int(ev["acct"]), out)
+                liquidatable.append(int(ev["acct"]))
             elif kind == Event.LIQ_ORDER_DONE:
                 self.liquidator.order_done(int(ev["user_id"]), bytes(ev["oid"]), int(ev["reason"]),
                                            int(ev["symbol_id"]))
+        if liquidatable:
+            self._index.sync(self.core.positions, self.core.r.n_positions)
+            self.liquidator.enter(liquidatable, out)
 
     # ------------------------------------------------------- gateway requests
 
