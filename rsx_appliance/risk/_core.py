@@ -342,7 +342,7 @@ class Core:
 
     def load_orders(self, orders: np.ndarray) -> None:
         buf = _aligned_zeros(len(orders), ORDER_DTYPE)
-        buf[:] = orders
+        buf.view(np.uint8).reshape(-1)[:] = orders.view(np.uint8).reshape(-1)
         check(lib.rsx_risk_load_orders(self.r, ffi.from_buffer("struct rsx_risk_order[]", buf),
                                        len(buf)), "load orders")
 

@@ -22,14 +22,13 @@ import numpy as np
 from .._native import lib
 from ..records import RecordType
 from . import _recbuild
-from ._core import (ACCOUNT_DTYPE, ORDER_DTYPE, POSITION_DTYPE, SYMBOL_DTYPE, Capacity,
-                    _aligned_zeros)
+from ._core import ACCOUNT_DTYPE, ORDER_DTYPE, POSITION_DTYPE, SYMBOL_DTYPE, Capacity
 from .errors import RiskError, SnapshotError, StreamError
 from .params import Key, RiskParams, SymbolRiskParams
 from .prices import PriceState
 
 __all__ = ["write_snapshot", "read_snapshot", "load_snapshot", "recover", "canonical_state",
-           "list_snapshots"]
+           "list_snapshots", "encode_snapshot", "decode_snapshot"]
 
 MAGIC = b"RSXRISK1"
 FORMAT = 1
@@ -55,10 +54,8 @@ def list_snapshots(directory: str) -> list[str]:
     return sorted(files, key=lambda f: int(os.path.basename(f)[5:-4]), reverse=True)
 
 
-def write_snapshot(shard, directory: str, keep: int = 3) -> str:
-    if not directory:
-        raise SnapshotError("no snapshot directory configured")
-    os.makedirs(directory, exist_ok=True)
+def encode_snapshot(shard) -> bytes:
+    """The snapshot of a shard's current state as bytes (the file format)."""
     core = shard.core
     r = core.r
     meta = {
@@ -90,6 +87,14 @@ def write_snapshot(shard, directory: str, keep: int = 3) -> str:
         nb = name.encode()
         body += struct.pack("<H", len(nb)) + nb + struct.pack("<QI", len(data), _crc(data)) + data
     body += struct.pack("<I", _crc(body))
+    return bytes(body)
+
+
+def write_snapshot(shard, directory: str, keep: int = 3) -> str:
+    if not directory:
+        raise SnapshotError("no snapshot directory configured")
+    os.makedirs(directory, exist_ok=True)
+    body = encode_snapshot(shard)
     path = os.path.join(directory, f"snap-{shard.journal_seq:020d}.rsx")
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
@@ -110,6 +115,10 @@ def read_snapshot(path: str) -> tuple[dict, dict[str, bytes]]:
             data = f.read()
     except OSError as exc:
         raise SnapshotError(f"{path}: {exc}") from exc
+    return decode_snapshot(data, path)
+
+
+def decode_snapshot(data: bytes, path: str = "snapshot") -> tuple[dict, dict[str, bytes]]:
     if len(data) < 20 or data[:8] != MAGIC:
         raise SnapshotError(f"{path}: not a risk snapshot")
     if struct.unpack_from("<I", data, len(data) - 4)[0] != _crc(memoryview(data)[:-4]):
@@ -136,11 +145,11 @@ def read_snapshot(path: str) -> tuple[dict, dict[str, bytes]]:
     return meta, sections
 
 
-def load_snapshot(cls, journal, path: str, capacity: Capacity | None = None):
-    """A shard in the state of the snapshot (journal position = the snapshot's)."""
+def load_snapshot(cls, journal, path: str | bytes, capacity: Capacity | None = None):
+    """A shard in the state of a snapshot file (or its bytes); journal position = the snapshot's."""
     from .shard import LiqState
 
-    meta, sec = read_snapshot(path)
+    meta, sec = decode_snapshot(path) if isinstance(path, bytes) else read_snapshot(path)
     cap = Capacity(**meta["capacity"])
     if capacity is not None:
         cap = Capacity(*(max(a, b) for a, b in zip(asdict(cap).values(), asdict(capacity).values())))
@@ -154,9 +163,12 @@ def load_snapshot(cls, journal, path: str, capacity: Capacity | None = None):
     pos = np.frombuffer(sec["positions"], dtype=POSITION_DTYPE)
     if len(acc) != sc["n_users"] or len(pos) != sc["n_positions"]:
         raise SnapshotError(f"{path}: table sizes disagree with the header")
-    core.accounts[:len(acc)] = acc
-    core.positions[:len(pos)] = pos
-    core.symbols[:] = np.frombuffer(sec["symbols"], dtype=SYMBOL_DTYPE)
+    # raw byte copies: a structured assignment would skip the bytes no field names (the 128-bit sums)
+    _raw(core.accounts)[:len(sec["accounts"])] = np.frombuffer(sec["accounts"], dtype=np.uint8)
+    _raw(core.positions)[:len(sec["positions"])] = np.frombuffer(sec["positions"], dtype=np.uint8)
+    if len(sec["symbols"]) != core.symbols.nbytes:
+        raise SnapshotError(f"{path if isinstance(path, str) else 'snapshot'}: symbol table size differs")
+    _raw(core.symbols)[:] = np.frombuffer(sec["symbols"], dtype=np.uint8)
     core.vshard_owner[:] = np.frombuffer(sec["vshard"], dtype=np.uint16)
     for name, value in sc.items():
         setattr(core.r, name, value)
@@ -176,6 +188,11 @@ def load_snapshot(cls, journal, path: str, capacity: Capacity | None = None):
     shard.liq = {int(k): LiqState.from_json(v) for k, v in meta["liq"].items()}
     shard._index.sync(core.positions, core.r.n_positions)
     return shard
+
+
+def _raw(arr: np.ndarray) -> np.ndarray:
+    """The bytes of a contiguous structured array, writable, padding included."""
+    return arr.view(np.uint8).reshape(-1)
 
 
 class _Source:
@@ -284,12 +301,14 @@ def canonical_state(shard, money_only: bool = False) -> dict[str, Any]:
     acc = core.accounts[:r.n_users]
     pos = core.positions[:r.n_positions]
     uid = acc["user_id"]
+    # money_only drops what a crash legitimately loses: reservations of orders no ME has
+    # acknowledged (PENDING; the gateway times them out) and everything derived from them.
     accounts = sorted(
-        (int(a["user_id"]), int(a["flags"]), int(a["collateral"]), int(a["frozen"]), int(a["n_orders"]),
-         int(a["version"])) for a in acc)
-    pfields = ["net", "cost", "rpnl", "funding", "fees", "open_qty", "n_orders", "last_seq", "version"]
+        (int(a["user_id"]), int(a["flags"]), int(a["collateral"]), int(a["version"]))
+        + (() if money_only else (int(a["frozen"]), int(a["n_orders"]))) for a in acc)
+    pfields = ["net", "cost", "rpnl", "funding", "fees", "last_seq", "version"]
     if not money_only:
-        pfields += ["value", "im", "mm"]
+        pfields += ["open_qty", "n_orders", "value", "im", "mm"]
     positions = []
     for p in pos:
         vals = tuple(int(p[f]) for f in pfields)
@@ -299,13 +318,13 @@ def canonical_state(shard, money_only: bool = False) -> dict[str, Any]:
     orders = sorted(
         (bytes(o["oid"]).hex(), int(uid[o["acct"]]), int(o["symbol_id"]), int(o["state"]), int(o["side"]),
          int(o["flags"]), int(o["price"]), int(o["remaining"]), int(o["need"]))
-        for o in core.dump_orders())
+        for o in core.dump_orders() if not money_only or int(o["state"]) == 2)
     sym = core.symbols
     configured = np.flatnonzero(sym["configured"]).tolist()
-    sfields = ["tip", "me_ts", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "n_tiers",
+    sfields = ["tip", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "n_tiers",
                "liq_fee_bps", "ins_share_bps", "divisor", "status"]
-    if not money_only:
-        sfields += ["mark", "bid_px", "bid_qty", "ask_px", "ask_qty"]
+    if not money_only:   # heartbeats (the ME clock) and prices are not replayed: live inputs only
+        sfields += ["me_ts", "mark", "bid_px", "bid_qty", "ask_px", "ask_qty"]
     symbols = {i: [int(sym[f][i]) for f in sfields] + sym["tier_bound"][i].tolist() + sym["tier_imr"][i].tolist()
                + sym["tier_mmr"][i].tolist() for i in configured}
     out = {
@@ -313,7 +332,8 @@ def canonical_state(shard, money_only: bool = False) -> dict[str, Any]:
         "ledgers": (int(r.insurance_fund), int(r.fee_revenue), int(r.funding_clearing)),
         "vshard": core.vshard_owner.tobytes(),
         "funding_last": dict(sorted(shard.funding_last.items())),
-        "liq": {u: (st.round, st.reserved, sorted(st.in_flight)) for u, st in sorted(shard.liq.items())},
+        "liq": {u: (st.round, st.reserved) + (() if money_only else (sorted(st.in_flight),))
+                for u, st in sorted(shard.liq.items())},
         "requests": sorted(shard.requests), "bad_debt": shard.bad_debt,
         "params": asdict(shard.params), "sym_params": {k: v.keys() for k, v in sorted(shard.sym_params.items())},
     }
