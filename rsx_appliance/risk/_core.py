@@ -106,6 +106,9 @@ SCALARS = ("n_users", "n_positions", "shard_id", "collateral_decimals", "default
            "reconciled", "saturations", "orders_accepted", "orders_rejected")
 
 
+_submit = lib.rsx_risk_submit
+
+
 def vshard_of(user_id: int) -> int:
     """The fixed user -> virtual shard hash (C, MurmurHash3 fmix32 & 4095)."""
     return lib.rsx_risk_vshard(user_id)
@@ -236,10 +239,15 @@ class Core:
         n = lib.rsx_risk_apply_stream(self.r, ffi.from_buffer(buf), len(buf), self._res)
         return n, self._res
 
-    def submit(self, buf, now_ns: int, out_me, out_gw, lens) -> tuple[int, Any]:
-        n = lib.rsx_risk_submit(self.r, ffi.from_buffer(buf), len(buf), now_ns,
-                                ffi.from_buffer(out_me), len(out_me), lens + 0,
-                                ffi.from_buffer(out_gw), len(out_gw), lens + 1, self._res)
+    def bind_outputs(self, out_me: bytearray, out_gw: bytearray) -> None:
+        """The output buffers submit_into writes to (kept alive by the caller)."""
+        self._me_p, self._me_n = ffi.from_buffer(out_me), len(out_me)
+        self._gw_p, self._gw_n = ffi.from_buffer(out_gw), len(out_gw)
+
+    def submit_into(self, buf, now_ns: int, lens) -> tuple[int, Any]:
+        """Pre-trade over buf; outputs at the start of the bound buffers, lengths in lens[0..1]."""
+        n = _submit(self.r, ffi.from_buffer(buf), len(buf), now_ns, self._me_p, self._me_n, lens,
+                    self._gw_p, self._gw_n, lens + 1, self._res)
         return n, self._res
 
     def set_mark(self, symbol_id: int, mark: int, index: np.ndarray) -> np.ndarray:
@@ -324,6 +332,8 @@ class Core:
 
     def drain_events(self) -> np.ndarray:
         n = self.r.n_events
+        if n == 0:
+            return self.events[:0]
         ev = self.events[:n].copy()
         self.r.n_events = 0
         return ev

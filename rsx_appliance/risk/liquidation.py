@@ -40,6 +40,8 @@ class _Batch:
         self.after: list = []          # callables(outputs) run after the commit
         self.reserved: dict[int, int] = {}
         self.symbols: set[int] = set()  # barriers: symbols the decisions name
+        self.orders = 0                  # liquidation orders the batch will track
+        self.reserved_sum = 0
 
 
 class Liquidator:
@@ -47,13 +49,21 @@ class Liquidator:
         self.s = shard
         self._batch: _Batch | None = None
         self._deferred: list[int] = []
+        self._reserved = 0
 
     # -- fund ---------------------------------------------------------------
 
+    def recount(self) -> None:
+        """Recompute the reserved total from the states (after loading a snapshot)."""
+        self._reserved = sum(st.reserved for st in self.s.liq.values())
+
     def reserved_total(self, exclude_user: int | None = None) -> int:
-        tot = sum(st.reserved for u, st in self.s.liq.items() if u != exclude_user)
+        """Insurance fund reserved by users in liquidation (O(1): kept as a running sum)."""
+        tot = self._reserved
+        if exclude_user is not None and exclude_user in self.s.liq:
+            tot -= self.s.liq[exclude_user].reserved
         if self._batch:
-            tot += sum(v for u, v in self._batch.reserved.items() if u != exclude_user)
+            tot += self._batch.reserved_sum - self._batch.reserved.get(exclude_user, 0)
         return tot
 
     def fund_available(self, user: int) -> int:
@@ -129,7 +139,7 @@ class Liquidator:
         b = self._batch
         if b and b.records:
             recs, after = b.records, b.after
-            b.records, b.after, b.reserved = [], [], {}
+            b.records, b.after, b.reserved, b.orders, b.reserved_sum = [], [], {}, 0, 0
             s = self.s
             first = s._commit(recs, barriers=b.symbols)
             b.symbols = set()
@@ -174,7 +184,11 @@ class Liquidator:
             plan, worst = s.core.liq_plan(acct, slip)
         if len(plan) == 0:
             return  # nothing closable now (unpriced or halted symbols): re-detected later
+        if s.core.r.n_orders + self._batch.orders + len(plan) > s.core.capacity.max_orders:
+            return  # no room to track the orders: this user waits for the next pass (counted)
+        self._batch.orders += len(plan)
         reserve = min(worst, max(avail, 0))
+        self._batch.reserved_sum += reserve - self._batch.reserved.get(user, 0)
         self._batch.reserved[user] = reserve
         recs = []
         for o in plan:
@@ -318,6 +332,7 @@ class Liquidator:
             core.accounts["flags"][acct] |= ACCT_LIQ
             st.round = r.round
             st.next_at = r.ts_ns + r.round * s.params.liq_base_delay_ns
+            self._reserved += r.shortfall - st.reserved
             st.reserved = r.shortfall
             oid = r.order_id.bytes
             st.in_flight.add(oid)
@@ -340,7 +355,9 @@ class Liquidator:
             core.move(FUND, acct, r.shortfall)
         elif kind == LiqKind.DONE:
             core.accounts["flags"][acct] &= ~np.uint32(ACCT_LIQ)
-            s.liq.pop(user, None)
+            st = s.liq.pop(user, None)
+            if st is not None:
+                self._reserved -= st.reserved
             s.bad_debt += r.shortfall
         else:
             raise ValueError(f"unknown liquidation kind {kind}")

@@ -148,6 +148,9 @@ class RiskShard:
         self._lens = ffi.new("size_t[2]")
         self._out_me = bytearray(_OUT_CAP)
         self._out_gw = bytearray(_OUT_CAP)
+        self._out_me_view = memoryview(self._out_me)
+        self._out_gw_view = memoryview(self._out_gw)
+        self.core.bind_outputs(self._out_me, self._out_gw)
         from .liquidation import Liquidator
         self.liquidator = Liquidator(self)
 
@@ -306,24 +309,34 @@ class RiskShard:
     # ------------------------------------------------------- gateway requests
 
     def submit(self, buf: bytes | bytearray | memoryview, now_ns: int) -> Outputs:
-        """Pre-trade: NEW_ORDER / CANCEL_ORDER / CANCEL_ALL / AMEND_ORDER from the gateway."""
-        self.clock = max(self.clock, now_ns)
+        """Pre-trade: NEW_ORDER / CANCEL_ORDER / CANCEL_ALL / AMEND_ORDER from the gateway.
+
+        Accepted requests come back in `to_me` (risk timestamps set), refusals as ORDER_FAILED
+        in `to_gateway`; a batch is one C call (the per-request path is C)."""
+        if now_ns > self.clock:
+            self.clock = now_ns
         out = Outputs()
+        core, lens = self.core, self._lens
         view = memoryview(buf)
-        off = 0
-        while off < len(view):
-            self._lens[0] = self._lens[1] = 0
-            n, res = self.core.submit(view[off:], now_ns, self._out_me, self._out_gw, self._lens)
+        off, total = 0, len(view)
+        while off < total:
+            lens[0] = lens[1] = 0
+            n, res = core.submit_into(view[off:] if off else view, now_ns, lens)
             off += n
-            out.to_me += memoryview(self._out_me)[:self._lens[0]]
-            out.to_gateway += memoryview(self._out_gw)[:self._lens[1]]
+            if lens[0]:
+                out.to_me += self._out_me_view[:lens[0]]
+            if lens[1]:
+                out.to_gateway += self._out_gw_view[:lens[1]]
             stop = res.stop
+            if core.r.n_positions != self._index.done:
+                self._index.sync(core.positions, core.r.n_positions)
             if stop not in (Stop.NONE, Stop.EVENTS, Stop.OUT):
-                self._index.sync(self.core.positions, self.core.r.n_positions)
                 raise_stop(res, "gateway request")
-            self._index.sync(self.core.positions, self.core.r.n_positions)
-            self._drain(out)
-        return self._take_pending(out)
+            if core.r.n_events:
+                self._drain(out)
+        if self._pending.to_me or self._pending.to_gateway:
+            self._take_pending(out)
+        return out
 
     # ---------------------------------------------------------------- prices
 

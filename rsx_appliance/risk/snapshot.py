@@ -186,6 +186,7 @@ def load_snapshot(cls, journal, path: str | bytes, capacity: Capacity | None = N
     shard.prices = {int(k): PriceState.from_json(v) for k, v in meta["prices"].items()}
     shard.funding_last = {int(k): v for k, v in meta["funding_last"].items()}
     shard.liq = {int(k): LiqState.from_json(v) for k, v in meta["liq"].items()}
+    shard.liquidator.recount()
     shard._index.sync(core.positions, core.r.n_positions)
     return shard
 
