@@ -23,7 +23,8 @@ int risk_leg(const struct rsx_risk_symbol *s, int64_t net, int64_t cost, int dir
 	__int128 q_abs = net < 0 ? -(__int128)net : (__int128)net;
 	__int128 c_abs = cost < 0 ? -(__int128)cost : (__int128)cost;
 	int64_t close = (__int128)qty < q_abs ? qty : (int64_t)q_abs;
-	int64_t close_cost = (int64_t)(c_abs * close / q_abs);	/* <= |cost|: fits */
+	int64_t close_cost = (int64_t)(q_abs <= I64_MAX ? div128(c_abs * close, (int64_t)q_abs)
+						: c_abs * close / q_abs);	/* <= |cost|: fits */
 	int64_t v_close = value;
 	if (close != qty && risk_value(s, price, close, &v_close) < 0)
 		return RSX_EOVERFLOW;	/* cannot happen: close < qty */
@@ -48,8 +49,8 @@ int64_t risk_fee(int64_t value, int32_t bps)
 {
 	/* value >= 0, |bps| <= 10000: the product fits, the fee is <= value */
 	if (bps >= 0)
-		return (int64_t)((__int128)value * bps / 10000);
-	return -(int64_t)((__int128)value * -(int64_t)bps / 10000);	/* rebate rounded down in magnitude */
+		return (int64_t)div128((__int128)value * bps, 10000);
+	return -(int64_t)div128((__int128)value * -(int64_t)bps, 10000);	/* rebate rounded down in magnitude */
 }
 
 void risk_order_filled(struct rsx_risk *r, const rsx_oid_t *oid, uint32_t user_id, int64_t qty)
@@ -111,7 +112,7 @@ static int leg_fee(const struct rsx_risk_symbol *s, struct leg_state *L, int64_t
 	if (liq) {
 		L->to_fund = L->fee;
 	} else if (L->fee > 0) {
-		L->to_fund = (int64_t)((__int128)L->fee * s->ins_share_bps / 10000);
+		L->to_fund = (int64_t)div128((__int128)L->fee * s->ins_share_bps, 10000);
 		L->to_revenue = L->fee - L->to_fund;
 	} else {
 		L->to_revenue = L->fee;	/* a rebate is paid out of revenue */

@@ -24,11 +24,23 @@ static inline int64_t sat64(__int128 v)
 	return v > I64_MAX ? I64_MAX : v < I64_MIN ? I64_MIN : (int64_t)v;
 }
 
-/* floor(a / d) for d > 0 (C truncates toward zero). */
-static inline __int128 floordiv128(__int128 a, __int128 d)
+/*
+ * a / d (truncating) for 0 < d <= INT64_MAX. Most products fit 64 bits: take
+ * the one-instruction path then, the libgcc 128-bit division (__divti3,
+ * ~60 instructions) only when they do not.
+ */
+static inline __int128 div128(__int128 a, int64_t d)
 {
-	__int128 q = a / d;
-	if (a % d != 0 && a < 0)
+	if (a >= I64_MIN && a <= I64_MAX)
+		return (int64_t)a / d;
+	return a / d;
+}
+
+/* floor(a / d) for 0 < d <= INT64_MAX (C truncates toward zero). */
+static inline __int128 floordiv128(__int128 a, int64_t d)
+{
+	__int128 q = div128(a, d);
+	if (q * d != a && a < 0)
 		q -= 1;
 	return q;
 }

@@ -12,7 +12,7 @@ static const int64_t pow10_tab[19] = {
 
 int risk_value(const struct rsx_risk_symbol *s, int64_t price, int64_t qty, int64_t *out)
 {
-	__int128 v = (__int128)price * qty / s->divisor;	/* price, qty >= 0: truncation is floor */
+	__int128 v = div128((__int128)price * qty, s->divisor);	/* price, qty >= 0: truncation is floor */
 	if (!fits64(v))
 		return RSX_EOVERFLOW;
 	*out = (int64_t)v;
@@ -43,7 +43,7 @@ int64_t risk_tier(const struct rsx_risk_symbol *s, int64_t notional, int which)
 	}
 	if (notional > s->tier_bound[n - 1])
 		acc += (__int128)(notional - s->tier_bound[n - 1]) * rate[n - 1];
-	return (int64_t)(acc / 10000);	/* <= notional: fits */
+	return (int64_t)div128(acc, 10000);	/* <= notional: fits */
 }
 
 int rsx_risk_tier_margin(const struct rsx_risk *r, uint32_t symbol_id, int64_t notional, int which, int64_t *out)
@@ -64,7 +64,7 @@ int64_t risk_need(const struct rsx_risk *r, const struct rsx_risk_symbol *s, int
 	if (risk_value(s, price, remaining, &v) < 0)
 		return I64_MAX / 4;	/* cannot happen for an order the ME validated */
 	int32_t fee = s->cfg.taker_fee_bps > 0 ? s->cfg.taker_fee_bps : 0;
-	__int128 need = (__int128)v * s->tier_imr[0] / 10000 + (__int128)v * fee / 10000;
+	__int128 need = div128((__int128)v * s->tier_imr[0], 10000) + div128((__int128)v * fee, 10000);
 	return sat64(need);
 }
 
