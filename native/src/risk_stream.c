@@ -556,6 +556,20 @@ size_t rsx_risk_submit(struct rsx_risk *r, const void *buf, size_t n, uint64_t n
 	return off;
 }
 
+int rsx_risk_renormalise(struct rsx_risk *r, uint32_t symbol_id)
+{
+	int n = 0;
+	if (!risk_sym(r, symbol_id))
+		return RSX_EINVALID;
+	for (uint32_t i = 0; i <= r->order_mask; i++) {
+		if (r->orders[i].state != RSX_RISK_ORD_EMPTY && r->orders[i].symbol_id == symbol_id) {
+			order_normalise(r, (int32_t)i);
+			n++;
+		}
+	}
+	return n;
+}
+
 int rsx_risk_reconcile(struct rsx_risk *r, uint64_t ack_timeout_ns, struct rsx_risk_order *out, uint32_t cap)
 {
 	uint32_t found = 0;

@@ -278,6 +278,10 @@ class Core:
         check(lib.rsx_risk_track_order(self.r, self._oid, acct, symbol_id, side, price, qty, ts_ns),
               "track_order")
 
+    def renormalise(self, symbol_id: int) -> int:
+        """Re-reserve every live order of a symbol under its current rates."""
+        return check(lib.rsx_risk_renormalise(self.r, symbol_id), "renormalise")
+
     def reconcile(self, ack_timeout_ns: int) -> np.ndarray:
         out = _aligned_zeros(max(1, self.r.n_orders), ORDER_DTYPE)
         n = lib.rsx_risk_reconcile(self.r, ack_timeout_ns,

@@ -25,9 +25,8 @@ from ..codes import Reason
 from ..errors import ConfigError, rejected
 from ..records import HEADER_SIZE, RECORD_DTYPES, RecordType, decode, encode, iter_records
 from . import _recbuild
-from ._core import (ACCT_LIQ, CLEARING, EXTERNAL, FUND, ORD_LIQ, Capacity, Core, Event, Stop,
-                    raise_stop)
-from .errors import CapacityError, JournalError
+from ._core import ACCT_LIQ, EXTERNAL, FUND, ORD_LIQ, Capacity, Core, Event, Stop, raise_stop
+from .errors import JournalError
 from .funding import funding_rate_e8, payment_records, rate_record
 from .journal import Journal
 from .params import SHARD_WIDE, Key, RiskParams, SymbolRiskParams
@@ -280,6 +279,7 @@ class RiskShard:
         if sym not in self.funding_last:
             interval_ns = int(s["funding_interval_s"]) * 1_000_000_000
             self.funding_last[sym] = int(s["me_ts"]) // interval_ns - 1
+        self.core.renormalise(sym)
         self._revalue(sym, int(s["mark"]))
 
     def _revalue(self, sym: int, mark: int, out: Outputs | None = None) -> None:
@@ -520,6 +520,7 @@ class RiskShard:
             insurance_fee_share_bps=sp.insurance_fee_share_bps if sp.insurance_fee_share_bps is not None
             else old.insurance_fee_share_bps)
         self._index.sync(self.core.positions, self.core.r.n_positions)
+        self.core.renormalise(sym)
         self._revalue(sym, int(self.core.symbols["mark"][sym]))
 
     # ------------------------------------------------------------------ tick

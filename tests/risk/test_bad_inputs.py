@@ -8,7 +8,7 @@ from rsx_appliance.records import RecordType, encode
 from rsx_appliance.risk import (Capacity, CapacityError, JournalError, RiskParams, StreamError,
                                 StreamGapError, SymbolRiskParams, Tier, vshard_of)
 
-from .helpers import BUY, ME, SEC, SELL, SYM, make_shard, mark_rec, new_order, oid, rid
+from .helpers import BUY, ME, SEC, SELL, SYM, make_shard, mark_rec, oid, rid
 
 NOW = 2000 * SEC
 

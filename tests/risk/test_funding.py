@@ -8,7 +8,7 @@ from rsx_appliance.records import RecordType
 from rsx_appliance.risk import FileJournal, RiskShard, shard_stream_id
 from rsx_appliance.risk.funding import funding_rate_e8
 
-from .helpers import BUY, ME, SEC, SELL, SYM, make_shard, mark_rec, rid
+from .helpers import BUY, ME, SEC, SYM, make_shard, mark_rec, rid
 
 INTERVAL = 8 * SEC          # the helpers' CONFIG_APPLIED uses 8 s intervals
 

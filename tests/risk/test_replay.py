@@ -3,13 +3,11 @@ gives an identical state and an identical journal (specs/risk.md 8)."""
 
 from __future__ import annotations
 
-import copy
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rsx_appliance.errors import Rejected
-from rsx_appliance.records import RecordType, encode
+from rsx_appliance.records import RecordType
 from rsx_appliance.risk import MemoryJournal, RiskParams, RiskShard, SymbolRiskParams, Tier
 from rsx_appliance.risk.snapshot import encode_snapshot, load_snapshot
 
@@ -122,8 +120,8 @@ def run(events):
     return shard, snaps
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(op, min_size=1, max_size=22))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op, min_size=1, max_size=30))
 def test_replay_from_every_snapshot_is_identical(ops):
     events = build(ops)
     live, snaps = run(events)
@@ -166,5 +164,3 @@ def test_a_stream_that_liquidates_and_settles_funding_replays():
         assert shard.canonical_state() == final, k
         assert shard.journal.records == live.journal.records, k
 
-
-_ = (copy, encode)

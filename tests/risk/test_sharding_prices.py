@@ -5,7 +5,6 @@ import pytest
 
 from rsx_appliance.codes import Reason
 from rsx_appliance.errors import Rejected
-from rsx_appliance.records import RecordType
 from rsx_appliance.risk import vshard_of
 from rsx_appliance.risk.enums import LiqKind, OrderFlag, Side, Stp, SymbolStatus, Tif
 from rsx_appliance.risk.prices import MarkSource, PriceState, median
@@ -132,4 +131,3 @@ def test_enums_match_the_c_records():
     s.on_me(me.config(config_version=2, status=SymbolStatus.HALTED))
     assert s.submit(new_order(1, 0, 10_000, 10), NOW).gateway_records()[0].reason == Reason.SYMBOL_HALTED
     assert [k.value for k in LiqKind] == [1, 2, 3, 4]
-    _ = RecordType

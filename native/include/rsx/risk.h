@@ -349,6 +349,13 @@ int rsx_risk_track_order(struct rsx_risk *r, const rsx_oid_t *oid, int32_t acct,
 			 uint8_t side, int64_t price, int64_t qty, uint64_t ts_ns);
 
 /*
+ * Recompute the reservation of every live order of a symbol under its current
+ * config and tiers (after CONFIG_APPLIED or a tier change). Returns the number
+ * of orders visited or RSX_EINVALID.
+ */
+int rsx_risk_renormalise(struct rsx_risk *r, uint32_t symbol_id);
+
+/*
  * Release every PENDING order whose symbol's ME clock has passed
  * ts_ns + ack_timeout_ns; each released order is copied to out (up to cap;
  * the sweep stops at cap). Returns the number released.

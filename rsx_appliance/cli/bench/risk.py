@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 TARGETS = {"pretrade_per_s": 200_000, "fills_per_s": 300_000, "mark_scan_ms": 10.0, "recovery_s": 30.0}
 
