@@ -192,3 +192,28 @@ def test_adl_replays_at_its_barrier(tmp_path):
     j.close()
     r = RiskShard.recover(FileJournal(tmp_path / "j", SID), {SYM: me.source})
     assert r.canonical_state(money_only=True) == expect
+
+
+def test_rsx_risk_inspect(tmp_path, capsys):
+    import json
+
+    from rsx_appliance.cli import main
+
+    events = R.build(SCENARIO)
+    live = _live(tmp_path, events, len(events), snap_at={10})
+    live.snapshot()
+    live.journal.close()
+    with open(tmp_path / "j", "ab") as f:
+        f.write(b"\x01\x00\x24")                       # a torn tail: reported, not truncated
+    size = os.path.getsize(tmp_path / "j")
+    assert main(["risk", "inspect", "--snapshots", str(tmp_path / "snap"), "--journal", str(tmp_path / "j")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["journal"]["torn_tail_bytes"] == 3 and os.path.getsize(tmp_path / "j") == size
+    assert out["journal"]["last_seq"] == live.journal_seq
+    assert out["snapshots"][0]["journal_seq"] == live.journal_seq and out["snapshots"][0]["valid"]
+    with open(list_snapshots(str(tmp_path / "snap"))[0], "r+b") as f:
+        f.seek(60)
+        f.write(b"\xff\xff")
+    assert main(["risk", "inspect", "--snapshots", str(tmp_path / "snap")]) == 1
+    assert main(["risk", "inspect"]) == 2
+    assert main(["risk", "inspect", "--journal", str(tmp_path / "nope")]) == 2

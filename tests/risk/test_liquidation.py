@@ -245,3 +245,61 @@ def test_short_buys_above_mark_rounded_up():
     out = s.set_mark(SYM, 10_150)
     (r,) = liq_recs(out, LiqKind.ROUND)
     assert r.side == BUY and r.price == -(-10_150 * 10_010 // 10_000)
+
+
+def test_cascade_drains_the_fund_then_deleverages():
+    """Five bankrupt longs: the fund covers the first round, is partly left for the second, and the
+    rest go to ADL against the short at the bankruptcy price."""
+    s, me = mk(fund=5_000_000)
+    s.deposit(99, 10**12, rid())
+    for u in range(1, 6):
+        open_long(s, me, u, 6_000_000)
+    deposits = 5_000_000 + 10**12 + 5 * 6_000_000
+    out = s.set_mark(SYM, 9_000)                    # each long: 6e6 - 1e7 = -4e6
+    rounds = liq_recs(out, LiqKind.ROUND)
+    adl = liq_recs(out, LiqKind.ADL)
+    assert [r.user_id for r in rounds] == [1]       # the fund can only back one round
+    w = rounds[0].shortfall
+    v = 8_991 * Q // 100                            # round 1 sells at mark - 10 bps
+    assert w == -(6_000_000 + v - 10**8 - v * 50 // 10_000) == 4_539_550
+    assert [a.user_id for a in adl] == [2, 3, 4, 5] and all(a.counterparty_user_id == 99 for a in adl)
+    ins = {r.user_id: r.shortfall for r in liq_recs(out, LiqKind.INSURANCE)}
+    assert ins == {2: 5_000_000 - w}                # what was left after the reservation
+    assert [a.shortfall for a in adl] == [4_000_000 - (5_000_000 - w)] + [4_000_000] * 3
+    for u in (2, 3, 4, 5):
+        assert s.account(u)["collateral"] == 0 and not s.account(u)["in_liquidation"]
+    # round 1 of user 1 fills at its limit: the reserved worst case is exactly what the fund pays
+    r = rounds[0]
+    s.on_me(me.fill(1, 99, SELL, r.price, Q, taker_oid=r.order_id.bytes, taker_flags=6) +
+            me.done(1, r.order_id.bytes, filled=Q))
+    out = s.tick(s.clock + SEC)
+    assert [(x.kind, x.shortfall) for x in liq_recs(out)] == [(LiqKind.INSURANCE, w), (LiqKind.DONE, 0)]
+    assert s.ledgers()["insurance_fund"] == r.price * Q // 100 * 50 // 10_000   # only the liq fee is left
+    assert s.ledgers()["insurance_reserved"] == 0 and s.liq == {}
+    assert conservation(s, deposits) and s.audit() == 0
+
+
+def test_handle_transfer_and_loop_order():
+    from rsx_appliance.records import encode as enc
+    from rsx_appliance.risk import ShardLoop
+
+    s, me = mk()
+    rec = enc(RecordType.DEPOSIT, user_id=5, amount=10**9, request_id=rid())
+    assert s.handle_transfer(rec) and s.account(5)["collateral"] == 10**9
+    loop = ShardLoop(s)
+    o = new_order(5, BUY, 10_000, 1000)
+    # fills first, own inputs, then requests: the deposit lands before the order is checked
+    out = loop.step(T0 + SEC, me=[me.config(config_version=2, maker_fee_bps=0, taker_fee_bps=0,
+                                            max_funding_rate_bps=0)],
+                    own=[lambda sh: sh.deposit(6, 10**9, rid())],
+                    requests=[new_order(6, BUY, 10_000, 1000), o])
+    assert out.gateway_records() == [] and len(out.me_records()) == 2
+
+
+def test_periodic_snapshot_from_tick(tmp_path):
+    s, me = mk(RiskParams(liq_base_slip_bps=10, snapshot_interval_ns=5 * SEC))
+    s.snapshot_dir = str(tmp_path)
+    s.tick(T0 + SEC)
+    s.tick(T0 + 7 * SEC)
+    from rsx_appliance.risk.snapshot import list_snapshots
+    assert len(list_snapshots(str(tmp_path))) == 1
