@@ -69,17 +69,15 @@ class LiqState:
     round: int = 0
     next_at: int = 0
     reserved: int = 0                               # insurance fund reserved for the round in flight
-    in_flight: set[bytes] = field(default_factory=set)
-    paused: set[int] = field(default_factory=set)   # symbols halted under a round
+    in_flight: set[bytes] = field(default_factory=set)   # liquidation orders not ended yet
 
     def to_json(self) -> dict:
         return {"round": self.round, "next_at": self.next_at, "reserved": self.reserved,
-                "in_flight": sorted(o.hex() for o in self.in_flight), "paused": sorted(self.paused)}
+                "in_flight": sorted(o.hex() for o in self.in_flight)}
 
     @classmethod
     def from_json(cls, d: dict) -> "LiqState":
-        return cls(d["round"], d["next_at"], d["reserved"], {bytes.fromhex(o) for o in d["in_flight"]},
-                   set(d["paused"]))
+        return cls(d["round"], d["next_at"], d["reserved"], {bytes.fromhex(o) for o in d["in_flight"]})
 
 
 class _SymbolIndex:

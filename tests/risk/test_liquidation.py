@@ -303,3 +303,30 @@ def test_periodic_snapshot_from_tick(tmp_path):
     s.tick(T0 + 7 * SEC)
     from rsx_appliance.risk.snapshot import list_snapshots
     assert len(list_snapshots(str(tmp_path))) == 1
+
+
+def test_partial_adl_when_the_shard_lacks_opposite_interest():
+    """With several shards the opposite positions may live elsewhere: what the shard can close is
+    closed at the mark (no charges), the user stays in liquidation and rounds go on at max slip."""
+    from rsx_appliance.risk import vshard_of
+
+    table = [0] * 4096
+    table[vshard_of(50)] = 1                          # the big short lives on shard 1
+    s = make_shard(params=RiskParams(liq_base_slip_bps=10), vshard_owner=table)
+    me = ME(ts=T0)
+    s.on_me(me.config(maker_fee_bps=0, taker_fee_bps=0, max_funding_rate_bps=0))
+    s.clock = T0
+    s.deposit(1, 6_000_000, rid())
+    s.deposit(3, 10**10, rid())
+    s.deposit(4, 10**10, rid())
+    s.on_me(me.fill(1, 50, BUY, 10_000, Q))           # 1's counterparty is on the other shard
+    s.on_me(me.fill(4, 3, BUY, 10_000, 400_000))      # 3 is short 0.4 here
+    out = s.set_mark(SYM, 9_000)
+    adl = liq_recs(out, LiqKind.ADL)
+    assert [(a.counterparty_user_id, a.qty, a.shortfall) for a in adl] == [(3, 400_000, 0)]
+    assert liq_recs(out, LiqKind.DONE) == [] and s.account(1)["in_liquidation"]
+    assert s.position(1, SYM)["net"] == 600_000
+    out = s.tick(s.clock + 2 * SEC)                   # no more counterparty: back to the book
+    (r,) = liq_recs(out, LiqKind.ROUND)
+    assert r.qty == 600_000 and r.slippage_bps == s.params.liq_max_slip_bps
+    assert s.audit() == 0
