@@ -420,11 +420,14 @@ class RiskShard:
         if now_ns is not None:
             self.clock = max(self.clock, now_ns)
         amount = self._check_amount(amount)
+        if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 <= user_id <= 0xFFFFFFFF:
+            raise rejected(Reason.UNKNOWN_USER, str(user_id))
         if asset_id != 0:
             raise rejected(Reason.VALUE_OUT_OF_RANGE, f"asset {asset_id}: only asset 0 (quote) exists")
-        rid = _recbuild.oid_bytes(request_id)
-        if not isinstance(user_id, int) or not 0 <= user_id <= 0xFFFFFFFF:
-            raise rejected(Reason.UNKNOWN_USER, str(user_id))
+        try:
+            rid = _recbuild.oid_bytes(request_id)
+        except (TypeError, ValueError):
+            raise rejected(Reason.BAD_REQUEST, "request_id must be 16 bytes") from None
         fund = user_id == 0
         if not fund and not self.core.owns(user_id):
             raise rejected(Reason.WRONG_SHARD, f"user {user_id}")
