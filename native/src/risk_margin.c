@@ -133,9 +133,14 @@ __int128 risk_equity(const struct rsx_risk_account *a)
 	return (__int128)a->collateral + a->value_sum - a->cost_sum;
 }
 
+/*
+ * equity < MM_used. With no margin in use this is "equity < 0": a flat account
+ * left with a negative balance (a reduce-only close at a loss, funding) is
+ * caught too, so the insurance fund settles it instead of it lingering.
+ */
 int risk_liquidatable(const struct rsx_risk_account *a)
 {
-	return a->mm_sum > 0 && risk_equity(a) < a->mm_sum;
+	return risk_equity(a) < a->mm_sum;
 }
 
 int rsx_risk_margin(const struct rsx_risk *r, int32_t acct, struct rsx_risk_margin *out)

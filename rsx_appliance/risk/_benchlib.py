@@ -201,7 +201,7 @@ def bench_mark(exposed: int, repeat: int) -> dict:
     np.add.at(eq, pos["acct"], upnl)
     mmsum = np.zeros(len(acc), dtype=np.int64)
     np.add.at(mmsum, pos["acct"], mm)
-    liq = (mmsum > 0) & (eq < mmsum)
+    liq = eq < mmsum
     expect = set(acc["user_id"][liq].tolist())
     # the full path once: scan + entering liquidation (journal batch, round orders)
     t = time.perf_counter_ns()

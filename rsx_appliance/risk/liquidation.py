@@ -163,7 +163,7 @@ class Liquidator:
         m = s.core.margin(acct)
         in_liq = st is not None
         if m["positions"] == 0:
-            if in_liq:
+            if in_liq or m["collateral"] < 0:   # flat: settle a debt, leave liquidation
                 self._settle(user, acct, m)
             return
         if not m["liquidatable"]:

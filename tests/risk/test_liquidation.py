@@ -330,3 +330,13 @@ def test_partial_adl_when_the_shard_lacks_opposite_interest():
     (r,) = liq_recs(out, LiqKind.ROUND)
     assert r.qty == 600_000 and r.slippage_bps == s.params.liq_max_slip_bps
     assert s.audit() == 0
+
+
+def test_flat_account_in_debt_is_settled_by_the_fund():
+    """A reduce-only close at a loss can leave a flat account negative: the fund settles it."""
+    s, me = mk()
+    open_long(s, me, 1, 6_000_000)
+    fund0 = s.ledgers()["insurance_fund"]
+    out = s.on_me(me.fill(1, 99, SELL, 9_000, Q))     # closes at -1e7 with 6e6 of collateral
+    assert [(x.kind, x.shortfall) for x in liq_recs(out)] == [(LiqKind.INSURANCE, 4_000_000), (LiqKind.DONE, 0)]
+    assert s.account(1)["collateral"] == 0 and s.ledgers()["insurance_fund"] == fund0 - 4_000_000
