@@ -573,9 +573,13 @@ class RiskShard:
         """Settle (symbol, interval) once: journal the payments and the rate (the commit), then
         apply them. A second call for a settled interval does nothing."""
         out = out if out is not None else Outputs()
+        if sym >= self.core.capacity.max_symbols or not self.core.symbols["configured"][sym]:
+            raise rejected(Reason.UNKNOWN_SYMBOL, str(sym))
         if interval_id <= self.funding_last.get(sym, -1):
             return out
         s = self.core.symbols[sym]
+        if interval_id >= self.clock // (int(s["funding_interval_s"]) * 1_000_000_000):
+            raise rejected(Reason.BAD_REQUEST, f"funding interval {interval_id} has not ended")
         mark = int(s["mark"])
         ps = self.prices.setdefault(sym, PriceState())
         p = self.params

@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import pytest
 
+from rsx_appliance.errors import Rejected
 from rsx_appliance.records import RecordType
 from rsx_appliance.risk import FileJournal, RiskShard, shard_stream_id
 from rsx_appliance.risk.funding import funding_rate_e8
@@ -42,6 +43,7 @@ def payments(out):
 
 def test_zero_sum_with_stated_rounding(env):
     s, _ = env
+    s.clock = 132 * INTERVAL                    # intervals up to 131 have ended
     before = {u: s.account(u)["collateral"] for u in (1, 2, 3, 4)}
     clearing0 = s.ledgers()["funding_clearing"]
     rate = 123_457                                   # force an awkward rate through the interest term
@@ -66,6 +68,9 @@ def test_zero_sum_with_stated_rounding(env):
 
 def test_idempotent_per_interval(env):
     s, _ = env
+    s.clock = 132 * INTERVAL
+    with pytest.raises(Rejected):
+        s.settle_funding(SYM, 132)             # not ended yet
     s.settle_funding(SYM, 130)
     snap = s.canonical_state()
     out = s.settle_funding(SYM, 130)
@@ -112,6 +117,7 @@ def _fresh(tmp_path):
         s.deposit(u, 10**12, rid())
     s.on_me(me.fill(1, 2, BUY, 10_000, 5_000_000))
     s.set_mark(SYM, 10_050)
+    s.clock = 2000 * SEC
     return s, me, j
 
 
@@ -131,6 +137,7 @@ def test_exactly_once_crash_after_commit(tmp_path, monkeypatch):
     paid = r.account(1)["collateral"] - coll_before
     assert paid < 0 and r.funding_last[SYM] == 200
     assert r.account(2)["collateral"] - 10**12 == -paid - r.ledgers()["funding_clearing"]
+    r.clock = max(r.clock, 2000 * SEC)
     out = r.settle_funding(SYM, 200)               # once only
     assert out.gateway_records() == [] and r.account(1)["collateral"] - coll_before == paid
 
@@ -154,6 +161,7 @@ def test_exactly_once_crash_before_commit(tmp_path, monkeypatch):
     r = RiskShard.recover(j2, {SYM: me.source})
     assert r.account(1)["collateral"] == coll_before and r.funding_last.get(SYM, -1) < 200
     r.set_mark(SYM, 10_050)                         # prices come back with the next inputs
+    r.clock = max(r.clock, 2000 * SEC)
     r.settle_funding(SYM, 200)
     once = r.account(1)["collateral"]
     assert once < coll_before
