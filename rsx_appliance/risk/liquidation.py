@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..records import RecordType, encode
+from ..records import RecordType
+from ._recbuild import codec
 from ._core import ACCT_LIQ
 from .enums import LiqKind, OrderFlag, Side, Stp, Tif
 from .ids import uuid7
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from .shard import Outputs, RiskShard
 
 __all__ = ["Liquidator"]
+
+_LIQ = codec(RecordType.LIQUIDATION)
+_NEW_ORDER = codec(RecordType.NEW_ORDER)
+_CANCEL_ALL = codec(RecordType.CANCEL_ALL)
 
 
 class _Batch:
@@ -149,8 +154,7 @@ class Liquidator:
 
     def _rec(self, kind: int, user: int, **fields) -> bytes:
         s = self.s
-        return encode(RecordType.LIQUIDATION, ts_ns=s.clock, stream_id=s.stream_id, user_id=user,
-                      kind=int(kind), **fields)
+        return _LIQ.encode(ts_ns=s.clock, stream_id=s.stream_id, user_id=user, kind=int(kind), **fields)
 
     def _next_id(self) -> bytes:
         s = self.s
@@ -214,15 +218,13 @@ class Liquidator:
         return sorted(syms)
 
     def _emit_round(self, out: "Outputs", user: int, recs: list[bytes], cancels: list[int]) -> None:
-        from ..records import decode
-
         s = self.s
         for sym in cancels:
-            out.to_me += encode(RecordType.CANCEL_ALL, ts_ns=s.clock, stream_id=s.stream_id, symbol_id=sym,
-                                user_id=user, request_id=self._next_id_nojournal(sym, user))
+            out.to_me += _CANCEL_ALL.encode(ts_ns=s.clock, stream_id=s.stream_id, symbol_id=sym, user_id=user,
+                                            request_id=self._next_id_nojournal(sym, user))
         for raw in recs:
-            r = decode(raw)
-            out.to_me += encode(RecordType.NEW_ORDER, ts_ns=s.clock, stream_id=s.stream_id,
+            r = _LIQ.decode(raw)
+            out.to_me += _NEW_ORDER.encode(ts_ns=s.clock, stream_id=s.stream_id,
                                 symbol_id=r.symbol_id, user_id=user, side=r.side, tif=int(Tif.IOC),
                                 flags=int(OrderFlag.REDUCE_ONLY | OrderFlag.LIQUIDATION),
                                 stp=int(Stp.CANCEL_MAKER), order_id=r.order_id, price=r.price, qty=r.qty,
@@ -334,7 +336,7 @@ class Liquidator:
             st.next_at = r.ts_ns + r.round * s.params.liq_base_delay_ns
             self._reserved += r.shortfall - st.reserved
             st.reserved = r.shortfall
-            oid = r.order_id.bytes
+            oid = r.order_id
             st.in_flight.add(oid)
             core.track_order(oid, acct, r.symbol_id, r.side, r.price, r.qty, r.ts_ns)
         elif kind == LiqKind.ADL:

@@ -23,7 +23,7 @@ import numpy as np
 from .._native import ffi
 from ..codes import Reason
 from ..errors import ConfigError, rejected
-from ..records import HEADER_SIZE, RECORD_DTYPES, RecordType, decode, encode, iter_records
+from ..records import HEADER_SIZE, RECORD_DTYPES, RecordType, decode, iter_records
 from . import _recbuild
 from ._core import ACCT_LIQ, EXTERNAL, FUND, ORD_LIQ, Capacity, Core, Event, Stop, raise_stop
 from .errors import JournalError
@@ -35,6 +35,12 @@ from .prices import PriceState
 __all__ = ["RiskShard", "Outputs", "ShardLoop", "shard_stream_id"]
 
 _OUT_CAP = 1 << 20
+_PARAM = _recbuild.codec(RecordType.RISK_PARAM)
+_RATE = _recbuild.codec(RecordType.FUNDING_RATE)
+_LIQ = _recbuild.codec(RecordType.LIQUIDATION)
+_FAILED = _recbuild.codec(RecordType.ORDER_FAILED)
+_TRANSFER = {RecordType.DEPOSIT: _recbuild.codec(RecordType.DEPOSIT),
+             RecordType.WITHDRAWAL: _recbuild.codec(RecordType.WITHDRAWAL)}
 _U64 = (1 << 64) - 1
 
 
@@ -177,8 +183,8 @@ class RiskShard:
     # --------------------------------------------------------- journal batches
 
     def _param(self, symbol_id: int, key: int, value: int, fill_tip: int = 0) -> bytes:
-        return encode(RecordType.RISK_PARAM, ts_ns=self.clock, stream_id=self.stream_id,
-                      symbol_id=symbol_id, key=int(key), value=int(value), fill_tip=fill_tip)
+        return _PARAM.encode(ts_ns=self.clock, stream_id=self.stream_id, symbol_id=symbol_id, key=int(key),
+                             value=int(value), fill_tip=fill_tip)
 
     def _barrier(self, symbol_id: int) -> bytes:
         return self._param(symbol_id, Key.FILL_BARRIER, 0, int(self.core.symbols["tip"][symbol_id]))
@@ -211,10 +217,10 @@ class RiskShard:
             ts = struct.unpack_from("<Q", rec, HEADER_SIZE + 8)[0]
             self.clock = max(self.clock, ts)
             if t == RecordType.FUNDING_RATE:
-                self._apply_funding(funding, decode(rec))
+                self._apply_funding(funding, _RATE.decode(rec))
                 funding = []
             elif t == RecordType.RISK_PARAM:
-                r = decode(rec)
+                r = _PARAM.decode(rec)
                 if r.key in (Key.COMMIT, Key.FILL_BARRIER):
                     continue
                 if r.key == Key.VSHARD_OWNER:
@@ -224,9 +230,9 @@ class RiskShard:
                 else:
                     sym_params.setdefault(r.symbol_id, []).append((r.key, r.value))
             elif t in (RecordType.DEPOSIT, RecordType.WITHDRAWAL):
-                self._apply_transfer(decode(rec))
+                self._apply_transfer(_TRANSFER[t].decode(rec))
             elif t == RecordType.LIQUIDATION:
-                self.liquidator.apply(decode(rec))
+                self.liquidator.apply(_LIQ.decode(rec))
             else:
                 raise JournalError(f"unexpected record type {t} in the journal")
         if shard_params:
@@ -455,8 +461,8 @@ class RiskShard:
                 raise rejected(Reason.INSUFFICIENT_BALANCE, f"{amount} > withdrawable {max(avail, 0)}")
             bal = int(self.core.r.insurance_fund) if fund else int(self.core.accounts["collateral"][acct])
             after = bal - amount
-        rec = encode(rtype, ts_ns=self.clock, stream_id=self.stream_id, asset_id=0, user_id=user_id,
-                     request_id=rid, amount=amount, balance_after=after)
+        rec = _TRANSFER[rtype].encode(ts_ns=self.clock, stream_id=self.stream_id, asset_id=0, user_id=user_id,
+                                      request_id=rid, amount=amount, balance_after=after)
         self._commit([rec])
         return bytes(self.journal_record(self.journal_seq - 1))
 
@@ -467,7 +473,7 @@ class RiskShard:
         raise KeyError(seq)
 
     def _apply_transfer(self, r) -> None:
-        rid = r.request_id.bytes
+        rid = r.request_id
         if r.user_id == 0:
             src, dst = (EXTERNAL, FUND) if r.type == RecordType.DEPOSIT else (FUND, EXTERNAL)
         else:
@@ -555,9 +561,10 @@ class RiskShard:
             if int(o["flags"]) & ORD_LIQ:
                 self.liquidator.order_done(user, oid, int(Reason.TIMEOUT), int(o["symbol_id"]))
                 continue
-            out.to_gateway += encode(RecordType.ORDER_FAILED, ts_ns=self.clock, stream_id=self.stream_id,
-                                     symbol_id=int(o["symbol_id"]), user_id=user, reason=int(Reason.TIMEOUT),
-                                     request_type=int(RecordType.NEW_ORDER), order_id=oid, detail=0)
+            out.to_gateway += _FAILED.encode(ts_ns=self.clock, stream_id=self.stream_id,
+                                             symbol_id=int(o["symbol_id"]), user_id=user,
+                                             reason=int(Reason.TIMEOUT), request_type=int(RecordType.NEW_ORDER),
+                                             order_id=oid, detail=0)
         return out
 
     # --------------------------------------------------------------- funding
