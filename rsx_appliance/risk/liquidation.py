@@ -90,7 +90,7 @@ class Liquidator:
             seen.add(user)
             users.append((user, int(acct)))
         if users:
-            self._run(users, out)
+            self._run(sorted(users), out)   # by user id: independent of table slots
 
     def tick(self, out: "Outputs") -> None:
         """Rounds that are due."""
