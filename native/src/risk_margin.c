@@ -203,11 +203,9 @@ int rsx_risk_configure_symbol(struct rsx_risk *r, const struct rsx_config *rec)
 	return RSX_REASON_NONE;
 }
 
-int rsx_risk_set_tiers(struct rsx_risk *r, uint32_t symbol_id, uint32_t n, const int64_t *bounds,
-		       const uint32_t *imr, const uint32_t *mmr)
+int rsx_risk_tiers_check(uint32_t n, const int64_t *bounds, const uint32_t *imr, const uint32_t *mmr)
 {
-	struct rsx_risk_symbol *s = risk_sym(r, symbol_id);
-	if (!s || n == 0 || n > RSX_RISK_TIERS)
+	if (n == 0 || n > RSX_RISK_TIERS)
 		return RSX_EINVALID;
 	for (uint32_t k = 0; k < n; k++) {
 		if (bounds[k] <= 0 || bounds[k] > RSX_RISK_MAX_POSITION_CAP)
@@ -217,6 +215,15 @@ int rsx_risk_set_tiers(struct rsx_risk *r, uint32_t symbol_id, uint32_t n, const
 		if (k && (bounds[k] <= bounds[k - 1] || imr[k] < imr[k - 1] || mmr[k] < mmr[k - 1]))
 			return RSX_EINVALID;
 	}
+	return 0;
+}
+
+int rsx_risk_set_tiers(struct rsx_risk *r, uint32_t symbol_id, uint32_t n, const int64_t *bounds,
+		       const uint32_t *imr, const uint32_t *mmr)
+{
+	struct rsx_risk_symbol *s = risk_sym(r, symbol_id);
+	if (!s || rsx_risk_tiers_check(n, bounds, imr, mmr) < 0)
+		return RSX_EINVALID;
 	s->n_tiers = n;
 	for (uint32_t k = 0; k < RSX_RISK_TIERS; k++) {
 		s->tier_bound[k] = k < n ? bounds[k] : 0;

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from enum import IntEnum
 
+from .._native import ffi, lib
 from ..errors import ConfigError
 
 __all__ = ["Key", "RiskParams", "SymbolRiskParams", "Tier", "SHARD_WIDE", "tier_key",
@@ -151,20 +152,19 @@ class SymbolRiskParams:
             object.__setattr__(self, "tiers", t)
             if not 1 <= len(t) <= MAX_TIERS:
                 raise ConfigError(f"a tier table has 1..{MAX_TIERS} tiers, not {len(t)}")
-            prev = None
             for k, tier in enumerate(t):
-                for name in ("max_notional", "imr_bps", "mmr_bps"):
+                for name, lo, hi in (("max_notional", 1, MAX_POSITION_CAP), ("imr_bps", 0, 10_000),
+                                     ("mmr_bps", 0, 10_000)):
                     v = getattr(tier, name)
-                    if isinstance(v, bool) or not isinstance(v, int):
-                        raise ConfigError(f"tier {k}: {name}={v!r} is not an int")
-                if not 0 < tier.max_notional <= MAX_POSITION_CAP:
-                    raise ConfigError(f"tier {k}: max_notional must be in (0, 2^53]")
-                if not 0 <= tier.mmr_bps <= tier.imr_bps <= 10_000:
-                    raise ConfigError(f"tier {k}: need 0 <= mmr <= imr <= 10000")
-                if prev and (tier.max_notional <= prev.max_notional or tier.imr_bps < prev.imr_bps
-                             or tier.mmr_bps < prev.mmr_bps):
-                    raise ConfigError(f"tier {k}: bounds must increase and rates must not decrease")
-                prev = tier
+                    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                        raise ConfigError(f"tier {k}: {name}={v!r} is not an int in [{lo}, {hi}]")
+            # the coherence rules are the C core's (the same check set_tiers applies)
+            b = ffi.new("int64_t[]", [x.max_notional for x in t])
+            i = ffi.new("uint32_t[]", [x.imr_bps for x in t])
+            m = ffi.new("uint32_t[]", [x.mmr_bps for x in t])
+            if lib.rsx_risk_tiers_check(len(t), b, i, m) < 0:
+                raise ConfigError(f"incoherent tier table {t}: bounds must increase, rates must not "
+                                  "decrease, mmr <= imr <= 10000 at every tier")
         for name in ("liquidation_fee_bps", "insurance_fee_share_bps"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 10_000):

@@ -301,9 +301,14 @@ int rsx_risk_margin(const struct rsx_risk *r, int32_t acct, struct rsx_risk_marg
 int rsx_risk_configure_symbol(struct rsx_risk *r, const struct rsx_config *rec);
 
 /*
- * Replace a symbol's tier table (n in 1..8; bounds increasing, <= 2^53;
- * mmr <= imr <= 10000; rates non-decreasing). 0 or RSX_EINVALID. The caller
- * recomputes the symbol's positions.
+ * Check a tier table without applying it: n in 1..8; bounds increasing, in
+ * (0, 2^53]; mmr <= imr <= 10000; rates non-decreasing. 0 or RSX_EINVALID.
+ */
+int rsx_risk_tiers_check(uint32_t n, const int64_t *bounds, const uint32_t *imr, const uint32_t *mmr);
+
+/*
+ * Replace a symbol's tier table (rules of rsx_risk_tiers_check). 0 or
+ * RSX_EINVALID. The caller recomputes the symbol's positions.
  */
 int rsx_risk_set_tiers(struct rsx_risk *r, uint32_t symbol_id, uint32_t n, const int64_t *bounds,
 		       const uint32_t *imr, const uint32_t *mmr);
