@@ -16,7 +16,13 @@ Hierarchy::
     │   │   ├── RecordReservedError    RSX_ERESERVED
     │   │   └── RecordCrcError         RSX_ECRC
     │   ├── ArithmeticOverflowError (OverflowError)   RSX_EOVERFLOW
-    │   └── InvalidArgumentError (ValueError)         RSX_EINVALID
+    │   ├── InvalidArgumentError (ValueError)         RSX_EINVALID
+    │   └── StreamError                  WAL / DXS / CMP sequencing (specs/wal.md 4, specs/cmp.md)
+    │       ├── SeqGapError (ValueError)         RSX_ESEQ     a seq breaks the stream's continuity
+    │       ├── SeqGoneError (LookupError)       RSX_EGONE    the seq is no longer retained
+    │       ├── SeqAheadError                    RSX_EAHEAD   the seq is beyond the durable tip
+    │       ├── StreamMismatchError (ValueError) RSX_ESTREAM  another stream's record, file or request
+    │       └── NeedsReplay                      RSX_EREPLAY  an unrecoverable gap: replay via DXS
     ├── Rejected (ValueError)       a value or request refused with a Reason
     │   ├── BadNumberError, TooPreciseError, OutOfRangeError, NotPositiveError,
     │   ├── OffTickError, OffLotError, SizeLimitError
@@ -36,7 +42,8 @@ __all__ = [
     "RecordTypeError", "RecordLengthError", "RecordReservedError", "RecordCrcError",
     "ArithmeticOverflowError", "InvalidArgumentError", "Rejected", "BadNumberError",
     "TooPreciseError", "OutOfRangeError", "NotPositiveError", "OffTickError", "OffLotError",
-    "SizeLimitError", "NotionalOverflowError", "ConfigError", "FieldError", "check",
+    "SizeLimitError", "NotionalOverflowError", "ConfigError", "FieldError", "StreamError",
+    "SeqGapError", "SeqGoneError", "SeqAheadError", "StreamMismatchError", "NeedsReplay", "check",
     "error_for", "rejected",
 ]
 
@@ -88,6 +95,35 @@ class ArithmeticOverflowError(NativeError, OverflowError):
 
 class InvalidArgumentError(NativeError, ValueError):
     """An argument was out of the range the C function accepts."""
+
+
+class StreamError(NativeError):
+    """A stream's sequencing was broken or a seq cannot be served (WAL, DXS, CMP)."""
+
+
+class SeqGapError(StreamError, ValueError):
+    """A record's seq is not the next one: a gap or a regression (RSX_ESEQ)."""
+
+
+class SeqGoneError(StreamError, LookupError):
+    """The requested seq is no longer retained: older than the WAL, past the retransmit horizon (RSX_EGONE)."""
+
+
+class SeqAheadError(StreamError):
+    """The requested seq is beyond the stream's durable tip (RSX_EAHEAD)."""
+
+
+class StreamMismatchError(StreamError, ValueError):
+    """A record, file or request belongs to another stream (RSX_ESTREAM)."""
+
+
+class NeedsReplay(StreamError):
+    """The stream has a gap NAKs could not fill: replay it (DXS) from ``info.expected`` (RSX_EREPLAY).
+
+    ``info`` is set by rsx_appliance.cmp to the receiver's info when raised there.
+    """
+
+    info = None
 
 
 class Rejected(RsxError, ValueError):
@@ -148,6 +184,11 @@ _NATIVE = {
     "CRC": RecordCrcError,
     "OVERFLOW": ArithmeticOverflowError,
     "INVALID": InvalidArgumentError,
+    "SEQ": SeqGapError,
+    "GONE": SeqGoneError,
+    "AHEAD": SeqAheadError,
+    "STREAM": StreamMismatchError,
+    "REPLAY": NeedsReplay,
 }
 # Every C code must have a class: fail at import, not on the first error.
 _missing = {e.name for e in ErrorCode} - set(_NATIVE)

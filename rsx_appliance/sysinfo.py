@@ -17,8 +17,87 @@ from pathlib import Path
 
 from ._native import lib
 
-__all__ = ["HugepagePool", "Probe", "MachineInfo", "hugepage_pools", "numa_nodes",
+__all__ = ["Root", "HugepagePool", "Probe", "MachineInfo", "hugepage_pools", "numa_nodes",
            "probe_io_uring", "probe_af_xdp", "collect"]
+
+
+class Root:
+    """A live system's files under one directory: ``Root("/")`` is this host.
+
+    Every reader of /proc and /sys in the package goes through this class, so
+    a test (or an operator planning offline) points it at a copied or fake
+    tree. Paths are given as on a live system (``"proc/cmdline"`` or
+    ``"/proc/cmdline"``). Reads never raise: a missing or unreadable file is
+    ``None``. Writes and directory changes raise ``OSError`` as the kernel
+    reports it; subclasses (the tests' fake kernel) override them to emulate
+    kernel file semantics.
+    """
+
+    def __init__(self, path: str | os.PathLike = "/") -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Root({str(self.path)!r})"
+
+    @property
+    def is_live(self) -> bool:
+        """True when this root is the running system's own ``/``."""
+        return self.path.resolve() == Path("/")
+
+    def __truediv__(self, rel: str) -> Path:
+        return self.path / str(rel).lstrip("/")
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        try:
+            return (self / rel).read_bytes()
+        except OSError:
+            return None
+
+    def read(self, rel: str) -> str | None:
+        """The file's text, stripped; ``None`` when it is absent or unreadable."""
+        data = self.read_bytes(rel)
+        return None if data is None else data.decode(errors="replace").strip()
+
+    def read_int(self, rel: str, default: int | None = 0) -> int | None:
+        text = self.read(rel)
+        return int(text) if text and text.lstrip("-").isdigit() else default
+
+    def exists(self, rel: str) -> bool:
+        return os.path.lexists(self / rel)
+
+    def is_dir(self, rel: str) -> bool:
+        return (self / rel).is_dir()
+
+    def listdir(self, rel: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self / rel))
+        except OSError:
+            return []
+
+    def realpath(self, rel: str) -> str | None:
+        """Resolve symlinks inside the root; the result is relative to the root."""
+        try:
+            real = (self / rel).resolve(strict=True)
+            return "/" + str(real.relative_to(self.path.resolve()))
+        except (OSError, ValueError):
+            return None
+
+    def writable(self, rel: str) -> bool:
+        return os.access(self / rel, os.W_OK)
+
+    def write(self, rel: str, data: str) -> None:
+        """One ``write()`` of ``data`` (sysfs and procfs take a value per write call)."""
+        fd = os.open(self / rel, os.O_WRONLY | os.O_TRUNC)  # never creates: a missing knob is ENOENT
+        try:
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+
+    def mkdir(self, rel: str) -> None:
+        os.mkdir(self / rel)
+
+    def rmdir(self, rel: str) -> None:
+        os.rmdir(self / rel)
 
 
 @dataclass(frozen=True)
@@ -55,15 +134,11 @@ class MachineInfo:
 
 
 def _read(root: Path, rel: str) -> str | None:
-    try:
-        return (root / rel.lstrip("/")).read_text().strip()
-    except OSError:
-        return None
+    return Root(root).read(rel)
 
 
 def _int(root: Path, rel: str) -> int:
-    text = _read(root, rel)
-    return int(text) if text and text.lstrip("-").isdigit() else 0
+    return Root(root).read_int(rel)
 
 
 def hugepage_pools(root: str | Path = "/") -> list[HugepagePool]:

@@ -121,6 +121,11 @@
 	F(st, asset_id, U32, 20) F(st, user_id, U32, 24) F(st, _pad0, PAD, 28) \
 	F(st, request_id, OID, 32) F(st, amount, I64, 48) F(st, balance_after, I64, 56)
 
+#define FIELDS_rsx_risk_param(F, st) \
+	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
+	F(st, symbol_id, U32, 20) F(st, key, U32, 24) F(st, _pad0, PAD, 28) \
+	F(st, value, I64, 32) F(st, fill_tip, U64, 40) F(st, _pad1, PAD, 48)
+
 #define FIELDS_rsx_nak(F, st) \
 	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
 	F(st, _pad0, PAD, 20) F(st, from_seq, U64, 24) F(st, count, U64, 32) \
@@ -187,6 +192,7 @@ LAYOUT(rsx_funding_rate)
 LAYOUT(rsx_funding_payment)
 LAYOUT(rsx_liquidation)
 LAYOUT(rsx_transfer)
+LAYOUT(rsx_risk_param)
 LAYOUT(rsx_nak)
 LAYOUT(rsx_heartbeat)
 LAYOUT(rsx_replay_request)

@@ -328,6 +328,22 @@ struct rsx_transfer {
 	int64_t balance_after;	/* filled in by the risk shard */
 } __attribute__((aligned(64)));
 
+/*
+ * RISK_PARAM: one risk parameter in a risk shard's journal (specs/risk.md 8.2),
+ * also the journal's batch COMMIT and FILL_BARRIER markers.
+ */
+struct rsx_risk_param {
+	uint64_t seq;
+	uint64_t ts_ns;
+	uint32_t stream_id;
+	uint32_t symbol_id;	/* 0xFFFFFFFF for shard-wide keys; the vshard for VSHARD_OWNER */
+	uint32_t key;		/* rsx_appliance.risk.params.Key */
+	uint32_t _pad0;
+	int64_t value;
+	uint64_t fill_tip;	/* the symbol's ME tip when decided (replay barrier), or 0 */
+	uint64_t _pad1[2];
+} __attribute__((aligned(64)));
+
 /* NAK: receiver -> sender, "resend [from_seq, from_seq + count)". */
 struct rsx_nak {
 	uint64_t seq;
@@ -402,6 +418,7 @@ RSX_PAYLOAD_ASSERT(rsx_funding_rate, 64);
 RSX_PAYLOAD_ASSERT(rsx_funding_payment, 64);
 RSX_PAYLOAD_ASSERT(rsx_liquidation, 128);
 RSX_PAYLOAD_ASSERT(rsx_transfer, 64);
+RSX_PAYLOAD_ASSERT(rsx_risk_param, 64);
 RSX_PAYLOAD_ASSERT(rsx_nak, 64);
 RSX_PAYLOAD_ASSERT(rsx_heartbeat, 64);
 RSX_PAYLOAD_ASSERT(rsx_replay_request, 64);

@@ -1,0 +1,590 @@
+/*
+ * risk_stream.c - the record-driven paths: ME streams (fills, order events,
+ * config, BBO), gateway requests (the pre-trade check) and reconciliation of
+ * reservations the matching engine never acknowledged (specs/risk.md 3.3,
+ * 3.5, 8.3).
+ */
+#include "risk_internal.h"
+
+/* Payloads are not aligned inside a buffer: decode into this aligned union. */
+union payload {
+	struct rsx_prefix prefix;
+	struct rsx_order order;
+	struct rsx_cancel cancel;
+	struct rsx_cancel_all cancel_all;
+	struct rsx_amend amend;
+	struct rsx_order_failed failed;
+	struct rsx_order_inserted inserted;
+	struct rsx_fill fill;
+	struct rsx_order_done done;
+	struct rsx_order_cancelled cancelled;
+	struct rsx_order_amended amended;
+	struct rsx_bbo bbo;
+	struct rsx_config config;
+	struct rsx_heartbeat heartbeat;
+	uint8_t bytes[RSX_PAYLOAD_MAX];
+};
+
+static void order_normalise(struct rsx_risk *r, int32_t slot)
+{
+	struct rsx_risk_order *o = &r->orders[slot];
+	if (o->flags & RSX_RISK_ORD_LIQ)
+		return;
+	int64_t need = risk_need(r, &r->symbols[o->symbol_id], o->price, o->remaining);
+	risk_frozen_add(r, o->acct, need - o->need);
+	o->need = need;
+}
+
+/* Insert an order for acct (position found or created); returns the slot or a stop code (< 0). */
+static int32_t order_track(struct rsx_risk *r, const rsx_oid_t *oid, int32_t acct, uint32_t symbol_id,
+			   uint8_t side, uint8_t flags, int64_t price, int64_t qty, uint64_t ts, uint8_t state)
+{
+	int32_t p = rsx_risk_find_position(r, acct, symbol_id);
+	if (p < 0 && r->n_positions >= r->max_positions)
+		return -1;
+	if (r->n_orders >= r->max_orders)
+		return -1;
+	if (p < 0)
+		p = risk_position_create(r, acct, symbol_id);
+	int32_t slot = risk_order_insert(r, oid);
+	if (slot < 0)
+		return -1;
+	struct rsx_risk_order *o = &r->orders[slot];
+	o->acct = acct;
+	o->pos = p;
+	o->symbol_id = symbol_id;
+	o->state = state;
+	o->side = side;
+	o->flags = flags;
+	o->price = price;
+	o->remaining = qty;
+	o->ts_ns = ts;
+	o->need = flags & RSX_RISK_ORD_LIQ ? 0 : risk_need(r, &r->symbols[symbol_id], price, qty);
+	risk_frozen_add(r, acct, o->need);
+	r->accounts[acct].n_orders++;
+	r->positions[p].open_qty += qty;
+	r->positions[p].n_orders++;
+	return slot;
+}
+
+int rsx_risk_track_order(struct rsx_risk *r, const rsx_oid_t *oid, int32_t acct, uint32_t symbol_id,
+			 uint8_t side, int64_t price, int64_t qty, uint64_t ts_ns)
+{
+	if (!risk_sym(r, symbol_id) || acct < 0 || (uint32_t)acct >= r->n_users || qty <= 0 || price <= 0)
+		return RSX_EINVALID;
+	if (risk_order_find(r, oid) >= 0)
+		return RSX_EINVALID;
+	return order_track(r, oid, acct, symbol_id, side, RSX_RISK_ORD_LIQ, price, qty, ts_ns,
+			   RSX_RISK_ORD_PENDING) < 0 ? RSX_EINVALID : 0;
+}
+
+/* The owned, existing-or-created account of an order event; -1 = not ours, -2 = table full. */
+static int32_t event_account(struct rsx_risk *r, uint32_t user_id)
+{
+	if (user_id == RSX_RISK_FUND_USER || !rsx_risk_owns(r, user_id))
+		return -1;
+	int32_t a = rsx_risk_open_account(r, user_id);
+	return a < 0 ? -2 : a;
+}
+
+static void order_terminal(struct rsx_risk *r, const rsx_oid_t *oid, uint32_t user_id, uint32_t symbol_id,
+			   uint16_t reason, int64_t filled)
+{
+	int32_t slot = risk_order_find(r, oid);
+	if (slot < 0 || r->accounts[r->orders[slot].acct].user_id != user_id) {
+		if (rsx_risk_owns(r, user_id))
+			r->unknown_terminals++;
+		return;
+	}
+	int32_t acct = r->orders[slot].acct;
+	int liq = r->orders[slot].flags & RSX_RISK_ORD_LIQ;
+	risk_order_remove(r, slot);
+	if (liq)
+		risk_event(r, RSX_RISK_EV_LIQ_ORDER_DONE, reason, symbol_id, acct, filled, 0, oid);
+}
+
+/* One ME record (seq already checked); 0 or a stop code. */
+static int me_record(struct rsx_risk *r, uint16_t type, union payload *pl)
+{
+	struct rsx_risk_symbol *s;
+	int32_t a, slot;
+
+	switch (type) {
+	case RSX_REC_FILL:
+		return risk_apply_fill(r, &pl->fill);
+
+	case RSX_REC_ORDER_ACCEPTED: {
+		const struct rsx_order *o = &pl->order;
+		if (o->flags & RSX_ORDER_REDUCE_ONLY && !(o->flags & RSX_ORDER_LIQUIDATION))
+			return 0;	/* never reserved */
+		a = event_account(r, o->user_id);
+		if (a == -1)
+			return 0;
+		if (a == -2)
+			return RSX_RISK_STOP_FULL;
+		slot = risk_order_find(r, &o->order_id);
+		if (slot >= 0) {
+			if (r->orders[slot].acct != a)
+				return 0;	/* the id is another user's: ignore */
+			r->orders[slot].state = RSX_RISK_ORD_ACKED;
+			order_normalise(r, slot);
+			return 0;
+		}
+		uint8_t fl = o->flags & RSX_ORDER_LIQUIDATION ? RSX_RISK_ORD_LIQ : 0;
+		if (order_track(r, &o->order_id, a, o->symbol_id, o->side, fl, o->price.raw, o->qty.raw,
+				o->ts_ns, RSX_RISK_ORD_ACKED) < 0)
+			return RSX_RISK_STOP_FULL;
+		r->late_acks++;
+		risk_event(r, RSX_RISK_EV_LATE_ACK, 0, o->symbol_id, a, o->qty.raw, 0, &o->order_id);
+		return 0;
+	}
+
+	case RSX_REC_ORDER_INSERTED:
+		slot = risk_order_find(r, &pl->inserted.order_id);
+		if (slot >= 0 && r->orders[slot].state == RSX_RISK_ORD_PENDING &&
+		    r->accounts[r->orders[slot].acct].user_id == pl->inserted.user_id)
+			r->orders[slot].state = RSX_RISK_ORD_ACKED;
+		return 0;
+
+	case RSX_REC_ORDER_FAILED: {
+		const struct rsx_order_failed *f = &pl->failed;
+		if (f->request_type == RSX_REC_NEW_ORDER || f->request_type == 0) {
+			order_terminal(r, &f->order_id, f->user_id, f->symbol_id, f->reason, 0);
+		} else if (f->request_type == RSX_REC_AMEND_ORDER) {
+			slot = risk_order_find(r, &f->order_id);
+			if (slot >= 0 && r->accounts[r->orders[slot].acct].user_id == f->user_id)
+				order_normalise(r, slot);	/* the amend surcharge goes back */
+		}
+		return 0;
+	}
+
+	case RSX_REC_ORDER_DONE:
+		order_terminal(r, &pl->done.order_id, pl->done.user_id, pl->done.symbol_id, pl->done.reason,
+			       pl->done.filled_qty.raw);
+		return 0;
+
+	case RSX_REC_ORDER_CANCELLED:
+		order_terminal(r, &pl->cancelled.order_id, pl->cancelled.user_id, pl->cancelled.symbol_id,
+			       pl->cancelled.reason, 0);
+		return 0;
+
+	case RSX_REC_ORDER_AMENDED: {
+		const struct rsx_order_amended *m = &pl->amended;
+		slot = risk_order_find(r, &m->order_id);
+		if (slot < 0 || r->accounts[r->orders[slot].acct].user_id != m->user_id)
+			return 0;
+		struct rsx_risk_order *o = &r->orders[slot];
+		int64_t rem = m->remaining_qty.raw > 0 ? m->remaining_qty.raw : 0;
+		r->positions[o->pos].open_qty += rem - o->remaining;
+		o->remaining = rem;
+		if (m->price.raw > 0)
+			o->price = m->price.raw;
+		o->state = RSX_RISK_ORD_ACKED;
+		if (rem == 0 && !(o->flags & RSX_RISK_ORD_LIQ))
+			risk_order_remove(r, slot);
+		else
+			order_normalise(r, slot);
+		return 0;
+	}
+
+	case RSX_REC_BBO:
+		s = &r->symbols[pl->bbo.symbol_id];
+		s->bid_px = pl->bbo.bid_px.raw;
+		s->bid_qty = pl->bbo.bid_qty.raw;
+		s->ask_px = pl->bbo.ask_px.raw;
+		s->ask_qty = pl->bbo.ask_qty.raw;
+		s->bbo_ts = pl->bbo.ts_ns;
+		return 0;
+
+	case RSX_REC_CONFIG_APPLIED: {
+		int reason = rsx_risk_configure_symbol(r, &pl->config);
+		if (reason != RSX_REASON_NONE)
+			return -reason;	/* caller turns it into STOP_BAD_CONFIG */
+		risk_event(r, RSX_RISK_EV_CONFIG, 0, pl->config.symbol_id, -1, 0, 0, NULL);
+		return 0;
+	}
+	default:
+		return RSX_RISK_STOP_TYPE;
+	}
+}
+
+static void stop(struct rsx_risk_result *res, int code, int err, uint32_t symbol_id)
+{
+	res->stop = code;
+	res->err = err;
+	res->symbol_id = symbol_id;
+}
+
+size_t rsx_risk_apply_stream(struct rsx_risk *r, const void *buf, size_t n, struct rsx_risk_result *res)
+{
+	const uint8_t *p = buf;
+	size_t off = 0;
+	union payload pl __attribute__((aligned(64)));
+
+	memset(res, 0, sizeof(*res));
+	while (off < n) {
+		uint16_t type;
+		if (r->events_cap - r->n_events < 4) {
+			stop(res, RSX_RISK_STOP_EVENTS, 0, 0);
+			break;
+		}
+		int size = rsx_record_decode(p + off, n - off, &type, &pl, sizeof(pl));
+		if (size < 0) {
+			stop(res, RSX_RISK_STOP_RECORD, size, 0);
+			break;
+		}
+		if (type == RSX_REC_HEARTBEAT) {
+			/* an idle ME still advances its clock (reconciliation) */
+			uint32_t sid = pl.heartbeat.stream_id;
+			if (sid < r->max_symbols && r->symbols[sid].configured &&
+			    pl.heartbeat.ts_ns > r->symbols[sid].me_ts)
+				r->symbols[sid].me_ts = pl.heartbeat.ts_ns;
+			off += (size_t)size;
+			res->records++;
+			continue;
+		}
+		if (type < RSX_REC_ORDER_ACCEPTED || type > RSX_REC_CONFIG_APPLIED) {
+			stop(res, RSX_RISK_STOP_TYPE, type, 0);
+			break;
+		}
+		/* every ME payload has symbol_id right after the prefix */
+		uint32_t sid;
+		memcpy(&sid, pl.bytes + 20, 4);
+		if (sid >= r->max_symbols || (!r->symbols[sid].configured && type != RSX_REC_CONFIG_APPLIED)) {
+			stop(res, RSX_RISK_STOP_UNKNOWN_SYMBOL, 0, sid);
+			break;
+		}
+		struct rsx_risk_symbol *s = &r->symbols[sid];
+		uint64_t seq = pl.prefix.seq;
+		if (seq <= s->tip) {
+			r->dup_skipped++;	/* already applied: exactly once by (symbol, seq) */
+			off += (size_t)size;
+			res->records++;
+			continue;
+		}
+		if (r->limit_seq && seq > r->limit_seq) {
+			stop(res, RSX_RISK_STOP_LIMIT, 0, sid);
+			break;
+		}
+		if (seq != s->tip + 1) {
+			stop(res, RSX_RISK_STOP_GAP, 0, sid);
+			res->expected_seq = s->tip + 1;
+			res->got_seq = seq;
+			break;
+		}
+		int rc = me_record(r, type, &pl);
+		if (rc < 0) {
+			stop(res, RSX_RISK_STOP_BAD_CONFIG, -rc, sid);
+			break;
+		}
+		if (rc > 0) {
+			stop(res, rc, rc == RSX_RISK_STOP_TYPE ? type : 0, sid);
+			break;
+		}
+		s->tip = seq;
+		if (pl.prefix.ts_ns > s->me_ts)
+			s->me_ts = pl.prefix.ts_ns;
+		off += (size_t)size;
+		res->records++;
+		if (type == RSX_REC_CONFIG_APPLIED) {
+			stop(res, RSX_RISK_STOP_CONFIG, 0, sid);
+			break;
+		}
+	}
+	res->consumed = off;
+	return off;
+}
+
+/* ---- gateway requests: the pre-trade check ---- */
+
+struct out_buf {
+	uint8_t *p;
+	size_t cap;
+	size_t *len;
+};
+
+static int emit_failed(struct rsx_risk *r, struct out_buf *gw, uint64_t now, uint32_t symbol_id,
+		       uint32_t user_id, uint16_t reason, uint16_t request_type, const rsx_oid_t *oid, int64_t detail)
+{
+	struct rsx_order_failed f __attribute__((aligned(64)));
+	memset(&f, 0, sizeof(f));
+	f.ts_ns = now;
+	f.stream_id = 0x80000000u | r->shard_id;
+	f.symbol_id = symbol_id;
+	f.user_id = user_id;
+	f.reason = reason;
+	f.request_type = request_type;
+	f.order_id = *oid;
+	f.detail = detail;
+	int n = rsx_record_frame(gw->p + *gw->len, gw->cap - *gw->len, RSX_REC_ORDER_FAILED, &f, sizeof(f));
+	if (n < 0)
+		return n;
+	*gw->len += (size_t)n;
+	r->orders_rejected++;
+	return 0;
+}
+
+static int forward(struct out_buf *me, const uint8_t *rec, size_t size)
+{
+	memcpy(me->p + *me->len, rec, size);
+	*me->len += size;
+	return 0;
+}
+
+/* Checks shared by every request: symbol, ownership, account. Reason or 0; *acct set. */
+static int request_owner(const struct rsx_risk *r, uint32_t symbol_id, uint32_t user_id, int32_t *acct)
+{
+	if (!risk_sym(r, symbol_id))
+		return RSX_REASON_UNKNOWN_SYMBOL;
+	if (!rsx_risk_owns(r, user_id))
+		return RSX_REASON_WRONG_SHARD;
+	*acct = user_id == RSX_RISK_FUND_USER ? -1 : rsx_risk_find_account(r, user_id);
+	if (*acct < 0)
+		return RSX_REASON_UNKNOWN_USER;
+	return 0;
+}
+
+/* The pre-trade check of one NEW_ORDER (specs/risk.md 3.3). Reason (0 = accept); *detail for margin. */
+static int new_order_check(struct rsx_risk *r, const struct rsx_order *o, int32_t *acct_out, int64_t *detail)
+{
+	int32_t acct;
+	int reason;
+	const struct rsx_risk_symbol *s = risk_sym(r, o->symbol_id);
+	if (!s)
+		return RSX_REASON_UNKNOWN_SYMBOL;
+	if (s->cfg.status != RSX_SYMBOL_ACTIVE)
+		return RSX_REASON_SYMBOL_HALTED;
+	if (o->side > RSX_SIDE_SELL)
+		return RSX_REASON_BAD_SIDE;
+	if (o->tif > RSX_TIF_FOK)
+		return RSX_REASON_BAD_TIF;
+	if (o->stp > RSX_STP_NONE)
+		return RSX_REASON_BAD_STP;
+	if ((o->flags & ~RSX_ORDER_FLAGS_ALL) || (o->flags & RSX_ORDER_LIQUIDATION))
+		return RSX_REASON_BAD_FLAGS;	/* only the shard itself places liquidation orders */
+	reason = rsx_order_check(&s->cfg, o->price, o->qty);
+	if (reason)
+		return reason;
+	reason = request_owner(r, o->symbol_id, o->user_id, &acct);
+	if (reason)
+		return reason;
+	*acct_out = acct;
+	const struct rsx_risk_account *a = &r->accounts[acct];
+	if (a->flags & RSX_RISK_ACCT_LIQ)
+		return RSX_REASON_USER_IN_LIQUIDATION;
+	if (risk_liquidatable(a)) {
+		if (!r->replay)
+			risk_event(r, RSX_RISK_EV_LIQUIDATABLE, 0, o->symbol_id, acct, 0, 0, NULL);
+		return RSX_REASON_USER_IN_LIQUIDATION;
+	}
+	if (risk_order_find(r, &o->order_id) >= 0)
+		return RSX_REASON_DUPLICATE_ORDER_ID;
+	if (o->flags & RSX_ORDER_REDUCE_ONLY)
+		return 0;	/* nothing reserved: the ME enforces reduce-only */
+
+	int32_t p = rsx_risk_find_position(r, acct, o->symbol_id);
+	int64_t net = p >= 0 ? r->positions[p].net : 0;
+	int64_t open = p >= 0 ? r->positions[p].open_qty : 0;
+	int64_t pos_value = p >= 0 ? r->positions[p].value : 0;
+	int64_t v, worst;
+	__int128 base = (__int128)abs64sat(net) + open + o->qty.raw;
+	if (!fits64(base) || risk_value(s, o->price.raw, (int64_t)base, &worst) < 0 ||
+	    worst > s->tier_bound[s->n_tiers - 1])
+		return RSX_REASON_POSITION_LIMIT;
+	if (risk_value(s, o->price.raw, o->qty.raw, &v) < 0)
+		return RSX_REASON_NOTIONAL_OVERFLOW;
+	int64_t need = risk_need(r, s, o->price.raw, o->qty.raw);
+	__int128 check = need;
+	int dir = o->side == RSX_SIDE_BUY ? 1 : -1;
+	if (net == 0 || (net > 0) == (dir > 0)) {
+		int64_t cur = abs64sat(pos_value);
+		int64_t after = (__int128)cur + v > I64_MAX ? I64_MAX : cur + v;
+		__int128 step = (__int128)risk_tier(s, after, 0) - risk_tier(s, cur, 0) -
+				(__int128)v * s->tier_imr[0] / 10000;
+		if (step > 0)
+			check += step;
+	}
+	__int128 avail = risk_equity(a) - a->im_sum - a->frozen;
+	if (avail < check) {
+		*detail = sat64(check - avail);
+		return RSX_REASON_INSUFFICIENT_MARGIN;
+	}
+	if (r->n_orders >= r->max_orders || (p < 0 && r->n_positions >= r->max_positions))
+		return RSX_REASON_OVERLOADED;
+	return 0;
+}
+
+static int amend_check(struct rsx_risk *r, const struct rsx_amend *m, int32_t *slot_out, int64_t *extra,
+		       int64_t *detail)
+{
+	int32_t acct;
+	const struct rsx_risk_symbol *s = risk_sym(r, m->symbol_id);
+	int reason = request_owner(r, m->symbol_id, m->user_id, &acct);
+	*slot_out = -1;
+	*extra = 0;
+	if (reason)
+		return reason;
+	if (s->cfg.status != RSX_SYMBOL_ACTIVE)
+		return RSX_REASON_SYMBOL_HALTED;
+	if (r->accounts[acct].flags & RSX_RISK_ACCT_LIQ)
+		return RSX_REASON_USER_IN_LIQUIDATION;
+	if (m->qty.raw <= 0)
+		return RSX_REASON_QTY_NOT_POSITIVE;
+	if (m->price.raw < 0)
+		return RSX_REASON_PRICE_NOT_POSITIVE;
+	int32_t slot = risk_order_find(r, &m->order_id);
+	if (slot < 0 || r->orders[slot].acct != acct)
+		return 0;	/* not reserved here (reduce-only or unknown): the ME decides */
+	const struct rsx_risk_order *o = &r->orders[slot];
+	int64_t price = m->price.raw ? m->price.raw : o->price;
+	reason = rsx_order_check(&s->cfg, (rsx_price_t){ price }, m->qty);
+	if (reason && reason != RSX_REASON_QTY_BELOW_MIN)	/* a remaining qty may sit below min */
+		return reason;
+	int64_t need = risk_need(r, s, price, m->qty.raw);
+	*slot_out = slot;
+	if (need > o->need) {
+		const struct rsx_risk_account *a = &r->accounts[acct];
+		__int128 avail = risk_equity(a) - a->im_sum - a->frozen;
+		if (avail < need - o->need) {
+			*detail = sat64((__int128)need - o->need - avail);
+			return RSX_REASON_INSUFFICIENT_MARGIN;
+		}
+		*extra = need - o->need;
+	}
+	return 0;
+}
+
+static void stamp_order(uint8_t *rec, uint64_t now)
+{
+	/* risk_in_ts_ns and risk_out_ts_ns (records.h); the CRC is resealed by the caller */
+	memcpy(rec + RSX_HEADER_SIZE + offsetof(struct rsx_order, risk_in_ts_ns), &now, 8);
+	memcpy(rec + RSX_HEADER_SIZE + offsetof(struct rsx_order, risk_out_ts_ns), &now, 8);
+}
+
+size_t rsx_risk_submit(struct rsx_risk *r, const void *buf, size_t n, uint64_t now_ns,
+		       void *out_me, size_t me_cap, size_t *me_len,
+		       void *out_gw, size_t gw_cap, size_t *gw_len, struct rsx_risk_result *res)
+{
+	const uint8_t *p = buf;
+	size_t off = 0;
+	union payload pl __attribute__((aligned(64)));
+	struct out_buf me = { out_me, me_cap, me_len }, gw = { out_gw, gw_cap, gw_len };
+
+	memset(res, 0, sizeof(*res));
+	while (off < n) {
+		uint16_t type;
+		if (me_cap - *me_len < RSX_RECORD_MAX || gw_cap - *gw_len < RSX_RECORD_MAX) {
+			stop(res, RSX_RISK_STOP_OUT, 0, 0);
+			break;
+		}
+		if (r->events_cap - r->n_events < 2) {
+			stop(res, RSX_RISK_STOP_EVENTS, 0, 0);
+			break;
+		}
+		int size = rsx_record_decode(p + off, n - off, &type, &pl, sizeof(pl));
+		if (size < 0) {
+			stop(res, RSX_RISK_STOP_RECORD, size, 0);
+			break;
+		}
+		const uint8_t *rec = p + off;
+		int64_t detail = 0;
+		int32_t acct = -1, slot;
+		int reason;
+
+		switch (type) {
+		case RSX_REC_NEW_ORDER: {
+			const struct rsx_order *o = &pl.order;
+			reason = new_order_check(r, o, &acct, &detail);
+			if (reason) {
+				emit_failed(r, &gw, now_ns, o->symbol_id, o->user_id, (uint16_t)reason, type,
+					    &o->order_id, detail);
+				break;
+			}
+			if (!(o->flags & RSX_ORDER_REDUCE_ONLY) &&
+			    order_track(r, &o->order_id, acct, o->symbol_id, o->side, 0, o->price.raw, o->qty.raw,
+					now_ns, RSX_RISK_ORD_PENDING) < 0) {
+				emit_failed(r, &gw, now_ns, o->symbol_id, o->user_id, RSX_REASON_OVERLOADED, type,
+					    &o->order_id, 0);
+				break;
+			}
+			forward(&me, rec, (size_t)size);
+			stamp_order(me.p + *me.len - size, now_ns);
+			rsx_record_seal(me.p + *me.len - size, (size_t)size);
+			r->orders_accepted++;
+			break;
+		}
+		case RSX_REC_CANCEL_ORDER:
+			reason = request_owner(r, pl.cancel.symbol_id, pl.cancel.user_id, &acct);
+			if (reason)
+				emit_failed(r, &gw, now_ns, pl.cancel.symbol_id, pl.cancel.user_id, (uint16_t)reason,
+					    type, &pl.cancel.order_id, 0);
+			else
+				forward(&me, rec, (size_t)size);
+			break;
+		case RSX_REC_CANCEL_ALL:
+			reason = request_owner(r, pl.cancel_all.symbol_id, pl.cancel_all.user_id, &acct);
+			if (reason)
+				emit_failed(r, &gw, now_ns, pl.cancel_all.symbol_id, pl.cancel_all.user_id,
+					    (uint16_t)reason, type, &pl.cancel_all.request_id, 0);
+			else
+				forward(&me, rec, (size_t)size);
+			break;
+		case RSX_REC_AMEND_ORDER: {
+			int64_t extra;
+			reason = amend_check(r, &pl.amend, &slot, &extra, &detail);
+			if (reason) {
+				emit_failed(r, &gw, now_ns, pl.amend.symbol_id, pl.amend.user_id, (uint16_t)reason, type,
+					    &pl.amend.order_id, detail);
+				break;
+			}
+			if (slot >= 0 && extra > 0) {
+				r->orders[slot].need += extra;	/* held until ORDER_AMENDED / ORDER_FAILED */
+				risk_frozen_add(r, r->orders[slot].acct, extra);
+			}
+			forward(&me, rec, (size_t)size);
+			break;
+		}
+		default:
+			stop(res, RSX_RISK_STOP_TYPE, type, 0);
+			res->consumed = off;
+			return off;
+		}
+		off += (size_t)size;
+		res->records++;
+	}
+	res->consumed = off;
+	return off;
+}
+
+int rsx_risk_renormalise(struct rsx_risk *r, uint32_t symbol_id)
+{
+	int n = 0;
+	if (!risk_sym(r, symbol_id))
+		return RSX_EINVALID;
+	for (uint32_t i = 0; i <= r->order_mask; i++) {
+		if (r->orders[i].state != RSX_RISK_ORD_EMPTY && r->orders[i].symbol_id == symbol_id) {
+			order_normalise(r, (int32_t)i);
+			n++;
+		}
+	}
+	return n;
+}
+
+int rsx_risk_reconcile(struct rsx_risk *r, uint64_t ack_timeout_ns, struct rsx_risk_order *out, uint32_t cap)
+{
+	uint32_t found = 0;
+	for (uint32_t i = 0; i <= r->order_mask && found < cap; i++) {
+		struct rsx_risk_order *o = &r->orders[i];
+		while (o->state == RSX_RISK_ORD_PENDING && found < cap) {
+			uint64_t deadline = o->ts_ns + ack_timeout_ns;
+			if (deadline < o->ts_ns)
+				deadline = UINT64_MAX;
+			if (o->symbol_id >= r->max_symbols || r->symbols[o->symbol_id].me_ts <= deadline)
+				break;
+			out[found++] = *o;
+			risk_order_remove(r, (int32_t)i);	/* shifts a later entry into i: look again */
+			r->reconciled++;
+		}
+	}
+	return (int)found;
+}

@@ -1,0 +1,201 @@
+"""`rsx bench cmp`: CMP ping-pong RTT and one-way throughput, loss-free and under injected loss.
+
+One harness for every backend (native/src/cmp_bench.c): two C threads pinned
+to CPUs 0 and 1, each driving its own endpoint. udp and uring run on
+loopback; xdp runs across a veth pair between two network namespaces this
+command creates and removes (root needed). Prints one JSON object with
+--json (specs/cmp.md section 11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+TARGET_RTT_P50_NS = {"xdp": 4000, "udp": 7000, "uring": 10000}
+TARGET_RATE = 500_000
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cmp", help="CMP transport: RTT and throughput per backend",
+                       description="Ping-pong RTT (64-byte payloads) and one-way throughput, loss-free and under "
+                                   "injected loss, with the same harness on every backend.")
+    p.add_argument("--backend", choices=["udp", "uring", "xdp"], default="udp")
+    p.add_argument("--mode", choices=["busy", "sleep"], default="busy", help="wait mode of both endpoints")
+    p.add_argument("--phases", default="rtt,throughput,lossy",
+                   help="comma-separated subset of rtt, throughput, lossy (default: all)")
+    p.add_argument("--rtt", type=int, default=100_000, metavar="N", help="sampled round trips")
+    p.add_argument("--warmup", type=int, default=10_000, metavar="N", help="round trips before sampling")
+    p.add_argument("--records", type=int, default=1_000_000, metavar="N", help="records per throughput run")
+    p.add_argument("--payload", type=int, choices=[64, 128], default=64,
+                   help="payload bytes of the throughput records (RTT always uses 64)")
+    p.add_argument("--batch", type=int, default=32, help="records per send call (1..64)")
+    p.add_argument("--rate", type=int, default=0,
+                   help="offered records/s (open loop); 0 = as fast as the sender goes")
+    p.add_argument("--inflight", type=int, default=2048,
+                   help="most records the sender may be ahead of the receiver's delivery (0 = no bound)")
+    p.add_argument("--drop", type=float, default=0.05, help="lossy run: drop rate")
+    p.add_argument("--dup", type=float, default=0.01, help="lossy run: duplicate rate")
+    p.add_argument("--reorder", type=float, default=0.01, help="lossy run: reorder rate")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--cpus", default="0,1", help="CPUs for the two threads (default 0,1)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds before a run gives up")
+    p.add_argument("--save", metavar="FILE", help="also write the RTT samples as a latency run file "
+                                                  "(rsx report FILE)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _busy_jiffies() -> int:
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    vals = [int(x) for x in parts]
+    return sum(vals) - vals[3] - (vals[4] if len(vals) > 4 else 0)  # minus idle and iowait
+
+
+def _own_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...cmp import Fault
+    from ...cmpbench import Side, oneway, percentiles, rtt
+    from ..._native import lib
+
+    phases = [x.strip() for x in args.phases.split(",") if x.strip()]
+    bad = set(phases) - {"rtt", "throughput", "lossy"}
+    if bad or not phases:
+        print(f"rsx bench cmp: error: unknown phase(s) {', '.join(sorted(bad)) or '(none)'}", file=sys.stderr)
+        return 2
+    try:
+        cpu_a, cpu_b = (int(x) for x in args.cpus.split(","))
+    except ValueError:
+        print("rsx bench cmp: error: --cpus wants two CPU numbers, e.g. 0,1", file=sys.stderr)
+        return 2
+    if args.rtt < 1 or args.records < 1 or not 1 <= args.batch <= 64:
+        print("rsx bench cmp: error: --rtt and --records must be >= 1, --batch 1..64", file=sys.stderr)
+        return 2
+    if args.backend == "uring" and lib.rsx_probe_io_uring() != 0:
+        print("rsx bench cmp: error: io_uring is not available here (rsx version)", file=sys.stderr)
+        return 3
+
+    timeout_ms = int(args.timeout * 1000)
+    out: dict = {"benchmark": "cmp", "backend": args.backend, "mode": args.mode, "cpus": [cpu_a, cpu_b]}
+
+    def measure(a_side, b_side) -> None:
+        failed = False
+        if "rtt" in phases:
+            r = rtt(a_side(), b_side(), count=args.rtt, warmup=args.warmup, payload=64, cpu_a=cpu_a,
+                    cpu_b=cpu_b, timeout_ms=timeout_ms)
+            pct = percentiles(r.samples)
+            target = TARGET_RTT_P50_NS[args.backend]
+            out["rtt"] = {
+                "round_trips": r.done, "payload_bytes": 64, "pinned": r.pinned,
+                **{f"{k}_ns": round(v) for k, v in pct.items()},
+                "round_trips_per_s": round(r.rate),
+                "target_p50_ns": target, "meets_target": bool(pct) and pct["p50"] <= target,
+                "error": r.error_text or None,
+            }
+            if args.save and r.done:
+                from ...latency import write_run
+
+                write_run(args.save, {"cmp_rtt": r.samples.astype("int64")},
+                          setup={"backend": args.backend, "mode": args.mode, "payload_bytes": 64,
+                                 "topology": out.get("topology"), "warmup": args.warmup},
+                          load_mode="closed-loop",
+                          descriptions={"cmp_rtt": "CMP ping-pong round trip, A send to A delivery"})
+                out["rtt"]["saved"] = str(args.save)
+            failed |= not r.ok
+        base = None
+        if "throughput" in phases:
+            r = oneway(a_side(), b_side(), count=args.records, payload=args.payload, batch=args.batch,
+                       rate=args.rate, inflight=args.inflight, cpu_a=cpu_a, cpu_b=cpu_b, timeout_ms=timeout_ms)
+            drops = r.endpoint_b["rx_kernel_drops"]
+            base = r.rate if r.ok else None
+            out["throughput"] = {
+                "records": r.done, "payload_bytes": args.payload, "records_per_s": round(r.rate),
+                "zero_loss": r.ok and r.receiver["naks_sent"] == 0 and drops == 0,
+                "naks": r.receiver["naks_sent"], "kernel_drops": drops,
+                "target_records_per_s": TARGET_RATE, "meets_target": r.ok and r.rate >= TARGET_RATE,
+                "error": r.error_text or None,
+            }
+            failed |= not r.ok
+        if "lossy" in phases:
+            fault = Fault(drop=args.drop, dup=args.dup, reorder=args.reorder, seed=args.seed)
+            r = oneway(a_side(fault), b_side(), count=args.records, payload=args.payload, batch=args.batch,
+                       rate=args.rate, inflight=args.inflight, cpu_a=cpu_a, cpu_b=cpu_b, timeout_ms=timeout_ms)
+            ratio = (r.rate / base) if (base and r.ok) else None
+            out["lossy_throughput"] = {
+                "records": r.done, "payload_bytes": args.payload, "records_per_s": round(r.rate),
+                "drop": args.drop, "dup": args.dup, "reorder": args.reorder, "seed": args.seed,
+                "complete_and_in_order": r.ok and r.done == args.records,
+                "dropped": r.fault_a["dropped"], "duplicated": r.fault_a["duplicated"],
+                "reordered": r.fault_a["reordered"], "naks": r.receiver["naks_sent"],
+                "recovered": r.receiver["recovered"], "retransmits": r.sender["retx_ring"] + r.sender["retx_fetched"],
+                "ratio_to_loss_free": round(ratio, 3) if ratio is not None else None,
+                "meets_target": ratio is not None and ratio >= 0.5,
+                "error": r.error_text or None,
+            }
+            failed |= not r.ok
+        out["failed"] = failed
+
+    busy0, own0, t0 = _busy_jiffies(), _own_cpu(), time.monotonic()
+    try:
+        if args.backend == "xdp":
+            from ...netns import VethPair, available
+
+            ok, why = available()
+            if not ok:
+                print(f"rsx bench cmp: error: xdp runs across a veth pair: {why}", file=sys.stderr)
+                return 3
+            with VethPair() as vp:
+                out["topology"] = "AF_XDP copy mode, veth pair between two network namespaces"
+
+                def mk(s, port):
+                    return lambda fault=None: Side(backend="xdp", mode=args.mode, ip=s.ip, port=port,
+                                                   ifname=s.ifname, netns=s.netns, fault=fault)
+                measure(mk(vp.a, 9100), mk(vp.b, 9200))
+        else:
+            out["topology"] = "loopback"
+
+            def mk():
+                return lambda fault=None: Side(backend=args.backend, mode=args.mode, fault=fault)
+            measure(mk(), mk())
+    except PermissionError as exc:
+        print(f"rsx bench cmp: error: {exc}", file=sys.stderr)
+        return 3
+    hz = os.sysconf("SC_CLK_TCK")
+    wall = time.monotonic() - t0
+    out["wall_s"] = round(wall, 3)
+    out["other_cpu_s"] = round(max(0.0, (_busy_jiffies() - busy0) / hz - (_own_cpu() - own0)), 3)
+    out["note"] = ("shared 2-core machine: wall-clock figures are indicative; other_cpu_s is the CPU time "
+                   "other processes used during the run")
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        _print_human(out)
+    return 1 if out.get("failed") else 0
+
+
+def _print_human(out: dict) -> None:
+    print(f"cmp {out['backend']} ({out['mode']}, {out['topology']})")
+    if "rtt" in out:
+        r = out["rtt"]
+        print(f"  rtt: p50 {r.get('p50_ns', 0) / 1000:.1f} us  p99 {r.get('p99_ns', 0) / 1000:.1f} us  "
+              f"max {r.get('max_ns', 0) / 1000:.1f} us over {r['round_trips']} round trips "
+              f"(target p50 <= {r['target_p50_ns'] / 1000:.0f} us: {'met' if r['meets_target'] else 'MISSED'})")
+    if "throughput" in out:
+        r = out["throughput"]
+        print(f"  throughput: {r['records_per_s']:,} records/s, zero loss: {r['zero_loss']} "
+              f"(target {r['target_records_per_s']:,}: {'met' if r['meets_target'] else 'MISSED'})")
+    if "lossy_throughput" in out:
+        r = out["lossy_throughput"]
+        print(f"  under loss ({r['drop']:.0%} drop, {r['dup']:.0%} dup, {r['reorder']:.0%} reorder): "
+              f"{r['records_per_s']:,} records/s, complete and in order: {r['complete_and_in_order']}, "
+              f"ratio {r['ratio_to_loss_free']} ({'met' if r['meets_target'] else 'MISSED'})")
+    print(f"  wall {out['wall_s']} s, other processes' CPU {out['other_cpu_s']} s")

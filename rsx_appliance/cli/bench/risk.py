@@ -1,0 +1,82 @@
+"""`rsx bench risk`: the risk engine's four targets, one JSON object on stdout.
+
+    rsx bench risk [--quick] [--only pretrade,fills,mark,recovery] [--repeat N]
+
+- pretrade: NEW_ORDER checks per second through RiskShard.submit (batches of --batch records).
+- fills: FILL applications per second through RiskShard.on_me (batches of --batch records).
+- mark: one mark update for a symbol with --exposed users: the C scan that revalues every
+  position and returns every liquidatable account (ms), checked against an independent numpy
+  computation; the full path with liquidation entry is reported separately.
+- recovery: snapshot of --users accounts + --replay fills from the ME source, end to end (s).
+
+Wall-clock figures on a shared machine are noise: quote them from a quiet machine. Setup
+(accounts, positions, record generation) is not timed. Latency samples are kept as raw ns in
+numpy arrays and reported as percentiles (route through rsx_appliance.latency when it lands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+TARGETS = {"pretrade_per_s": 200_000, "fills_per_s": 300_000, "mark_scan_ms": 10.0, "recovery_s": 30.0}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("risk", help="risk engine: pre-trade, fills, mark scan, recovery",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the targets)")
+    p.add_argument("--only", default="pretrade,fills,mark,recovery",
+                   help="comma-separated subset of pretrade,fills,mark,recovery")
+    p.add_argument("--batch", type=int, default=1024, help="records per call (pretrade, fills)")
+    p.add_argument("--repeat", type=int, default=3, help="timed repetitions (median reported)")
+    p.add_argument("--orders", type=int, default=None, help="pre-trade checks (default 200k; quick 20k)")
+    p.add_argument("--fills", type=int, default=None, help="fills (default 600k; quick 60k)")
+    p.add_argument("--exposed", type=int, default=None, help="exposed users (default 100k; quick 10k)")
+    p.add_argument("--users", type=int, default=None, help="recovery accounts (default 1M; quick 50k)")
+    p.add_argument("--replay", type=int, default=None, help="recovery fills (default 10M; quick 200k)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...risk import _benchlib as B
+
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    bad = only - {"pretrade", "fills", "mark", "recovery"}
+    if bad or args.batch < 1 or args.repeat < 1:
+        print(f"rsx bench risk: bad --only {sorted(bad)} or --batch/--repeat", file=sys.stderr)
+        return 2
+    q = args.quick
+    sizes = {
+        "orders": args.orders or (20_000 if q else 200_000),
+        "fills": args.fills or (60_000 if q else 600_000),
+        "exposed": args.exposed or (10_000 if q else 100_000),
+        "users": args.users or (50_000 if q else 1_000_000),
+        "replay": args.replay or (200_000 if q else 10_000_000),
+    }
+    result = {"bench": "risk", "quick": q, "sizes": sizes, "batch": args.batch, "repeat": args.repeat,
+              "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+              "note": "wall-clock on a shared machine is indicative only", "results": {}}
+    res = result["results"]
+    if "pretrade" in only:
+        res["pretrade"] = B.bench_pretrade(sizes["orders"], args.batch, args.repeat)
+    if "fills" in only:
+        res["fills"] = B.bench_fills(sizes["fills"], args.batch, args.repeat)
+    if "mark" in only:
+        res["mark"] = B.bench_mark(sizes["exposed"], args.repeat)
+    if "recovery" in only:
+        with tempfile.TemporaryDirectory(prefix="rsx-risk-bench-") as tmp:
+            res["recovery"] = B.bench_recovery(sizes["users"], sizes["replay"], tmp)
+    checks = {"pretrade": ("pretrade_per_s", "per_s", "ge"), "fills": ("fills_per_s", "per_s", "ge"),
+              "mark": ("mark_scan_ms", "scan_ms_median", "le"), "recovery": ("recovery_s", "total_s", "le")}
+    for name, (target, key, how) in checks.items():
+        if name in res:
+            v = res[name][key]
+            t = TARGETS[target]
+            res[name]["target"] = {target: t, "met": v >= t if how == "ge" else v <= t}
+    print(json.dumps(result, indent=2))
+    ok = all(r.get("verified", True) for r in res.values())
+    return 0 if ok else 1

@@ -1,0 +1,389 @@
+"""Thin binding over the C risk core (native/src/risk_*.c).
+
+:class:`Core` owns every table as a numpy array (accounts, positions, the
+order table, symbols, the vshard table, events) and points one
+``struct rsx_risk`` at them; C never allocates. Every C return code goes
+through :func:`rsx_appliance.errors.check` or a typed exception here. Nothing
+in this module re-implements what the C does: it allocates, converts and
+raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._native import ffi, lib
+from ..errors import check
+from .errors import CapacityError, StreamError, StreamGapError
+
+__all__ = ["Capacity", "Core", "ACCOUNT_DTYPE", "POSITION_DTYPE", "ORDER_DTYPE", "SYMBOL_DTYPE",
+           "EVENT_DTYPE", "LIQ_ORDER_DTYPE", "Stop", "Event", "ACCT_LIQ", "ORD_LIQ", "EXTERNAL",
+           "FUND", "CLEARING", "REVENUE", "VSHARDS", "MAX_POSITION_CAP", "vshard_of"]
+
+VSHARDS = lib.RSX_RISK_VSHARDS
+MAX_POSITION_CAP = 1 << 53
+ACCT_LIQ = 1
+ORD_LIQ = 1
+ORD_PENDING, ORD_ACKED = 1, 2
+EXTERNAL, FUND, CLEARING, REVENUE = (lib.RSX_RISK_EXTERNAL, lib.RSX_RISK_FUND, lib.RSX_RISK_CLEARING,
+                                     lib.RSX_RISK_REVENUE)
+
+
+class Stop:
+    """enum rsx_risk_stop."""
+
+    NONE, GAP, UNKNOWN_SYMBOL, BAD_CONFIG, OVERFLOW, FULL, EVENTS, OUT, RECORD, TYPE, CONFIG, LIMIT = range(12)
+
+
+class Event:
+    """enum rsx_risk_event_kind."""
+
+    LIQUIDATABLE, LIQ_ORDER_DONE, LATE_ACK, CONFIG = 1, 2, 3, 4
+
+
+def _dtype(struct: str, fields: list[tuple[str, str]]) -> np.dtype:
+    """A numpy dtype with the C compiler's offsets for the named fields (others are opaque bytes)."""
+    names, formats, offsets = [], [], []
+    for name, fmt in fields:
+        names.append(name)
+        formats.append(fmt)
+        offsets.append(ffi.offsetof(struct, name))
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": ffi.sizeof(struct)})
+
+
+ACCOUNT_DTYPE = _dtype("struct rsx_risk_account", [
+    ("user_id", "<u4"), ("flags", "<u4"), ("collateral", "<i8"), ("frozen", "<i8"),
+    ("pos_head", "<i4"), ("n_orders", "<i4"), ("version", "<u8")])
+POSITION_DTYPE = _dtype("struct rsx_risk_position", [
+    ("acct", "<i4"), ("symbol_id", "<u4"), ("next", "<i4"), ("n_orders", "<i4"), ("net", "<i8"),
+    ("cost", "<i8"), ("rpnl", "<i8"), ("funding", "<i8"), ("fees", "<i8"), ("open_qty", "<i8"),
+    ("value", "<i8"), ("im", "<i8"), ("mm", "<i8"), ("last_seq", "<u8"), ("version", "<u8")])
+ORDER_DTYPE = _dtype("struct rsx_risk_order", [
+    ("oid", "V16"), ("acct", "<i4"), ("pos", "<i4"), ("symbol_id", "<u4"), ("state", "u1"),
+    ("side", "u1"), ("flags", "u1"), ("price", "<i8"), ("remaining", "<i8"), ("need", "<i8"),
+    ("ts_ns", "<u8")])
+def _symbol_dtype() -> np.dtype:
+    st = "struct rsx_risk_symbol"
+    cfg = ffi.offsetof(st, "cfg")
+    names, formats, offsets = [], [], []
+    for name, fmt in [("symbol_id", "<u4"), ("price_decimals", "u1"), ("qty_decimals", "u1"),
+                      ("status", "u1"), ("tick_size", "<i8"), ("lot_size", "<i8"),
+                      ("min_qty", "<i8"), ("max_qty", "<i8"), ("maker_fee_bps", "<i4"),
+                      ("taker_fee_bps", "<i4"), ("initial_margin_bps", "<u4"),
+                      ("maintenance_margin_bps", "<u4"), ("config_version", "<u8")]:
+        names.append(name)
+        formats.append(fmt)
+        offsets.append(cfg + ffi.offsetof("struct rsx_symbol_config", name))
+    for name, fmt in [("configured", "u1"), ("funding_interval_s", "<u4"),
+                      ("max_funding_rate_bps", "<u4"), ("n_tiers", "<u4"), ("liq_fee_bps", "<u4"),
+                      ("ins_share_bps", "<u4"), ("divisor", "<i8"), ("tier_bound", "(8,)<i8"),
+                      ("tier_imr", "(8,)<u4"), ("tier_mmr", "(8,)<u4"), ("tiers_custom", "u1"),
+                      ("mark", "<i8"), ("tip", "<u8"), ("me_ts", "<u8"), ("bid_px", "<i8"),
+                      ("bid_qty", "<i8"), ("ask_px", "<i8"), ("ask_qty", "<i8"), ("bbo_ts", "<u8"),
+                      ("n_fills", "<u8")]:
+        names.append(name)
+        formats.append(fmt)
+        offsets.append(ffi.offsetof(st, name))
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": ffi.sizeof(st)})
+
+
+SYMBOL_DTYPE = _symbol_dtype()
+EVENT_DTYPE = _dtype("struct rsx_risk_event", [
+    ("kind", "<u2"), ("reason", "<u2"), ("symbol_id", "<u4"), ("acct", "<i4"), ("user_id", "<u4"),
+    ("value", "<i8"), ("value2", "<i8"), ("oid", "V16")])
+LIQ_ORDER_DTYPE = _dtype("struct rsx_risk_liq_order", [
+    ("symbol_id", "<u4"), ("side", "u1"), ("qty", "<i8"), ("price", "<i8"), ("mark", "<i8")])
+
+# The shard struct's scalar fields that snapshots carry (pointers and capacities excluded).
+SCALARS = ("n_users", "n_positions", "shard_id", "collateral_decimals", "default_max_position",
+           "insurance_fund", "fee_revenue", "funding_clearing", "default_liq_fee_bps",
+           "default_ins_share_bps", "fills_applied", "dup_skipped", "late_acks", "unknown_terminals",
+           "reconciled", "saturations", "orders_accepted", "orders_rejected")
+
+
+_submit = lib.rsx_risk_submit
+
+
+def vshard_of(user_id: int) -> int:
+    """The fixed user -> virtual shard hash (C, MurmurHash3 fmix32 & 4095)."""
+    return lib.rsx_risk_vshard(user_id)
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(1, (n - 1).bit_length())
+
+
+def _aligned_zeros(n: int, dtype: np.dtype, align: int = 64) -> np.ndarray:
+    """Zeroed array whose data is `align`-aligned (the account struct holds __int128)."""
+    nbytes = max(1, n) * dtype.itemsize
+    raw = np.zeros(nbytes + align, dtype=np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start:start + nbytes].view(dtype)[:n] if n else raw[start:start + nbytes].view(dtype)[:0]
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Table sizes of one shard (fixed at creation; a snapshot may be loaded into larger ones)."""
+
+    max_users: int = 100_000
+    max_positions: int = 400_000
+    max_orders: int = 200_000
+    max_symbols: int = 256
+    events_cap: int = 4096
+
+    def __post_init__(self) -> None:
+        for name in ("max_users", "max_positions", "max_orders", "max_symbols", "events_cap"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= (1 << 30):
+                raise ValueError(f"Capacity.{name}={v!r} must be an int in [1, 2^30]")
+        if self.events_cap < 8:
+            raise ValueError("Capacity.events_cap must be >= 8")
+
+
+class Core:
+    """The C shard struct and its arrays."""
+
+    def __init__(self, shard_id: int, capacity: Capacity, collateral_decimals: int,
+                 default_max_position: int, default_liq_fee_bps: int,
+                 default_ins_share_bps: int) -> None:
+        self.capacity = capacity
+        c = capacity
+        self.accounts = _aligned_zeros(c.max_users, ACCOUNT_DTYPE)
+        self.user_hash = np.full(_pow2(2 * c.max_users), -1, dtype=np.int32)
+        self.positions = _aligned_zeros(c.max_positions, POSITION_DTYPE)
+        self.orders = _aligned_zeros(_pow2(2 * c.max_orders), ORDER_DTYPE)
+        self.symbols = _aligned_zeros(c.max_symbols, SYMBOL_DTYPE)
+        self.vshard_owner = np.full(VSHARDS, shard_id, dtype=np.uint16)
+        self.events = _aligned_zeros(c.events_cap, EVENT_DTYPE)
+        r = ffi.new("struct rsx_risk *")
+        r.accounts = ffi.from_buffer("struct rsx_risk_account[]", self.accounts, require_writable=True)
+        r.user_hash = ffi.from_buffer("int32_t[]", self.user_hash, require_writable=True)
+        r.positions = ffi.from_buffer("struct rsx_risk_position[]", self.positions, require_writable=True)
+        r.orders = ffi.from_buffer("struct rsx_risk_order[]", self.orders, require_writable=True)
+        r.symbols = ffi.from_buffer("struct rsx_risk_symbol[]", self.symbols, require_writable=True)
+        r.vshard_owner = ffi.from_buffer("uint16_t[]", self.vshard_owner, require_writable=True)
+        r.events = ffi.from_buffer("struct rsx_risk_event[]", self.events, require_writable=True)
+        r.max_users = c.max_users
+        r.user_hash_mask = len(self.user_hash) - 1
+        r.max_positions = c.max_positions
+        r.order_mask = len(self.orders) - 1
+        r.max_orders = c.max_orders
+        r.max_symbols = c.max_symbols
+        r.events_cap = c.events_cap
+        r.shard_id = shard_id
+        r.collateral_decimals = collateral_decimals
+        r.default_max_position = default_max_position
+        r.default_liq_fee_bps = default_liq_fee_bps
+        r.default_ins_share_bps = default_ins_share_bps
+        self.r = r
+        check(lib.rsx_risk_init(r), "risk init")
+        self._res = ffi.new("struct rsx_risk_result *")
+        self._margin = ffi.new("struct rsx_risk_margin *")
+        self._i64 = ffi.new("int64_t *")
+        self._oid = ffi.new("rsx_oid_t *")
+        self._order = ffi.new("struct rsx_risk_order *")
+
+    # -- lookups ------------------------------------------------------------
+
+    def find_account(self, user_id: int) -> int:
+        return lib.rsx_risk_find_account(self.r, user_id)
+
+    def open_account(self, user_id: int) -> int:
+        slot = lib.rsx_risk_open_account(self.r, user_id)
+        if slot < 0:
+            raise CapacityError(f"account table full ({self.capacity.max_users} users)")
+        return slot
+
+    def find_position(self, acct: int, symbol_id: int) -> int:
+        return lib.rsx_risk_find_position(self.r, acct, symbol_id)
+
+    def owns(self, user_id: int) -> bool:
+        return bool(lib.rsx_risk_owns(self.r, user_id))
+
+    def margin(self, acct: int) -> dict[str, int]:
+        check(lib.rsx_risk_margin(self.r, acct, self._margin), "margin")
+        m = self._margin
+        return {"collateral": m.collateral, "frozen": m.frozen, "equity": m.equity, "im": m.im,
+                "mm": m.mm, "available": m.available, "withdrawable": m.withdrawable,
+                "liquidatable": bool(m.liquidatable), "positions": m.positions}
+
+    def value(self, symbol_id: int, price: int, qty: int) -> int:
+        check(lib.rsx_risk_value(self.r, symbol_id, price, qty, self._i64), "value")
+        return self._i64[0]
+
+    def tier_margin(self, symbol_id: int, notional: int, which: int) -> int:
+        check(lib.rsx_risk_tier_margin(self.r, symbol_id, notional, which, self._i64), "tier margin")
+        return self._i64[0]
+
+    def get_order(self, oid: bytes) -> dict[str, Any] | None:
+        self._oid.b = oid
+        if lib.rsx_risk_get_order(self.r, self._oid, self._order) < 0:
+            return None
+        o = self._order
+        return {"acct": o.acct, "pos": o.pos, "symbol_id": o.symbol_id, "state": o.state,
+                "side": o.side, "flags": o.flags, "price": o.price, "remaining": o.remaining,
+                "need": o.need, "ts_ns": o.ts_ns}
+
+    # -- mutations ----------------------------------------------------------
+
+    def move(self, src: int, dst: int, amount: int) -> None:
+        check(lib.rsx_risk_move(self.r, src, dst, amount), "move")
+
+    def apply_stream(self, buf: bytes | bytearray | memoryview) -> tuple[int, Any]:
+        """Apply ME records; returns (bytes consumed, result struct)."""
+        n = lib.rsx_risk_apply_stream(self.r, ffi.from_buffer(buf), len(buf), self._res)
+        return n, self._res
+
+    def bind_outputs(self, out_me: bytearray, out_gw: bytearray) -> None:
+        """The output buffers submit_into writes to (kept alive by the caller)."""
+        self._me_p, self._me_n = ffi.from_buffer(out_me), len(out_me)
+        self._gw_p, self._gw_n = ffi.from_buffer(out_gw), len(out_gw)
+
+    def submit_into(self, buf, now_ns: int, lens) -> tuple[int, Any]:
+        """Pre-trade over buf; outputs at the start of the bound buffers, lengths in lens[0..1]."""
+        n = _submit(self.r, ffi.from_buffer(buf), len(buf), now_ns, self._me_p, self._me_n, lens,
+                    self._gw_p, self._gw_n, lens + 1, self._res)
+        return n, self._res
+
+    def set_mark(self, symbol_id: int, mark: int, index: np.ndarray) -> np.ndarray:
+        out = np.empty(max(1, len(index)), dtype=np.int32)
+        n = lib.rsx_risk_set_mark(self.r, symbol_id, mark, ffi.from_buffer("int32_t[]", index),
+                                  len(index), ffi.from_buffer("int32_t[]", out), len(out))
+        check(n, "set_mark")
+        return out[:n]
+
+    def check_accounts(self, accts: np.ndarray) -> np.ndarray:
+        accts = np.ascontiguousarray(accts, dtype=np.int32)
+        out = np.empty(max(1, len(accts)), dtype=np.int32)
+        n = lib.rsx_risk_check_accounts(self.r, ffi.from_buffer("int32_t[]", accts), len(accts),
+                                        ffi.from_buffer("int32_t[]", out), len(out))
+        return out[:n]
+
+    def set_tiers(self, symbol_id: int, bounds, imr, mmr) -> None:
+        b = np.asarray(bounds, dtype=np.int64)
+        i = np.asarray(imr, dtype=np.uint32)
+        m = np.asarray(mmr, dtype=np.uint32)
+        check(lib.rsx_risk_set_tiers(self.r, symbol_id, len(b), ffi.from_buffer("int64_t[]", b),
+                                     ffi.from_buffer("uint32_t[]", i),
+                                     ffi.from_buffer("uint32_t[]", m)), "set_tiers")
+
+    def track_order(self, oid: bytes, acct: int, symbol_id: int, side: int, price: int, qty: int,
+                    ts_ns: int) -> None:
+        self._oid.b = oid
+        check(lib.rsx_risk_track_order(self.r, self._oid, acct, symbol_id, side, price, qty, ts_ns),
+              "track_order")
+
+    def renormalise(self, symbol_id: int) -> int:
+        """Re-reserve every live order of a symbol under its current rates."""
+        return check(lib.rsx_risk_renormalise(self.r, symbol_id), "renormalise")
+
+    def reconcile(self, ack_timeout_ns: int) -> np.ndarray:
+        out = _aligned_zeros(max(1, self.r.n_orders), ORDER_DTYPE)
+        n = lib.rsx_risk_reconcile(self.r, ack_timeout_ns,
+                                   ffi.from_buffer("struct rsx_risk_order[]", out, require_writable=True),
+                                   len(out))
+        return out[:n].copy()
+
+    def synthetic_fill(self, symbol_id: int, buyer: int, seller: int, price: int, qty: int) -> None:
+        check(lib.rsx_risk_synthetic_fill(self.r, symbol_id, buyer, seller, price, qty), "ADL fill")
+
+    def preview_close(self, acct: int, symbol_id: int, qtys, price: int) -> int:
+        q = np.ascontiguousarray(qtys, dtype=np.int64)
+        check(lib.rsx_risk_preview_close(self.r, acct, symbol_id, ffi.from_buffer("int64_t[]", q),
+                                         len(q), price, self._i64), "preview close")
+        return self._i64[0]
+
+    def funding_amounts(self, symbol_id: int, mark: int, rate_e8: int,
+                        index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.empty(max(1, len(index)), dtype=np.int32)
+        amt = np.empty(max(1, len(index)), dtype=np.int64)
+        n = lib.rsx_risk_funding_amounts(self.r, symbol_id, mark, rate_e8,
+                                         ffi.from_buffer("int32_t[]", index), len(index),
+                                         ffi.from_buffer("int32_t[]", pos),
+                                         ffi.from_buffer("int64_t[]", amt), len(pos))
+        check(n, "funding amounts")
+        return pos[:n], amt[:n]
+
+    def apply_funding(self, symbol_id: int, user_ids: np.ndarray, amounts: np.ndarray) -> None:
+        u = np.ascontiguousarray(user_ids, dtype=np.uint32)
+        a = np.ascontiguousarray(amounts, dtype=np.int64)
+        check(lib.rsx_risk_apply_funding(self.r, symbol_id, ffi.from_buffer("uint32_t[]", u),
+                                         ffi.from_buffer("int64_t[]", a), len(u)), "apply funding")
+
+    def liq_plan(self, acct: int, slip_bps: int) -> tuple[np.ndarray, int]:
+        out = _aligned_zeros(self.capacity.max_symbols, LIQ_ORDER_DTYPE)
+        n = lib.rsx_risk_liq_plan(self.r, acct, slip_bps,
+                                  ffi.from_buffer("struct rsx_risk_liq_order[]", out, require_writable=True),
+                                  len(out), self._i64)
+        check(n, "liquidation plan")
+        return out[:n].copy(), self._i64[0]
+
+    def adl_candidates(self, symbol_id: int, sign: int, index: np.ndarray):
+        n = max(1, len(index))
+        pos = np.empty(n, dtype=np.int32)
+        prof = np.empty(n, dtype=np.int8)
+        score = np.empty(n, dtype=np.int64)
+        k = lib.rsx_risk_adl_candidates(self.r, symbol_id, sign, ffi.from_buffer("int32_t[]", index),
+                                        len(index), ffi.from_buffer("int32_t[]", pos),
+                                        ffi.from_buffer("int8_t[]", prof),
+                                        ffi.from_buffer("int64_t[]", score), n)
+        return pos[:k], prof[:k], score[:k]
+
+    def drain_events(self) -> np.ndarray:
+        n = self.r.n_events
+        if n == 0:
+            return self.events[:0]
+        ev = self.events[:n].copy()
+        self.r.n_events = 0
+        return ev
+
+    def audit(self) -> int:
+        return lib.rsx_risk_audit(self.r)
+
+    # -- snapshot support ---------------------------------------------------
+
+    def dump_orders(self) -> np.ndarray:
+        out = _aligned_zeros(max(1, self.r.n_orders), ORDER_DTYPE)
+        n = check(lib.rsx_risk_dump_orders(
+            self.r, ffi.from_buffer("struct rsx_risk_order[]", out, require_writable=True), len(out)),
+            "dump orders")
+        return out[:n].copy()
+
+    def load_orders(self, orders: np.ndarray) -> None:
+        buf = _aligned_zeros(len(orders), ORDER_DTYPE)
+        buf.view(np.uint8).reshape(-1)[:] = orders.view(np.uint8).reshape(-1)
+        check(lib.rsx_risk_load_orders(self.r, ffi.from_buffer("struct rsx_risk_order[]", buf),
+                                       len(buf)), "load orders")
+
+    def rebuild_users(self) -> None:
+        check(lib.rsx_risk_rebuild_users(self.r), "rebuild users")
+
+    def scalars(self) -> dict[str, int]:
+        return {name: int(getattr(self.r, name)) for name in SCALARS}
+
+
+def raise_stop(res: Any, where: str) -> None:
+    """Turn a batch's stop code into the typed exception (specs/risk.md 9.3)."""
+    from ..errors import error_for
+    from ..codes import Reason
+
+    stop = res.stop
+    if stop == Stop.GAP:
+        raise StreamGapError(res.symbol_id, res.expected_seq, res.got_seq)
+    if stop == Stop.RECORD:
+        raise error_for(res.err, where)
+    if stop == Stop.FULL:
+        raise CapacityError(f"{where}: account, position or order table full "
+                            f"(symbol {res.symbol_id})")
+    if stop == Stop.BAD_CONFIG:
+        raise StreamError(stop, res.symbol_id,
+                          f"CONFIG_APPLIED refused: {Reason(res.err).name}")
+    names = {Stop.UNKNOWN_SYMBOL: "record for an unconfigured symbol",
+             Stop.OVERFLOW: "fill arithmetic does not fit int64 (fill not applied)",
+             Stop.TYPE: f"record type {res.err} not accepted here"}
+    raise StreamError(stop, res.symbol_id, names.get(stop, f"stop code {stop}"))

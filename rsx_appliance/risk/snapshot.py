@@ -1,0 +1,346 @@
+"""Snapshots and recovery (specs/risk.md 8.4, 8.5), and the canonical state.
+
+File: ``snap-<journal_seq>.rsx`` = magic ``RSXRISK1`` | u32 format | u32 sections |
+per section (u16 name length, name, u64 length, u32 CRC32C, bytes) | u32 CRC32C
+of everything before. Tables are stored as their used rows (raw struct bytes);
+Python state as JSON. Written to a temporary file, fsynced, renamed, and the
+directory fsynced; the newest `keep` are kept.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from .._native import lib
+from ..records import RecordType
+from . import _recbuild
+from ._core import ACCOUNT_DTYPE, ORDER_DTYPE, POSITION_DTYPE, SYMBOL_DTYPE, Capacity
+from .errors import RiskError, SnapshotError, StreamError
+from .params import Key, RiskParams, SymbolRiskParams
+from .prices import PriceState
+
+__all__ = ["write_snapshot", "read_snapshot", "load_snapshot", "recover", "canonical_state",
+           "list_snapshots", "encode_snapshot", "decode_snapshot"]
+
+MAGIC = b"RSXRISK1"
+FORMAT = 1
+
+
+def _crc(data: bytes | memoryview) -> int:
+    from .._native import ffi
+
+    return lib.rsx_crc32c(0, ffi.from_buffer(data), len(data))
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def list_snapshots(directory: str) -> list[str]:
+    """Snapshot files in directory, newest (highest journal seq) first."""
+    files = glob.glob(os.path.join(directory, "snap-*.rsx"))
+    return sorted(files, key=lambda f: int(os.path.basename(f)[5:-4]), reverse=True)
+
+
+def encode_snapshot(shard) -> bytes:
+    """The snapshot of a shard's current state as bytes (the file format)."""
+    core = shard.core
+    r = core.r
+    meta = {
+        "format": FORMAT, "shard_id": shard.shard_id, "collateral_decimals": int(r.collateral_decimals),
+        "capacity": asdict(core.capacity), "scalars": core.scalars(), "journal_seq": shard.journal_seq,
+        "clock": shard.clock, "id_counter": shard.id_counter, "bad_debt": shard.bad_debt,
+        "last_reconcile": shard.last_reconcile, "last_snapshot": shard.clock,
+        "params": asdict(shard.params),
+        "sym_params": {str(k): v.keys() for k, v in shard.sym_params.items()},
+        "prices": {str(k): v.to_json() for k, v in shard.prices.items()},
+        "funding_last": {str(k): v for k, v in shard.funding_last.items()},
+        "liq": {str(k): v.to_json() for k, v in shard.liq.items()},
+        "itemsizes": [ACCOUNT_DTYPE.itemsize, POSITION_DTYPE.itemsize, ORDER_DTYPE.itemsize,
+                      SYMBOL_DTYPE.itemsize],
+    }
+    reqs = np.frombuffer(b"".join(sorted(shard.requests)), dtype="V16") if shard.requests else \
+        np.zeros(0, dtype="V16")
+    sections = [
+        ("meta", json.dumps(meta, sort_keys=True).encode()),
+        ("accounts", core.accounts[:r.n_users].tobytes()),
+        ("positions", core.positions[:r.n_positions].tobytes()),
+        ("symbols", core.symbols.tobytes()),
+        ("vshard", core.vshard_owner.tobytes()),
+        ("orders", core.dump_orders().tobytes()),
+        ("requests", reqs.tobytes()),
+    ]
+    body = bytearray(MAGIC + struct.pack("<II", FORMAT, len(sections)))
+    for name, data in sections:
+        nb = name.encode()
+        body += struct.pack("<H", len(nb)) + nb + struct.pack("<QI", len(data), _crc(data)) + data
+    body += struct.pack("<I", _crc(body))
+    return bytes(body)
+
+
+def write_snapshot(shard, directory: str, keep: int = 3) -> str:
+    if not directory:
+        raise SnapshotError("no snapshot directory configured")
+    os.makedirs(directory, exist_ok=True)
+    body = encode_snapshot(shard)
+    path = os.path.join(directory, f"snap-{shard.journal_seq:020d}.rsx")
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(directory)
+    for old in list_snapshots(directory)[keep:]:
+        os.unlink(old)
+    return path
+
+
+def read_snapshot(path: str) -> tuple[dict, dict[str, bytes]]:
+    """(meta, sections) of a snapshot file; SnapshotError if any CRC or field is wrong."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise SnapshotError(f"{path}: {exc}") from exc
+    return decode_snapshot(data, path)
+
+
+def decode_snapshot(data: bytes, path: str = "snapshot") -> tuple[dict, dict[str, bytes]]:
+    if len(data) < 20 or data[:8] != MAGIC:
+        raise SnapshotError(f"{path}: not a risk snapshot")
+    if struct.unpack_from("<I", data, len(data) - 4)[0] != _crc(memoryview(data)[:-4]):
+        raise SnapshotError(f"{path}: trailer CRC mismatch (torn or corrupt)")
+    fmt, n = struct.unpack_from("<II", data, 8)
+    if fmt != FORMAT:
+        raise SnapshotError(f"{path}: format {fmt}, expected {FORMAT}")
+    off, sections = 16, {}
+    for _ in range(n):
+        (ln,) = struct.unpack_from("<H", data, off)
+        name = data[off + 2:off + 2 + ln].decode()
+        off += 2 + ln
+        size, crc = struct.unpack_from("<QI", data, off)
+        off += 12
+        chunk = data[off:off + size]
+        if len(chunk) != size or _crc(chunk) != crc:
+            raise SnapshotError(f"{path}: section {name} CRC mismatch")
+        sections[name] = chunk
+        off += size
+    meta = json.loads(sections["meta"])
+    if meta["itemsizes"] != [ACCOUNT_DTYPE.itemsize, POSITION_DTYPE.itemsize, ORDER_DTYPE.itemsize,
+                             SYMBOL_DTYPE.itemsize]:
+        raise SnapshotError(f"{path}: table layouts differ from this build")
+    return meta, sections
+
+
+def load_snapshot(cls, journal, path: str | bytes, capacity: Capacity | None = None):
+    """A shard in the state of a snapshot file (or its bytes); journal position = the snapshot's."""
+    from .shard import LiqState
+
+    meta, sec = decode_snapshot(path) if isinstance(path, bytes) else read_snapshot(path)
+    cap = Capacity(**meta["capacity"])
+    if capacity is not None:
+        cap = Capacity(*(max(a, b) for a, b in zip(asdict(cap).values(), asdict(capacity).values())))
+    if cap.max_symbols != meta["capacity"]["max_symbols"]:
+        raise SnapshotError("max_symbols cannot change across a snapshot")
+    shard = cls(journal, shard_id=meta["shard_id"], capacity=cap,
+                collateral_decimals=meta["collateral_decimals"], params=RiskParams(**meta["params"]))
+    core = shard.core
+    sc = meta["scalars"]
+    acc = np.frombuffer(sec["accounts"], dtype=ACCOUNT_DTYPE)
+    pos = np.frombuffer(sec["positions"], dtype=POSITION_DTYPE)
+    if len(acc) != sc["n_users"] or len(pos) != sc["n_positions"]:
+        raise SnapshotError(f"{path}: table sizes disagree with the header")
+    # raw byte copies: a structured assignment would skip the bytes no field names (the 128-bit sums)
+    _raw(core.accounts)[:len(sec["accounts"])] = np.frombuffer(sec["accounts"], dtype=np.uint8)
+    _raw(core.positions)[:len(sec["positions"])] = np.frombuffer(sec["positions"], dtype=np.uint8)
+    if len(sec["symbols"]) != core.symbols.nbytes:
+        raise SnapshotError(f"{path if isinstance(path, str) else 'snapshot'}: symbol table size differs")
+    _raw(core.symbols)[:] = np.frombuffer(sec["symbols"], dtype=np.uint8)
+    core.vshard_owner[:] = np.frombuffer(sec["vshard"], dtype=np.uint16)
+    for name, value in sc.items():
+        setattr(core.r, name, value)
+    core.rebuild_users()
+    core.load_orders(np.frombuffer(sec["orders"], dtype=ORDER_DTYPE))
+    shard.requests = {bytes(x) for x in np.frombuffer(sec["requests"], dtype="V16")}
+    shard.journal_seq = meta["journal_seq"]
+    shard.clock = meta["clock"]
+    shard.id_counter = meta["id_counter"]
+    shard.bad_debt = meta["bad_debt"]
+    shard.last_reconcile = meta["last_reconcile"]
+    shard.last_snapshot = meta["last_snapshot"]
+    shard.sym_params = {int(k): SymbolRiskParams.from_keys([tuple(x) for x in v])
+                        for k, v in meta["sym_params"].items()}
+    shard.prices = {int(k): PriceState.from_json(v) for k, v in meta["prices"].items()}
+    shard.funding_last = {int(k): v for k, v in meta["funding_last"].items()}
+    shard.liq = {int(k): LiqState.from_json(v) for k, v in meta["liq"].items()}
+    shard.liquidator.recount()
+    shard._index.sync(core.positions, core.r.n_positions)
+    return shard
+
+
+def _raw(arr: np.ndarray) -> np.ndarray:
+    """The bytes of a contiguous structured array, writable, padding included."""
+    return arr.view(np.uint8).reshape(-1)
+
+
+class _Source:
+    """An ME's records from tip + 1, pulled on demand (barriers), remainder kept."""
+
+    def __init__(self, shard, symbol_id: int, fn) -> None:
+        self.shard, self.symbol_id, self.fn = shard, symbol_id, fn
+        self.it = None
+        self.pending = memoryview(b"")
+
+    def _next(self) -> bool:
+        if self.it is None:
+            self.it = iter(self.fn(self.shard.tips().get(self.symbol_id, 0) + 1))
+        for buf in self.it:
+            if len(buf):
+                self.pending = memoryview(bytes(buf))
+                return True
+        return False
+
+    def pull(self, upto: int | None) -> None:
+        """Apply records up to seq `upto` (None: until the source ends)."""
+        from .shard import Outputs
+
+        shard = self.shard
+        core = shard.core
+        while upto is None or shard.tips().get(self.symbol_id, 0) < upto:
+            if not len(self.pending) and not self._next():
+                if upto is not None:
+                    raise RiskError(f"recovery: the ME source of symbol {self.symbol_id} ended at seq "
+                                    f"{shard.tips().get(self.symbol_id, 0)}, the journal needs {upto}")
+                return
+            core.r.limit_seq = upto or 0
+            try:
+                used = shard._apply_me(self.pending, Outputs())
+            finally:
+                core.r.limit_seq = 0
+            self.pending = self.pending[used:]
+            if upto is not None and len(self.pending) and shard.tips().get(self.symbol_id, 0) >= upto:
+                return
+
+
+def _batches(journal, from_seq: int):
+    """Committed batches after from_seq: COMMIT(value = n) closes the n records before it."""
+    buf: list[tuple[int, bytes]] = []
+    for seq, rec in journal.read(from_seq):
+        if _recbuild.record_type(rec) == RecordType.RISK_PARAM:
+            key = struct.unpack_from("<I", rec, 16 + 24)[0]
+            if key == Key.COMMIT:
+                n = struct.unpack_from("<q", rec, 16 + 32)[0]
+                yield seq, [r for _, r in buf[len(buf) - n:]] if n else []
+                buf = []
+                continue
+        buf.append((seq, rec))
+    # an uncommitted tail is a decision that never took effect: dropped
+
+
+def recover(cls, journal, me_sources: Mapping[int, Any], *, snapshot_dir: str | None, shard_id: int,
+            capacity: Capacity | None, collateral_decimals: int):
+    shard = None
+    if snapshot_dir and os.path.isdir(snapshot_dir):
+        errors = []
+        for path in list_snapshots(snapshot_dir):
+            try:
+                shard = load_snapshot(cls, journal, path, capacity)
+                break
+            except SnapshotError as exc:
+                errors.append(str(exc))  # fall back to an older snapshot
+        shard_errors = errors
+    else:
+        shard_errors = []
+    if shard is None:
+        shard = cls(journal, shard_id=shard_id, capacity=capacity or Capacity(),
+                    collateral_decimals=collateral_decimals, params=RiskParams())
+        shard.journal_seq = 0
+    shard.snapshot_dir = snapshot_dir
+    shard.recovery_notes = shard_errors
+    sources = {int(s): _Source(shard, int(s), fn) for s, fn in me_sources.items()}
+    shard._replaying = True
+    shard.core.r.replay = 1
+    try:
+        last = shard.journal_seq
+        for seq, recs in _batches(journal, shard.journal_seq + 1):
+            for rec in recs:
+                if _recbuild.record_type(rec) == RecordType.RISK_PARAM and \
+                        struct.unpack_from("<I", rec, 16 + 24)[0] == Key.FILL_BARRIER:
+                    sym = struct.unpack_from("<I", rec, 16 + 20)[0]
+                    tip = struct.unpack_from("<Q", rec, 16 + 40)[0]
+                    if sym not in sources:
+                        raise StreamError(0, sym, "recovery: no ME source for a journal barrier")
+                    sources[sym].pull(tip)
+            shard._apply_batch(recs)
+            last = seq
+        shard.journal_seq = journal.last_seq if journal.last_seq >= last else last
+        for sym in sorted(sources):
+            sources[sym].pull(None)
+    finally:
+        shard._replaying = False
+        shard.core.r.replay = 0
+    shard.reconcile()
+    return shard
+
+
+def canonical_state(shard, money_only: bool = False) -> dict[str, Any]:
+    core = shard.core
+    r = core.r
+    acc = core.accounts[:r.n_users]
+    pos = core.positions[:r.n_positions]
+    uid = acc["user_id"]
+    # money_only drops what a crash legitimately loses: reservations of orders no ME has
+    # acknowledged (PENDING; the gateway times them out) and everything derived from them.
+    accounts = sorted(
+        (int(a["user_id"]), int(a["flags"]), int(a["collateral"]), int(a["version"]))
+        + (() if money_only else (int(a["frozen"]), int(a["n_orders"]))) for a in acc)
+    pfields = ["net", "cost", "rpnl", "funding", "fees", "last_seq", "version"]
+    if not money_only:
+        pfields += ["open_qty", "n_orders", "value", "im", "mm"]
+    positions = []
+    for p in pos:
+        vals = tuple(int(p[f]) for f in pfields)
+        if any(vals):  # an untouched slot (created for an order the ME refused) is not state
+            positions.append((int(uid[p["acct"]]), int(p["symbol_id"])) + vals)
+    positions.sort()
+    orders = sorted(
+        (bytes(o["oid"]).hex(), int(uid[o["acct"]]), int(o["symbol_id"]), int(o["state"]), int(o["side"]),
+         int(o["flags"]), int(o["price"]), int(o["remaining"]), int(o["need"]))
+        for o in core.dump_orders() if not money_only or int(o["state"]) == 2)
+    sym = core.symbols
+    configured = np.flatnonzero(sym["configured"]).tolist()
+    sfields = ["tip", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "n_tiers",
+               "liq_fee_bps", "ins_share_bps", "divisor", "status"]
+    if not money_only:   # heartbeats (the ME clock) and prices are not replayed: live inputs only
+        sfields += ["me_ts", "mark", "bid_px", "bid_qty", "ask_px", "ask_qty"]
+    symbols = {i: [int(sym[f][i]) for f in sfields] + sym["tier_bound"][i].tolist() + sym["tier_imr"][i].tolist()
+               + sym["tier_mmr"][i].tolist() for i in configured}
+    out = {
+        "accounts": accounts, "positions": positions, "orders": orders, "symbols": symbols,
+        "ledgers": (int(r.insurance_fund), int(r.fee_revenue), int(r.funding_clearing)),
+        "vshard": core.vshard_owner.tobytes(),
+        "funding_last": dict(sorted(shard.funding_last.items())),
+        "liq": {u: (st.round, st.reserved) + (() if money_only else (sorted(st.in_flight),))
+                for u, st in sorted(shard.liq.items())},
+        "requests": sorted(shard.requests), "bad_debt": shard.bad_debt,
+        "params": asdict(shard.params), "sym_params": {k: v.keys() for k, v in sorted(shard.sym_params.items())},
+    }
+    if not money_only:
+        out["prices"] = {k: v.to_json() for k, v in sorted(shard.prices.items())}
+        out["clock"] = shard.clock
+        out["id_counter"] = shard.id_counter
+        out["liq_next"] = {u: st.next_at for u, st in sorted(shard.liq.items())}
+    return out

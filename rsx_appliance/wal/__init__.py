@@ -1,0 +1,63 @@
+"""The write-ahead log of one stream (specs/wal.md).
+
+Writer: :class:`WalWriter` (group commit in C; durable watermark). Readers:
+:func:`read_file` (one file, zero-copy numpy), :class:`WalReader` /
+:class:`WalSet` (a directory by seq), :func:`read_tip`. Blocks of records:
+:class:`Batch`, :func:`scan`. Consumer registry: :func:`consumer_set`,
+:func:`consumer_get`, :func:`consumer_drop`, :func:`consumers`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from .._native import ffi, lib
+from ..errors import check
+from .block import ENTRY_DTYPE, Batch, Block, ScanResult, Stop, scan
+from .reader import (Break, SetInfo, Tip, WalBreakError, WalFile, WalReader, WalSet, read_file,
+                     read_tip)
+from .writer import WalStats, WalWriter
+
+__all__ = [
+    "ENTRY_DTYPE", "Batch", "Block", "ScanResult", "Stop", "scan", "Break", "SetInfo", "Tip",
+    "WalBreakError", "WalFile", "WalReader", "WalSet", "read_file", "read_tip", "WalStats",
+    "WalWriter", "consumer_set", "consumer_get", "consumer_drop", "consumers",
+]
+
+
+def consumer_set(directory: str | os.PathLike, name: str, seq: int) -> None:
+    """Register consumer ``name`` (or move it) at ``seq``: retention keeps every seq > seq."""
+    check(lib.rsx_wal_consumer_set(os.fsencode(directory), name.encode(), seq),
+          f"register consumer {name!r}")
+
+
+def consumer_get(directory: str | os.PathLike, name: str) -> int | None:
+    """The position of consumer ``name``, or None if it is not registered."""
+    out = ffi.new("uint64_t *")
+    rc = lib.rsx_wal_consumer_get(os.fsencode(directory), name.encode(), out)
+    if rc == -errno.ENOENT:
+        return None
+    check(rc, f"read consumer {name!r}")
+    return int(out[0])
+
+
+def consumer_drop(directory: str | os.PathLike, name: str) -> None:
+    """Unregister consumer ``name``; raises FileNotFoundError if it is not registered."""
+    check(lib.rsx_wal_consumer_drop(os.fsencode(directory), name.encode()),
+          f"drop consumer {name!r}")
+
+
+def consumers(directory: str | os.PathLike) -> dict[str, int]:
+    """Every registered consumer and its position."""
+    d = Path(directory) / "consumers"
+    out = {}
+    if d.is_dir():
+        for p in sorted(d.iterdir()):
+            if p.name.startswith(".") or p.name.endswith(".tmp"):
+                continue
+            seq = consumer_get(directory, p.name)
+            if seq is not None:
+                out[p.name] = seq
+    return out

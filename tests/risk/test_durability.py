@@ -1,0 +1,219 @@
+"""Journal, snapshots and recovery = snapshot + own journal + ME records from tip + 1 (specs/risk.md 8)."""
+
+import os
+import struct
+
+import pytest
+
+from rsx_appliance.records import HEADER_SIZE, RecordType, encode
+from rsx_appliance.risk import (FileJournal, JournalCorruptError, MemoryJournal, RiskParams, RiskShard,
+                                shard_stream_id)
+from rsx_appliance.risk.snapshot import list_snapshots
+
+from . import test_replay as R
+from .helpers import BUY, ME, SEC, SYM, rid
+
+SID = shard_stream_id(0)
+
+
+def test_journal_numbers_and_reads_back(tmp_path):
+    j = FileJournal(tmp_path / "j", SID)
+    recs = [encode(RecordType.DEPOSIT, user_id=i, amount=i, request_id=bytes(16)) for i in range(1, 2500)]
+    assert j.append(recs) == 2499
+    j.sync()
+    got = list(j.read(1200))
+    assert [s for s, _ in got] == list(range(1200, 2500))
+    assert struct.unpack_from("<Q", got[0][1], HEADER_SIZE)[0] == 1200
+    j.close()
+    j2 = FileJournal(tmp_path / "j", SID)
+    assert j2.last_seq == 2499 and list(j2.read(2499))[0][1] == got[-1][1]
+
+
+def test_torn_tail_is_truncated(tmp_path):
+    j = FileJournal(tmp_path / "j", SID)
+    j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))] * 3)
+    j.sync()
+    j.close()
+    size = os.path.getsize(tmp_path / "j")
+    with open(tmp_path / "j", "ab") as f:
+        f.write(encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))[:40])
+    j2 = FileJournal(tmp_path / "j", SID)
+    assert j2.last_seq == 3 and os.path.getsize(tmp_path / "j") == size
+
+
+def test_corrupt_middle_refuses_to_open(tmp_path):
+    j = FileJournal(tmp_path / "j", SID)
+    j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))] * 3)
+    j.sync()
+    j.close()
+    with open(tmp_path / "j", "r+b") as f:
+        f.seek(HEADER_SIZE + 50)
+        f.write(b"\xff")
+    with pytest.raises(JournalCorruptError):
+        FileJournal(tmp_path / "j", SID)
+
+
+def _me_sources(events):
+    logs = {}
+    for ev in events:
+        if ev[0] == "me":
+            off = 0
+            buf = ev[1]
+            while off < len(buf):
+                size = HEADER_SIZE + struct.unpack_from("<H", buf, off + 4)[0]
+                rec = buf[off:off + size]
+                if struct.unpack_from("<H", rec, 2)[0] != RecordType.HEARTBEAT:
+                    sym = struct.unpack_from("<I", rec, HEADER_SIZE + 20)[0]
+                    logs.setdefault(sym, []).append(rec)
+                off += size
+
+    def src(sym):
+        def gen(from_seq):
+            recs = logs.get(sym, [])[from_seq - 1:]
+            for i in range(0, len(recs), 5):
+                yield b"".join(recs[i:i + 5])
+        return gen
+    return {s: src(s) for s in R.SYMS}
+
+
+def _live(tmp_path, events, crash_at, snap_at):
+    j = FileJournal(tmp_path / "j", SID)
+    shard = RiskShard.create(j, params=RiskParams(liq_base_delay_ns=2 * SEC, liq_max_rounds=3,
+                                                  ack_timeout_ns=5 * SEC, reconcile_interval_ns=SEC),
+                             now_ns=R.T0, capacity=R.make_shard().core.capacity)
+    shard.snapshot_dir = str(tmp_path / "snap")
+    now = [R.T0]
+    for i, ev in enumerate(events[:crash_at]):
+        if i in snap_at:
+            shard.snapshot()
+        R.apply(shard, ev, now)
+    return shard
+
+
+SCENARIO = [("dep", 1, 12_000_000), ("dep", 2, 50_000_000), ("dep", 3, 40_000_000), ("dep", 0, 1_000),
+            ("dep", 4, 30_000_000), ("order", 4, 2, 1, 10_000, 900_000, "partial", 3),
+            ("order", 1, 1, 0, 10_000, 1_000_000, "fill", 2), ("order", 3, 1, 0, 10_000, 500_000, "fill", 2),
+            ("order", 2, 1, 1, 10_100, 200_000, "rest_cancel", 1), ("order", 4, 1, 0, 9_900, 100_000, "lost", 1),
+            ("mark", 1, 10_000, 1), ("mark", 2, 10_000, 1), ("tick", SEC), ("wd", 3, 1_000_000),
+            ("mark", 1, 9_000, 1), ("tick", 3 * SEC), ("tiers", 2, True), ("tick", 9 * SEC),
+            ("mark", 1, 8_500, 2), ("hb", 1, 6 * SEC), ("tick", 9 * SEC), ("fill", 2, 1, 4, 0, 10_050, 300_000),
+            ("tick", 9 * SEC)]
+
+
+@pytest.mark.parametrize("crash_at", [6, 11, 15, 19, 23, 26])
+def test_recovery_reproduces_the_money_state(tmp_path, crash_at):
+    events = R.build(SCENARIO)
+    crash_at = min(crash_at, len(events))
+    live = _live(tmp_path, events, crash_at, snap_at={4, 12})
+    expect = live.canonical_state(money_only=True)
+    live.journal.close()
+    got = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events[:crash_at]),
+                            snapshot_dir=str(tmp_path / "snap"))
+    assert got.canonical_state(money_only=True) == expect
+    assert got.audit() == 0
+    assert got.tips() == live.tips()
+
+
+def test_recovery_without_any_snapshot(tmp_path):
+    events = R.build(SCENARIO)
+    live = _live(tmp_path, events, len(events), snap_at=set())
+    live.journal.close()
+    got = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events))
+    assert got.canonical_state(money_only=True) == live.canonical_state(money_only=True)
+
+
+def test_corrupt_newest_snapshot_falls_back(tmp_path):
+    events = R.build(SCENARIO)
+    live = _live(tmp_path, events, len(events), snap_at={4, 12, 20})
+    snaps = list_snapshots(str(tmp_path / "snap"))
+    assert len(snaps) >= 2      # named by journal seq: two snapshots at one seq are one file
+    with open(snaps[0], "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    live.journal.close()
+    got = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events),
+                            snapshot_dir=str(tmp_path / "snap"))
+    assert got.recovery_notes and "CRC" in got.recovery_notes[0]
+    assert got.canonical_state(money_only=True) == live.canonical_state(money_only=True)
+
+
+def test_recovery_is_idempotent(tmp_path):
+    events = R.build(SCENARIO)
+    live = _live(tmp_path, events, len(events), snap_at={10})
+    live.journal.close()
+    a = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events), snapshot_dir=str(tmp_path / "snap"))
+    a.journal.close()
+    b = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events), snapshot_dir=str(tmp_path / "snap"))
+    assert a.canonical_state(money_only=True) == b.canonical_state(money_only=True)
+
+
+def test_orphan_reservation_released_after_recovery(tmp_path):
+    """Reserved, snapshotted, never sent: the ME clock passing the timeout releases it."""
+    j = FileJournal(tmp_path / "j", SID)
+    s = RiskShard.create(j)
+    me = ME(ts=1000 * SEC)
+    s.on_me(me.config())
+    s.deposit(1, 10**10, rid())
+    from .helpers import new_order
+    s.submit(new_order(1, BUY, 10_000, 1_000_000), me.ts)
+    assert s.account(1)["frozen"] > 0
+    s.snapshot(str(tmp_path / "snap"))
+    j.close()
+    me.heartbeat(me.ts + 6 * SEC)
+    me.log.append(encode(RecordType.BBO, seq=me.seq + 1, ts_ns=me.ts, stream_id=SYM, symbol_id=SYM))
+    me.seq += 1
+    r = RiskShard.recover(FileJournal(tmp_path / "j", SID), {SYM: me.source}, snapshot_dir=str(tmp_path / "snap"))
+    assert r.account(1)["frozen"] == 0 and r.core.r.reconciled == 1
+
+
+def test_memory_journal_crash_keeps_only_synced():
+    j = MemoryJournal(SID)
+    j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))])
+    j.sync()
+    j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))])
+    assert j.crash().last_seq == 1
+
+
+def test_adl_replays_at_its_barrier(tmp_path):
+    """ADL changes positions: recovery must apply it between the same fills as live did."""
+    j = FileJournal(tmp_path / "j", SID)
+    s = RiskShard.create(j, params=RiskParams(liq_base_slip_bps=10))
+    me = ME(ts=2000 * SEC)
+    s.on_me(me.config(maker_fee_bps=0, taker_fee_bps=0, max_funding_rate_bps=0))
+    s.clock = 2000 * SEC
+    s.deposit(0, 1000, rid())
+    for u, c in ((1, 6_000_000), (2, 10**9), (3, 10**9)):
+        s.deposit(u, c, rid())
+    s.on_me(me.fill(1, 2, BUY, 10_000, 1_000_000))
+    s.set_mark(SYM, 9_000)                          # fund too small: ADL against user 2 now
+    assert s.position(2, SYM)["net"] == 0
+    s.on_me(me.fill(2, 3, BUY, 9_500, 400_000) + me.fill(3, 2, BUY, 9_700, 100_000))   # later fills
+    expect = s.canonical_state(money_only=True)
+    j.close()
+    r = RiskShard.recover(FileJournal(tmp_path / "j", SID), {SYM: me.source})
+    assert r.canonical_state(money_only=True) == expect
+
+
+def test_rsx_risk_inspect(tmp_path, capsys):
+    import json
+
+    from rsx_appliance.cli import main
+
+    events = R.build(SCENARIO)
+    live = _live(tmp_path, events, len(events), snap_at={10})
+    live.snapshot()
+    live.journal.close()
+    with open(tmp_path / "j", "ab") as f:
+        f.write(b"\x01\x00\x24")                       # a torn tail: reported, not truncated
+    size = os.path.getsize(tmp_path / "j")
+    assert main(["risk", "inspect", "--snapshots", str(tmp_path / "snap"), "--journal", str(tmp_path / "j")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["journal"]["torn_tail_bytes"] == 3 and os.path.getsize(tmp_path / "j") == size
+    assert out["journal"]["last_seq"] == live.journal_seq
+    assert out["snapshots"][0]["journal_seq"] == live.journal_seq and out["snapshots"][0]["valid"]
+    with open(list_snapshots(str(tmp_path / "snap"))[0], "r+b") as f:
+        f.seek(60)
+        f.write(b"\xff\xff")
+    assert main(["risk", "inspect", "--snapshots", str(tmp_path / "snap")]) == 1
+    assert main(["risk", "inspect"]) == 2
+    assert main(["risk", "inspect", "--journal", str(tmp_path / "nope")]) == 2
