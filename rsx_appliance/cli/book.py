@@ -9,8 +9,6 @@ and self-trade prevention is off, as in the baseline runs (specs/matching.md §9
 from __future__ import annotations
 
 import argparse
-import hashlib
-from typing import Any
 
 REPLAY_USERS = 64
 
@@ -53,8 +51,10 @@ def replay_book(ops, capacity: int = 0):
                 max_users=REPLAY_USERS + 1)
 
 
-def digest(ops, book, fills) -> dict[str, Any]:
+def digest(ops, book, fills) -> dict:
     """refmatch.py's digest fields for a finished replay."""
+    import hashlib
+
     sha = hashlib.sha256()
     taker, maker = fills["taker"].tolist(), fills["maker"].tolist()
     price, qty = fills["price"].tolist(), fills["qty"].tolist()
@@ -69,7 +69,7 @@ def digest(ops, book, fills) -> dict[str, Any]:
     }
 
 
-def digest_line(d: dict[str, Any]) -> str:
+def digest_line(d: dict) -> str:
     return (f"ops={d['ops']} fills={d['fills']} filled_qty={d['filled_qty']} "
             f"fill_sha256={d['fill_sha256']} best_bid={d['best_bid']} best_ask={d['best_ask']} "
             f"resting={d['resting']}")
