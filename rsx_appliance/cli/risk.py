@@ -22,33 +22,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = inner.add_parser("inspect", help="summarise a shard's snapshots and journal (read-only)",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     i.add_argument("--snapshots", help="snapshot directory")
-    i.add_argument("--journal", help="journal file")
+    i.add_argument("--journal", help="journal directory (the shard's WAL stream)")
     i.add_argument("--shard-id", type=int, default=0, help="shard id (journal stream 0x80000000|id)")
     i.set_defaults(func=run_inspect)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _journal(path: str, shard_id: int) -> tuple[dict, bool]:
-    from collections import Counter
+    """The journal is the shard's WAL stream: summarise it with the WAL tools (read-only)."""
+    import os
 
-    from ..records import RecordType
-    from ..risk import _recbuild
-    from ..risk.errors import JournalCorruptError
-    from ..risk.journal import _scan
     from ..risk.shard import shard_stream_id
+    from ..wal import tools
 
-    with open(path, "rb") as f:
-        data = f.read()
+    sid = shard_stream_id(shard_id)
     try:
-        valid, last, _ = _scan(data, shard_stream_id(shard_id))
-    except JournalCorruptError as exc:
+        st = tools.stats(path, sid)
+    except (OSError, ValueError) as exc:
         return {"path": path, "error": str(exc)}, False
-    counts: Counter = Counter()
-    for rec in _recbuild.split(memoryview(data)[:valid]):
-        t = _recbuild.record_type(rec)
-        counts[RecordType(t).name if t in RecordType._value2member_map_ else str(t)] += 1
-    return {"path": path, "bytes": len(data), "last_seq": last, "torn_tail_bytes": len(data) - valid,
-            "records": dict(sorted(counts.items()))}, True
+    breaks = st["breaks"]
+    torn = [b for b in breaks if b["tail"]]
+    result = {"path": path, "bytes": st["bytes"], "last_seq": st["last_seq"],
+              "records": st["types"], "gaps": st["gaps"],
+              "torn_tail_bytes": sum(os.path.getsize(b["file"]) - b["offset"] for b in torn),
+              "breaks": [b for b in breaks if not b["tail"]]}
+    return result, not result["breaks"] and not st["gaps"] and st["files"] > 0
 
 
 def _snapshots(directory: str) -> tuple[list, bool]:

@@ -4,9 +4,9 @@ insurance fund and ADL (specs/risk.md).
 A deterministic, replayable library meant to sit between the gateway and the
 matching engines. Quick tour::
 
-    from rsx_appliance.risk import RiskShard, MemoryJournal, FileJournal, Capacity
+    from rsx_appliance.risk import RiskShard, MemoryJournal, WalJournal, Capacity
 
-    shard = RiskShard.create(FileJournal("risk.journal", stream_id=0x80000000))
+    shard = RiskShard.create(WalJournal("risk.journal", stream_id=0x80000000))
     shard.on_me(config_applied_record)          # the ME stream configures each symbol
     shard.deposit(user_id=7, amount=10_000_000_000, request_id=uuid.uuid4().bytes)
     out = shard.submit(new_order_records, now_ns)   # forwarded orders / ORDER_FAILED
@@ -21,11 +21,11 @@ from ._core import Capacity, vshard_of
 from .enums import LiqKind, OrderFlag, Side, Stp, SymbolStatus, Tif
 from .errors import (CapacityError, JournalCorruptError, JournalError, RiskError, SnapshotError,
                      StreamError, StreamGapError)
-from .journal import FileJournal, Journal, MemoryJournal
+from .journal import WalJournal, Journal, MemoryJournal
 from .params import Key, RiskParams, SymbolRiskParams, Tier
 from .shard import Outputs, RiskShard, ShardLoop, shard_stream_id
 
 __all__ = ["RiskShard", "ShardLoop", "Outputs", "Capacity", "RiskParams", "SymbolRiskParams", "Tier",
-           "Key", "Journal", "FileJournal", "MemoryJournal", "RiskError", "StreamError",
+           "Key", "Journal", "WalJournal", "MemoryJournal", "RiskError", "StreamError",
            "StreamGapError", "CapacityError", "JournalError", "JournalCorruptError", "SnapshotError",
            "vshard_of", "shard_stream_id", "Side", "Tif", "OrderFlag", "Stp", "LiqKind", "SymbolStatus"]

@@ -4,9 +4,10 @@ A :class:`Journal` appends v1 records under the shard's stream id, numbering
 them 1, 2, 3, ... (the seq is written into each record and its CRC resealed),
 makes them durable on :meth:`Journal.sync`, and reads them back in order.
 
-:class:`FileJournal` is the stand-in until the C WAL (``rsx_wal_``) lands: one
-append-only file of back-to-back records, ``fsync`` per sync. It is meant to be
-swapped for the C WAL behind the same four methods. :class:`MemoryJournal`
+:class:`WalJournal` is the production journal: the shard's stream in the C WAL
+(``rsx_appliance.wal``, specs/wal.md), which assigns the seqs, group-commits
+with fdatasync, recovers its next seq and cuts torn tails on reopen, and
+refuses to open over corruption inside durable data. :class:`MemoryJournal`
 keeps records in memory (tests, and what a crash test keeps as "the disk").
 """
 
@@ -19,12 +20,11 @@ from typing import Protocol
 
 from .._native import ffi, lib
 from ..codes import ErrorCode
+from ..errors import RsxError
 from ..records import HEADER_SIZE
 from .errors import JournalCorruptError, JournalError
 
-__all__ = ["Journal", "FileJournal", "MemoryJournal", "frame_for_journal"]
-
-_INDEX_EVERY = 1024
+__all__ = ["Journal", "WalJournal", "MemoryJournal", "frame_for_journal"]
 
 
 class Journal(Protocol):
@@ -58,119 +58,70 @@ def frame_for_journal(record: bytes, seq: int, stream_id: int) -> bytes:
     return bytes(buf)
 
 
-def _scan(data: bytes | memoryview, stream_id: int) -> tuple[int, int, list[tuple[int, int]]]:
-    """Validate records; returns (valid length, last seq, sparse index). Raises on corruption."""
-    off, seq, index = 0, 0, []
-    n = len(data)
-    buf = ffi.from_buffer(data)
-    while off < n:
-        size = lib.rsx_record_check(buf + off, n - off)
-        if size < 0:
-            # a torn tail: the record is cut short, or it is the last thing in the file
-            if size == ErrorCode.SHORT:
-                break
-            hdr_len = struct.unpack_from("<H", data, off + 4)[0] if n - off >= 6 else 0
-            if off + HEADER_SIZE + hdr_len >= n:
-                break
-            raise JournalCorruptError(f"journal record at byte {off} is invalid "
-                                      f"({ErrorCode(size).name}) and is not the tail")
-        rseq = struct.unpack_from("<Q", data, off + HEADER_SIZE)[0]
-        rstream = struct.unpack_from("<I", data, off + HEADER_SIZE + 16)[0]
-        if rseq != seq + 1 or rstream != stream_id:
-            raise JournalCorruptError(f"journal record at byte {off}: seq {rseq} stream {rstream:#x}, "
-                                      f"expected seq {seq + 1} stream {stream_id:#x}")
-        seq = rseq
-        if seq % _INDEX_EVERY == 1:
-            index.append((seq, off))
-        off += size
-    return off, seq, index
+class WalJournal:
+    """The shard's journal as one stream of the C WAL in ``directory``.
 
+    Every record is kept (no retention): recovery replays the journal from the
+    newest snapshot's seq, and the journal is the audit trail of the shard's
+    own decisions. Raises :class:`JournalCorruptError` when the WAL refuses to
+    open over corruption inside durable data, :class:`JournalError` for any
+    other failure (the shard must stop: a decision it cannot journal must not
+    take effect).
+    """
 
-class FileJournal:
-    """Append-only file of v1 records with fsync: the stand-in for the C WAL."""
+    def __init__(self, directory: str | os.PathLike, stream_id: int) -> None:
+        from ..wal import WalWriter
 
-    def __init__(self, path: str | os.PathLike, stream_id: int) -> None:
-        self.path = os.fspath(path)
+        self.directory = os.fspath(directory)
         self.stream_id = stream_id
-        self._failed = False
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._w = WalWriter(self.directory, stream_id, retain_s=None, prealloc=False)
+        except (RsxError, ValueError) as exc:
+            raise JournalCorruptError(f"journal {self.directory} cannot be opened: {exc}") from exc
         except OSError as exc:
-            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
-        self._fd = fd
-        with open(self.path, "rb") as f:
-            data = f.read()
-        valid, self._last, self._index = _scan(data, stream_id)
-        if valid < len(data):
-            os.ftruncate(fd, valid)  # drop the torn tail of a crash mid-append
-            os.fsync(fd)
-        self._size = valid
-        self._durable = self._last
-        os.lseek(fd, valid, os.SEEK_SET)
+            raise JournalError(f"journal {self.directory} cannot be opened: {exc}") from exc
 
     @property
     def last_seq(self) -> int:
-        return self._last
+        return self._w.next_seq - 1
 
     @property
     def durable_seq(self) -> int:
-        return self._durable
+        return self._w.durable_seq
 
     def append(self, records: Iterable[bytes]) -> int:
-        if self._failed:
-            raise JournalError("journal failed earlier; reopen it to recover")
-        out = bytearray()
-        seq = self._last
-        starts = []
-        for rec in records:
-            seq += 1
-            starts.append((seq, self._size + len(out)))
-            out += frame_for_journal(rec, seq, self.stream_id)
+        seq = self.last_seq
         try:
-            view = memoryview(out)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-        except OSError as exc:
-            self._failed = True
-            raise JournalError(f"journal write failed: {exc}") from exc
-        for s, off in starts:
-            if s % _INDEX_EVERY == 1:
-                self._index.append((s, off))
-        self._size += len(out)
-        self._last = seq
+            for rec in records:
+                rtype = rec[2] | rec[3] << 8
+                seq = self._w.append_payload(rtype, memoryview(rec)[HEADER_SIZE:])
+        except (RsxError, OSError, ValueError) as exc:
+            raise JournalError(f"journal append failed at seq {seq + 1}: {exc}") from exc
         return seq
 
     def sync(self) -> None:
-        if self._failed:
-            raise JournalError("journal failed earlier; reopen it to recover")
         try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            self._failed = True
-            raise JournalError(f"journal fsync failed: {exc}") from exc
-        self._durable = self._last
+            self._w.wait_durable(self.last_seq)
+        except (RsxError, OSError, ValueError) as exc:
+            raise JournalError(f"journal sync failed: {exc}") from exc
 
     def read(self, from_seq: int = 1) -> Iterator[tuple[int, bytes]]:
-        start_off, start_seq = 0, 1
-        for s, off in self._index:
-            if s <= from_seq:
-                start_off, start_seq = off, s
-        with open(self.path, "rb") as f:
-            f.seek(start_off)
-            data = f.read(self._size - start_off)
-        off, seq = 0, start_seq
-        while off < len(data):
-            size = HEADER_SIZE + struct.unpack_from("<H", data, off + 4)[0]
-            if seq >= from_seq:
-                yield seq, data[off:off + size]
-            seq += 1
-            off += size
+        from ..wal import WalReader
+
+        with WalReader(self.directory, self.stream_id) as r:
+            if self.last_seq < max(from_seq, 1):
+                return
+            r.seek(max(from_seq, 1))
+            for batch in r:
+                raw = batch.raw
+                for e in batch.index:
+                    off = int(e["offset"])
+                    yield int(e["seq"]), bytes(raw[off:off + int(e["size"])])
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._w is not None:
+            self._w.close()
+            self._w = None
 
 
 class MemoryJournal:

@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from rsx_appliance.records import HEADER_SIZE, RecordType, encode
-from rsx_appliance.risk import (FileJournal, JournalCorruptError, MemoryJournal, RiskParams, RiskShard,
+from rsx_appliance.risk import (WalJournal, JournalCorruptError, MemoryJournal, RiskParams, RiskShard,
                                 shard_stream_id)
 from rsx_appliance.risk.snapshot import list_snapshots
 
@@ -17,7 +17,7 @@ SID = shard_stream_id(0)
 
 
 def test_journal_numbers_and_reads_back(tmp_path):
-    j = FileJournal(tmp_path / "j", SID)
+    j = WalJournal(tmp_path / "j", SID)
     recs = [encode(RecordType.DEPOSIT, user_id=i, amount=i, request_id=bytes(16)) for i in range(1, 2500)]
     assert j.append(recs) == 2499
     j.sync()
@@ -25,32 +25,43 @@ def test_journal_numbers_and_reads_back(tmp_path):
     assert [s for s, _ in got] == list(range(1200, 2500))
     assert struct.unpack_from("<Q", got[0][1], HEADER_SIZE)[0] == 1200
     j.close()
-    j2 = FileJournal(tmp_path / "j", SID)
+    j2 = WalJournal(tmp_path / "j", SID)
     assert j2.last_seq == 2499 and list(j2.read(2499))[0][1] == got[-1][1]
 
 
+def _active_file(tmp_path):
+    (f,) = (tmp_path / "j").glob("*_active.wal")
+    return f
+
+
 def test_torn_tail_is_truncated(tmp_path):
-    j = FileJournal(tmp_path / "j", SID)
+    j = WalJournal(tmp_path / "j", SID)
     j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))] * 3)
     j.sync()
     j.close()
-    size = os.path.getsize(tmp_path / "j")
-    with open(tmp_path / "j", "ab") as f:
-        f.write(encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))[:40])
-    j2 = FileJournal(tmp_path / "j", SID)
-    assert j2.last_seq == 3 and os.path.getsize(tmp_path / "j") == size
+    f = _active_file(tmp_path)
+    size = os.path.getsize(f)
+    with open(f, "r+b") as fh:   # a crash mid-append: half a record past the durable end
+        fh.seek(0, os.SEEK_END)
+        fh.write(encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))[:40])
+    j2 = WalJournal(tmp_path / "j", SID)
+    assert j2.last_seq == 3 and [s for s, _ in j2.read(1)] == [1, 2, 3]
+    assert j2.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))]) == 4
+    j2.sync()
+    j2.close()
+    assert os.path.getsize(_active_file(tmp_path)) >= size
 
 
 def test_corrupt_middle_refuses_to_open(tmp_path):
-    j = FileJournal(tmp_path / "j", SID)
+    j = WalJournal(tmp_path / "j", SID)
     j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))] * 3)
     j.sync()
     j.close()
-    with open(tmp_path / "j", "r+b") as f:
+    with open(_active_file(tmp_path), "r+b") as f:
         f.seek(HEADER_SIZE + 50)
         f.write(b"\xff")
     with pytest.raises(JournalCorruptError):
-        FileJournal(tmp_path / "j", SID)
+        WalJournal(tmp_path / "j", SID)
 
 
 def _me_sources(events):
@@ -77,7 +88,7 @@ def _me_sources(events):
 
 
 def _live(tmp_path, events, crash_at, snap_at):
-    j = FileJournal(tmp_path / "j", SID)
+    j = WalJournal(tmp_path / "j", SID)
     shard = RiskShard.create(j, params=RiskParams(liq_base_delay_ns=2 * SEC, liq_max_rounds=3,
                                                   ack_timeout_ns=5 * SEC, reconcile_interval_ns=SEC),
                              now_ns=R.T0, capacity=R.make_shard().core.capacity)
@@ -107,7 +118,7 @@ def test_recovery_reproduces_the_money_state(tmp_path, crash_at):
     live = _live(tmp_path, events, crash_at, snap_at={4, 12})
     expect = live.canonical_state(money_only=True)
     live.journal.close()
-    got = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events[:crash_at]),
+    got = RiskShard.recover(WalJournal(tmp_path / "j", SID), _me_sources(events[:crash_at]),
                             snapshot_dir=str(tmp_path / "snap"))
     assert got.canonical_state(money_only=True) == expect
     assert got.audit() == 0
@@ -118,7 +129,7 @@ def test_recovery_without_any_snapshot(tmp_path):
     events = R.build(SCENARIO)
     live = _live(tmp_path, events, len(events), snap_at=set())
     live.journal.close()
-    got = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events))
+    got = RiskShard.recover(WalJournal(tmp_path / "j", SID), _me_sources(events))
     assert got.canonical_state(money_only=True) == live.canonical_state(money_only=True)
 
 
@@ -131,7 +142,7 @@ def test_corrupt_newest_snapshot_falls_back(tmp_path):
         f.seek(100)
         f.write(b"\x00\x01\x02")
     live.journal.close()
-    got = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events),
+    got = RiskShard.recover(WalJournal(tmp_path / "j", SID), _me_sources(events),
                             snapshot_dir=str(tmp_path / "snap"))
     assert got.recovery_notes and "CRC" in got.recovery_notes[0]
     assert got.canonical_state(money_only=True) == live.canonical_state(money_only=True)
@@ -141,15 +152,15 @@ def test_recovery_is_idempotent(tmp_path):
     events = R.build(SCENARIO)
     live = _live(tmp_path, events, len(events), snap_at={10})
     live.journal.close()
-    a = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events), snapshot_dir=str(tmp_path / "snap"))
+    a = RiskShard.recover(WalJournal(tmp_path / "j", SID), _me_sources(events), snapshot_dir=str(tmp_path / "snap"))
     a.journal.close()
-    b = RiskShard.recover(FileJournal(tmp_path / "j", SID), _me_sources(events), snapshot_dir=str(tmp_path / "snap"))
+    b = RiskShard.recover(WalJournal(tmp_path / "j", SID), _me_sources(events), snapshot_dir=str(tmp_path / "snap"))
     assert a.canonical_state(money_only=True) == b.canonical_state(money_only=True)
 
 
 def test_orphan_reservation_released_after_recovery(tmp_path):
     """Reserved, snapshotted, never sent: the ME clock passing the timeout releases it."""
-    j = FileJournal(tmp_path / "j", SID)
+    j = WalJournal(tmp_path / "j", SID)
     s = RiskShard.create(j)
     me = ME(ts=1000 * SEC)
     s.on_me(me.config())
@@ -162,7 +173,7 @@ def test_orphan_reservation_released_after_recovery(tmp_path):
     me.heartbeat(me.ts + 6 * SEC)
     me.log.append(encode(RecordType.BBO, seq=me.seq + 1, ts_ns=me.ts, stream_id=SYM, symbol_id=SYM))
     me.seq += 1
-    r = RiskShard.recover(FileJournal(tmp_path / "j", SID), {SYM: me.source}, snapshot_dir=str(tmp_path / "snap"))
+    r = RiskShard.recover(WalJournal(tmp_path / "j", SID), {SYM: me.source}, snapshot_dir=str(tmp_path / "snap"))
     assert r.account(1)["frozen"] == 0 and r.core.r.reconciled == 1
 
 
@@ -176,7 +187,7 @@ def test_memory_journal_crash_keeps_only_synced():
 
 def test_adl_replays_at_its_barrier(tmp_path):
     """ADL changes positions: recovery must apply it between the same fills as live did."""
-    j = FileJournal(tmp_path / "j", SID)
+    j = WalJournal(tmp_path / "j", SID)
     s = RiskShard.create(j, params=RiskParams(liq_base_slip_bps=10))
     me = ME(ts=2000 * SEC)
     s.on_me(me.config(maker_fee_bps=0, taker_fee_bps=0, max_funding_rate_bps=0))
@@ -190,7 +201,7 @@ def test_adl_replays_at_its_barrier(tmp_path):
     s.on_me(me.fill(2, 3, BUY, 9_500, 400_000) + me.fill(3, 2, BUY, 9_700, 100_000))   # later fills
     expect = s.canonical_state(money_only=True)
     j.close()
-    r = RiskShard.recover(FileJournal(tmp_path / "j", SID), {SYM: me.source})
+    r = RiskShard.recover(WalJournal(tmp_path / "j", SID), {SYM: me.source})
     assert r.canonical_state(money_only=True) == expect
 
 
@@ -203,12 +214,13 @@ def test_rsx_risk_inspect(tmp_path, capsys):
     live = _live(tmp_path, events, len(events), snap_at={10})
     live.snapshot()
     live.journal.close()
-    with open(tmp_path / "j", "ab") as f:
-        f.write(b"\x01\x00\x24")                       # a torn tail: reported, not truncated
-    size = os.path.getsize(tmp_path / "j")
+    with open(_active_file(tmp_path), "r+b") as f:    # a torn tail: reported, not truncated
+        f.seek(0, os.SEEK_END)
+        f.write(b"\x01\x00\x24")
+    size = os.path.getsize(_active_file(tmp_path))
     assert main(["risk", "inspect", "--snapshots", str(tmp_path / "snap"), "--journal", str(tmp_path / "j")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["journal"]["torn_tail_bytes"] == 3 and os.path.getsize(tmp_path / "j") == size
+    assert out["journal"]["torn_tail_bytes"] == 3 and os.path.getsize(_active_file(tmp_path)) == size
     assert out["journal"]["last_seq"] == live.journal_seq
     assert out["snapshots"][0]["journal_seq"] == live.journal_seq and out["snapshots"][0]["valid"]
     with open(list_snapshots(str(tmp_path / "snap"))[0], "r+b") as f:

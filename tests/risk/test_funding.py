@@ -6,7 +6,7 @@ import pytest
 
 from rsx_appliance.errors import Rejected
 from rsx_appliance.records import RecordType
-from rsx_appliance.risk import FileJournal, RiskShard, shard_stream_id
+from rsx_appliance.risk import WalJournal, RiskShard, shard_stream_id
 from rsx_appliance.risk.funding import funding_rate_e8
 
 from .helpers import BUY, ME, SEC, SYM, make_shard, mark_rec, rid
@@ -109,7 +109,7 @@ def test_premium_from_our_book_makes_longs_pay(env):
 
 
 def _fresh(tmp_path):
-    j = FileJournal(tmp_path / "j", shard_stream_id(0))
+    j = WalJournal(tmp_path / "j", shard_stream_id(0))
     s = RiskShard.create(j)
     me = ME(ts=1000 * SEC)
     s.on_me(me.config(maker_fee_bps=0, taker_fee_bps=0))
@@ -132,7 +132,7 @@ def test_exactly_once_crash_after_commit(tmp_path, monkeypatch):
         s.settle_funding(SYM, 200)
     monkeypatch.undo()
     j.close()
-    j2 = FileJournal(tmp_path / "j", shard_stream_id(0))
+    j2 = WalJournal(tmp_path / "j", shard_stream_id(0))
     r = RiskShard.recover(j2, {SYM: me.source}, snapshot_dir=str(tmp_path / "snap"))
     paid = r.account(1)["collateral"] - coll_before
     assert paid < 0 and r.funding_last[SYM] == 200
@@ -145,19 +145,19 @@ def test_exactly_once_crash_after_commit(tmp_path, monkeypatch):
 def test_exactly_once_crash_before_commit(tmp_path, monkeypatch):
     s, me, j = _fresh(tmp_path)
     coll_before = s.account(1)["collateral"]
-    real_append = FileJournal.append
+    real_append = WalJournal.append
 
     def torn(self, records):
         records = list(records)
         real_append(self, records[:-2])          # payments reach the disk, the rate (commit) does not
         raise SystemExit
 
-    monkeypatch.setattr(FileJournal, "append", torn)
+    monkeypatch.setattr(WalJournal, "append", torn)
     with pytest.raises(SystemExit):
         s.settle_funding(SYM, 200)
     monkeypatch.undo()
     j.close()
-    j2 = FileJournal(tmp_path / "j", shard_stream_id(0))
+    j2 = WalJournal(tmp_path / "j", shard_stream_id(0))
     r = RiskShard.recover(j2, {SYM: me.source})
     assert r.account(1)["collateral"] == coll_before and r.funding_last.get(SYM, -1) < 200
     r.set_mark(SYM, 10_050)                         # prices come back with the next inputs
@@ -166,6 +166,6 @@ def test_exactly_once_crash_before_commit(tmp_path, monkeypatch):
     once = r.account(1)["collateral"]
     assert once < coll_before
     j2.close()
-    r2 = RiskShard.recover(FileJournal(tmp_path / "j", shard_stream_id(0)), {SYM: me.source})
+    r2 = RiskShard.recover(WalJournal(tmp_path / "j", shard_stream_id(0)), {SYM: me.source})
     assert r2.account(1)["collateral"] == once        # the aborted records are skipped again
     assert r2.canonical_state(money_only=True) == r.canonical_state(money_only=True)

@@ -11,7 +11,7 @@
 
 Wall-clock figures on a shared machine are noise: quote them from a quiet machine. Setup
 (accounts, positions, record generation) is not timed. Latency samples are kept as raw ns in
-numpy arrays and reported as percentiles (route through rsx_appliance.latency when it lands).
+numpy arrays, recorded into latency histograms for the percentiles (`--save` writes a run file).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exposed", type=int, default=None, help="exposed users (default 100k; quick 10k)")
     p.add_argument("--users", type=int, default=None, help="recovery accounts (default 1M; quick 50k)")
     p.add_argument("--replay", type=int, default=None, help="recovery fills (default 10M; quick 200k)")
+    p.add_argument("--save", metavar="FILE", help="write the single-call pre-trade latencies as a run "
+                   "file for `rsx report`")
     p.set_defaults(func=run)
 
 
@@ -63,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     res = result["results"]
     if "pretrade" in only:
         res["pretrade"] = B.bench_pretrade(sizes["orders"], args.batch, args.repeat)
+        samples = res["pretrade"].pop("_samples")
+        if args.save:
+            from ...latency import write_run
+
+            write_run(args.save, samples, description="risk pre-trade check, one NEW_ORDER per call "
+                      "through RiskShard.submit (Python call included)", load_mode="closed-loop")
     if "fills" in only:
         res["fills"] = B.bench_fills(sizes["fills"], args.batch, args.repeat)
     if "mark" in only:
