@@ -19,8 +19,18 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
+# The foundation's cdefs declare the shared types (rsx_price_t, rsx_oid_t, the
+# symbol config) that module cdefs use, and pycparser needs a typedef before its
+# first use: they go first, then every module in name order.
+_FIRST = ("errors", "numbers", "records")
+
+
+def _cdef_order(path: Path) -> tuple:
+    return (_FIRST.index(path.stem) if path.stem in _FIRST else len(_FIRST), path.name)
+
+
 ffibuilder = FFI()
-ffibuilder.cdef("\n".join(p.read_text() for p in sorted((NATIVE / "cdef").glob("*.cdef"))))
+ffibuilder.cdef("\n".join(p.read_text() for p in sorted((NATIVE / "cdef").glob("*.cdef"), key=_cdef_order)))
 ffibuilder.set_source(
     "rsx_appliance._native",
     "\n".join(f'#include "rsx/{h.name}"' for h in sorted((NATIVE / "include" / "rsx").glob("*.h"))),

@@ -100,21 +100,5 @@ int rsx_add(int64_t a, int64_t b, int64_t *out)
 
 int rsx_order_check(const struct rsx_symbol_config *cfg, rsx_price_t price, rsx_qty_t qty)
 {
-	int64_t notional;
-
-	if (price.raw <= 0)
-		return RSX_REASON_PRICE_NOT_POSITIVE;
-	if (qty.raw <= 0)
-		return RSX_REASON_QTY_NOT_POSITIVE;
-	if (price.raw % cfg->tick_size.raw != 0)
-		return RSX_REASON_PRICE_OFF_TICK;
-	if (qty.raw % cfg->lot_size.raw != 0)
-		return RSX_REASON_QTY_OFF_LOT;
-	if (qty.raw < cfg->min_qty.raw)
-		return RSX_REASON_QTY_BELOW_MIN;
-	if (qty.raw > cfg->max_qty.raw)
-		return RSX_REASON_QTY_ABOVE_MAX;
-	if (rsx_notional(price, qty, &notional) < 0)
-		return RSX_REASON_NOTIONAL_OVERFLOW;
-	return RSX_REASON_NONE;
+	return rsx_order_check_inline(cfg, price, qty);
 }

@@ -48,6 +48,41 @@ void rsx_symbol_config_to_record(struct rsx_config *rec, const struct rsx_symbol
  */
 int rsx_order_check(const struct rsx_symbol_config *cfg, rsx_price_t price, rsx_qty_t qty);
 
+/*
+ * The body of rsx_order_check, inline so the matching engine's hot path runs
+ * the very same checks without a call. A power-of-two tick or lot (1
+ * included) is tested with a mask instead of a division.
+ */
+static inline int rsx_order_check_inline(const struct rsx_symbol_config *cfg, rsx_price_t price,
+					 rsx_qty_t qty)
+{
+	int64_t tick = cfg->tick_size.raw, lot = cfg->lot_size.raw, notional;
+
+	if (price.raw <= 0)
+		return RSX_REASON_PRICE_NOT_POSITIVE;
+	if (qty.raw <= 0)
+		return RSX_REASON_QTY_NOT_POSITIVE;
+	if ((tick & (tick - 1)) == 0) {
+		if (price.raw & (tick - 1))
+			return RSX_REASON_PRICE_OFF_TICK;
+	} else if (price.raw % tick != 0) {
+		return RSX_REASON_PRICE_OFF_TICK;
+	}
+	if ((lot & (lot - 1)) == 0) {
+		if (qty.raw & (lot - 1))
+			return RSX_REASON_QTY_OFF_LOT;
+	} else if (qty.raw % lot != 0) {
+		return RSX_REASON_QTY_OFF_LOT;
+	}
+	if (qty.raw < cfg->min_qty.raw)
+		return RSX_REASON_QTY_BELOW_MIN;
+	if (qty.raw > cfg->max_qty.raw)
+		return RSX_REASON_QTY_ABOVE_MAX;
+	if (__builtin_mul_overflow(price.raw, qty.raw, &notional))
+		return RSX_REASON_NOTIONAL_OVERFLOW;
+	return RSX_REASON_NONE;
+}
+
 /* *out = price x qty (raw units multiplied, see specs/numbers.md); RSX_EOVERFLOW if it does not fit. */
 int rsx_notional(rsx_price_t price, rsx_qty_t qty, int64_t *out);
 

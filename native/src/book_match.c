@@ -1,0 +1,1228 @@
+/*
+ * book_match.c - the request path: validation, matching, resting, cancels,
+ * amends, and the events they emit (specs/matching.md). No allocation, no
+ * system call, no float anywhere in this file.
+ */
+#include <errno.h>
+#include <stddef.h>
+
+#include "book_int.h"
+
+/* ---- events: v1 records written with aligned 64-bit stores ---- */
+
+#define HDR(type, size) (1ull | (uint64_t)(type) << 16 | (uint64_t)(size) << 32)
+#define HDR_FILL HDR(RSX_REC_FILL, sizeof(struct rsx_fill))
+#define HDR_DONE HDR(RSX_REC_ORDER_DONE, sizeof(struct rsx_order_done))
+#define HDR_CANC HDR(RSX_REC_ORDER_CANCELLED, sizeof(struct rsx_order_cancelled))
+#define HDR_INS HDR(RSX_REC_ORDER_INSERTED, sizeof(struct rsx_order_inserted))
+#define HDR_AMD HDR(RSX_REC_ORDER_AMENDED, sizeof(struct rsx_order_amended))
+#define HDR_FAIL HDR(RSX_REC_ORDER_FAILED, sizeof(struct rsx_order_failed))
+#define HDR_BBO HDR(RSX_REC_BBO, sizeof(struct rsx_bbo))
+
+/* The word layouts below are the records.h structs; these pin them. */
+#define AT(st, f, w) _Static_assert(offsetof(struct st, f) == 8 * (w), #st "." #f)
+AT(rsx_fill, taker_user_id, 3); AT(rsx_fill, taker_order_id, 4); AT(rsx_fill, maker_order_id, 6);
+AT(rsx_fill, price, 8); AT(rsx_fill, qty, 9); AT(rsx_fill, taker_side, 10);
+AT(rsx_fill, taker_remaining, 11); AT(rsx_fill, maker_remaining, 12); AT(rsx_fill, _pad2, 13);
+_Static_assert(offsetof(struct rsx_fill, maker_user_id) == 28, "fill maker user");
+_Static_assert(offsetof(struct rsx_fill, taker_flags) == 81 && offsetof(struct rsx_fill, maker_flags) == 82,
+	       "fill flags");
+AT(rsx_order_done, user_id, 3); AT(rsx_order_done, order_id, 4); AT(rsx_order_done, filled_qty, 6);
+AT(rsx_order_done, remaining_qty, 7);
+_Static_assert(offsetof(struct rsx_order_done, status) == 28 && offsetof(struct rsx_order_done, side) == 29 &&
+	       offsetof(struct rsx_order_done, reason) == 30, "done word 3");
+AT(rsx_order_cancelled, user_id, 3); AT(rsx_order_cancelled, order_id, 4);
+AT(rsx_order_cancelled, price, 6); AT(rsx_order_cancelled, remaining_qty, 7);
+_Static_assert(offsetof(struct rsx_order_cancelled, side) == 28 &&
+	       offsetof(struct rsx_order_cancelled, reason) == 30, "cancelled word 3");
+AT(rsx_order_inserted, user_id, 3); AT(rsx_order_inserted, order_id, 4);
+AT(rsx_order_inserted, price, 6); AT(rsx_order_inserted, qty, 7);
+_Static_assert(offsetof(struct rsx_order_inserted, side) == 28 && offsetof(struct rsx_order_inserted, tif) == 29 &&
+	       offsetof(struct rsx_order_inserted, flags) == 30, "inserted word 3");
+AT(rsx_order_amended, user_id, 3); AT(rsx_order_amended, order_id, 4);
+AT(rsx_order_amended, price, 6); AT(rsx_order_amended, remaining_qty, 7);
+_Static_assert(offsetof(struct rsx_order_amended, side) == 28, "amended word 3");
+AT(rsx_order_failed, user_id, 3); AT(rsx_order_failed, order_id, 4); AT(rsx_order_failed, detail, 6);
+_Static_assert(offsetof(struct rsx_order_failed, reason) == 28 &&
+	       offsetof(struct rsx_order_failed, request_type) == 30, "failed word 3");
+AT(rsx_bbo, bid_px, 3); AT(rsx_bbo, bid_qty, 4); AT(rsx_bbo, ask_px, 5); AT(rsx_bbo, ask_qty, 6);
+AT(rsx_bbo, bid_count, 7);
+_Static_assert(offsetof(struct rsx_bbo, ask_count) == 60, "bbo counts");
+_Static_assert(offsetof(struct rsx_prefix, stream_id) == 16, "prefix");
+
+/* Start a record: header words 0-1, payload words seq, ts_ns, stream|symbol. */
+static inline uint64_t *ev_begin(const struct rsx_book *b, struct rsx_book_sink *s, uint64_t hdr)
+{
+	uint64_t *w = (uint64_t *)(void *)(s->buf + s->len);
+	s->len += 16 + (uint32_t)(hdr >> 32);
+	s->count++;
+	w[0] = hdr;
+	w[1] = 0;
+	w[2] = 0;
+	w[3] = 0;
+	w[4] = b->prefix2;
+	return w + 2;		/* the payload, as 64-bit words */
+}
+
+static inline void put_oid(uint64_t *p, const rsx_oid_t *oid)
+{
+	memcpy(p, oid->b, 16);
+}
+
+static inline void ev_done(const struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id,
+			   unsigned status, unsigned side, unsigned reason, const rsx_oid_t *oid,
+			   int64_t filled, int64_t rem)
+{
+	uint64_t *p = ev_begin(b, s, HDR_DONE);
+	p[3] = user_id | (uint64_t)status << 32 | (uint64_t)side << 40 | (uint64_t)reason << 48;
+	put_oid(p + 4, oid);
+	p[6] = (uint64_t)filled;
+	p[7] = (uint64_t)rem;
+}
+
+static inline void ev_cancelled(const struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id,
+				unsigned side, unsigned reason, const rsx_oid_t *oid, int64_t price,
+				int64_t rem)
+{
+	uint64_t *p = ev_begin(b, s, HDR_CANC);
+	p[3] = user_id | (uint64_t)side << 32 | (uint64_t)reason << 48;
+	put_oid(p + 4, oid);
+	p[6] = (uint64_t)price;
+	p[7] = (uint64_t)rem;
+}
+
+static inline void ev_inserted(const struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id,
+			       unsigned side, unsigned tif, unsigned flags, const rsx_oid_t *oid,
+			       int64_t price, int64_t qty)
+{
+	uint64_t *p = ev_begin(b, s, HDR_INS);
+	p[3] = user_id | (uint64_t)side << 32 | (uint64_t)tif << 40 | (uint64_t)flags << 48;
+	put_oid(p + 4, oid);
+	p[6] = (uint64_t)price;
+	p[7] = (uint64_t)qty;
+}
+
+static inline void ev_amended(const struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id,
+			      unsigned side, const rsx_oid_t *oid, int64_t price, int64_t rem)
+{
+	uint64_t *p = ev_begin(b, s, HDR_AMD);
+	p[3] = user_id | (uint64_t)side << 32;
+	put_oid(p + 4, oid);
+	p[6] = (uint64_t)price;
+	p[7] = (uint64_t)rem;
+}
+
+static void ev_failed(const struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id,
+		      unsigned reason, unsigned rtype, const rsx_oid_t *oid, int64_t detail)
+{
+	uint64_t *p = ev_begin(b, s, HDR_FAIL);
+	p[3] = user_id | (uint64_t)reason << 32 | (uint64_t)rtype << 48;
+	put_oid(p + 4, oid);
+	p[6] = (uint64_t)detail;
+	p[7] = 0;
+}
+
+static inline void ev_fill(const struct rsx_book *b, struct rsx_book_sink *s, const struct bk_taker *t,
+			   const struct bk_ord *m, uint32_t maker_user, int64_t price, int64_t qty,
+			   int64_t trem)
+{
+	uint64_t *p = ev_begin(b, s, HDR_FILL);
+	p[3] = t->user_id | (uint64_t)maker_user << 32;
+	put_oid(p + 4, &t->oid);
+	put_oid(p + 6, &m->oid);
+	p[8] = (uint64_t)price;
+	p[9] = (uint64_t)qty;
+	p[10] = t->side | (uint64_t)t->flags << 8 | (uint64_t)m->flags << 16;
+	p[11] = (uint64_t)trem;
+	p[12] = (uint64_t)m->rem;
+	p[13] = 0;
+	p[14] = 0;
+	p[15] = 0;
+}
+
+/*
+ * BBO after a top change, then the recentre check (specs/book.md §5): the
+ * only place the mid is looked at, since it can only move when the top does.
+ */
+static void top_changed(struct rsx_book *b, struct rsx_book_sink *s)
+{
+	uint32_t bl = b->side[RSX_SIDE_BUY].hi, al = b->side[RSX_SIDE_SELL].lo;
+	uint64_t *p = ev_begin(b, s, HDR_BBO);
+	int64_t bp = 0, ap = 0, mid;
+	uint64_t bc = 0, ac = 0;
+
+	p[4] = 0;
+	p[6] = 0;
+	if (bl != NIL) {
+		bp = b->lvl[bl].price;
+		p[4] = (uint64_t)b->lvl[bl].qty;
+		bc = b->lvl[bl].count;
+	}
+	if (al != NIL) {
+		ap = b->lvl[al].price;
+		p[6] = (uint64_t)b->lvl[al].qty;
+		ac = b->lvl[al].count;
+	}
+	p[3] = (uint64_t)bp;
+	p[5] = (uint64_t)ap;
+	p[7] = bc | ac << 32;
+
+	if (UNLIKELY(bl == NIL || al == NIL)) {
+		if (bl == NIL && al == NIL)
+			return;
+		mid = bl != NIL ? bp : ap;
+	} else {
+		mid = (int64_t)(((uint64_t)bp + (uint64_t)ap) >> 1);	/* both > 0: no overflow */
+	}
+	/* |mid - centre| > recentre_dist, in one unsigned comparison */
+	if (UNLIKELY((uint64_t)(mid - b->center) + (uint64_t)b->recentre_dist > 2 * (uint64_t)b->recentre_dist) &&
+	    b->ops - b->last_recentre_ops >= b->nlevels / 16 + 64)
+		bk_recentre(b, mid);
+}
+
+/* ---- pools ---- */
+
+static inline uint32_t ord_alloc(struct rsx_book *b)
+{
+	uint32_t i = b->ofree;
+	if (i != NIL)
+		b->ofree = b->ord[i].next;
+	else
+		i = b->obump++;
+	b->norders++;
+	return i;
+}
+
+static inline void ord_free(struct rsx_book *b, uint32_t i)
+{
+	b->ord[i].lvl = NIL;
+	b->ord[i].next = b->ofree;
+	b->ofree = i;
+	b->norders--;
+}
+
+static inline uint32_t lvl_new(struct rsx_book *b, int64_t price, uint32_t slot)
+{
+	uint32_t i = b->lfree;
+	if (i != NIL)
+		b->lfree = b->lvl[i].next;
+	else
+		i = b->lbump++;
+	struct bk_lvl *L = &b->lvl[i];
+	L->price = price;
+	L->head = L->tail = NIL;
+	L->qty = 0;
+	L->count = 0;
+	L->slot = slot;
+	b->nlevels++;
+	return i;
+}
+
+/* ---- users ---- */
+
+uint32_t bk_user_get(struct rsx_book *b, uint32_t user_id)
+{
+	uint32_t u = user_find(b, user_id);
+	if (u != NIL)
+		return u;
+	if (b->ufree != NIL) {
+		u = b->ufree;
+		b->ufree = b->usr[u].free_next;
+	} else if (b->ubump < b->ucap) {
+		u = b->ubump++;
+	} else {
+		return NIL;
+	}
+	struct bk_usr *U = &b->usr[u];
+	uint64_t mask = utab_mask(b), h = uhash(b, user_id);
+	while ((uint32_t)b->utab[h] != NIL)
+		h = (h + 1) & mask;
+	b->utab[h] = (uint64_t)user_id << 32 | u;
+	U->user_id = user_id;
+	U->free_next = NIL;
+	U->net = 0;
+	U->norders = 0;
+	U->head = U->tail = NIL;
+	U->tag = 0;
+	U->dry = 0;
+	b->nusers++;
+	return u;
+}
+
+/* Release a user slot once the user has no resting order and no position. */
+static void user_release(struct rsx_book *b, uint32_t u)
+{
+	struct bk_usr *U = &b->usr[u];
+	uint64_t mask = utab_mask(b), i = uhash(b, U->user_id);
+	while ((uint32_t)b->utab[i] != u)
+		i = (i + 1) & mask;
+	/* backward-shift deletion keeps every probe chain unbroken (no tombstones) */
+	for (uint64_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+		uint64_t e = b->utab[j];
+		if ((uint32_t)e == NIL)
+			break;
+		uint64_t home = uhash(b, (uint32_t)(e >> 32));
+		/* e may fill the hole at i unless its home lies cyclically in (i, j] */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			b->utab[i] = e;
+			i = j;
+		}
+	}
+	b->utab[i] = UTAB_EMPTY;
+	U->free_next = b->ufree;
+	b->ufree = u;
+	b->nusers--;
+}
+
+static inline void user_release_if_idle(struct rsx_book *b, uint32_t u)
+{
+	if (UNLIKELY(b->usr[u].norders == 0 && b->usr[u].net == 0))
+		user_release(b, u);
+}
+
+static inline void user_append(struct rsx_book *b, uint32_t u, uint32_t oi)
+{
+	struct bk_usr *U = &b->usr[u];
+	struct bk_ord *O = &b->ord[oi];
+	O->uix = u;
+	O->unext = NIL;
+	O->uprev = U->tail;
+	if (U->tail != NIL)
+		b->ord[U->tail].unext = oi;
+	else
+		U->head = oi;
+	U->tail = oi;
+	U->norders++;
+}
+
+void bk_user_append(struct rsx_book *b, uint32_t u, uint32_t oi)
+{
+	user_append(b, u, oi);
+}
+
+static inline void user_unlink(struct rsx_book *b, uint32_t oi)
+{
+	struct bk_ord *O = &b->ord[oi];
+	struct bk_usr *U = &b->usr[O->uix];
+	if (O->uprev != NIL)
+		b->ord[O->uprev].unext = O->unext;
+	else
+		U->head = O->unext;
+	if (O->unext != NIL)
+		b->ord[O->unext].uprev = O->uprev;
+	else
+		U->tail = O->uprev;
+	U->norders--;
+}
+
+/* ---- levels ---- */
+
+/* Link level n into the side's sorted list just before y (NIL: at the high end). */
+static inline void link_before(struct rsx_book *b, struct bk_side *sd, uint32_t n, uint32_t y)
+{
+	struct bk_lvl *N = &b->lvl[n];
+	uint32_t p;
+	if (y == NIL) {
+		p = sd->hi;
+		sd->hi = n;
+	} else {
+		p = b->lvl[y].prev;
+		b->lvl[y].prev = n;
+	}
+	N->next = y;
+	N->prev = p;
+	if (p != NIL)
+		b->lvl[p].next = n;
+	else
+		sd->lo = n;
+	sd->nlevels++;
+}
+
+/*
+ * Find or create the level of `price` in an occupied slot whose lowest level
+ * is x (coarse zones, or off-grid prices after a tick change). The slot's
+ * levels are consecutive in the side's list: a price below the lowest or
+ * above the highest is linked in O(1); otherwise the walk starts from the
+ * nearer end, so it is O(levels in the slot) only for prices deep inside a
+ * crowded slot (specs/book.md §3).
+ */
+static uint32_t level_in_slot(struct rsx_book *b, struct bk_side *sd, uint32_t slot, uint32_t x,
+			      int64_t price)
+{
+	uint32_t n;
+	if (price < b->lvl[x].price) {
+		n = lvl_new(b, price, slot);
+		link_before(b, sd, n, x);
+		sd->slots[slot] = n;
+		return n;
+	}
+	/* the first level above the slot, and the slot's highest level */
+	uint32_t s2 = bm_next(sd, slot + 1);
+	uint32_t above = s2 == NIL ? NIL : sd->slots[s2];
+	uint32_t y = above == NIL ? sd->hi : b->lvl[above].prev;
+	if (price >= b->lvl[y].price) {
+		if (price == b->lvl[y].price)
+			return y;
+		n = lvl_new(b, price, slot);
+		link_before(b, sd, n, above);
+		return n;
+	}
+	if ((uint64_t)(price - b->lvl[x].price) <= (uint64_t)(b->lvl[y].price - price)) {
+		for (;;) {	/* upward from the lowest: x.price <= price < y.price */
+			uint32_t nx = b->lvl[x].next;
+			if (b->lvl[nx].price > price) {
+				if (b->lvl[x].price == price)
+					return x;
+				n = lvl_new(b, price, slot);
+				link_before(b, sd, n, nx);
+				return n;
+			}
+			x = nx;
+		}
+	}
+	for (;;) {	/* downward from the highest: x.price <= price < y.price */
+		uint32_t py = b->lvl[y].prev;
+		if (b->lvl[py].price <= price) {
+			if (b->lvl[py].price == price)
+				return py;
+			n = lvl_new(b, price, slot);
+			link_before(b, sd, n, y);
+			return n;
+		}
+		y = py;
+	}
+}
+
+/* A new level in an empty slot: its neighbour is the next occupied slot's lowest level. */
+static uint32_t level_in_empty_slot(struct rsx_book *b, struct bk_side *sd, uint32_t slot, int64_t price)
+{
+	uint32_t n = lvl_new(b, price, slot);
+	uint32_t s2 = bm_next(sd, slot + 1);
+	link_before(b, sd, n, s2 == NIL ? NIL : sd->slots[s2]);
+	sd->slots[slot] = n;
+	bm_set(sd, slot);
+	return n;
+}
+
+/* The level of `price` on `side`, created if needed (a free node is guaranteed by the caller). */
+static inline uint32_t level_get(struct rsx_book *b, unsigned side, int64_t price)
+{
+	struct bk_side *sd = &b->side[side];
+	uint32_t slot = bk_map_slot(b, price);
+	uint32_t x = sd->slots[slot];
+	if (LIKELY(x != NIL)) {
+		if (LIKELY(b->lvl[x].price == price))
+			return x;
+		return level_in_slot(b, sd, slot, x, price);
+	}
+	return level_in_empty_slot(b, sd, slot, price);
+}
+
+static void level_remove(struct rsx_book *b, struct bk_side *sd, uint32_t l)
+{
+	struct bk_lvl *L = &b->lvl[l];
+	uint32_t p = L->prev, n = L->next;
+	if (p != NIL)
+		b->lvl[p].next = n;
+	else
+		sd->lo = n;
+	if (n != NIL)
+		b->lvl[n].prev = p;
+	else
+		sd->hi = p;
+	if (sd->slots[L->slot] == l) {
+		if (n != NIL && b->lvl[n].slot == L->slot) {
+			sd->slots[L->slot] = n;
+		} else {
+			sd->slots[L->slot] = NIL;
+			bm_clear(sd, L->slot);
+		}
+	}
+	sd->nlevels--;
+	b->nlevels--;
+	L->next = b->lfree;
+	b->lfree = l;
+}
+
+static inline uint32_t side_best(const struct rsx_book *b, unsigned side)
+{
+	return side == RSX_SIDE_BUY ? b->side[RSX_SIDE_BUY].hi : b->side[RSX_SIDE_SELL].lo;
+}
+
+/* ---- orders ---- */
+
+/* Append order oi (fields set) at the tail of level l. */
+static inline void fifo_append(struct rsx_book *b, uint32_t l, uint32_t oi, int64_t rem)
+{
+	struct bk_lvl *L = &b->lvl[l];
+	struct bk_ord *O = &b->ord[oi];
+	O->lvl = l;
+	O->next = NIL;
+	O->prev = L->tail;
+	if (L->tail != NIL)
+		b->ord[L->tail].next = oi;
+	else
+		L->head = oi;
+	L->tail = oi;
+	L->count++;
+	level_add(L, rem);
+}
+
+/* Take order oi out of its level's FIFO (the level goes when it empties). */
+static inline void fifo_unlink(struct rsx_book *b, uint32_t oi)
+{
+	struct bk_ord *O = &b->ord[oi];
+	struct bk_lvl *L = &b->lvl[O->lvl];
+	if (O->prev != NIL)
+		b->ord[O->prev].next = O->next;
+	else
+		L->head = O->next;
+	if (O->next != NIL)
+		b->ord[O->next].prev = O->prev;
+	else
+		L->tail = O->prev;
+	if (--L->count == 0)
+		level_remove(b, &b->side[O->side], O->lvl);
+	else
+		level_sub(b, L, O->rem);
+}
+
+static inline void index_remove(struct rsx_book *b, uint32_t oi)
+{
+	struct bk_ord *O = &b->ord[oi];
+	uint32_t *pp = &b->obkt[ohash(b, O->uix, &O->oid)];
+	while (*pp != oi)
+		pp = &b->ord[*pp].hnext;
+	*pp = O->hnext;
+}
+
+/* Remove a resting order from the book entirely and free its slot. */
+static inline __attribute__((always_inline)) void order_destroy(struct rsx_book *b, uint32_t oi)
+{
+	fifo_unlink(b, oi);
+	index_remove(b, oi);
+	user_unlink(b, oi);
+	ord_free(b, oi);
+}
+
+/* The index link that holds (uix, oid): *link is the order, or NIL if absent. */
+static inline uint32_t *order_link(struct rsx_book *b, uint32_t uix, const rsx_oid_t *oid)
+{
+	uint32_t *pp = &b->obkt[ohash(b, uix, oid)];
+	while (*pp != NIL && !(b->ord[*pp].uix == uix && oid_eq(&b->ord[*pp].oid, oid)))
+		pp = &b->ord[*pp].hnext;
+	return pp;
+}
+
+/* A maker leaves the book during a sweep; its user may go idle (not the taker's). */
+int64_t bk_level_recount(const struct rsx_book *b, const struct bk_lvl *L)
+{
+	int64_t sum = 0;
+	for (uint32_t o = L->head; o != NIL; o = b->ord[o].next)
+		if (__builtin_add_overflow(sum, b->ord[o].rem, &sum))
+			return INT64_MAX;
+	return sum;
+}
+
+static inline __attribute__((always_inline)) void maker_remove(struct rsx_book *b, uint32_t mi, uint32_t tuix)
+{
+	uint32_t u = b->ord[mi].uix;
+	order_destroy(b, mi);
+	if (u != tuix)
+		user_release_if_idle(b, u);
+}
+
+/* ---- FOK feasibility: an exact dry run of the sweep (specs/matching.md §2) ---- */
+
+static inline void dry_sync(struct bk_usr *U, uint32_t epoch)
+{
+	if (U->tag != epoch) {
+		U->tag = epoch;
+		U->dry = 0;
+	}
+}
+
+static int fok_fillable(struct rsx_book *b, unsigned side, uint32_t tuix, unsigned stp, int64_t limit,
+			int64_t need)
+{
+	const int buy = side == RSX_SIDE_BUY;
+	const struct bk_side *opp = &b->side[side ^ 1];
+	uint32_t epoch = ++b->dry_epoch;
+	int64_t got = 0;
+
+	if (UNLIKELY(epoch == 0)) {	/* wrapped: forget every stale tag */
+		for (uint32_t u = 0; u < b->ubump; u++)
+			b->usr[u].tag = 0;
+		epoch = ++b->dry_epoch;
+	}
+	for (uint32_t l = buy ? opp->lo : opp->hi; l != NIL; l = buy ? b->lvl[l].next : b->lvl[l].prev) {
+		const struct bk_lvl *L = &b->lvl[l];
+		if (buy ? L->price > limit : L->price < limit)
+			break;
+		for (uint32_t o = L->head; o != NIL; o = b->ord[o].next) {
+			const struct bk_ord *M = &b->ord[o];
+			if (M->uix == tuix && stp != RSX_STP_NONE) {
+				if (stp == RSX_STP_CANCEL_MAKER)
+					continue;
+				return 0;
+			}
+			int64_t q = M->rem;
+			struct bk_usr *MU = &b->usr[M->uix];
+			if (M->flags & RSX_ORDER_REDUCE_ONLY) {
+				dry_sync(MU, epoch);
+				int64_t allow = reducing(sat_add(MU->net, MU->dry), M->side);
+				if (q > allow)
+					q = allow;
+				if (q == 0)
+					continue;
+			}
+			if (q > need - got)
+				q = need - got;
+			got += q;
+			if (got >= need)
+				return 1;
+			if (M->uix != tuix) {
+				dry_sync(MU, epoch);
+				MU->dry = sat_add(MU->dry, buy ? -q : q);
+				if (tuix != NIL) {
+					struct bk_usr *TU = &b->usr[tuix];
+					dry_sync(TU, epoch);
+					TU->dry = sat_add(TU->dry, buy ? q : -q);
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- the sweep ---- */
+
+#define STEP_RESERVE 384	/* FILL 144 + maker completion 80 + taker outcome 80 + BBO 80 */
+#define CANCEL_RESERVE 160	/* ORDER_CANCELLED 80 + BBO 80 */
+
+/*
+ * Match b->tk against the opposite side until it is filled, stops crossing,
+ * is stopped by STP, or the sink runs short (RSX_BOOK_MORE; state kept in
+ * b->tk). Returns 0 or RSX_BOOK_MORE.
+ */
+static inline __attribute__((always_inline)) int sweep_side(struct rsx_book *b, struct rsx_book_sink *s,
+							    const int buy)
+{
+	struct bk_taker *t = &b->tk;
+	struct bk_side *opp = &b->side[buy ? RSX_SIDE_SELL : RSX_SIDE_BUY];
+	const uint32_t tuix = t->uix;
+	const int64_t limit = t->limit;
+	const unsigned stp = t->stp;
+	struct bk_usr *TU = &b->usr[tuix];
+	int64_t rem = t->rem;
+	int rc = 0;
+
+	while (rem > 0) {
+		uint32_t l = buy ? opp->lo : opp->hi;
+		if (l == NIL)
+			break;
+		struct bk_lvl *L = &b->lvl[l];
+		int64_t px = L->price;
+		if (buy ? px > limit : px < limit)
+			break;
+		if (UNLIKELY(s->cap - s->len < STEP_RESERVE)) {
+			rc = RSX_BOOK_MORE;
+			break;
+		}
+		uint32_t mi = L->head;
+		struct bk_ord *M = &b->ord[mi];
+		struct bk_usr *MU = &b->usr[M->uix];
+		if (UNLIKELY(M->uix == tuix) && stp != RSX_STP_NONE) {
+			if (stp == RSX_STP_CANCEL_TAKER) {
+				t->stopped = 1;	/* nothing changed: no BBO for this */
+				break;
+			}
+			t->dirty = 1;
+			ev_cancelled(b, s, MU->user_id, M->side, RSX_REASON_SELF_TRADE, &M->oid, px, M->rem);
+			maker_remove(b, mi, tuix);
+			if (stp == RSX_STP_CANCEL_BOTH) {
+				t->stopped = 1;
+				break;
+			}
+			continue;
+		}
+		int64_t q = rem < M->rem ? rem : M->rem;
+		t->dirty = 1;	/* a fill or a maker removal at the best level */
+		if (UNLIKELY(M->flags & RSX_ORDER_REDUCE_ONLY)) {
+			int64_t allow = reducing(MU->net, M->side);
+			if (allow == 0) {
+				ev_cancelled(b, s, MU->user_id, M->side, RSX_REASON_REDUCE_ONLY_NO_POSITION,
+					     &M->oid, px, M->rem);
+				maker_remove(b, mi, tuix);
+				continue;
+			}
+			if (q > allow)
+				q = allow;
+		}
+		rem -= q;
+		M->rem -= q;
+		M->filled = sat_add(M->filled, q);
+		level_sub(b, L, q);
+		if (LIKELY(M->uix != tuix)) {
+			TU->net = sat_add(TU->net, buy ? q : -q);
+			MU->net = sat_add(MU->net, buy ? -q : q);
+		}
+		t->filled = sat_add(t->filled, q);
+		ev_fill(b, s, t, M, MU->user_id, px, q, rem);
+		b->fills++;
+		if (M->rem == 0) {
+			ev_done(b, s, MU->user_id, RSX_STATUS_FILLED, M->side, RSX_REASON_NONE, &M->oid,
+				M->filled, 0);
+			maker_remove(b, mi, tuix);
+		} else if (UNLIKELY(M->flags & RSX_ORDER_REDUCE_ONLY) && reducing(MU->net, M->side) == 0) {
+			ev_cancelled(b, s, MU->user_id, M->side, RSX_REASON_REDUCE_ONLY_NO_POSITION, &M->oid,
+				     px, M->rem);
+			maker_remove(b, mi, tuix);
+		}
+	}
+	t->rem = rem;
+	return rc;
+}
+
+static int sweep(struct rsx_book *b, struct rsx_book_sink *s)
+{
+	if (b->tk.side == RSX_SIDE_BUY)
+		return sweep_side(b, s, 1);
+	return sweep_side(b, s, 0);
+}
+
+/* Rest a new order (GTC / post-only residual): slot, level, index, user list, event. */
+static inline __attribute__((always_inline)) int rest_new(struct rsx_book *b, struct rsx_book_sink *s, uint32_t uix, uint32_t user_id,
+			   const rsx_oid_t *oid, unsigned side, unsigned tif, unsigned flags, unsigned stp,
+			   int64_t price, int64_t rem, int64_t filled, uint32_t h)
+{
+	uint32_t oi = ord_alloc(b);
+	uint32_t l = level_get(b, side, price);
+	struct bk_ord *O = &b->ord[oi];
+	O->rem = rem;
+	O->filled = filled;
+	O->oid = *oid;
+	O->side = (uint8_t)side;
+	O->tif = (uint8_t)tif;
+	O->flags = (uint8_t)flags;
+	O->stp = (uint8_t)stp;
+	fifo_append(b, l, oi, rem);
+	O->hnext = b->obkt[h];
+	b->obkt[h] = oi;
+	user_append(b, uix, oi);
+	ev_inserted(b, s, user_id, side, tif, flags, oid, price, rem);
+	return l == side_best(b, side);
+}
+
+/* The taker's outcome after its sweep (specs/matching.md §4), then BBO. */
+static int finish_sweep(struct rsx_book *b, struct rsx_book_sink *s)
+{
+	struct bk_taker *t = &b->tk;
+	uint32_t uix = t->uix;
+	int dirty = t->dirty;
+
+	t->kind = PEND_NONE;
+	if (t->rem == 0 || t->stopped || t->tif != RSX_TIF_GTC) {
+		unsigned status = t->rem == 0 ? RSX_STATUS_FILLED : RSX_STATUS_CANCELLED;
+		unsigned reason = t->rem == 0 ? RSX_REASON_NONE
+				  : t->stopped ? RSX_REASON_SELF_TRADE : RSX_REASON_IOC_REMAINDER;
+		ev_done(b, s, t->user_id, status, t->side, reason, &t->oid, t->filled, t->rem);
+		if (t->amend) {	/* the amended order ends here: it is in no level */
+			index_remove(b, t->slot);
+			user_unlink(b, t->slot);
+			ord_free(b, t->slot);
+		}
+	} else if (t->amend) {
+		uint32_t oi = t->slot;
+		uint32_t l = level_get(b, t->side, t->limit);
+		b->ord[oi].rem = t->rem;
+		b->ord[oi].filled = t->filled;
+		fifo_append(b, l, oi, t->rem);
+		ev_amended(b, s, t->user_id, t->side, &t->oid, t->limit, t->rem);
+		dirty |= l == side_best(b, t->side);
+	} else {
+		dirty |= rest_new(b, s, uix, t->user_id, &t->oid, t->side, t->tif, t->flags, t->stp, t->limit,
+				  t->rem, t->filled, ohash(b, uix, &t->oid));
+	}
+	if (dirty)
+		top_changed(b, s);
+	user_release_if_idle(b, uix);
+	return 0;
+}
+
+/* ---- new order (specs/matching.md §3) ---- */
+
+static int first_bad_field(unsigned side, unsigned tif, unsigned flags, unsigned stp, unsigned status)
+{
+	if (side > RSX_SIDE_SELL)
+		return RSX_REASON_BAD_SIDE;
+	if (tif > RSX_TIF_FOK)
+		return RSX_REASON_BAD_TIF;
+	if ((flags & ~RSX_ORDER_FLAGS_ALL) || ((flags & RSX_ORDER_POST_ONLY) && tif != RSX_TIF_GTC))
+		return RSX_REASON_BAD_FLAGS;
+	if (stp > RSX_STP_NONE)
+		return RSX_REASON_BAD_STP;
+	if (status != RSX_SYMBOL_ACTIVE)
+		return RSX_REASON_SYMBOL_HALTED;
+	return RSX_REASON_NONE;
+}
+
+static inline __attribute__((always_inline)) int op_new(struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id, const rsx_oid_t *oid,
+			 unsigned side, unsigned tif, unsigned flags, unsigned stp, int64_t price, int64_t qty)
+{
+	int reason;
+	int64_t detail = 0;
+	uint32_t h = 0;
+
+	b->ops++;
+	/* one test on the common path; the slow path finds the first bad field */
+	if (UNLIKELY((side >> 1) | ((tif + 1) >> 2) | (stp >> 2) | flags | b->cfg.status)) {
+		if ((reason = first_bad_field(side, tif, flags, stp, b->cfg.status)) != 0)
+			goto fail;
+	}
+	if (UNLIKELY((reason = rsx_order_check_inline(&b->cfg, rsx_price(price), rsx_qty(qty))) != 0))
+		goto fail;
+	uint32_t uix = user_find(b, user_id);
+	if (uix != NIL) {
+		h = ohash(b, uix, oid);
+		for (uint32_t i = b->obkt[h]; i != NIL; i = b->ord[i].hnext)
+			if (b->ord[i].uix == uix && oid_eq(&b->ord[i].oid, oid)) {
+				reason = RSX_REASON_DUPLICATE_ORDER_ID;
+				goto fail;
+			}
+	}
+	if (UNLIKELY(flags & RSX_ORDER_REDUCE_ONLY)) {
+		int64_t allow = uix == NIL ? 0 : reducing(b->usr[uix].net, side);
+		if (allow == 0) {
+			reason = RSX_REASON_REDUCE_ONLY_NO_POSITION;
+			goto fail;
+		}
+		if (qty > allow)
+			qty = allow;
+	}
+	const int buy = side == RSX_SIDE_BUY;
+	const uint32_t best = buy ? b->side[RSX_SIDE_SELL].lo : b->side[RSX_SIDE_BUY].hi;
+	const int crosses = best != NIL && (buy ? b->lvl[best].price <= price : b->lvl[best].price >= price);
+	if (UNLIKELY(crosses && (flags & RSX_ORDER_POST_ONLY))) {
+		reason = RSX_REASON_POST_ONLY_WOULD_CROSS;
+		goto fail;
+	}
+	if (UNLIKELY(tif == RSX_TIF_FOK) && !(crosses && fok_fillable(b, side, uix, stp, price, qty))) {
+		reason = RSX_REASON_FOK_NOT_FILLABLE;
+		goto fail;
+	}
+	if (tif == RSX_TIF_GTC && UNLIKELY(b->norders >= b->ocap || b->nlevels >= b->lcap)) {
+		reason = RSX_REASON_BOOK_FULL;
+		detail = b->norders >= b->ocap ? 1 : 2;
+		goto fail;
+	}
+	if (UNLIKELY(uix == NIL)) {
+		uix = bk_user_get(b, user_id);
+		if (uix == NIL) {
+			reason = RSX_REASON_BOOK_FULL;
+			detail = 3;
+			goto fail;
+		}
+		h = ohash(b, uix, oid);
+	}
+	if (LIKELY(!crosses)) {
+		/* the non-crossing guard: a passive order touches no opposite level */
+		if (tif != RSX_TIF_GTC) {
+			ev_done(b, s, user_id, RSX_STATUS_CANCELLED, side, RSX_REASON_IOC_REMAINDER, oid, 0, qty);
+			user_release_if_idle(b, uix);
+			return 0;
+		}
+		if (rest_new(b, s, uix, user_id, oid, side, tif, flags, stp, price, qty, 0, h))
+			top_changed(b, s);
+		return 0;
+	}
+	struct bk_taker *t = &b->tk;
+	t->kind = PEND_SWEEP;
+	t->side = (uint8_t)side;
+	t->tif = (uint8_t)tif;
+	t->flags = (uint8_t)flags;
+	t->stp = (uint8_t)stp;
+	t->dirty = 0;
+	t->stopped = 0;
+	t->amend = 0;
+	t->from_run = 0;
+	t->user_id = user_id;
+	t->uix = uix;
+	t->slot = NIL;
+	t->oid = *oid;
+	t->limit = price;
+	t->rem = qty;
+	t->filled = 0;
+	if (sweep(b, s))
+		return RSX_BOOK_MORE;
+	return finish_sweep(b, s);
+fail:
+	ev_failed(b, s, user_id, (unsigned)reason, RSX_REC_NEW_ORDER, oid, detail);
+	return 0;
+}
+
+/* ---- cancel, cancel-all, amend ---- */
+
+static inline __attribute__((always_inline)) int op_cancel(struct rsx_book *b, struct rsx_book_sink *s,
+								 uint32_t user_id, const rsx_oid_t *oid)
+{
+	unsigned reason = RSX_REASON_UNKNOWN_ORDER;
+	uint32_t oi, u, *link;
+
+	b->ops++;
+	if (UNLIKELY(b->cfg.status == RSX_SYMBOL_HALTED)) {
+		reason = RSX_REASON_SYMBOL_HALTED;
+		goto fail;
+	}
+	u = user_find(b, user_id);
+	if (UNLIKELY(u == NIL))
+		goto fail;
+	link = order_link(b, u, oid);
+	oi = *link;
+	if (UNLIKELY(oi == NIL))
+		goto fail;
+	struct bk_ord *O = &b->ord[oi];
+	unsigned side = O->side;
+	int dirty = O->lvl == side_best(b, side);
+	ev_cancelled(b, s, user_id, side, RSX_REASON_USER_CANCEL, oid, b->lvl[O->lvl].price, O->rem);
+	*link = O->hnext;	/* out of the index without hashing again */
+	fifo_unlink(b, oi);
+	user_unlink(b, oi);
+	ord_free(b, oi);
+	if (dirty)
+		top_changed(b, s);
+	user_release_if_idle(b, u);
+	return 0;
+fail:
+	ev_failed(b, s, user_id, reason, RSX_REC_CANCEL_ORDER, oid, 0);
+	return 0;
+}
+
+static int cancel_all_step(struct rsx_book *b, struct rsx_book_sink *s)
+{
+	struct bk_taker *t = &b->tk;
+	struct bk_usr *U = &b->usr[t->uix];
+	uint32_t oi;
+
+	while ((oi = U->head) != NIL) {
+		if (UNLIKELY(s->cap - s->len < CANCEL_RESERVE))
+			return RSX_BOOK_MORE;
+		struct bk_ord *O = &b->ord[oi];
+		if (O->lvl == side_best(b, O->side))
+			t->dirty = 1;
+		ev_cancelled(b, s, t->user_id, O->side, RSX_REASON_CANCEL_ALL, &O->oid, b->lvl[O->lvl].price,
+			     O->rem);
+		order_destroy(b, oi);
+	}
+	t->kind = PEND_NONE;
+	if (t->dirty)
+		top_changed(b, s);
+	user_release_if_idle(b, t->uix);
+	return 0;
+}
+
+static int op_cancel_all(struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id,
+			 const rsx_oid_t *request_id)
+{
+	b->ops++;
+	if (UNLIKELY(b->cfg.status == RSX_SYMBOL_HALTED)) {
+		ev_failed(b, s, user_id, RSX_REASON_SYMBOL_HALTED, RSX_REC_CANCEL_ALL, request_id, 0);
+		return 0;
+	}
+	uint32_t u = user_find(b, user_id);
+	if (u == NIL || b->usr[u].norders == 0)
+		return 0;
+	struct bk_taker *t = &b->tk;
+	memset(t, 0, sizeof *t);
+	t->kind = PEND_CANCEL_ALL;
+	t->user_id = user_id;
+	t->uix = u;
+	t->slot = NIL;
+	t->oid = *request_id;
+	return cancel_all_step(b, s);
+}
+
+static int op_amend(struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id, const rsx_oid_t *oid,
+		    int64_t price, int64_t qty)
+{
+	int reason = RSX_REASON_UNKNOWN_ORDER;
+	int64_t detail = 0;
+	uint32_t oi = NIL, u = NIL;
+
+	b->ops++;
+	if (UNLIKELY(b->cfg.status != RSX_SYMBOL_ACTIVE)) {
+		reason = RSX_REASON_SYMBOL_HALTED;
+		goto fail;
+	}
+	u = user_find(b, user_id);
+	if (u != NIL)
+		oi = order_find(b, u, oid);
+	if (oi == NIL)
+		goto fail;
+	struct bk_ord *O = &b->ord[oi];
+	struct bk_lvl *L = &b->lvl[O->lvl];
+	const unsigned side = O->side;
+	const int64_t cur = L->price;
+	const int64_t np = price == 0 ? cur : price;
+	if ((reason = rsx_order_check(&b->cfg, rsx_price(np), rsx_qty(qty))) != 0)
+		goto fail;
+	if (np == cur) {
+		if (qty >= O->rem) {
+			reason = RSX_REASON_AMEND_NOT_DOWN;
+			goto fail;
+		}
+		int64_t cut = O->rem - qty;
+		O->rem = qty;
+		level_sub(b, L, cut);
+		ev_amended(b, s, user_id, side, oid, cur, qty);
+		if (O->lvl == side_best(b, side))
+			top_changed(b, s);
+		return 0;
+	}
+	const int buy = side == RSX_SIDE_BUY;
+	const uint32_t best = buy ? b->side[RSX_SIDE_SELL].lo : b->side[RSX_SIDE_BUY].hi;
+	const int crosses = best != NIL && (buy ? b->lvl[best].price <= np : b->lvl[best].price >= np);
+	if (crosses && (O->flags & RSX_ORDER_POST_ONLY)) {
+		reason = RSX_REASON_POST_ONLY_WOULD_CROSS;
+		goto fail;
+	}
+	if (O->flags & RSX_ORDER_REDUCE_ONLY) {
+		int64_t allow = reducing(b->usr[u].net, side);
+		if (allow == 0) {
+			reason = RSX_REASON_REDUCE_ONLY_NO_POSITION;
+			goto fail;
+		}
+		if (qty > allow)
+			qty = allow;
+	}
+	if (b->nlevels >= b->lcap && L->count > 1) {
+		reason = RSX_REASON_BOOK_FULL;
+		detail = 2;
+		goto fail;
+	}
+	/* cancel + new, keeping the order id: out of its level, to the back of the user's list */
+	struct bk_taker *t = &b->tk;
+	t->dirty = O->lvl == side_best(b, side);
+	fifo_unlink(b, oi);
+	O->lvl = AMEND_LVL;
+	user_unlink(b, oi);
+	user_append(b, u, oi);
+	t->kind = PEND_SWEEP;
+	t->side = (uint8_t)side;
+	t->tif = O->tif;
+	t->flags = O->flags;
+	t->stp = O->stp;
+	t->stopped = 0;
+	t->amend = 1;
+	t->from_run = 0;
+	t->user_id = user_id;
+	t->uix = u;
+	t->slot = oi;
+	t->oid = *oid;
+	t->limit = np;
+	t->rem = qty;
+	t->filled = O->filled;
+	if (crosses && sweep(b, s))
+		return RSX_BOOK_MORE;
+	return finish_sweep(b, s);
+fail:
+	ev_failed(b, s, user_id, (unsigned)reason, RSX_REC_AMEND_ORDER, oid, detail);
+	return 0;
+}
+
+/* ---- public entries ---- */
+
+static inline int sink_ok(const struct rsx_book_sink *s)
+{
+	return s && s->buf && ((uintptr_t)s->buf & 15) == 0 && s->len <= s->cap && (s->len & 15) == 0;
+}
+
+static int precheck(const struct rsx_book *b, const void *req, const struct rsx_book_sink *s)
+{
+	if (!b || !req || !sink_ok(s))
+		return RSX_EINVALID;
+	if (b->tk.kind != PEND_NONE)
+		return -EBUSY;
+	if (s->cap - s->len < RSX_BOOK_SINK_MIN)
+		return RSX_ESHORT;
+	return 0;
+}
+
+int rsx_book_new_order(struct rsx_book *b, const struct rsx_order *o, struct rsx_book_sink *s)
+{
+	int rc = precheck(b, o, s);
+	if (rc)
+		return rc;
+	return op_new(b, s, o->user_id, &o->order_id, o->side, o->tif, o->flags, o->stp, o->price.raw,
+		      o->qty.raw);
+}
+
+int rsx_book_cancel(struct rsx_book *b, const struct rsx_cancel *c, struct rsx_book_sink *s)
+{
+	int rc = precheck(b, c, s);
+	if (rc)
+		return rc;
+	return op_cancel(b, s, c->user_id, &c->order_id);
+}
+
+int rsx_book_cancel_all(struct rsx_book *b, const struct rsx_cancel_all *c, struct rsx_book_sink *s)
+{
+	int rc = precheck(b, c, s);
+	if (rc)
+		return rc;
+	return op_cancel_all(b, s, c->user_id, &c->request_id);
+}
+
+int rsx_book_amend(struct rsx_book *b, const struct rsx_amend *a, struct rsx_book_sink *s)
+{
+	int rc = precheck(b, a, s);
+	if (rc)
+		return rc;
+	return op_amend(b, s, a->user_id, &a->order_id, a->price.raw, a->qty.raw);
+}
+
+int rsx_book_apply(struct rsx_book *b, uint16_t type, const void *payload, struct rsx_book_sink *s)
+{
+	switch (type) {
+	case RSX_REC_NEW_ORDER:
+	case RSX_REC_ORDER_ACCEPTED:
+		return rsx_book_new_order(b, payload, s);
+	case RSX_REC_CANCEL_ORDER:
+		return rsx_book_cancel(b, payload, s);
+	case RSX_REC_CANCEL_ALL:
+		return rsx_book_cancel_all(b, payload, s);
+	case RSX_REC_AMEND_ORDER:
+		return rsx_book_amend(b, payload, s);
+	}
+	return RSX_ETYPE;
+}
+
+int bk_resume(struct rsx_book *b, struct rsx_book_sink *s)
+{
+	switch (b->tk.kind) {
+	case PEND_SWEEP:
+		if (sweep(b, s))
+			return RSX_BOOK_MORE;
+		return finish_sweep(b, s);
+	case PEND_CANCEL_ALL:
+		return cancel_all_step(b, s);
+	}
+	return RSX_EINVALID;
+}
+
+int rsx_book_resume(struct rsx_book *b, struct rsx_book_sink *s)
+{
+	if (!b || !sink_ok(s))
+		return RSX_EINVALID;
+	if (b->tk.kind == PEND_NONE)
+		return RSX_EINVALID;
+	if (b->tk.from_run)
+		return -EBUSY;
+	if (s->cap - s->len < RSX_BOOK_SINK_MIN)
+		return RSX_ESHORT;
+	return bk_resume(b, s);
+}
+
+/* One batch op: the same paths as the record entries. */
+static inline __attribute__((always_inline)) int apply_op(struct rsx_book *b, const struct rsx_book_op *op,
+							  struct rsx_book_sink *s)
+{
+	/* new orders and cancels are nearly all of the traffic: test them first */
+	if (LIKELY(op->kind == RSX_BOOK_OP_NEW))
+		return op_new(b, s, op->user_id, &op->order_id, op->side, op->tif, op->flags, op->stp,
+			      op->price.raw, op->qty.raw);
+	if (LIKELY(op->kind == RSX_BOOK_OP_CANCEL))
+		return op_cancel(b, s, op->user_id, &op->order_id);
+	switch (op->kind) {
+	case RSX_BOOK_OP_CANCEL_ALL:
+		return op_cancel_all(b, s, op->user_id, &op->order_id);
+	case RSX_BOOK_OP_AMEND:
+		return op_amend(b, s, op->user_id, &op->order_id, op->price.raw, op->qty.raw);
+	}
+	return RSX_EINVALID;
+}
+
+int bk_apply_op(struct rsx_book *b, const struct rsx_book_op *op, struct rsx_book_sink *s)
+{
+	return apply_op(b, op, s);
+}
+
+static inline uint64_t id64(const uint8_t *oid)
+{
+	uint64_t v;
+	memcpy(&v, oid + 8, 8);
+	return __builtin_bswap64(v);
+}
+
+/*
+ * The measured loop (bench/book_callgrind.py toggles on
+ * bk_replay_loop): apply
+ * each op, then copy out its fills. The book's fill counter says whether an
+ * op emitted any FILL record, so an op without fills costs no scan of its
+ * events (a consumer that wants only fills does exactly this).
+ */
+__attribute__((noinline)) int bk_replay_loop(struct rsx_book *b, const struct rsx_book_op *ops, size_t n,
+						 struct rsx_book_fill_row *fills, size_t cap, size_t *nfills)
+{
+	struct rsx_book_sink s = { .buf = b->scratch, .cap = b->scratch_cap };
+	size_t nf = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t before = b->fills;
+		s.len = 0;
+		int rc = apply_op(b, &ops[i], &s);
+		if (LIKELY(b->fills == before && rc != RSX_BOOK_MORE))
+			continue;
+		for (;;) {
+			const uint8_t *p = s.buf, *end = s.buf + s.len;
+			while (p < end) {
+				uint64_t w0;
+				memcpy(&w0, p, 8);
+				if ((uint16_t)(w0 >> 16) == RSX_REC_FILL) {
+					const uint8_t *f = p + RSX_HEADER_SIZE;
+					if (UNLIKELY(nf == cap))
+						return RSX_ESHORT;
+					fills[nf].taker = id64(f + offsetof(struct rsx_fill, taker_order_id));
+					fills[nf].maker = id64(f + offsetof(struct rsx_fill, maker_order_id));
+					memcpy(&fills[nf].price, f + offsetof(struct rsx_fill, price), 8);
+					memcpy(&fills[nf].qty, f + offsetof(struct rsx_fill, qty), 8);
+					nf++;
+				}
+				p += RSX_HEADER_SIZE + (uint16_t)(w0 >> 32);
+			}
+			if (rc != RSX_BOOK_MORE)
+				break;
+			s.len = 0;
+			rc = bk_resume(b, &s);
+		}
+	}
+	*nfills = nf;
+	return 0;
+}
+
+/* Restore (book_snap.c): place one resting order at the tail of its level, no events. */
+int bk_restore_order(struct rsx_book *b, uint32_t uix, const rsx_oid_t *oid, unsigned side, unsigned tif,
+		     unsigned flags, unsigned stp, int64_t price, int64_t rem, int64_t filled, uint32_t *slot)
+{
+	if (b->norders >= b->ocap || (b->nlevels >= b->lcap))
+		return RSX_EINVALID;
+	if (order_find(b, uix, oid) != NIL)
+		return RSX_EINVALID;
+	uint32_t oi = ord_alloc(b);
+	uint32_t l = level_get(b, side, price);
+	struct bk_ord *O = &b->ord[oi];
+	O->rem = rem;
+	O->filled = filled;
+	O->oid = *oid;
+	O->side = (uint8_t)side;
+	O->tif = (uint8_t)tif;
+	O->flags = (uint8_t)flags;
+	O->stp = (uint8_t)stp;
+	O->uix = uix;
+	O->unext = O->uprev = NIL;
+	fifo_append(b, l, oi, rem);
+	uint32_t h = ohash(b, uix, oid);
+	O->hnext = b->obkt[h];
+	b->obkt[h] = oi;
+	*slot = oi;
+	return 0;
+}
