@@ -32,13 +32,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
 from . import records
-from .codes import ErrorCode
+from .codes import ErrorCode, OrderFlag, Side, Stp, Tif
 from ._native import ffi, lib
 from .errors import FieldError, InvalidArgumentError, RsxError, check
 from .numbers import INT64_MAX, INT64_MIN, SymbolConfig
@@ -50,32 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("rsx_appliance.book")
-
-
-class Side(IntEnum):
-    BUY = 0
-    SELL = 1
-
-
-class Tif(IntEnum):
-    GTC = 0
-    IOC = 1
-    FOK = 2
-
-
-class Stp(IntEnum):
-    """Self-trade prevention, chosen per order (the taker's mode decides)."""
-
-    CANCEL_TAKER = 0
-    CANCEL_MAKER = 1
-    CANCEL_BOTH = 2
-    NONE = 3
-
-
-class OrderFlag(IntFlag):
-    POST_ONLY = 1
-    REDUCE_ONLY = 2
-    LIQUIDATION = 4
 
 
 class OpKind(IntEnum):

@@ -1,4 +1,4 @@
-"""The shared code tables: C return codes, order failure reasons, order statuses.
+"""The shared code tables: C return codes, order failure reasons, order statuses, wire enums.
 
 Each table is defined once, in native/include/rsx/*.def; these enums are built
 from the compiled C tables at import, so C, Python and the WebSocket API cannot
@@ -7,11 +7,12 @@ drift apart. specs/errors.md documents them (and tests/test_tables.py checks it)
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
 from ._native import ffi, lib
 
-__all__ = ["ErrorCode", "Reason", "Status", "reason_message", "status_is_terminal"]
+__all__ = ["ErrorCode", "Reason", "Status", "Side", "Tif", "OrderFlag", "Stp", "SymbolStatus",
+           "LiqKind", "reason_message", "status_is_terminal"]
 
 
 def _table(at, name) -> dict[str, int]:
@@ -35,6 +36,49 @@ Reason.__doc__ = "Order failure and cancel reasons (native/include/rsx/reason.de
 #: The status of an order (u8 in ORDER_DONE, the same number in the WS API).
 Status = IntEnum("Status", _table(lib.rsx_status_at, lib.rsx_status_name), module=__name__)
 Status.__doc__ = "Order statuses (native/include/rsx/status.def)."
+
+
+# The small enums of native/include/rsx/types.h: record field values, stable once released.
+# Their values come from the C compiler (native/cdef/types.cdef), never from a second copy.
+
+
+class Side(IntEnum):
+    BUY = lib.RSX_SIDE_BUY
+    SELL = lib.RSX_SIDE_SELL
+
+
+class Tif(IntEnum):
+    GTC = lib.RSX_TIF_GTC
+    IOC = lib.RSX_TIF_IOC
+    FOK = lib.RSX_TIF_FOK
+
+
+class OrderFlag(IntFlag):
+    POST_ONLY = lib.RSX_ORDER_POST_ONLY
+    REDUCE_ONLY = lib.RSX_ORDER_REDUCE_ONLY
+    LIQUIDATION = lib.RSX_ORDER_LIQUIDATION
+
+
+class Stp(IntEnum):
+    """Self-trade prevention, chosen per order (the taker's mode decides)."""
+
+    CANCEL_TAKER = lib.RSX_STP_CANCEL_TAKER
+    CANCEL_MAKER = lib.RSX_STP_CANCEL_MAKER
+    CANCEL_BOTH = lib.RSX_STP_CANCEL_BOTH
+    NONE = lib.RSX_STP_NONE
+
+
+class SymbolStatus(IntEnum):
+    ACTIVE = lib.RSX_SYMBOL_ACTIVE
+    PAUSED = lib.RSX_SYMBOL_PAUSED  # cancels only
+    HALTED = lib.RSX_SYMBOL_HALTED
+
+
+class LiqKind(IntEnum):
+    ROUND = lib.RSX_LIQ_ROUND
+    INSURANCE = lib.RSX_LIQ_INSURANCE
+    ADL = lib.RSX_LIQ_ADL
+    DONE = lib.RSX_LIQ_DONE
 
 
 def reason_message(reason: int) -> str:

@@ -18,7 +18,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from ._native import ffi, lib
-from .codes import Reason
+from .codes import Reason, SymbolStatus
 from .errors import ConfigError, NotionalOverflowError, check, rejected
 
 __all__ = ["Price", "Qty", "SymbolConfig", "INT64_MAX", "notional", "mul_div_floor",
@@ -58,12 +58,6 @@ class Qty(_Raw):
     """A raw quantity: human quantity x 10**qty_decimals."""
 
     __slots__ = ()
-
-
-class SymbolStatus:
-    ACTIVE = 0
-    PAUSED = 1
-    HALTED = 2
 
 
 def _parse(text: Any, decimals: int, too_precise: Reason) -> int:
