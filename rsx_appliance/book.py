@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("rsx_appliance.book")
+_thp_warned = False
 
 
 class OpKind(IntEnum):
@@ -252,8 +253,12 @@ class Book:
         self._req_base = self._req_buf + ((-int(ffi.cast("uintptr_t", self._req_buf))) % 64)
         mem = self.memory()
         if mem.backing != Backing.HUGETLB:
-            # a warning when the reserved pool was tried and could not serve the book
-            log.log(logging.WARNING if mem.hugetlb_errno else logging.INFO,
+            # A warning when the reserved pool was tried and could not serve the book: once per
+            # process (a benchmark creates many books), then at INFO.
+            global _thp_warned
+            warn = mem.hugetlb_errno and not _thp_warned
+            _thp_warned = _thp_warned or warn
+            log.log(logging.WARNING if warn else logging.INFO,
                     "order book (%d orders, %d MiB): %s", mem.capacity, mem.mapped_bytes >> 20,
                     mem.warning)
 
