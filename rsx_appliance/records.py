@@ -17,7 +17,9 @@ exposed and always encode as zero.
 
 from __future__ import annotations
 
+import struct
 import uuid
+from collections import namedtuple
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -30,8 +32,8 @@ from .errors import FieldError, check
 
 __all__ = [
     "HEADER_SIZE", "RECORD_VERSION", "RecordType", "FieldKind", "FieldSpec", "HEADER_DTYPE",
-    "PAYLOAD_DTYPES", "RECORD_DTYPES", "FIELDS", "Record", "encode", "decode", "check_record",
-    "iter_records", "seal",
+    "PAYLOAD_DTYPES", "RECORD_DTYPES", "FIELDS", "Record", "Codec", "codec", "encode", "encode_many",
+    "empty_many", "seal_many", "decode", "check_record", "iter_records", "seal",
 ]
 
 HEADER_SIZE: int = lib.RSX_HEADER_SIZE
@@ -135,29 +137,110 @@ def _to_python(spec: FieldSpec, value: Any) -> Any:
     return int(value)
 
 
-def _to_numpy(spec: FieldSpec, value: Any) -> Any:
-    if spec.kind == FieldKind.OID:
-        if isinstance(value, uuid.UUID):
-            value = value.bytes
-        elif isinstance(value, int) and not isinstance(value, bool):
-            if not 0 <= value < 1 << 128:
-                raise FieldError(f"{spec.name}: id {value} does not fit 128 bits")
-            value = value.to_bytes(16, "big")
-        if not isinstance(value, (bytes, bytearray)) or len(value) != 16:
-            raise FieldError(f"{spec.name}: expected a UUID, a 16-byte string or an int")
-        return np.void(bytes(value))
-    if spec.kind == FieldKind.BYTES:
-        if isinstance(value, str):
-            value = value.encode("ascii", errors="strict")
-        if not isinstance(value, (bytes, bytearray)) or len(value) > spec.size:
-            raise FieldError(f"{spec.name}: expected at most {spec.size} bytes")
-        return bytes(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise FieldError(f"{spec.name}: expected an integer, got {type(value).__name__}")
-    info = np.iinfo(np.dtype(spec.format))
-    if not info.min <= int(value) <= info.max:
-        raise FieldError(f"{spec.name}: {value} does not fit {np.dtype(spec.format).name}")
-    return int(value)
+def _oid_bytes(spec: FieldSpec, value: Any) -> bytes:
+    if isinstance(value, uuid.UUID):
+        return value.bytes
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < 1 << 128:
+            raise FieldError(f"{spec.name}: id {value} does not fit 128 bits")
+        return value.to_bytes(16, "big")
+    if isinstance(value, np.void):
+        value = value.tobytes()
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 16:
+        raise FieldError(f"{spec.name}: expected a UUID, a 16-byte string or an int")
+    return bytes(value)
+
+
+def _text_bytes(spec: FieldSpec, value: Any) -> bytes:
+    if isinstance(value, str):
+        try:
+            value = value.encode("ascii")
+        except UnicodeEncodeError:
+            raise FieldError(f"{spec.name}: expected ASCII text") from None
+    if not isinstance(value, (bytes, bytearray)) or len(value) > spec.size:
+        raise FieldError(f"{spec.name}: expected at most {spec.size} bytes")
+    return bytes(value)
+
+
+_STRUCT_FORMAT = {FieldKind.U8: "B", FieldKind.U16: "H", FieldKind.U32: "I", FieldKind.U64: "Q",
+                  FieldKind.I32: "i", FieldKind.I64: "q", FieldKind.PRICE: "q", FieldKind.QTY: "q"}
+
+
+class Codec:
+    """Encode (and unpack) one record type with a ``struct.Struct`` built from the C field table.
+
+    :meth:`encode` validates every field it is given (unknown name, wrong
+    type, value out of the field's range, id or text of the wrong size:
+    :class:`~rsx_appliance.errors.FieldError`) and lets the C core seal it.
+    :meth:`unpack` does **not** validate: it is for records this process
+    built or already checked (e.g. read back from its own WAL); bytes from
+    elsewhere go through :func:`decode`. Get one with :func:`codec`.
+    """
+
+    def __init__(self, rtype: RecordType) -> None:
+        self.rtype = RecordType(rtype)
+        size = PAYLOAD_DTYPES[self.rtype].itemsize
+        fmt, at, specs = "<", 0, []
+        for f in FIELDS[self.rtype]:
+            if f.kind == FieldKind.PAD:
+                continue  # pads pack as zero bytes ("x")
+            if f.offset > at:
+                fmt += f"{f.offset - at}x"
+            fmt += f"{f.size}s" if f.kind in (FieldKind.OID, FieldKind.BYTES) else _STRUCT_FORMAT[f.kind]
+            specs.append(f)
+            at = f.offset + f.size
+        fmt += f"{size - at}x" if at < size else ""
+        self.struct = struct.Struct(fmt)
+        assert self.struct.size == size
+        self.specs = {f.name: f for f in specs}
+        self.index = {f.name: i for i, f in enumerate(specs)}
+        self.defaults = [b"" if f.kind in (FieldKind.OID, FieldKind.BYTES) else 0 for f in specs]
+        self.tuple = namedtuple(self.rtype.name.title().replace("_", ""), ["type"] + list(self.index))
+        self.header = struct.pack("<BBHHHII", RECORD_VERSION, 0, int(self.rtype), size, 0, 0, 0)
+
+    def encode(self, **values: Any) -> bytes:
+        out = list(self.defaults)
+        for name, value in values.items():
+            spec = self.specs.get(name)
+            if spec is None:
+                raise FieldError(f"{self.rtype.name} has no field {name}")
+            if spec.kind == FieldKind.OID:
+                value = _oid_bytes(spec, value)
+            elif spec.kind == FieldKind.BYTES:
+                value = _text_bytes(spec, value)
+            elif isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise FieldError(f"{name}: expected an integer, got {type(value).__name__}")
+            out[self.index[name]] = value
+        try:
+            payload = self.struct.pack(*out)
+        except struct.error:
+            for name, value in values.items():  # name the field that does not fit
+                spec = self.specs[name]
+                if spec.kind not in (FieldKind.OID, FieldKind.BYTES):
+                    info = np.iinfo(np.dtype(spec.format))
+                    if not info.min <= int(value) <= info.max:
+                        raise FieldError(f"{name}: {value} does not fit "
+                                         f"{np.dtype(spec.format).name}") from None
+            raise
+        buf = bytearray(self.header)
+        buf += payload
+        check(lib.rsx_record_seal(ffi.from_buffer(buf), len(buf)), "encode")
+        return bytes(buf)
+
+    def unpack(self, rec: bytes | memoryview, offset: int = 0):
+        """A namedtuple (``type`` first) of a record already validated; ids come back as bytes."""
+        return self.tuple(self.rtype, *self.struct.unpack_from(rec, offset + HEADER_SIZE))
+
+
+_CODECS: dict[int, Codec] = {}
+
+
+def codec(rtype: int) -> Codec:
+    """The (cached) :class:`Codec` of a record type."""
+    c = _CODECS.get(int(rtype))
+    if c is None:
+        c = _CODECS[int(rtype)] = Codec(RecordType(rtype))
+    return c
 
 
 @dataclass(frozen=True)
@@ -197,21 +280,44 @@ def encode(rtype: int, /, **values: Any) -> bytes:
     try:
         t = RecordType(rtype)
     except ValueError:
-        from .errors import RecordTypeError
         from .codes import ErrorCode
+        from .errors import RecordTypeError
 
         raise RecordTypeError(ErrorCode.TYPE, f"type {rtype}") from None
-    specs = {f.name: f for f in FIELDS[t] if f.kind != FieldKind.PAD}
-    unknown = set(values) - set(specs)
-    if unknown:
-        raise FieldError(f"{t.name} has no field(s) {', '.join(sorted(unknown))}")
-    payload = np.zeros((), dtype=PAYLOAD_DTYPES[t])
-    for name, value in values.items():
-        payload[name] = _to_numpy(specs[name], value)
-    out = ffi.new("uint8_t[]", HEADER_SIZE + PAYLOAD_MAX)
-    raw = payload.tobytes()
-    n = check(lib.rsx_record_frame(out, len(out), t, raw, len(raw)), "encode")
-    return bytes(ffi.buffer(out, n))
+    return codec(t).encode(**values)
+
+
+def empty_many(rtype: int, n: int) -> np.ndarray:
+    """n zeroed records (``RECORD_DTYPES[rtype]``) with their headers filled in, not yet sealed."""
+    t = RecordType(rtype)
+    arr = np.zeros(n, dtype=RECORD_DTYPES[t])
+    arr["header"]["version"] = RECORD_VERSION
+    arr["header"]["type"] = int(t)
+    arr["header"]["len"] = PAYLOAD_DTYPES[t].itemsize
+    return arr
+
+
+def seal_many(arr: np.ndarray) -> bytes:
+    """Seal every record of an ``empty_many`` array in place (one C call) and return the bytes."""
+    if len(arr):
+        check(lib.rsx_record_seal_many(ffi.from_buffer(arr, require_writable=True), len(arr),
+                                       arr.dtype.itemsize), "seal")
+    return arr.tobytes()
+
+
+def encode_many(rtype: int, n: int, /, **columns: Any) -> bytes:
+    """n records of one type without a Python loop per record.
+
+    Each keyword is a payload field set from a scalar or an array of n values
+    (numpy assignment rules: values must fit the field's dtype).
+    """
+    arr = empty_many(rtype, n)
+    payload = arr["payload"]
+    for name, value in columns.items():
+        if name not in payload.dtype.names or name.startswith("_pad"):
+            raise FieldError(f"{RecordType(rtype).name} has no field {name}")
+        payload[name] = value
+    return seal_many(arr)
 
 
 def check_record(buf: bytes | bytearray | memoryview, offset: int = 0) -> int:

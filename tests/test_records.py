@@ -286,3 +286,22 @@ def test_mutated_records_are_never_accepted(tv, data):
     # A mutation inside bytes 8..11 (the CRC) or anywhere else must never decode.
     with pytest.raises(RecordError):
         decode(bytes(buf))
+
+
+def test_encode_many_and_codec_agree_with_encode():
+    qty = np.arange(1, 6, dtype=np.int64)
+    run = records.encode_many(RecordType.FILL, 5, seq=qty.astype(np.uint64), stream_id=3, qty=qty, price=7)
+    assert run == b"".join(encode(RecordType.FILL, seq=q, stream_id=3, qty=q, price=7) for q in range(1, 6))
+    assert [r.qty for r in records.iter_records(run)] == [1, 2, 3, 4, 5]
+    with pytest.raises(FieldError):
+        records.encode_many(RecordType.FILL, 2, no_such_field=1)
+    with pytest.raises(FieldError):
+        records.encode_many(RecordType.FILL, 2, _pad0=1)
+    assert records.encode_many(RecordType.FILL, 0) == b""
+    c = records.codec(RecordType.ORDER_DONE)
+    oid = uuid.uuid4()
+    buf = c.encode(seq=9, user_id=4, order_id=oid, filled_qty=3)
+    assert buf == encode(RecordType.ORDER_DONE, seq=9, user_id=4, order_id=oid, filled_qty=3)
+    row = c.unpack(buf)
+    assert (row.type, row.seq, row.user_id, row.order_id, row.filled_qty) == (
+        RecordType.ORDER_DONE, 9, 4, oid.bytes, 3)

@@ -90,6 +90,17 @@ int rsx_record_seal(void *rec, size_t cap)
 	return size;
 }
 
+int rsx_record_seal_many(void *buf, size_t n, size_t stride)
+{
+	uint8_t *p = buf;
+	for (size_t i = 0; i < n; i++) {
+		int rc = rsx_record_seal(p + i * stride, stride);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int rsx_record_check(const void *buf, size_t n)
 {
 	const uint8_t *rec = buf;

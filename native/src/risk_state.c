@@ -374,13 +374,3 @@ int64_t rsx_risk_audit(const struct rsx_risk *r)
 	return bad;
 }
 
-int rsx_risk_seal_batch(void *buf, size_t n, size_t rec_size)
-{
-	uint8_t *p = buf;
-	for (size_t i = 0; i < n; i++) {
-		int rc = rsx_record_seal(p + i * rec_size, rec_size);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}

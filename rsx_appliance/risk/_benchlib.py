@@ -11,8 +11,7 @@ import time
 
 import numpy as np
 
-from ..records import RecordType, encode
-from . import _recbuild
+from ..records import RecordType, empty_many, encode, seal_many
 from ._core import EXTERNAL, Capacity
 from .journal import WalJournal, MemoryJournal
 from .params import RiskParams
@@ -50,7 +49,7 @@ def make_shard(n_users: int, n_symbols: int, *, max_positions: int | None = None
 
 def fill_records(symbol: int, first_seq: int, takers, makers, sides, prices, qtys, ts0: int = T0) -> bytes:
     n = len(takers)
-    arr = _recbuild.empty(RecordType.FILL, n)
+    arr = empty_many(RecordType.FILL, n)
     p = arr["payload"]
     p["seq"] = first_seq + np.arange(n, dtype=np.uint64)
     p["ts_ns"] = ts0 + np.arange(n, dtype=np.uint64)
@@ -61,12 +60,12 @@ def fill_records(symbol: int, first_seq: int, takers, makers, sides, prices, qty
     p["taker_side"] = sides
     p["price"] = prices
     p["qty"] = qtys
-    return _recbuild.seal_all(arr)
+    return seal_many(arr)
 
 
 def order_records(users, sides, prices, qtys, first_id: int, symbol: int = 1) -> bytes:
     n = len(users)
-    arr = _recbuild.empty(RecordType.NEW_ORDER, n)
+    arr = empty_many(RecordType.NEW_ORDER, n)
     p = arr["payload"]
     p["symbol_id"] = symbol
     p["user_id"] = users
@@ -77,7 +76,7 @@ def order_records(users, sides, prices, qtys, first_id: int, symbol: int = 1) ->
     ids[:, 8:] = (first_id + np.arange(n, dtype=np.uint64)).astype(">u8").view(np.uint8).reshape(n, 8)
     ids[:, 0] = 0x01
     p["order_id"] = ids.view("V16").reshape(n)
-    return _recbuild.seal_all(arr)
+    return seal_many(arr)
 
 
 def _pct(samples_ns: np.ndarray) -> dict:

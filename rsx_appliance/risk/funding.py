@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..records import RecordType
-from . import _recbuild
+from ..records import RecordType, encode_many
 
 __all__ = ["funding_rate_e8", "payment_records", "rate_record"]
 
@@ -33,7 +32,7 @@ def funding_rate_e8(premium_e8: int, interest_e8: int, clamp_e8: int, cap_bps: i
 def payment_records(stream_id: int, ts_ns: int, symbol_id: int, interval_id: int, mark: int,
                     user_ids: np.ndarray, amounts: np.ndarray, positions: np.ndarray) -> bytes:
     """One FUNDING_PAYMENT per row (seq assigned by the journal)."""
-    return _recbuild.build(RecordType.FUNDING_PAYMENT, len(user_ids), ts_ns=ts_ns, stream_id=stream_id,
+    return encode_many(RecordType.FUNDING_PAYMENT, len(user_ids), ts_ns=ts_ns, stream_id=stream_id,
                            symbol_id=symbol_id, user_id=user_ids, interval_id=interval_id,
                            amount=amounts, position=positions, mark_px=mark)
 
@@ -41,6 +40,6 @@ def payment_records(stream_id: int, ts_ns: int, symbol_id: int, interval_id: int
 def rate_record(stream_id: int, ts_ns: int, symbol_id: int, interval_id: int, rate_e8: int,
                 mark: int, index: int) -> bytes:
     """The FUNDING_RATE record: the commit of a settlement."""
-    return _recbuild.build(RecordType.FUNDING_RATE, 1, ts_ns=ts_ns, stream_id=stream_id,
+    return encode_many(RecordType.FUNDING_RATE, 1, ts_ns=ts_ns, stream_id=stream_id,
                            symbol_id=symbol_id, interval_id=interval_id, rate_e8=rate_e8,
                            mark_px=mark, index_px=index)

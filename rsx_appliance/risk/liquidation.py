@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..records import RecordType
-from ._recbuild import codec
+from ..records import codec
 from ._core import ACCT_LIQ
 from .enums import LiqKind, OrderFlag, Side, Stp, Tif
 from .ids import uuid7
@@ -223,7 +223,7 @@ class Liquidator:
             out.to_me += _CANCEL_ALL.encode(ts_ns=s.clock, stream_id=s.stream_id, symbol_id=sym, user_id=user,
                                             request_id=self._next_id_nojournal(sym, user))
         for raw in recs:
-            r = _LIQ.decode(raw)
+            r = _LIQ.unpack(raw)
             out.to_me += _NEW_ORDER.encode(ts_ns=s.clock, stream_id=s.stream_id,
                                 symbol_id=r.symbol_id, user_id=user, side=r.side, tif=int(Tif.IOC),
                                 flags=int(OrderFlag.REDUCE_ONLY | OrderFlag.LIQUIDATION),

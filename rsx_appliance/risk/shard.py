@@ -23,7 +23,7 @@ import numpy as np
 from .._native import ffi
 from ..codes import Reason
 from ..errors import ConfigError, rejected
-from ..records import HEADER_SIZE, RECORD_DTYPES, RecordType, decode, iter_records
+from ..records import HEADER_SIZE, RECORD_DTYPES, RecordType, codec, decode, iter_records
 from . import _recbuild
 from ._core import ACCT_LIQ, EXTERNAL, FUND, ORD_LIQ, Capacity, Core, Event, Stop, raise_stop
 from .errors import JournalError
@@ -35,12 +35,12 @@ from .prices import PriceState
 __all__ = ["RiskShard", "Outputs", "ShardLoop", "shard_stream_id"]
 
 _OUT_CAP = 1 << 20
-_PARAM = _recbuild.codec(RecordType.RISK_PARAM)
-_RATE = _recbuild.codec(RecordType.FUNDING_RATE)
-_LIQ = _recbuild.codec(RecordType.LIQUIDATION)
-_FAILED = _recbuild.codec(RecordType.ORDER_FAILED)
-_TRANSFER = {RecordType.DEPOSIT: _recbuild.codec(RecordType.DEPOSIT),
-             RecordType.WITHDRAWAL: _recbuild.codec(RecordType.WITHDRAWAL)}
+_PARAM = codec(RecordType.RISK_PARAM)
+_RATE = codec(RecordType.FUNDING_RATE)
+_LIQ = codec(RecordType.LIQUIDATION)
+_FAILED = codec(RecordType.ORDER_FAILED)
+_TRANSFER = {RecordType.DEPOSIT: codec(RecordType.DEPOSIT),
+             RecordType.WITHDRAWAL: codec(RecordType.WITHDRAWAL)}
 _U64 = (1 << 64) - 1
 
 
@@ -217,10 +217,10 @@ class RiskShard:
             ts = struct.unpack_from("<Q", rec, HEADER_SIZE + 8)[0]
             self.clock = max(self.clock, ts)
             if t == RecordType.FUNDING_RATE:
-                self._apply_funding(funding, _RATE.decode(rec))
+                self._apply_funding(funding, _RATE.unpack(rec))
                 funding = []
             elif t == RecordType.RISK_PARAM:
-                r = _PARAM.decode(rec)
+                r = _PARAM.unpack(rec)
                 if r.key in (Key.COMMIT, Key.FILL_BARRIER):
                     continue
                 if r.key == Key.VSHARD_OWNER:
@@ -230,9 +230,9 @@ class RiskShard:
                 else:
                     sym_params.setdefault(r.symbol_id, []).append((r.key, r.value))
             elif t in (RecordType.DEPOSIT, RecordType.WITHDRAWAL):
-                self._apply_transfer(_TRANSFER[t].decode(rec))
+                self._apply_transfer(_TRANSFER[t].unpack(rec))
             elif t == RecordType.LIQUIDATION:
-                self.liquidator.apply(_LIQ.decode(rec))
+                self.liquidator.apply(_LIQ.unpack(rec))
             else:
                 raise JournalError(f"unexpected record type {t} in the journal")
         if shard_params:

@@ -448,6 +448,13 @@ int rsx_record_frame(void *out, size_t cap, uint16_t type, const void *payload, 
 int rsx_record_seal(void *rec, size_t cap);
 
 /*
+ * Seal n records of one type laid out every `stride` bytes (a numpy array of
+ * RECORD_DTYPES). Returns 0, or the first record's error (records before it
+ * are sealed).
+ */
+int rsx_record_seal_many(void *buf, size_t n, size_t stride);
+
+/*
  * Check that buf holds one valid v1 record at its start. Returns the record
  * size (16 + len) or, checking in this order: RSX_ESHORT (fewer than 16
  * bytes), RSX_EVERSION, RSX_ETYPE, RSX_ELENGTH, RSX_ESHORT (payload cut

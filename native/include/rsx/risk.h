@@ -277,8 +277,6 @@ int rsx_risk_move(struct rsx_risk *r, int32_t from, int32_t to, int64_t amount);
  */
 int64_t rsx_risk_audit(const struct rsx_risk *r);
 
-/* Recompute the CRC of n back-to-back records of rec_size bytes each; 0 or the first error. */
-int rsx_risk_seal_batch(void *buf, size_t n, size_t rec_size);
 
 /* ---- margin and prices (risk_margin.c) ---- */
 
