@@ -828,6 +828,66 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
 	return i > 0 ? (int64_t)i : (count == 0 ? 0 : rc);
 }
 
+/*
+ * Append records the caller framed (the matching engine's outbound buffer):
+ * every record gets its seq, stream id and ts_ns (if 0) and is sealed in
+ * place, so the caller's bytes are exactly the WAL's; then all of them are
+ * copied into the ring and published at once (one flusher wake-up).
+ */
+int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t *first_seq)
+{
+	uint8_t *p = buf;
+	size_t off = 0, n = 0;
+	int rc;
+	int need_ts = 0;
+
+	if (len == 0)
+		return 0;
+	if (len > w->ring_size / 2)
+		return RSX_EINVALID;
+	while (off < len) {
+		if (len - off < RSX_HEADER_SIZE)
+			return RSX_ESHORT;
+		uint16_t type = get_u16(p + off + 2);
+		size_t plen = rsx_record_payload_len(type);
+		if ((rc = check_type(type, plen)) < 0)
+			return rc;
+		if (get_u16(p + off + 4) != plen)
+			return RSX_ELENGTH;
+		if (len - off < RSX_HEADER_SIZE + plen)
+			return RSX_ESHORT;
+		need_ts |= get_u64(p + off + RSX_HEADER_SIZE + 8) == 0;
+		off += RSX_HEADER_SIZE + plen;
+		n++;
+	}
+	if ((rc = sticky(w)) != 0)
+		return rc;
+	if (w->ring_size - (w->head - w->tail_seen) < len && (rc = wait_space(w, len)) < 0)
+		return rc;
+	uint64_t seq = w->next_seq, ts = need_ts ? wal_real_ns() : 0;
+	uint32_t stream = w->cfg.stream_id;
+	if (first_seq)
+		*first_seq = seq;
+	for (off = 0; off < len; seq++) {
+		uint8_t *rec = p + off, *pl = rec + RSX_HEADER_SIZE;
+		size_t plen = get_u16(rec + 4);
+		rec[0] = RSX_RECORD_VERSION;
+		rec[1] = 0;
+		memset(rec + 6, 0, RSX_HEADER_SIZE - 6);
+		memcpy(pl, &seq, 8);
+		memcpy(pl + 16, &stream, 4);
+		if (get_u64(pl + 8) == 0)
+			memcpy(pl + 8, &ts, 8);
+		rsx_record_seal(rec, RSX_HEADER_SIZE + plen);
+		off += RSX_HEADER_SIZE + plen;
+	}
+	memcpy(w->ring + (w->head & w->mask), p, len);
+	w->head += len;
+	w->next_seq = seq;
+	publish_head(w);
+	return (int64_t)n;
+}
+
 /* ------------------------------------------------------------ watermarks */
 
 uint64_t rsx_wal_next_seq(const struct rsx_wal *w)
