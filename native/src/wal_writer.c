@@ -834,7 +834,8 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
  * place, so the caller's bytes are exactly the WAL's; then all of them are
  * copied into the ring and published at once (one flusher wake-up).
  */
-int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t *first_seq)
+int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t ts_ns,
+			      uint64_t *first_seq)
 {
 	uint8_t *p = buf;
 	size_t off = 0, n = 0;
@@ -864,7 +865,7 @@ int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t
 		return rc;
 	if (w->ring_size - (w->head - w->tail_seen) < len && (rc = wait_space(w, len)) < 0)
 		return rc;
-	uint64_t seq = w->next_seq, ts = need_ts ? wal_real_ns() : 0;
+	uint64_t seq = w->next_seq, ts = need_ts ? (ts_ns ? ts_ns : wal_real_ns()) : 0;
 	uint32_t stream = w->cfg.stream_id;
 	if (first_seq)
 		*first_seq = seq;

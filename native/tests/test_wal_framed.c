@@ -41,19 +41,19 @@ static void test_framed(void)
 	static uint8_t copy[4096];
 	memcpy(copy, buf, len);
 	uint64_t first = 0;
-	T_EQ(rsx_wal_append_framed(w, buf, len - 1, &first), RSX_ESHORT);
+	T_EQ(rsx_wal_append_framed(w, buf, len - 1, 0, &first), RSX_ESHORT);
 	uint16_t bad = RSX_REC_NAK;
 	memcpy(buf + 80 + 2, &bad, 2);
-	T_EQ(rsx_wal_append_framed(w, buf, len, &first), RSX_ETYPE);
+	T_EQ(rsx_wal_append_framed(w, buf, len, 0, &first), RSX_ETYPE);
 	memcpy(buf + 80 + 2, copy + 80 + 2, 2);
 	uint16_t badlen = 64;
 	memcpy(buf + 80 + 4, &badlen, 2);
-	T_EQ(rsx_wal_append_framed(w, buf, len, &first), RSX_ELENGTH);
+	T_EQ(rsx_wal_append_framed(w, buf, len, 0, &first), RSX_ELENGTH);
 	memcpy(buf + 80 + 4, copy + 80 + 4, 2);
 	T_EQ(memcmp(buf, copy, len), 0);
 	T_EQ(rsx_wal_next_seq(w), 1);
 
-	T_EQ(rsx_wal_append_framed(w, buf, len, &first), 3);
+	T_EQ(rsx_wal_append_framed(w, buf, len, 0, &first), 3);
 	T_EQ(first, 1);
 	T_EQ(rsx_wal_next_seq(w), 4);
 	/* sealed in place: every record checks and carries its seq and the stream */

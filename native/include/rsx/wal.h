@@ -122,7 +122,8 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
  * Append back-to-back records framed by the caller in buf[0..len) (each
  * header's type and len set; seq, stream_id, CRC and the other header bytes
  * are the WAL's to write). Each record gets the next seq, the WAL's stream
- * id and, if its ts_ns is 0, the current CLOCK_REALTIME, and is sealed IN
+ * id and, if its ts_ns is 0, ts_ns (or, when that is 0 too, the current
+ * CLOCK_REALTIME), and is sealed IN
  * buf, so that buf then holds exactly the bytes the WAL holds; the records
  * are then copied into the ring and published together (one flusher wake-up
  * for all). One appender thread only. All or nothing: returns the number of
@@ -132,7 +133,8 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
  * is full), or the sticky error of a FAILED writer; nothing is appended
  * (and buf is untouched) on failure.
  */
-int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t *first_seq);
+int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t ts_ns,
+			      uint64_t *first_seq);
 
 /* Watermarks (acquire loads). */
 uint64_t rsx_wal_next_seq(const struct rsx_wal *w);
