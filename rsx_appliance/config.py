@@ -306,7 +306,7 @@ class Config:
         """CMP endpoints that receive the journaled stream of process `name`."""
         role = self.process(name).role
         if role == "me":
-            return [p.cmp for p in self.processes if p.role in ("risk", "marketdata")]
+            return [p.cmp for p in self.processes if p.role in ("risk", "marketdata", "gateway")]
         if role == "mark":
             return [p.cmp for p in self.processes if p.role == "risk"]
         return []

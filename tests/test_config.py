@@ -50,7 +50,8 @@ def test_ports_and_streams_follow_the_table():
     assert cfg.process("gateway.1").cmp[1] == 20401
     assert cfg.process("mark.0").stream_id == 0x40000000
     assert cfg.cmp_consumers("me.SOL-PERP") == [("127.0.0.1", 20200), ("127.0.0.1", 20201),
-                                                ("127.0.0.1", 20500)]
+                                                ("127.0.0.1", 20500), ("127.0.0.1", 20400),
+                                                ("127.0.0.1", 20401)]
     assert cfg.cmp_consumers("mark.0") == [("127.0.0.1", 20200), ("127.0.0.1", 20201)]
     assert {cfg.shard_of(u) for u in range(1, 200)} == {0, 1}
 
