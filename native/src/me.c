@@ -192,6 +192,7 @@ int rsx_me_open(const struct rsx_me_config *cfg, struct rsx_me **out, struct rsx
 	me_housekeeping(me, rsx_clock_now_ns());
 	if (!(cfg->flags & RSX_ME_NO_SNAPSHOTS) && (rc = me_replica_start(me)) < 0)
 		goto fail;
+	me_stats_set_state(me, RSX_ME_RUNNING, 0);	/* recovered: requests are taken from now on */
 	if (rec)
 		*rec = me->rec;
 	*out = me;

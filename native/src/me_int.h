@@ -229,7 +229,6 @@ struct rsx_me {
 	struct rsx_cmp_endpoint *ep;
 	struct rsx_cmp_sender *tx;
 	struct rsx_cmp_receiver *links[RSX_ME_MAX_LINKS];
-	uint8_t link_faulted[RSX_ME_MAX_LINKS];
 	uint32_t nlinks;
 	uint32_t link_next;
 	struct rsx_wal_set *fetch_set;

@@ -420,16 +420,8 @@ static int read_links(struct rsx_me *me)
 			break;	/* the rings are full: read nothing more */
 		uint32_t l = (me->link_next + k) % me->nlinks;
 		int n = rsx_cmp_receiver_read(me->links[l], me->in + 48, ME_STRIDE, me->cfg.read_batch);
-		if (UNLIKELY(n == RSX_EREPLAY)) {
-			if (!me->link_faulted[l]) {
-				me->link_faulted[l] = 1;
-				me->c[MC_link_replay]++;
-			}
-			continue;
-		}
 		if (n <= 0)
-			continue;
-		me->link_faulted[l] = 0;
+			continue;	/* a link receiver never needs replay: it skips and counts (cmp.md 4.6) */
 		me->in_n = (uint32_t)n;
 		me->in_pos = 0;
 		me->in_t = now_ns();
@@ -477,6 +469,15 @@ void me_housekeeping(struct rsx_me *me, uint64_t now)
 	me->c[MC_wal_stall_ns] = ws.stall_ns;
 	me->c[MC_wal_batches] = ws.batches;
 	me->c[MC_released_seq] = me->released_seq;
+	uint64_t losses = 0, resyncs = 0;
+	for (uint32_t i = 0; i < me->nlinks; i++) {
+		struct rsx_cmp_receiver_stats rs;
+		rsx_cmp_receiver_stats(me->links[i], &rs);
+		losses += rs.link_losses;
+		resyncs += rs.resyncs;
+	}
+	me->c[MC_link_losses] = losses;
+	me->c[MC_link_resyncs] = resyncs;
 	rsx_book_stats(me->book, &bs);
 	me->c[MC_book_orders] = bs.orders;
 	me->c[MC_book_levels] = bs.levels;
@@ -743,6 +744,9 @@ int rsx_me_attach(struct rsx_me *me, struct rsx_cmp_endpoint *ep, const struct r
 		else
 			rsx_cmp_receiver_config_init(&r);
 		r.stream_id = links[i];
+		r.link = 1;	/* requests are not journaled: join, follow restarts, count losses */
+		if (r.start_seq > 1)
+			r.start_seq = 0;
 		if ((rc = rsx_cmp_receiver_open(ep, &r, &me->links[i])) < 0)
 			return rc;
 	}
