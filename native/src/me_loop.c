@@ -478,6 +478,16 @@ void me_housekeeping(struct rsx_me *me, uint64_t now)
 	}
 	me->c[MC_link_losses] = losses;
 	me->c[MC_link_resyncs] = resyncs;
+	if (me->tx) {
+		struct rsx_cmp_sender_stats ts;
+		rsx_cmp_sender_stats(me->tx, &ts);
+		me->c[MC_tx_naks] = ts.naks_received;
+		me->c[MC_tx_retx_ring] = ts.retx_ring;
+		me->c[MC_tx_retx_wal] = ts.retx_fetched;
+		me->c[MC_tx_retx_gone] = ts.retx_gone;
+		me->c[MC_tx_fetch_errors] = ts.fetch_errors;
+		me->c[MC_tx_heartbeats] = ts.heartbeats;
+	}
 	rsx_book_stats(me->book, &bs);
 	me->c[MC_book_orders] = bs.orders;
 	me->c[MC_book_levels] = bs.levels;

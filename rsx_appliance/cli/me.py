@@ -122,12 +122,22 @@ def _stats_path(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import sys
 
+    from ..errors import ReplayDivergedError, SeqGoneError
     from ..me.process import serve
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return serve(_options(args), mlock=not args.no_mlock)
+    opts = _options(args)
+    try:
+        return serve(opts, mlock=not args.no_mlock)
+    except (ReplayDivergedError, SeqGoneError) as exc:  # the directory cannot be recovered as it is
+        print(f"rsx me: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a port in use, another ME on the directory, permissions
+        print(f"rsx me: error: {exc}", file=sys.stderr)
+        return 3
 
 
 def _open_stats(args, writable=False):
