@@ -167,6 +167,8 @@ struct me_req {
 	uint64_t last_seq;
 	uint64_t end;			/* out-ring offset just past its records */
 	uint64_t t_in;			/* rsx-clock ns: read from the link */
+	uint64_t t_start;		/* its processing began */
+	uint64_t t_acc;			/* ORDER_ACCEPTED (or the request) framed */
 	uint64_t t_match;		/* matched; 0 for a chunk that is not the request's last */
 	uint64_t t_durable;
 	uint64_t _pad0;

@@ -1,0 +1,248 @@
+"""Driver code of `rsx bench me` (benchmark harness, not part of the production library).
+
+Requests come from the shared workload generator (bench/workload.py): each
+operation becomes a NEW_ORDER or CANCEL_ORDER record on a risk shard's link,
+with order ids shifted per pass so the dedup window never refuses a replayed
+workload. The in-process runs drive the ME, its mem-backend endpoint and a
+driver/consumer endpoint from one thread (the mem backend is single-threaded);
+the ME's own time is what the C loop counts in ``loop_ns``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...book import OpKind, parse_workload
+from ...codes import Stp
+from ...config import streams
+from ...me import MatchingEngine, MeOptions, MeStats
+from ...numbers import SymbolConfig
+from ...records import RecordType, encode_many
+
+LINK = streams.risk_to_me(0, 1)
+SYMBOL = SymbolConfig(symbol_id=1, price_decimals=0, qty_decimals=0, tick_size=1, lot_size=1)
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def workload(n: int, seed: int = 1, variant: str = "normal", path: str | None = None) -> np.ndarray:
+    """Operations (book OP_DTYPE) of a workload file, generated with bench/workload.py when no path is given."""
+    if path is None:
+        gen = ROOT / "bench" / "workload.py"
+        if not gen.exists():
+            raise FileNotFoundError(f"{gen} not found: give --workload FILE (bench/workload.py format)")
+        with tempfile.TemporaryDirectory(prefix="rsx-bench-me-") as d:
+            out = Path(d) / "w.txt"
+            subprocess.run([sys.executable, str(gen), "--seed", str(seed), "--n", str(n), "--variant", variant,
+                            "-o", str(out)], check=True, capture_output=True)
+            text = out.read_bytes()
+    else:
+        text = Path(path).read_bytes()
+    return parse_workload(text, users=64, stp=Stp.NONE)
+
+
+def requests(ops: np.ndarray, passes: int = 1, first_link_seq: int = 1) -> tuple[bytes, np.ndarray]:
+    """The ops as link records, `passes` times with distinct order ids. Returns (bytes, offsets[n+1])."""
+    parts, sizes = [], []
+    seq = first_link_seq
+    for p in range(passes):
+        oid = ops["order_id"].copy().view(np.uint8).reshape(-1, 16)
+        oid[:, 7] = p + 1  # order ids of pass p differ from every other pass
+        new = ops["kind"] == OpKind.NEW
+        cancel = ops["kind"] == OpKind.CANCEL
+        idx = np.arange(len(ops))
+        seqs = seq + idx
+        blobs = {}
+        if new.any():
+            m = new
+            blobs[OpKind.NEW] = (encode_many(RecordType.NEW_ORDER, int(m.sum()), seq=seqs[m], ts_ns=1,
+                                             stream_id=LINK, symbol_id=1, user_id=ops["user_id"][m],
+                                             side=ops["side"][m], tif=ops["tif"][m], flags=ops["flags"][m],
+                                             stp=ops["stp"][m], order_id=oid[m].copy().view("V16").ravel(),
+                                             price=ops["price"][m], qty=ops["qty"][m]), 144)
+        if cancel.any():
+            m = cancel
+            blobs[OpKind.CANCEL] = (encode_many(RecordType.CANCEL_ORDER, int(m.sum()), seq=seqs[m], ts_ns=1,
+                                                stream_id=LINK, symbol_id=1, user_id=ops["user_id"][m],
+                                                order_id=oid[m].copy().view("V16").ravel()), 80)
+        pos = {k: 0 for k in blobs}
+        mv = {k: memoryview(b) for k, (b, _) in blobs.items()}
+        for kind in ops["kind"].tolist():  # interleave in op order (setup, not timed)
+            size = blobs[kind][1]
+            parts.append(mv[kind][pos[kind]:pos[kind] + size])
+            pos[kind] += size
+            sizes.append(size)
+        seq += len(ops)
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return b"".join(parts), offsets
+
+
+def options(directory: Path, durability: str, **kw) -> MeOptions:
+    base = dict(name="BENCH", symbol=SYMBOL, directory=directory, reference_price=100_000, capacity=1 << 20,
+                durability=durability, dedup_capacity=1 << 24, snapshots=False, wait="spin", read_batch=4096,
+                window=1 << 15, sender_ring=1 << 16, links=(LINK,), subscribers=(("10.0.0.2", 9200),),
+                stats_in_dir=False)
+    base.update(kw)
+    return MeOptions(**base)
+
+
+class InProc:
+    """The ME and a driver/consumer endpoint linked in memory, stepped from this thread."""
+
+    def __init__(self, opts: MeOptions) -> None:
+        from ...cmp import Endpoint
+
+        self.consume = bool(opts.subscribers)
+        self.me = MatchingEngine(opts)
+        self.a = Endpoint("mem", ("10.0.0.1", 9100), batch=64)
+        self.b = Endpoint("mem", ("10.0.0.2", 9200), batch=64)
+        self.a.link(self.b)
+        self.me.attach(self.a)
+        self.tx = self.b.sender(LINK, [("10.0.0.1", 9100)], ring_size=1 << 16, heartbeat_us=0)
+        self.rx = self.b.receiver(1, window=1 << 16, start_seq=1)
+        self.received = 0
+        self.stats = MeStats(self.me.stats_path)
+
+    def pump(self) -> None:
+        self.b.poll(0)
+        while self.consume:
+            n = len(self.rx.read(1 << 14))
+            self.received += n
+            if n == 0:
+                break
+
+    def run(self, buf: bytes, offsets: np.ndarray, chunk: int = 2048) -> float:
+        """Send every request, run until the consumer has every record. Returns wall seconds."""
+        mv = memoryview(buf)
+        n = len(offsets) - 1
+        i = 0
+        t0 = time.perf_counter()
+        while i < n:
+            j = min(n, i + chunk)
+            sent = self.tx.send_batch(mv[offsets[i]:offsets[j]])
+            i += sent
+            for _ in range(8):
+                work = self.me.step()
+                self.pump()  # keep the in-memory queue to the consumer from filling up
+                if work == 0:
+                    break
+        self.finish()
+        return time.perf_counter() - t0
+
+    def finish(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.me.step()
+            self.pump()
+            info = self.me.info
+            if info.in_flight == 0 and (not self.consume or self.received >= info.next_seq - 1):
+                return
+        raise TimeoutError("the ME did not release everything in time")
+
+    def close(self) -> None:
+        self.stats.close()
+        self.me.close()
+        self.a.close()
+        self.b.close()
+
+
+def paced(inproc: InProc, buf: bytes, offsets: np.ndarray, rate: int) -> float:
+    """Send one request every 1/rate s (open loop), stepping the ME in between. Returns the lag at the end."""
+    mv = memoryview(buf)
+    n = len(offsets) - 1
+    period = 1_000_000_000 // rate
+    t0 = time.monotonic_ns()
+    i = 0
+    while i < n:
+        now = time.monotonic_ns()
+        if now >= t0 + i * period:
+            inproc.tx.send(mv[offsets[i]:offsets[i + 1]])
+            i += 1
+        inproc.me.step()
+        inproc.pump()
+    lag = (time.monotonic_ns() - (t0 + n * period)) / 1e9
+    inproc.finish()
+    return lag
+
+
+def idle_cpu(seconds: float, data: Path) -> dict:
+    """CPU share of one core used by an `rsx me` process at rest in block mode."""
+    import psutil
+
+    rsx = Path(sys.executable).parent / "rsx"
+    p = subprocess.Popen([str(rsx), "me", "--symbol", "BTC-PERP", "--data", str(data), "--wait", "block",
+                          "--cmp", "127.0.0.1:0", "--dxs", "127.0.0.1:0", "--capacity", "100000",
+                          "--dedup-capacity", "65536", "--no-mlock", "--backend", "udp"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"rsx me did not start: {p.stderr.read()}")
+        proc = psutil.Process(p.pid)
+        time.sleep(1.0)  # let start-up work (recovery, DXS server) settle
+        c0 = proc.cpu_times()
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        c1 = proc.cpu_times()
+        wall = time.monotonic() - t0
+        used = (c1.user - c0.user) + (c1.system - c0.system)
+        threads = proc.num_threads()
+    finally:
+        p.terminate()
+        p.wait(30)
+    return {"seconds": round(wall, 2), "cpu_s": round(used, 4), "core_percent": round(100 * used / wall, 3),
+            "threads": threads, "target_core_percent": 1.0, "meets_target": 100 * used / wall < 1.0,
+            "how": "psutil CPU time (user + system) of an idle `rsx me` (block mode, UDP, DXS server, "
+                   "snapshot thread, WAL threads) over the interval"}
+
+
+def load_main() -> int:
+    """The UDP load process: python -m rsx_appliance.cli.bench._me_driver ME_PORT STATS N [INFLIGHT]."""
+    from ...cmp import Endpoint
+
+    me_port, stats_path, n, inflight = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    ops = workload(n)
+    buf, offsets = requests(ops)
+    ep = Endpoint("udp", ("127.0.0.1", 0), mode="busy")
+    tx = ep.sender(LINK, [("127.0.0.1", me_port)], ring_size=1 << 16, heartbeat_us=0)
+    rx = ep.receiver(1, window=1 << 16, start_seq=0)
+    print(ep.local[1], flush=True)
+    sys.stdin.readline()  # the ME subscribed us: go
+    st = MeStats(stats_path)
+    names = ("req_new", "req_cancel", "req_cancel_all", "req_amend")
+    idx = [st.counter_names.index(k) for k in names]
+    counters = st._counters
+    mv = memoryview(buf)
+    i = got = 0
+    t0 = time.perf_counter()
+    while i < len(ops):
+        done = int(sum(int(counters[k]) for k in idx))
+        if i - done < inflight:
+            j = min(len(ops), i + 256, done + inflight)
+            i += tx.send_batch(mv[offsets[i]:offsets[j]])
+        ep.poll(0)
+        got += len(rx.read(1 << 14))
+    while int(sum(int(counters[k]) for k in idx)) < len(ops):
+        ep.poll(0)
+        got += len(rx.read(1 << 14))
+    t_in = time.perf_counter() - t0
+    target = int(counters[st.counter_names.index("next_seq")]) - 1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and rx.info.delivered < target:
+        ep.poll(0.001)
+        got += len(rx.read(1 << 14))
+    wall = time.perf_counter() - t0
+    print(f"{len(ops)} {got} {t_in:.6f} {wall:.6f} {rx.stats['naks_sent']} {ep.stats['rx_kernel_drops']}",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(load_main())
