@@ -26,6 +26,24 @@ uint64_t me_real_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void *me_map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, len, MADV_HUGEPAGE);	/* before the first touch, or the pages are 4 KiB */
+	if (madvise(p, len, MADV_POPULATE_WRITE) < 0) {
+		long page = sysconf(_SC_PAGESIZE);
+		for (size_t off = 0; off < len; off += (size_t)page)
+			((volatile uint8_t *)p)[off] = 0;	/* kernels before 5.14 */
+	}
+	return p;
+}
+
 void rsx_me_config_init(struct rsx_me_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
@@ -170,11 +188,9 @@ int rsx_me_open(const struct rsx_me_config *cfg, struct rsx_me **out, struct rsx
 		goto fail;
 	me->out_size = cfg->out_bytes;
 	me->out_mask = cfg->out_bytes - 1;
-	size_t rq_len = cfg->request_slots * sizeof *me->rq;
-	me->rq = mmap(NULL, rq_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (me->rq == MAP_FAILED) {
-		me->rq = NULL;
-		rc = -errno;
+	me->rq = me_map_anon(cfg->request_slots * sizeof *me->rq);
+	if (!me->rq) {
+		rc = -ENOMEM;
 		goto fail;
 	}
 	me->rq_mask = cfg->request_slots - 1;

@@ -38,10 +38,9 @@ int me_dedup_init(struct me_dedup *d, uint64_t capacity, uint64_t window_ns)
 	if (capacity < 64 || (capacity & (capacity - 1)) || capacity > (1ull << 32))
 		return RSX_EINVALID;
 	size_t len = (size_t)capacity * sizeof(struct me_dedup_entry);
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	madvise(p, len, MADV_HUGEPAGE);
+	void *p = me_map_anon(len);
+	if (!p)
+		return -ENOMEM;
 	d->tab = p;
 	d->map_len = len;
 	d->mask = capacity - 1;

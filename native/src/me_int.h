@@ -282,7 +282,13 @@ int me_open_wal(struct rsx_me *me);
 int me_replica_start(struct rsx_me *me);
 void me_replica_stop(struct rsx_me *me);
 
-/* CLOCK_REALTIME / CLOCK_MONOTONIC ns */
+/* CLOCK_REALTIME ns */
 uint64_t me_real_ns(void);
+/*
+ * Zeroed anonymous memory on transparent hugepages where the kernel gives them
+ * (a random-access table on 4 KiB pages pays a TLB miss per lookup), faulted
+ * in now so the loop never takes a page fault. NULL if mmap failed.
+ */
+void *me_map_anon(size_t len);
 
 #endif

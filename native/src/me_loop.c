@@ -68,7 +68,7 @@ static inline void set_header(uint8_t *p, uint16_t type, uint16_t len)
 static int commit(struct rsx_me *me, uint8_t *p, size_t len, uint64_t ts, uint64_t t_in, uint64_t t_match)
 {
 	uint64_t first;
-	int64_t n = rsx_wal_append_framed(me->wal, p, len, ts, &first);
+	int64_t n = rsx_wal_append_framed(me->wal, p, len, ts, &first, RSX_WAL_APPEND_DEFER);
 	if (UNLIKELY(n <= 0))
 		return fatal(me, n < 0 ? (int)n : RSX_EINVALID);
 	me->out_head += len;
@@ -186,6 +186,7 @@ static int refuse(struct rsx_me *me, const uint8_t *pl, uint16_t req_type, uint1
 /* Make room for a request that suspended: release what is durable, wait for the rest. */
 static int make_room(struct rsx_me *me)
 {
+	rsx_wal_publish(me->wal);
 	while (!has_room(me)) {
 		int rc = release(me);
 		if (rc < 0)
@@ -530,6 +531,7 @@ static int iteration(struct rsx_me *me, uint64_t t0)
 	if ((rc = read_links(me)) < 0)
 		return rc;
 	work += rc;
+	rsx_wal_publish(me->wal);	/* once per iteration: the flusher sees the whole batch */
 	if ((rc = release(me)) < 0)
 		return rc;
 	work += rc;
@@ -688,6 +690,7 @@ int64_t rsx_me_submit(struct rsx_me *me, const void *buf, size_t len)
 		off += (size_t)size;
 		n++;
 	}
+	rsx_wal_publish(me->wal);
 	if (release(me) < 0)
 		return me->error;
 	return n;

@@ -167,7 +167,7 @@ struct emit_ctx {
 static int emit_completion(void *arg, uint8_t *buf, size_t len)
 {
 	struct emit_ctx *e = arg;
-	int64_t n = rsx_wal_append_framed(e->me->wal, buf, len, e->ts, NULL);
+	int64_t n = rsx_wal_append_framed(e->me->wal, buf, len, e->ts, NULL, 0);
 	if (n < 0)
 		return (int)n;
 	e->n += (uint64_t)n;
@@ -354,7 +354,7 @@ int me_recover(struct rsx_me *me)
 		if ((rc = rsx_book_set_config(book, &me->book_cfg)) < 0 ||
 		    (rc = rsx_record_frame(frame, sizeof frame, RSX_REC_CONFIG_APPLIED, &want, sizeof want)) < 0)
 			goto out;
-		int64_t n = rsx_wal_append_framed(me->wal, frame, (size_t)rc, ts, NULL);
+		int64_t n = rsx_wal_append_framed(me->wal, frame, (size_t)rc, ts, NULL, 0);
 		if (n < 0) {
 			rc = (int)n;
 			goto out;

@@ -838,7 +838,7 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
  * copied into the ring and published at once (one flusher wake-up).
  */
 int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t ts_ns,
-			      uint64_t *first_seq)
+			      uint64_t *first_seq, unsigned flags)
 {
 	uint8_t *p = buf;
 	size_t off = 0, n = 0;
@@ -866,8 +866,11 @@ int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t
 	}
 	if ((rc = sticky(w)) != 0)
 		return rc;
-	if (w->ring_size - (w->head - w->tail_seen) < len && (rc = wait_space(w, len)) < 0)
-		return rc;
+	if (w->ring_size - (w->head - w->tail_seen) < len) {
+		publish_head(w);	/* what is deferred must reach the flusher before waiting for room */
+		if ((rc = wait_space(w, len)) < 0)
+			return rc;
+	}
 	uint64_t seq = w->next_seq, ts = need_ts ? (ts_ns ? ts_ns : wal_real_ns()) : 0;
 	uint32_t stream = w->cfg.stream_id;
 	if (first_seq)
@@ -898,8 +901,15 @@ int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t
 	memcpy(w->ring + (w->head & w->mask), p, len);
 	w->head += len;
 	w->next_seq = seq;
-	publish_head(w);
+	if (!(flags & RSX_WAL_APPEND_DEFER))
+		publish_head(w);
 	return (int64_t)n;
+}
+
+void rsx_wal_publish(struct rsx_wal *w)
+{
+	if (atomic_load_explicit(&w->head_pub, memory_order_relaxed) != w->head)
+		publish_head(w);
 }
 
 /* ------------------------------------------------------------ watermarks */
@@ -929,6 +939,7 @@ int rsx_wal_flush(struct rsx_wal *w)
 	int rc = sticky(w);
 	if (rc)
 		return rc;
+	rsx_wal_publish(w);
 	if (w->cfg.flags & RSX_WAL_MANUAL) {
 		publish_head(w);
 		return flush_once(w, w->head);
@@ -950,6 +961,7 @@ int rsx_wal_wait_durable(struct rsx_wal *w, uint64_t seq, int64_t timeout_ns)
 		publish_head(w);
 		return flush_once(w, w->head);
 	}
+	rsx_wal_publish(w);
 	atomic_fetch_add(&w->durable_waiters, 1);
 	for (;;) {
 		if (rsx_wal_durable_seq(w) >= seq)

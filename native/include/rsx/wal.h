@@ -131,10 +131,16 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
  * RSX_ESHORT for a malformed record anywhere in buf, RSX_EINVALID if len is
  * more than half the ring, -EAGAIN / the stall error (NONBLOCK and the ring
  * is full), or the sticky error of a FAILED writer; nothing is appended
- * (and buf is untouched) on failure.
+ * (and buf is untouched) on failure. With RSX_WAL_APPEND_DEFER the records
+ * are in the ring but not yet shown to the flusher: a later append without it,
+ * rsx_wal_publish(), rsx_wal_flush() or rsx_wal_wait_durable() publishes them
+ * (an appender that processes a batch of requests publishes once per batch).
  */
+#define RSX_WAL_APPEND_DEFER 0x1u
 int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t ts_ns,
-			      uint64_t *first_seq);
+			      uint64_t *first_seq, unsigned flags);
+/* Show every record appended so far to the flusher (one store, at most one wake-up). */
+void rsx_wal_publish(struct rsx_wal *w);
 
 /* Watermarks (acquire loads). */
 uint64_t rsx_wal_next_seq(const struct rsx_wal *w);
