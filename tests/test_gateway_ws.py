@@ -499,3 +499,49 @@ def test_a_connection_ends_when_its_token_expires(tmp_path):
         run(go())
     finally:
         hh.stop()
+
+
+@pytest.mark.slow
+def test_a_flooding_client_leaves_other_users_latency_unchanged_and_loses_nothing(tmp_path):
+    """One connection sends 3000 frames at once; its frames are paced (never dropped), others are not slowed."""
+    hh = start(tmp_path, frame_rate_connection=1000)
+    try:
+        async def rtts(ws, n):
+            out = []
+            for i in range(n):
+                t0 = time.perf_counter()
+                await send(ws, "H", i)
+                k, hb = await recv(ws, skip=())
+                while hb[1:] != [i]:
+                    k, hb = await recv(ws, skip=())
+                out.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.005)
+            return sorted(out)[n // 2]
+
+        async def go():
+            victim, flooder = await hh.connect(fresh_user()), await hh.connect(fresh_user())
+            base = await rtts(victim, 60)
+            n = 3000
+            frames = [json.dumps({"H": [i]}) for i in range(n)]
+
+            async def flood():
+                for f in frames:
+                    await flooder.send(f)
+            t0 = time.monotonic()
+            flood_task = asyncio.create_task(flood())
+            await asyncio.sleep(0.05)
+            during = await rtts(victim, 60)
+            echoes = set()
+            while len(echoes) < n:
+                k, hb = await recv(flooder, timeout=10, skip=())
+                if k == "H" and len(hb) == 2:
+                    echoes.add(hb[1])
+            await flood_task
+            elapsed = time.monotonic() - t0
+            assert echoes == set(range(n))               # every frame answered, in the end
+            assert elapsed >= (n - 1000) / 1000 * 0.9    # ...at the connection's frame rate, not faster
+            assert during <= 2 * base + 0.002, (base, during)
+            await victim.close(), await flooder.close()
+        run(go())
+    finally:
+        hh.stop()
