@@ -8,7 +8,6 @@ claims are checked with PyJWT, and every ``jti`` is spent once
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
@@ -136,15 +135,11 @@ class TokenVerifier:
 
 def ensure_secret(path: Path) -> bool:
     """Create a 32-byte random HS256 secret (mode 0600) if ``path`` is absent; True if created."""
+    from ..fsutil import atomic_write
+
     if path.exists():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, secrets.token_bytes(MIN_SECRET_BYTES))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, secrets.token_bytes(MIN_SECRET_BYTES), mode=0o600, make_parents=True)
     return True
 
 

@@ -64,26 +64,25 @@ class RecordBuilder:
         return buf
 
 
-def _socket_fd(port: int) -> int | None:
-    """The fd of this process's UDP socket bound to ``port`` (the C endpoint's), via /proc."""
+def _socket_fd(port: int, root=None) -> int | None:
+    """The fd of this process's UDP socket bound to ``port`` (the C endpoint's), found through /proc."""
+    from ..fsutil import Root
+
+    root = root or Root("/")
     inodes = set()
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
+    for table in ("proc/net/udp", "proc/net/udp6"):
+        for line in (root.read(table) or "").splitlines()[1:]:
+            parts = line.split()
+            if len(parts) > 9 and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(parts[9])
+    fds = root / "proc/self/fd"
+    for entry in (os.listdir(fds) if fds.is_dir() else ()):
         try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    if int(parts[1].rsplit(":", 1)[1], 16) == port:
-                        inodes.add(parts[9])
-        except OSError:
-            continue
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
+            target = os.readlink(fds / entry)
         except OSError:
             continue
         if target.startswith("socket:[") and target[8:-1] in inodes:
-            return int(name)
+            return int(entry)
     return None
 
 

@@ -202,9 +202,9 @@ class GatewayServer:
             return
         import json
 
-        from ..latency.run import _atomic_write
+        from ..fsutil import atomic_write
 
-        _atomic_write(self.status_path, json.dumps(self.status(state), indent=1) + "\n")
+        atomic_write(self.status_path, json.dumps(self.status(state), indent=1) + "\n", make_parents=True)
 
 
 def _hello() -> bytes:

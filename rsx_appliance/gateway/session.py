@@ -101,6 +101,7 @@ class Session:
 
     def handle(self, data: bytes) -> None:
         self.frames_in += 1
+        kind = None
         try:
             kind, fields = parse(data)
             h = self._handlers.get(kind)
@@ -120,6 +121,9 @@ class Session:
                 self.send(error_frame(E.INVALID_UTF8, "invalid utf-8"))
                 self.close(1007, "invalid utf-8 in a text frame")
                 return
+            if exc.ref is None and kind is not None:
+                # every refusal of a parsed frame names what it refuses: the cid / id, else the type
+                exc.ref = fields[4] if kind == "N" else fields[0] if kind in ("C", "AM") else kind
             self.send_error(exc)
 
     def _query_o(self, _self, f) -> None:
