@@ -13,7 +13,8 @@ import asyncio
 import logging
 import time
 
-from ..codes import QueryKind, Reason, Status
+from .._native import lib
+from ..codes import QueryKind, Reason, Status, reason_message
 from ..config import Config
 from ..records import HEADER_SIZE, RecordType, codec
 from .breaker import Breaker, BreakerState
@@ -32,6 +33,7 @@ _QUERY_KIND = {"O": QueryKind.OPEN_ORDERS, "P": QueryKind.POSITIONS, "A": QueryK
 _REQ_NAME = {int(T.CANCEL_ORDER): "C", int(T.AMEND_ORDER): "AM", int(T.CANCEL_ALL): "CA"}
 _ME_TYPES = frozenset(int(t) for t in (T.ORDER_ACCEPTED, T.ORDER_INSERTED, T.FILL, T.ORDER_DONE,
                                          T.ORDER_CANCELLED, T.ORDER_AMENDED, T.ORDER_FAILED))
+_QTY_REASONS = frozenset((Reason.QTY_NOT_POSITIVE, Reason.QTY_OFF_LOT, Reason.QTY_BELOW_MIN, Reason.QTY_ABOVE_MAX))
 _U_OFF = HEADER_SIZE + 24   # user_id (taker_user_id in FILL) in every ME payload that has one
 _M_OFF = HEADER_SIZE + 28   # maker_user_id in FILL
 
@@ -98,6 +100,7 @@ class Gateway:
     # -- users and sessions ----------------------------------------------
 
     def attach(self, session) -> None:
+        session.shard = self.shard_of(session.user)
         st = self.users.get(session.user)
         if st is None:
             st = self.users[session.user] = UserState(session.user)
@@ -140,7 +143,7 @@ class Gateway:
                 raise FrameError(E.RATE_LIMITED, f"rate limited ({which})", reason=Reason.RATE_LIMITED)
         if len(self.requests) + len(self.queries) >= self.g.max_pending:
             raise FrameError(E.OVERLOADED, "overloaded: too many requests in flight", reason=Reason.OVERLOADED)
-        shard = self.shard_of(session.user)
+        shard = session.shard
         if not self.breakers[shard].allow():
             raise FrameError(E.OVERLOADED, f"overloaded: risk shard {shard} unavailable (circuit open, retry in "
                              f"{self.breakers[shard].retry_in():.1f} s)", reason=Reason.OVERLOADED)
@@ -156,14 +159,11 @@ class Gateway:
         return n
 
     def _check_numbers(self, n, px: int, qty: int, ref) -> None:
-        from ..errors import Rejected
-
-        try:
-            n.check_order(px, qty)
-        except Rejected as exc:
-            code = E.BAD_QTY if exc.reason in (Reason.QTY_NOT_POSITIVE, Reason.QTY_OFF_LOT, Reason.QTY_BELOW_MIN,
-                                               Reason.QTY_ABOVE_MAX, Reason.QTY_TOO_PRECISE) else E.BAD_PRICE
-            raise FrameError(code, str(exc), ref, exc.reason) from None
+        """The C core's own order check (rsx_order_check); px and qty are int64 (the parser saw to it)."""
+        reason = lib.rsx_order_check(n._c, (px,), (qty,))
+        if reason:
+            code = E.BAD_QTY if reason in _QTY_REASONS else E.BAD_PRICE
+            raise FrameError(code, f"{reason_message(reason)} (price {px}, qty {qty})", ref, Reason(reason))
 
     def new_order(self, session, f: list) -> None:
         sym, side, px, qty, cid, tif, ro, po, stp = f
@@ -184,7 +184,7 @@ class Gateway:
         self._request(st, ("N", oid), Pending("N", session.user, shard,
                                               self.clock() + self.g.order_timeout_ms / 1e3, session, oid,
                                               probe=self._probe(shard)))
-        self.links.send(shard, T.NEW_ORDER, symbol_id=sym, user_id=session.user, side=side, tif=tif,
+        self.links.send(shard, T.NEW_ORDER, True, symbol_id=sym, user_id=session.user, side=side, tif=tif,
                         flags=flags, stp=stp, order_id=oid, price=px, qty=qty, client_id=cid.encode(),
                         gateway_ts_ns=now_ns)
         self.counters["orders"] += 1

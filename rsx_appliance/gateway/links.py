@@ -30,7 +30,8 @@ from collections.abc import Callable
 from .. import cmp
 from ..config import streams
 from ..errors import NeedsReplay
-from ..records import HEADER_SIZE, RecordType, codec, seal
+from .._native import ffi, lib
+from ..records import HEADER_SIZE, RecordType, codec
 
 __all__ = ["Links", "RecordBuilder"]
 
@@ -39,6 +40,7 @@ log = logging.getLogger("rsx.gateway")
 _HAS_LINK = "link" in inspect.signature(cmp.Endpoint.receiver).parameters
 POLL_IDLE_S = 0.005     # timers: CMP heartbeats every 10 ms, NAK retries every 1 ms while recovering
 POLL_BUSY_S = 0.0005
+READ_MAX = 256          # records per read: the batch array stays below malloc's mmap threshold
 
 
 class RecordBuilder:
@@ -60,7 +62,7 @@ class RecordBuilder:
             values[index[k]] = v
         buf = bytearray(c.header)
         buf += c.struct.pack(*values)
-        seal(buf)
+        lib.rsx_record_seal(ffi.from_buffer(buf), len(buf))   # our own fields, already in range
         return buf
 
 
@@ -120,6 +122,10 @@ class Links:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._fd: int | None = None
+        # stage latencies for `rsx bench gateway` (None: off; the hot path pays one attribute test)
+        self.trace: dict | None = None
+        self.frame_t0 = 0
+        self._stamps: list = []
         self.counters = {"records_out": 0, "records_in": 0, "send_stalls": 0, "replays": 0,
                          "replayed_records": 0, "send_errors": 0}
 
@@ -152,9 +158,11 @@ class Links:
 
     # -- sending ---------------------------------------------------------
 
-    def send(self, shard: int, rtype: RecordType, **fields) -> None:
+    def send(self, shard: int, rtype: RecordType, traced: bool = False, **fields) -> None:
         """Frame a record on the shard's link; it leaves at the end of this loop iteration."""
         rec = self.builders[shard].build(rtype, **fields)
+        if traced and self.trace is not None:
+            self._stamps.append(self.frame_t0)
         buf = self._out.get(shard)
         if buf is None:
             self._out[shard] = rec
@@ -185,15 +193,20 @@ class Links:
                     size += HEADER_SIZE + int.from_bytes(view[size + 4:size + 6], "little")
                 view = view[size:]
         self._out.clear()
+        if self.trace is not None and self._stamps:
+            now = time.perf_counter_ns()
+            self.trace["in"].extend(now - t for t in self._stamps)
+            self._stamps.clear()
 
     # -- receiving -------------------------------------------------------
 
     def pump(self) -> None:
         """Receive what arrived, run timers, hand every deliverable batch to ``on_batch``."""
+        t0 = time.perf_counter_ns() if self.trace is not None else 0
         self.ep.poll(0)
         for s, rx in self.risk_rx.items():
             while True:
-                batch = rx.read(1024)
+                batch = rx.read(READ_MAX)
                 if not len(batch):
                     break
                 self.counters["records_in"] += len(batch)
@@ -201,7 +214,7 @@ class Links:
         for sym, rx in self.me_rx.items():
             while True:
                 try:
-                    batch = rx.read(1024)
+                    batch = rx.read(READ_MAX)
                 except NeedsReplay as exc:
                     self._replay(sym, exc.info)
                     break
@@ -209,6 +222,8 @@ class Links:
                     break
                 self.counters["records_in"] += len(batch)
                 self.on_batch(("me", sym), batch)
+                if self.trace is not None:
+                    self.trace["out"].extend([time.perf_counter_ns() - t0] * len(batch))
 
     def _tick(self) -> None:
         self.pump()

@@ -33,6 +33,7 @@ class Session:
         self.user, self.ip = user, ip
         self.token_exp_ns = token_exp_ns
         self.closed = False
+        self.shard = 0              # the user's risk shard (set by Gateway.attach)
         self.queries_in_flight = 0
         now = gw.clock()
         self.last_rx = now
@@ -72,6 +73,9 @@ class Session:
             self.close(1003, "binary frames are not supported: send JSON text frames")
             return
         self.last_rx = self.gw.clock()
+        links = self.gw.links
+        if links.trace is not None:
+            links.frame_t0 = time.perf_counter_ns()
         if self.backlog or not self.bucket.take(self.last_rx):
             self.backlog.append(data)
             self._pause()
