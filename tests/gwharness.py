@@ -34,9 +34,9 @@ def make_config(tmp_path, gateway: dict | None = None, auth: dict | None = None)
 
 
 class Harness:
-    def __init__(self, cfg, *, book: bool = True, verifier=None) -> None:
+    def __init__(self, cfg, *, book: bool = True, verifier=None, **standin) -> None:
         self.cfg = cfg
-        self.standin = StandIn(cfg, book=book)
+        self.standin = StandIn(cfg, book=book, **standin)
         links = Links(cfg, 0, on_batch=None, local=("127.0.0.1", 0), risk_endpoints={0: self.standin.addr},
                       me_streams={s.id: None for s in cfg.symbols})
         self.standin.attach(links.ep.local)

@@ -32,9 +32,10 @@ __all__ = ["StandIn"]
 
 class StandIn:
     def __init__(self, cfg, *, gateway: int = 0, book: bool = True, me_first_seq: int = 1,
-                 account: dict | None = None, local: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+                 account: dict | None = None, local: tuple[str, int] = ("127.0.0.1", 0),
+                 fault: cmp.Fault | None = None) -> None:
         self.cfg, self.g = cfg, gateway
-        self.ep = cmp.Endpoint("udp", local, mode="sleep")
+        self.ep = cmp.Endpoint("udp", local, mode="sleep", fault=fault)
         self.addr = self.ep.local    # give this to the gateway as risk shard 0's endpoint
         self.rx = self.ep.receiver(streams.gateway_to_risk(gateway, 0), window=8192)
         self.link_seq = 0
@@ -68,6 +69,10 @@ class StandIn:
 
                 self.books[s.id] = Book(s.numbers, capacity=4096, ref_price=s.reference_price or
                                         1000 * s.numbers.tick_size, hugepages="never")
+            if self.me_first_seq > 1:
+                # an engine that restarts from its WAL announces itself with a record at its tip, so a
+                # receiver joining now learns the tip from data, not from a heartbeat that says 0
+                self._send_me(s.id, T.CONFIG_APPLIED, **s.numbers.record_fields())
         return self
 
     def start(self) -> "StandIn":
