@@ -585,3 +585,47 @@ def test_engine_streams_are_joined_at_their_tip_and_gaps_recovered_by_nak(tmp_pa
         assert st["gaps"] > 0 and st["recovered"] > 0
     finally:
         hh.stop()
+
+
+def test_fills_and_funding_history_come_from_the_store(h):
+    """FL / FN go to the store's asyncio API; here a stand-in store returns rows in the store's own shape."""
+    import uuid as _uuid
+    from types import SimpleNamespace as NS
+
+    calls = []
+
+    class Store:
+        async def fills(self, user, sym, limit, before):
+            calls.append(("fills", user, sym, limit, before))
+            return NS(rows=[NS(order_id=_uuid.UUID(int=5), symbol_id=BTC, side=1, price=PX, qty=LOT, fee=3,
+                               is_maker=True, ts_ns=99, seq=7)], next=None)
+
+        async def funding(self, user, sym, limit, before):
+            calls.append(("funding", user, sym, limit, before))
+            if sym == ETH:
+                raise OSError("database is down")
+            return NS(rows=[NS(symbol_id=BTC, amount=-4, rate_e8=12, position=-LOT, mark_px=PX, ts_ns=98)],
+                      next=None)
+
+        async def close(self):
+            pass
+
+    from rsx_appliance.gateway.history import History
+
+    h.call(setattr, h.gw, "history", History(Store()))
+    try:
+        async def go():
+            a = fresh_user()
+            ws = await h.connect(a)
+            await send(ws, "FL", BTC, 10, 1234)
+            assert await recv(ws) == ("FL", [["00000000000000000000000000000005", BTC, 1, PX, LOT, 3, 1, 99, 7]])
+            await send(ws, "FN")
+            assert await recv(ws) == ("FN", [[BTC, -4, 12, -LOT, PX, 98]])
+            await send(ws, "FN", ETH)
+            k, e = await recv(ws)
+            assert (k, e[0], e[2]) == ("E", E.UNAVAILABLE, "FN") and "database is down" in e[1]
+            await ws.close()
+            assert calls[:2] == [("fills", a, BTC, 10, 1234), ("funding", a, None, 50, None)]
+        run(go())
+    finally:
+        h.call(setattr, h.gw, "history", None)

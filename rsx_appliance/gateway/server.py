@@ -229,7 +229,10 @@ def run(cfg, instance: int = 0) -> int:
     status_path = cfg.data_dir / "run" / f"gateway.{instance}.json"
 
     async def main() -> None:
-        srv = GatewayServer(cfg, instance, status_path=status_path)
+        from .history import open_history
+
+        gw = Gateway(cfg, instance, history=open_history(cfg))
+        srv = GatewayServer(cfg, instance, gateway=gw, status_path=status_path)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -242,6 +245,8 @@ def run(cfg, instance: int = 0) -> int:
         await stop.wait()
         log.info("gateway %d: stopping", instance)
         await srv.stop()
+        if gw.history is not None:
+            await gw.history.close()
 
     if uvloop is not None:
         uvloop.run(main())

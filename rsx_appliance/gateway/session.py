@@ -142,17 +142,28 @@ class Session:
     def _history(self, kind: str, f: list) -> None:
         sym, limit, before = f
         if sym and sym not in self.gw.symbols:
-            raise FrameError(E.UNKNOWN_SYMBOL, f"unknown symbol {sym}", sym)
+            raise FrameError(E.UNKNOWN_SYMBOL, f"unknown symbol {sym}", kind)
+        if self.gw.history is None:
+            raise FrameError(E.UNAVAILABLE, f"{kind}: the history store is not available on this gateway", kind)
+        if self.queries_in_flight >= self.gw.g.max_queries_in_flight:
+            raise FrameError(E.TOO_MANY_QUERIES, f"more than {self.gw.g.max_queries_in_flight} queries in "
+                             "flight", kind)
+        self.queries_in_flight += 1
+        self.gw.loop.create_task(self._history_answer(kind, sym, limit, before))
+
+    async def _history_answer(self, kind: str, sym: int, limit: int, before: int) -> None:
         h = self.gw.history
-        if h is None:
-            raise FrameError(E.UNAVAILABLE, f"{kind}: the history store is not available on this gateway")
         try:
-            rows = h.fills(self.user, sym, limit, before) if kind == "FL" else \
-                h.funding(self.user, sym, limit, before)
+            rows = await (h.fills if kind == "FL" else h.funding)(self.user, sym, limit, before)
         except Exception as exc:
             log.warning("gateway: history query %s for user %d failed: %s", kind, self.user, exc)
-            raise FrameError(E.UNAVAILABLE, f"{kind}: the history store did not answer") from None
-        self.send(frame(kind, rows))
+            self.send_error(FrameError(E.UNAVAILABLE, f"{kind}: the history store did not answer ({exc})",
+                                       kind))
+        else:
+            self.send(frame(kind, rows))
+        finally:
+            self.queries_in_flight -= 1
+            self.gw.flush()
 
     # -- output ------------------------------------------------------------
 
