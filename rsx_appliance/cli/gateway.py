@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from ..gateway import run as serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.log_level != "debug":   # one line per HTTP request and connection is too much for a venue's log
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     cfg = load_config(args.config, args.data)
     if not 0 <= args.instance < cfg.gateway.instances:
         raise ConfigError(f"no gateway instance {args.instance} (the config has {cfg.gateway.instances})")

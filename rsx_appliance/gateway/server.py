@@ -197,14 +197,17 @@ class GatewayServer:
                 "ws": f"ws://{self.host}:{self.port}/ws",
                 "streams": self.gw.links.stream_status() if self.gw.links else {}, "counters": counters}
 
-    def write_status(self, state: str) -> None:
+    def write_status(self, state: str, error: str | None = None) -> None:
         if self.status_path is None:
             return
         import json
 
         from ..fsutil import atomic_write
 
-        atomic_write(self.status_path, json.dumps(self.status(state), indent=1) + "\n", make_parents=True)
+        st = self.status(state)
+        if error:
+            st["error"] = error
+        atomic_write(self.status_path, json.dumps(st, indent=1) + "\n", make_parents=True)
 
 
 def _hello() -> bytes:
@@ -237,10 +240,11 @@ def run(cfg, instance: int = 0) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        srv.write_status("starting")
         try:
             await srv.start()
         except OSError as exc:
-            srv.write_status("failed")
+            srv.write_status("failed", f"cannot listen on {srv.host}:{srv.port}: {exc}")
             raise
         await stop.wait()
         log.info("gateway %d: stopping", instance)
