@@ -118,9 +118,14 @@ async def _serve_websockets(port: int, ready) -> None:
 
     handle = _work()
 
+    from websockets import ConnectionClosed
+
     async def handler(ws):
-        async for msg in ws:
-            await ws.send(handle(msg), text=True)
+        try:
+            async for msg in ws:
+                await ws.send(handle(msg), text=True)
+        except ConnectionClosed:   # the load client closes without a close frame
+            pass
     async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=None, max_size=4096):
         ready()
         await asyncio.Event().wait()
@@ -155,8 +160,7 @@ async def _serve_aiohttp(port: int, ready) -> None:
         await ws.prepare(request)
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                await ws.send_bytes(handle(msg.data)) if False else await ws.send_frame(
-                    handle(msg.data), WSMsgType.TEXT)
+                await ws.send_frame(handle(msg.data), WSMsgType.TEXT)
         return ws
 
     app = web.Application()

@@ -22,16 +22,8 @@ process on a 2-core machine. Wall-clock figures on a shared machine are indicati
 
 from __future__ import annotations
 
+# Only argparse at module level: the CLI is imported after privileges are dropped (tests/test_tune_plan.py).
 import argparse
-import asyncio
-import json
-import multiprocessing as mp
-import os
-import random
-import statistics
-import sys
-import time
-import timeit
 
 TARGETS = {"overhead_in_p50_us": 40.0, "overhead_out_p50_us": 40.0, "orders_per_s": 30_000}
 
@@ -62,6 +54,7 @@ def _pcts(samples_ns) -> dict:
 
 
 def _config(tmp: str):
+    import random
     import tomllib
 
     from ...config import DEFAULT_TOML, parse_config
@@ -96,6 +89,7 @@ def _config_from(conn):
 
 
 def _gateway_main(conn) -> None:
+    import asyncio
     import logging
 
     import uvloop
@@ -125,6 +119,8 @@ def _gateway_main(conn) -> None:
 
 
 def _spawn(target, *args):
+    import multiprocessing as mp
+
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     p = ctx.Process(target=target, args=(*args, child), daemon=True)
@@ -134,6 +130,10 @@ def _spawn(target, *args):
 
 async def _capacity(host, port, tokens, orders: int, inflight: int, kind: str = "gateway") -> dict:
     """Pipelined: each connection keeps `inflight` orders outstanding; returns orders/s."""
+    import asyncio
+    import json
+    import time
+
     from ._gwload import _decode, connect, text_frame
 
     per = orders // len(tokens)
@@ -182,6 +182,10 @@ async def _capacity(host, port, tokens, orders: int, inflight: int, kind: str = 
 
 async def _open_loop(host, port, token, rate: int, seconds: float, kind: str = "gateway") -> dict:
     """Orders at a fixed rate from their intended send times; round trip to the answer."""
+    import asyncio
+    import json
+    import time
+
     from ._gwload import _decode, connect, text_frame
 
     n = int(rate * seconds)
@@ -225,6 +229,7 @@ async def _open_loop(host, port, token, rate: int, seconds: float, kind: str = "
 
 
 def _bench_gateway(args, sizes, tmp) -> dict:
+    import asyncio
     import tomllib
 
     from ...config import DEFAULT_TOML
@@ -296,6 +301,10 @@ def _bench_gateway(args, sizes, tmp) -> dict:
 
 
 def _bench_stacks(args, sizes) -> dict:
+    import asyncio
+    import multiprocessing as mp
+    import random
+
     from ._gwload import STACKS, serve_stack
 
     out = {}
@@ -332,6 +341,10 @@ def _bench_stacks(args, sizes) -> dict:
 
 
 def _bench_codecs() -> dict:
+    import json
+    import statistics
+    import timeit
+
     import orjson
 
     from ...gateway.protocol import frame, parse
@@ -373,6 +386,9 @@ def _bench_codecs() -> dict:
 
 
 def _bench_jwt() -> dict:
+    import os
+    import time
+
     import jwt as pyjwt
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -394,6 +410,9 @@ def _bench_jwt() -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import sys
     import tempfile
 
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
