@@ -55,7 +55,7 @@ class BboFollower:
                 self.records += len(batch)
                 rows = batch.view(RecordType.BBO)
                 if len(rows):
-                    r = rows[-1]
+                    r = rows[-1]["payload"]
                     self.target.bbo = {"bid_px": int(r["bid_px"]), "bid_qty": int(r["bid_qty"]),
                                        "ask_px": int(r["ask_px"]), "ask_qty": int(r["ask_qty"]),
                                        "me_ts": int(r["ts_ns"])}

@@ -22,7 +22,7 @@ def last_published(wal_dir: str | os.PathLike, stream_id: int) -> dict[int, int]
         return out
     with WalReader(d, stream_id) as r:
         for batch in r:
-            rows = batch.view(RecordType.FUNDING_RATE)
+            rows = batch.view(RecordType.FUNDING_RATE)["payload"]
             for sym, k in zip(rows["symbol_id"].tolist(), rows["interval_id"].tolist()):
                 out[sym] = max(out.get(sym, -1), k)
     return out
