@@ -71,12 +71,14 @@ def make_config(tmp_path, extra: str = "", md_port: int = 0):
 class MeStandinProcess:
     """A stand-in ME of one symbol: WAL + DXS server + CMP sender to the config's consumers."""
 
-    def __init__(self, cfg, name: str, wal_dir, destinations=None) -> None:
+    def __init__(self, cfg, name: str, wal_dir, destinations=None, *, ring_size: int = 4096,
+                 fault: cmp.Fault | None = None) -> None:
         self.cfg, self.proc, self.sym = cfg, cfg.process(f"me.{name}"), cfg.symbol(name)
         self.wal = WalWriter(wal_dir, self.sym.id)
-        self.ep = cmp.Endpoint("udp", self.proc.cmp, mode="sleep")
+        self.ep = cmp.Endpoint("udp", self.proc.cmp, mode="sleep", fault=fault)
         dests = destinations if destinations is not None else cfg.cmp_consumers(self.proc.name)
-        self.tx = self.ep.sender(self.sym.id, dests, fetch=None)
+        # no deep retransmit source: a NAK past the hot ring goes unanswered (-> DXS replay)
+        self.tx = self.ep.sender(self.sym.id, dests, ring_size=ring_size, fetch=None)
         self.me = StandinMe(self.sym.numbers, self.sym.reference_price, wal=self.wal, sender=self.tx)
         self.dxs = DxsServer(wal_dir, self.sym.id, host=self.proc.dxs[0], port=self.proc.dxs[1])
 

@@ -10,6 +10,7 @@ import socket
 import pytest
 from hypothesis import given, settings, strategies as st
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from rsx_appliance.marketdata.app import MarketdataApp
 from rsx_appliance.marketdata.book import BookInconsistent, ShadowBook
@@ -266,6 +267,127 @@ def test_a_slow_subscriber_is_disconnected_and_does_not_slow_the_others(tmp_path
         finally:
             stop.set()
             await pump
+            await app.close()
+            for m in mes.values():
+                await m.close()
+
+    asyncio.run(scenario())
+
+
+# -- the process killed with SIGKILL while clients are subscribed ------------------------------
+
+def test_marketdata_killed_and_restarted_while_clients_are_subscribed(tmp_path):
+    """SIGKILL the real `rsx marketdata` process mid-stream: the client sees its connection drop,
+    reconnects, resubscribes, and holds exactly the ME's book again (rebuilt from DXS, then CMP)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    async def scenario():
+        cfg, mes = await _env(tmp_path)
+        btc = mes["BTC-PERP"]
+        stop = asyncio.Event()
+        pump = asyncio.create_task(_pump(mes, stop))
+        rng = random.Random(11)
+        for _ in range(200):
+            btc.me.random_request(rng, spread_ticks=30)
+        cmd = [sys.executable, "-c", "import sys; from rsx_appliance.cli import main; sys.exit(main())", "marketdata", "--config", str(tmp_path / "rsx.toml"),
+               "--data", str(tmp_path / "data"), "--json"]
+        url = f"ws://{cfg.marketdata.listen}:{cfg.marketdata.port}"
+        kills = 0
+        try:
+            for round_ in range(3):
+                proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE)
+                line = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+                assert line["process"] == "marketdata.0"
+                status = json.loads((tmp_path / "data" / "run" / "marketdata.0.json").read_text())
+                assert status["state"] == "ready" and status["pid"] == proc.pid
+                client = BookClient()
+                async with connect(url) as ws:
+                    await ws.send('{"S":[1,2]}')
+
+                    async def reader():
+                        try:
+                            async for text in ws:
+                                client.on(text)
+                        except ConnectionClosed:      # killed: no close frame, and the client sees it
+                            client.other.append("closed")
+                    rt = asyncio.create_task(reader())
+                    for i in range(150):
+                        btc.me.random_request(rng, spread_ticks=30)
+                        if i % 25 == 0:
+                            await asyncio.sleep(0.01)
+                    await until(lambda: client.u.get(1, 0) >= btc.me.seq - 3 and not client.broken)
+                    await asyncio.sleep(0.3)
+                    assert client.broken == 0
+                    for side in (0, 1):
+                        assert client.levels(1, side, 5) == [(lv.price, lv.qty, lv.count)
+                                                             for lv in btc.me.book.depth(side, 5)]
+                    # records keep flowing while the process dies
+                    os.kill(proc.pid, signal.SIGKILL)
+                    kills += 1
+                    for _ in range(50):
+                        btc.me.random_request(rng, spread_ticks=30)
+                    await asyncio.wait_for(rt, 10)      # the connection ends: the client knows
+                    assert client.other == ["closed"]
+                assert await proc.wait() == -signal.SIGKILL
+        finally:
+            stop.set()
+            await pump
+            for m in mes.values():
+                await m.close()
+        return kills
+
+    assert asyncio.run(scenario()) == 3
+
+
+def test_a_gap_naks_cannot_fill_is_replayed_from_dxs(tmp_path):
+    """Records lost on the wire while the ME's hot ring moved past them: NAKs go unanswered,
+    the follower's receiver needs replay, DXS fills the gap, and subscribers never see a hole."""
+    from rsx_appliance import cmp
+
+    async def scenario():
+        cfg = make_config(tmp_path)
+        mes = {}
+        for name in ("BTC-PERP", "ETH-PERP"):
+            fault = cmp.Fault(rules=(cmp.Rule("drop", first=60, count=10, cls="data"),)) \
+                if name == "BTC-PERP" else None
+            m = MeStandinProcess(cfg, name, tmp_path / f"wal-{name}", ring_size=64, fault=fault)
+            await m.start()
+            mes[name] = m
+        btc = mes["BTC-PERP"]
+        app = MarketdataApp(cfg)
+        await app.start()
+        stop = asyncio.Event()
+        pump = None
+        try:
+            async with connect(f"ws://{app.ws_addr[0]}:{app.ws_addr[1]}") as ws:
+                client = BookClient()
+                await ws.send('{"S":[1,6]}')
+
+                async def reader():
+                    async for text in ws:
+                        client.on(text)
+                rt = asyncio.create_task(reader())
+                await until(lambda: 1 in client.u)
+                rng = random.Random(2)
+                for _ in range(300):          # a burst: the 64-slot ring moves on before any NAK is read
+                    btc.me.random_request(rng, spread_ticks=30)
+                pump = asyncio.create_task(_pump(mes, stop))
+                await until(lambda: app.feeds[1].book.tip == btc.me.seq, timeout=20)
+                await until(lambda: client.u.get(1) == app.feeds[1].depth_u)
+                assert app.follower.streams[1].replays >= 1
+                assert btc.tx.stats["retx_gone"] > 0
+                assert client.broken == 0
+                for side in (0, 1):
+                    assert client.levels(1, side, 5) == [(lv.price, lv.qty, lv.count)
+                                                         for lv in btc.me.book.depth(side, 5)]
+                rt.cancel()
+        finally:
+            stop.set()
+            if pump is not None:
+                await pump
             await app.close()
             for m in mes.values():
                 await m.close()
