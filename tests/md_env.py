@@ -36,7 +36,7 @@ def free_base_port() -> int:
     raise RuntimeError("no free port range")
 
 
-def make_config(tmp_path, extra: str = "", md_port: int = 0):
+def make_config(tmp_path, extra: str = "", md_port: int = 0, md_extra: str = ""):
     base = free_base_port()
     md_port = md_port or base + 850
     text = textwrap.dedent(f"""\
@@ -46,6 +46,7 @@ def make_config(tmp_path, extra: str = "", md_port: int = 0):
         [marketdata]
         port = {md_port}
         depth = 5
+        {md_extra}
         [[symbols]]
         id = 1
         name = "BTC-PERP"

@@ -280,3 +280,59 @@ def test_funding_is_published_once_per_interval_across_restarts(tmp_path):
     assert all(rate == 10_000 for _s, k, rate in rates if k > start)
     assert a.counters["funding_published"] == 2 and b.counters["funding_published"] == 6
     assert c.counters["funding_published"] == 0
+
+
+@pytest.mark.parametrize("extra,message", [
+    ('[mark]\nmin_sources = 4\n', "more than the 3 sources"),
+    ('[mark]\nband_bps = 20000\n', "at most 10000"),
+    ('[[mark.sources]]\nkind = "bloomberg"\n', "must be one of"),
+    ('[[mark.sources]]\nkind = "binance"\nsymbols = { "BTC-PERP" = "BTCUSDT" }\n', "url: is required"),
+    ('[[mark.sources]]\nkind = "binance"\nurl = "http://x"\nsymbols = { "BTC-PERP" = "BTCUSDT" }\n', "not a ws://"),
+    ('[[mark.sources]]\nkind = "okx"\nurl = "wss://x"\nsymbols = { "SOL-PERP" = "SOL" }\n', "not a symbol"),
+    ('[[mark.sources]]\nkind = "sim"\npath = "x"\n', "is not a key of a 'sim' source"),
+    ('[[mark.sources]]\nkind = "file"\n', "path: is required"),
+    ("md:max_queue_bytes = 10", "max_queue_bytes: must be >= 4096"),
+    ("md:max_subscriptions = 0", "max_subscriptions: must be >= 1"),
+    ("md:max_connections = 2000000", "max_connections: must be at most 1000000"),
+])
+def test_bad_marketdata_and_mark_config_is_refused(tmp_path, extra, message):
+    from rsx_appliance.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        if extra.startswith("md:"):
+            make_config(tmp_path, md_extra=extra[3:])
+        else:
+            make_config(tmp_path, extra)
+
+
+def test_the_mark_wal_is_served_over_dxs(tmp_path):
+    from rsx_appliance.dxs import DxsConsumer
+
+    ticks = _ticks_file(tmp_path, ["1000", "1001"])
+    cfg = make_config(tmp_path, f"""
+        [mark]
+        min_sources = 1
+        [[mark.sources]]
+        kind = "file"
+        path = "{ticks}"
+        loop = false
+        """)
+
+    async def scenario():
+        app = MarkApp(cfg, destinations=[])
+        await app.start()
+        try:
+            await until(lambda: app.publisher.counters["durable_seq"] >= 4)
+            got = []
+            async with DxsConsumer(cfg.process("mark.0").dxs, app.proc.stream_id, from_seq=1) as c:
+                async for batch in c:
+                    got += [(int(r["source_id"]), int(r["price"]))
+                            for r in batch.view(RT.MARK_PRICE)["payload"]]
+                    if batch.caught_up:
+                        break
+            return got
+        finally:
+            await app.close()
+
+    got = asyncio.run(scenario())
+    assert got[:4] == [(0, 100_000), (1, 100_000), (0, 100_100), (1, 100_100)]
