@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import textwrap
 
 from rsx_appliance import cmp
@@ -12,28 +11,9 @@ from rsx_appliance.config import load_config
 from rsx_appliance.dxs import DxsServer
 from rsx_appliance.wal import WalWriter
 
+from rsx_appliance.cli.bench._md_feed import free_base_port
+
 from me_standin import StandinMe
-
-
-def free_base_port() -> int:
-    """A base port whose derived ports (base .. base+800) look free right now."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + 900 > 65535:
-            continue
-        ok = True
-        for off in (0, 1, 100, 101, 200, 500, 600, 700):
-            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                with socket.socket(socket.AF_INET, kind) as t:
-                    try:
-                        t.bind(("127.0.0.1", base + off))
-                    except OSError:
-                        ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free port range")
 
 
 def make_config(tmp_path, extra: str = "", md_port: int = 0, md_extra: str = ""):

@@ -12,6 +12,15 @@ import sys
 from . import EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_OK
 
 
+def add_process_args(p: argparse.ArgumentParser, role: str) -> None:
+    """The options every long-running role takes (specs/cli.md)."""
+    p.add_argument("--config", help="exchange configuration (default: the embedded one)")
+    p.add_argument("--data", help="data directory (status file under DATA/run)")
+    p.add_argument("--instance", type=int, default=0, help=f"{role} instance (default 0)")
+    p.add_argument("--json", action="store_true", help="print the ready line as one JSON object")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
 def serve_process(args: argparse.Namespace, command: str, make_app) -> int:
     """Load the config, start ``make_app(cfg)``, print its ready line, run until a signal or a failure.
 

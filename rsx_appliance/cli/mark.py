@@ -11,11 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "default), compute each symbol's index and mark, sample our book's "
                                    "premium, and publish MARK_PRICE and FUNDING_RATE records: journaled, "
                                    "then sent over CMP to every risk shard and served over DXS.")
-    p.add_argument("--config", help="exchange configuration (default: the embedded one)")
-    p.add_argument("--data", help="data directory")
-    p.add_argument("--instance", type=int, default=0, help="mark instance (default 0)")
-    p.add_argument("--json", action="store_true", help="print the ready line as one JSON object")
-    p.add_argument("-v", "--verbose", action="store_true")
+    from ._serve import add_process_args
+
+    add_process_args(p, "mark")
     p.set_defaults(func=run)
 
 

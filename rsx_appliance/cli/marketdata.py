@@ -10,11 +10,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Follow every matching engine's stream (DXS from seq 1, then CMP with NAK "
                                    "and DXS replay), keep a shadow L2 book per symbol, and serve BBO, depth "
                                    "(snapshot + chained deltas) and trades on a public WebSocket.")
-    p.add_argument("--config", help="exchange configuration (default: the embedded one)")
-    p.add_argument("--data", help="data directory (status file under DATA/run)")
-    p.add_argument("--instance", type=int, default=0, help="marketdata instance (default 0)")
-    p.add_argument("--json", action="store_true", help="print the ready line as one JSON object")
-    p.add_argument("-v", "--verbose", action="store_true")
+    from ._serve import add_process_args
+
+    add_process_args(p, "marketdata")
     p.set_defaults(func=run)
 
 

@@ -24,7 +24,32 @@ from ...dxs import DxsServer
 from ...records import RecordType as RT
 from ...wal import WalReader, WalWriter
 
-__all__ = ["StandinFeed", "free_base_port"]
+__all__ = ["StandinFeed", "free_base_port", "bench_config"]
+
+_SYMBOL = """
+[[symbols]]
+id = 1
+name = "BTC-PERP"
+price_decimals = 2
+qty_decimals = 3
+tick = "0.5"
+lot = "0.001"
+reference_price = "60000"
+"""
+
+
+def bench_config(work, tables: str):
+    """A private config in `work` (free ports, udp CMP, one symbol BTC-PERP) plus `tables`; its path and Config.
+
+    ``{md_port}`` in `tables` is replaced by a free port for the marketdata WebSocket.
+    """
+    from ...config import load_config
+
+    toml = work / "rsx.toml"
+    base = free_base_port()
+    toml.write_text(f'version = 1\n[engines]\nsymbols = ["BTC-PERP"]\n[network]\ncmp_backend = "udp"\n'
+                    f'base_port = {base}\n' + tables.replace("{md_port}", str(base + 850)) + _SYMBOL)
+    return toml, load_config(toml, work / "data")
 
 
 def free_base_port() -> int:

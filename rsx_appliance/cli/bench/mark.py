@@ -39,11 +39,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ... import cmp
-    from ...config import load_config
     from ...latency import Histogram
     from ...latency.machine import CpuAccount, cpu_snapshot
     from ...records import RecordType
-    from ._md_feed import free_base_port
+    from ._md_feed import bench_config
 
     rate = max(1, min(args.rate, 1000))
     work = Path(tempfile.mkdtemp(prefix="rsx-bench-mark-"))
@@ -53,17 +52,9 @@ def run(args: argparse.Namespace) -> int:
     ticks.write_text("ts_ms,symbol,price\n" + "".join(
         f"{i * step},BTC-PERP,{60000 + (i % 100 if (i // 100) % 2 == 0 else 100 - i % 100) * 0.5:.1f}\n"
         for i in range(args.ticks + 1)))
-    base = free_base_port()
-    toml = work / "rsx.toml"
-    toml.write_text(textwrap.dedent(f"""\
-        version = 1
-        [engines]
-        symbols = ["BTC-PERP"]
+    toml, cfg = bench_config(work, textwrap.dedent(f"""\
         [risk]
         shards = {args.shards}
-        [network]
-        cmp_backend = "udp"
-        base_port = {base}
         [mark]
         min_sources = 1
         publish_ms = 60000
@@ -71,16 +62,7 @@ def run(args: argparse.Namespace) -> int:
         kind = "file"
         path = "{ticks}"
         loop = false
-        [[symbols]]
-        id = 1
-        name = "BTC-PERP"
-        price_decimals = 2
-        qty_decimals = 3
-        tick = "0.5"
-        lot = "0.001"
-        reference_price = "60000"
         """))
-    cfg = load_config(toml, work / "data")
     stream = cfg.process("mark.0").stream_id
     stop = threading.Event()
     got: list[dict[int, tuple[int, int]]] = [dict() for _ in range(args.shards)]

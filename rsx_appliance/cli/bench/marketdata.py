@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ...latency import Histogram
     from ...latency.machine import CpuAccount, cpu_snapshot
-    from ._md_feed import StandinFeed, free_base_port
+    from ._md_feed import StandinFeed, bench_config
 
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
@@ -52,30 +52,12 @@ def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="rsx-bench-md-"))
     client_bin = work / "md_client"
     subprocess.run([cc, "-O2", "-o", str(client_bin), str(Path(__file__).with_name("md_client.c"))], check=True)
-    base = free_base_port()
-    toml = work / "rsx.toml"
-    toml.write_text(textwrap.dedent(f"""\
-        version = 1
-        [engines]
-        symbols = ["BTC-PERP"]
-        [network]
-        cmp_backend = "udp"
-        base_port = {base}
+    toml, cfg = bench_config(work, textwrap.dedent(f"""\
         [marketdata]
-        port = {base + 850}
+        port = {{md_port}}
         depth = {args.depth}
         max_connections = {args.subscribers + 100}
-        [[symbols]]
-        id = 1
-        name = "BTC-PERP"
-        price_decimals = 2
-        qty_decimals = 3
-        tick = "0.5"
-        lot = "0.001"
-        reference_price = "60000"
         """))
-    from ...config import load_config
-    cfg = load_config(toml, work / "data")
     feed = StandinFeed(cfg, "BTC-PERP", work / "me-wal", depth=args.depth)
     n_live = int(args.rate * args.duration)
     feed.prepare(args.warm, n_live)
