@@ -82,9 +82,12 @@ class GatewayServer:
         self.sessions: set[Session] = set()
         self.server = None
         self.started = time.monotonic()
-        self.started_ns = time.time_ns()
         self.stopping = False
-        self.status_path = status_path
+        self._status = None
+        if status_path is not None:
+            from ..status import StatusFile
+
+            self._status = StatusFile(status_path, f"gateway.{instance}", "gateway")
         self.refusals: dict[str, int] = {}
         self._ticker: asyncio.TimerHandle | None = None
         self.frames_in = 0
@@ -186,28 +189,26 @@ class GatewayServer:
         self.write_status("ready")
         self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
 
-    def status(self, state: str) -> dict:
+    def counters(self) -> dict:
         counters = self.gw.status()
         counters["frames_in"] = self.frames_in + sum(s.frames_in for s in self.sessions)
         counters["frames_out"] = self.frames_out + sum(s.frames_out for s in self.sessions)
         counters["handshake_refusals"] = dict(self.refusals)
         counters["replay_store"] = len(self.verifier.replay)
-        return {"name": f"gateway.{self.instance}", "pid": os.getpid(), "role": "gateway", "state": state,
-                "started_ns": self.started_ns, "updated_ns": time.time_ns(),
+        return counters
+
+    def status(self, state: str) -> dict:
+        """What the status file holds (specs/config.md, status files)."""
+        return {"name": f"gateway.{self.instance}", "role": "gateway", "state": state,
                 "ws": f"ws://{self.host}:{self.port}/ws",
-                "streams": self.gw.links.stream_status() if self.gw.links else {}, "counters": counters}
+                "streams": self.gw.links.stream_status() if self.gw.links else {}, "counters": self.counters()}
 
     def write_status(self, state: str, error: str | None = None) -> None:
-        if self.status_path is None:
+        if self._status is None:
             return
-        import json
-
-        from ..fsutil import atomic_write
-
-        st = self.status(state)
-        if error:
-            st["error"] = error
-        atomic_write(self.status_path, json.dumps(st, indent=1) + "\n", make_parents=True)
+        self._status.write(state, streams=self.gw.links.stream_status() if self.gw.links else {},
+                           counters=self.counters(), error=error,
+                           extra={"ws": f"ws://{self.host}:{self.port}/ws"})
 
 
 def _hello() -> bytes:
