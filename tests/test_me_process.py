@@ -57,7 +57,7 @@ class MeProcess:
     def __init__(self, cfg: Path, data: Path, me_port: int, subscriber: int, dxs_port: int) -> None:
         self.args = [RSX, "me", "--config", str(cfg), "--data", str(data), "--symbol", "BTC-PERP",
                      "--cmp", f"127.0.0.1:{me_port}", "--subscriber", f"127.0.0.1:{subscriber}",
-                     "--risk-shards", "1", "--dxs", f"127.0.0.1:{dxs_port}", "--no-mlock", "--backend", "udp"]
+                     "--risk-shards", "1", "--dxs", f"127.0.0.1:{dxs_port}", "--no-mlock", "--backend", "udp", "--json"]
         self.p: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> dict:
@@ -226,7 +226,7 @@ def test_clean_stop_status_file_and_control(tmp_path):
         assert doc["state"] == "ready" and doc["streams"]["me 1"]["stream_id"] == 1
         assert proc.stop() == 0, proc.err
         doc = json.loads((data / "run" / "me.BTC-PERP.json").read_text())
-        assert doc["state"] == "stopped"
+        assert doc["state"] == "stopping"
         out = subprocess.run([RSX, "me", "status", "--dir", str(data / "me" / "BTC-PERP")],
                              capture_output=True, text=True)
         assert out.returncode == 1 and "stopped" in out.stdout  # not running: exit 1
@@ -247,7 +247,7 @@ def test_cli_errors_are_typed(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", port))
         out = subprocess.run([RSX, "me", "--data", str(tmp_path), "--symbol", "BTC-PERP", "--no-mlock",
-                              "--cmp", f"127.0.0.1:{port}", "--backend", "udp", "--dxs", "127.0.0.1:0"],
+                              "--cmp", f"127.0.0.1:{port}", "--backend", "udp", "--dxs", "127.0.0.1:0", "--json"],
                              capture_output=True, text=True, timeout=60)
     assert out.returncode == 3 and "in use" in out.stderr and "Traceback" not in out.stderr
 

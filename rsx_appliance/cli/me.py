@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--capacity", type=int, help="resting-order capacity of the book")
     p.add_argument("--dedup-capacity", type=int, help="dedup table entries (a power of two)")
     p.add_argument("--no-mlock", action="store_true", help="do not lock the process's memory")
+    p.add_argument("--json", action="store_true", help="print the ready line as one JSON object")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO (default: warnings)")
     p.set_defaults(func=run)
     inner = p.add_subparsers(dest="me_command", metavar="COMMAND")
@@ -121,23 +122,11 @@ def _stats_path(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-    import sys
+    from ..me.process import MeApp
+    from ._serve import serve_process
 
-    from ..errors import ReplayDivergedError, SeqGoneError
-    from ..me.process import serve
-
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    opts = _options(args)
-    try:
-        return serve(opts, mlock=not args.no_mlock)
-    except (ReplayDivergedError, SeqGoneError) as exc:  # the directory cannot be recovered as it is
-        print(f"rsx me: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # a port in use, another ME on the directory, permissions
-        print(f"rsx me: error: {exc}", file=sys.stderr)
-        return 3
+    opts = _options(args)  # configuration errors: exit 2 through the CLI
+    return serve_process(args, "me", lambda cfg: MeApp(opts, mlock=not args.no_mlock))
 
 
 def _open_stats(args, writable=False):

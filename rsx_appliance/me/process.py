@@ -1,29 +1,29 @@
 """`rsx me`: the matching engine as a process (specs/me.md section 10).
 
-Python places the process, opens the engine (recovery runs in C), locks its
-memory, opens the CMP endpoint and the DXS server, and runs the C loop in a
-thread with the GIL released. The main thread serves DXS (asyncio), writes
-the process status file once a second, logs what an operator must know, and
-turns SIGTERM/SIGINT into a clean stop (a second signal exits at once).
+An app for the shared run loop of long-running roles (rsx_appliance.cli._serve):
+``start()`` places the process, opens the engine (recovery runs in C), locks its
+memory, opens and attaches the CMP endpoint, starts the DXS server and runs the
+C loop in a thread with the GIL released; ``wait()`` writes the status file
+about once a second, logs what an operator must know, and returns or raises
+when the loop ends; ``close()`` stops the loop (it drains first), then closes
+everything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import logging
 import os
-import signal
 import threading
-import time
 from dataclasses import replace
 
+from ..status import StatusFile
 from .engine import MatchingEngine
 from .options import MeOptions
 from .stats import MeStats
 
-__all__ = ["serve", "resolve_wait", "lock_memory"]
+__all__ = ["MeApp", "resolve_wait", "lock_memory"]
 
 log = logging.getLogger("rsx.me")
 
@@ -47,7 +47,7 @@ def resolve_wait(opts: MeOptions) -> tuple[str, str]:
 
         plan = lookup(f"me.{opts.name}")
     except Exception as exc:  # no applied plan, or none for us
-        return "block", f"auto: {exc}"
+        return "block", f"auto, no plan: {exc}"
     return ("spin", "auto: the tuning plan isolated this process's core") if plan.isolated \
         else ("block", "auto: the tuning plan did not isolate this process")
 
@@ -71,133 +71,97 @@ def lock_memory() -> str | None:
     return None
 
 
-def _status_doc(opts: MeOptions, stats: MeStats, state: str, error: str | None) -> dict:
-    r = stats.read()
-    c = r["counters"]
-    doc = {"name": f"me.{opts.name}", "pid": os.getpid(), "role": "me", "state": state,
-           "started_ns": r["started_ns"], "updated_ns": time.time_ns(),
-           "streams": {f"me {opts.stream_id}": {"stream_id": opts.stream_id, "seq": c["next_seq"] - 1,
-                                                "durable_seq": c["durable_seq"]}},
-           "counters": c, "stats_file": str(stats.path), "symbol_status": r["status"],
-           "config_version": r["config"]["config_version"]}
-    if error:
-        doc["error"] = error
-    return doc
+class MeApp:
+    """One ME for the shared run loop: start / wait / close / ready_line / status."""
 
+    def __init__(self, opts: MeOptions, *, mlock: bool = True) -> None:
+        self.opts = opts
+        self.mlock = mlock
+        self.status = StatusFile(opts.run_dir / f"me.{opts.name}.json" if opts.run_dir else
+                                 opts.directory / "status.json", f"me.{opts.name}", "me")
+        self.engine: MatchingEngine | None = None
+        self.endpoint = None
+        self.server = None
+        self.stats: MeStats | None = None
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.wait_mode = opts.wait
 
-def _write_status(opts: MeOptions, doc: dict) -> None:
-    if opts.run_dir is None:
-        return
-    from ..fsutil import atomic_write
+    async def start(self) -> None:
+        from .. import cmp
+        from ..dxs import DxsServer
 
-    try:
-        atomic_write(opts.run_dir / f"me.{opts.name}.json", json.dumps(doc), make_parents=True)
-    except OSError as exc:
-        log.warning("cannot write the status file in %s: %s", opts.run_dir, exc)
-
-
-def serve(opts: MeOptions, *, mlock: bool = True, announce=print) -> int:
-    """Run the ME until a signal; returns the exit code (specs/me.md 10)."""
-    from .. import cmp
-    from ..dxs import DxsServer
-
-    where = place(opts)
-    wait, why = resolve_wait(opts)
-    opts = replace(opts, wait=wait)
-    log.info("me %s: %s; wait %s (%s)", opts.name, where, wait, why)
-    _write_status(opts, {"name": f"me.{opts.name}", "pid": os.getpid(), "role": "me", "state": "starting",
-                         "started_ns": time.time_ns(), "updated_ns": time.time_ns(), "streams": {},
-                         "counters": {}})
-    try:
-        engine = MatchingEngine(opts)
-    except Exception as exc:
-        _write_status(opts, {"name": f"me.{opts.name}", "pid": os.getpid(), "role": "me", "state": "failed",
-                             "started_ns": time.time_ns(), "updated_ns": time.time_ns(), "streams": {},
-                             "counters": {}, "error": str(exc)})
-        raise
-    for line in engine.recovery.lines():
-        log.info("me %s: %s", opts.name, line)
-    if mlock:
-        refused = lock_memory()
-        if refused:
+        self.status.write("starting")
+        where = place(self.opts)
+        self.wait_mode, why = resolve_wait(self.opts)
+        opts = self.opts = replace(self.opts, wait=self.wait_mode)
+        log.info("me %s: %s; wait %s (%s)", opts.name, where, self.wait_mode, why)
+        self.engine = MatchingEngine(opts)
+        for line in self.engine.recovery.lines():
+            log.info("me %s: %s", opts.name, line)
+        if self.mlock and (refused := lock_memory()):
             log.warning("me %s: memory not locked (mlockall: %s): pages may be reclaimed under pressure",
                         opts.name, refused)
-    endpoint = None
-    if opts.cmp is not None:
-        endpoint = cmp.Endpoint(opts.backend, opts.cmp, mode="busy" if wait == "spin" else "sleep")
-        engine.attach(endpoint)
-    stats = MeStats(engine.stats_path)
-    result: dict = {"error": None}
-
-    def loop() -> None:
-        try:
-            engine.run()
-        except Exception as exc:  # the loop's fatal error: reported, the process exits 1
-            result["error"] = str(exc)
-
-    async def main() -> int:
-        stop = asyncio.Event()
-        aloop = asyncio.get_running_loop()
-        signals = {"n": 0}
-
-        def on_signal() -> None:
-            signals["n"] += 1
-            if signals["n"] > 1:
-                os._exit(1)  # a second signal: leave now, recovery handles the rest
-            stop.set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            aloop.add_signal_handler(sig, on_signal)
-        server = None
+        if opts.cmp is not None:
+            mode = "busy" if self.wait_mode == "spin" else "sleep"
+            self.endpoint = cmp.Endpoint(opts.backend, opts.cmp, mode=mode)
+            self.engine.attach(self.endpoint)
         if opts.dxs is not None:
-            server = DxsServer(opts.directory / "wal", opts.stream_id, host=opts.dxs[0], port=opts.dxs[1])
-            await server.start()
-        thread = threading.Thread(target=loop, name=f"me-{opts.name}", daemon=True)
-        thread.start()
-        info = engine.info
-        announce(json.dumps({"ready": f"me.{opts.name}", "pid": os.getpid(), "symbol_id": opts.stream_id,
-                             "next_seq": info.next_seq, "config_version": info.config_version,
-                             "cmp": endpoint.local if endpoint else None,
-                             "dxs": [server.host, server.port] if server else None,
-                             "wait": wait, "durability": opts.durability,
-                             "stats": engine.stats_path}), flush=True)
-        _write_status(opts, _status_doc(opts, stats, "ready", None))
-        last = stats.counters()
-        while not stop.is_set() and thread.is_alive():
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
-            now = stats.counters()
+            self.server = DxsServer(opts.directory / "wal", opts.stream_id, host=opts.dxs[0], port=opts.dxs[1])
+            await self.server.start()
+        self.stats = MeStats(self.engine.stats_path)
+        self.thread = threading.Thread(target=self._loop, name=f"me-{opts.name}", daemon=True)
+        self.thread.start()
+        self._write("ready")
+
+    def _loop(self) -> None:
+        try:
+            self.engine.run()  # the C loop, GIL released, until stop()
+        except BaseException as exc:  # its fatal error: wait() raises it, the process exits 1
+            self.error = exc
+
+    def _write(self, state: str, error: str | None = None) -> None:
+        r = self.stats.read()
+        c = r["counters"]
+        self.status.write(state, error=error, counters=c,
+                          streams={f"me {self.opts.stream_id}": {"stream_id": self.opts.stream_id,
+                                                                 "seq": c["next_seq"] - 1,
+                                                                 "durable_seq": c["durable_seq"]}},
+                          extra={"stats_file": str(self.stats.path), "symbol_status": r["status"],
+                                 "config_version": r["config"]["config_version"]})
+
+    def ready_line(self) -> dict:
+        info = self.engine.info
+        return {"ready": f"me.{self.opts.name}", "pid": os.getpid(), "symbol_id": self.opts.stream_id,
+                "next_seq": info.next_seq, "config_version": info.config_version,
+                "cmp": list(self.endpoint.local) if self.endpoint else None,
+                "dxs": [self.server.host, self.server.port] if self.server else None,
+                "wait": self.wait_mode, "durability": self.opts.durability, "stats": self.engine.stats_path}
+
+    async def wait(self) -> None:
+        last = self.stats.counters()
+        while self.thread.is_alive():
+            await asyncio.sleep(1.0)
+            now = self.stats.counters()
             for key, what in _WATCH.items():
                 if now[key] > last[key]:
-                    log.warning("me %s: %s (+%d, %d in all)", opts.name, what, now[key] - last[key], now[key])
+                    log.warning("me %s: %s (+%d, %d in all)", self.opts.name, what, now[key] - last[key], now[key])
             last = now
-            _write_status(opts, _status_doc(opts, stats, "ready" if thread.is_alive() else "failed",
-                                            result["error"]))
-        _write_status(opts, _status_doc(opts, stats, "stopping", result["error"]))
-        engine.stop()
-        await asyncio.to_thread(thread.join)
-        if server is not None:
-            await server.close()
-        return 1 if result["error"] else 0
+            self._write("ready")
+        if self.error is not None:
+            raise self.error
+        raise RuntimeError("the matching engine's loop stopped")
 
-    try:
-        code = asyncio.run(main())
-    finally:
-        if endpoint is not None:
-            endpoint.close()
-        close_error = None
-        try:
-            engine.close()
-        except Exception as exc:
-            close_error = str(exc)
-    if result["error"] or close_error:
-        log.error("me %s: %s", opts.name, result["error"] or close_error)
-        _write_status(opts, _status_doc(opts, stats, "failed", result["error"] or close_error))
-        code = 1
-    else:
-        _write_status(opts, _status_doc(opts, stats, "stopped", None))
-        log.info("me %s: stopped", opts.name)
-    stats.close()
-    return code
+    async def close(self) -> None:
+        if self.engine is not None and self.thread is not None:
+            self.engine.stop()  # the loop drains: everything processed becomes durable and is sent
+            await asyncio.to_thread(self.thread.join)
+        if self.server is not None:
+            await self.server.close()
+        if self.endpoint is not None:
+            self.endpoint.close()
+        if self.stats is not None:
+            self._write("stopping", str(self.error) if self.error else None)
+            self.stats.close()
+        if self.engine is not None:
+            self.engine.close()

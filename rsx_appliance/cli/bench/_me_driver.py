@@ -179,7 +179,7 @@ def idle_cpu(seconds: float, data: Path) -> dict:
     rsx = Path(sys.executable).parent / "rsx"
     p = subprocess.Popen([str(rsx), "me", "--symbol", "BTC-PERP", "--data", str(data), "--wait", "block",
                           "--cmp", "127.0.0.1:0", "--dxs", "127.0.0.1:0", "--capacity", "100000",
-                          "--dedup-capacity", "65536", "--no-mlock", "--backend", "udp"],
+                          "--dedup-capacity", "65536", "--no-mlock", "--backend", "udp", "--json"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
