@@ -15,16 +15,10 @@
 #include "rsx/clock.h"
 #include "rsx/errors.h"
 #include "me_int.h"
+#include "mirror.h"
 
 #define MiB (1024ull * 1024ull)
 #define DEFAULT_RETAIN_NS (4ull * 3600 * 1000000000ull)	/* the WAL's own default */
-
-uint64_t me_real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -96,34 +90,6 @@ static int check_config(const struct rsx_me_config *c)
 	return rsx_symbol_config_check(&s) ? RSX_EINVALID : 0;
 }
 
-/* A ring mapped twice back to back: every record is contiguous at any offset. */
-static int map_ring(uint64_t size, uint8_t **out)
-{
-	int fd = memfd_create("rsx-me-out", MFD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = 0;
-	uint8_t *base = MAP_FAILED;
-	if (ftruncate(fd, (off_t)size) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	base = mmap(NULL, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (base == MAP_FAILED) {
-		rc = -errno;
-		goto out;
-	}
-	if (mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, 0) == MAP_FAILED ||
-	    mmap(base + size, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
-		rc = -errno;
-		munmap(base, 2 * size);
-		goto out;
-	}
-	*out = base;
-out:
-	close(fd);
-	return rc;
-}
 
 static int mkdir_p(const char *dir)
 {
@@ -152,8 +118,7 @@ static void me_free(struct rsx_me *me)
 	if (me->book)
 		rsx_book_destroy(me->book);
 	me_dedup_free(&me->dd);
-	if (me->out)
-		munmap(me->out, 2 * me->out_size);
+	mirror_unmap(me->out, me->out_size);
 	if (me->rq)
 		munmap(me->rq, (me->rq_mask + 1) * sizeof *me->rq);
 	free(me->in);
@@ -184,7 +149,7 @@ int rsx_me_open(const struct rsx_me_config *cfg, struct rsx_me **out, struct rsx
 	if ((rc = me_dedup_init(&me->dd, cfg->dedup_capacity, cfg->dedup_window_ns)) < 0)
 		goto fail;
 	me->c[MC_dedup_capacity] = cfg->dedup_capacity;
-	if ((rc = map_ring(cfg->out_bytes, &me->out)) < 0)
+	if ((rc = mirror_map("rsx-me-out", cfg->out_bytes, &me->out)) < 0)
 		goto fail;
 	me->out_size = cfg->out_bytes;
 	me->out_mask = cfg->out_bytes - 1;
@@ -198,7 +163,7 @@ int rsx_me_open(const struct rsx_me_config *cfg, struct rsx_me **out, struct rsx
 		rc = -ENOMEM;
 		goto fail;
 	}
-	me->real_off = (int64_t)(me_real_ns() - rsx_clock_now_ns());
+	me->real_off = (int64_t)(wal_real_ns() - rsx_clock_now_ns());
 
 	me_stats_set_state(me, RSX_ME_RECOVERING, 0);
 	if ((rc = me_open_wal(me)) < 0 || (rc = me_recover(me)) < 0)

@@ -15,6 +15,7 @@
 #include "rsx/numbers.h"
 #include "rsx/records.h"
 #include "rsx/wal.h"
+#include "wal_internal.h"	/* wal_real_ns, wal_mono_ns, wal_fsync_dir */
 
 #define ME_PATH_MAX 4096
 #define ME_SINK_CHUNK (1u << 20)	/* bytes of events one book call may write before it suspends */
@@ -282,8 +283,6 @@ int me_open_wal(struct rsx_me *me);
 int me_replica_start(struct rsx_me *me);
 void me_replica_stop(struct rsx_me *me);
 
-/* CLOCK_REALTIME ns */
-uint64_t me_real_ns(void);
 /*
  * Zeroed anonymous memory on transparent hugepages where the kernel gives them
  * (a random-access table on 4 KiB pages pays a TLB miss per lookup), faulted

@@ -82,6 +82,15 @@ static int commit(struct rsx_me *me, uint8_t *p, size_t len, uint64_t ts, uint64
 	return 0;
 }
 
+/* The stamps of the request just committed; the stages are recorded when it is released. */
+static inline void stamp_last(struct rsx_me *me, uint64_t t_start, uint64_t t_acc)
+{
+	struct me_req *r = &me->rq[(me->rq_head - 1) & me->rq_mask];
+	r->t_start = t_start;
+	r->t_acc = t_acc;
+	r->t_match = me->t_last = now_ns();
+}
+
 /* ------------------------------------------------------------ release */
 
 static int release(struct rsx_me *me)
@@ -176,10 +185,7 @@ static int refuse(struct rsx_me *me, const uint8_t *pl, uint16_t req_type, uint1
 	int rc = commit(me, p, RSX_HEADER_SIZE + sizeof f, ts, t_in, 0);
 	if (rc < 0)
 		return rc;
-	struct me_req *r = &me->rq[(me->rq_head - 1) & me->rq_mask];
-	r->t_start = t_start;
-	r->t_acc = t_acc;
-	r->t_match = me->t_last = now_ns();
+	stamp_last(me, t_start, t_acc);
 	return 0;
 }
 
@@ -235,10 +241,7 @@ static int book_call(struct rsx_me *me, uint8_t *p, size_t head, uint16_t type, 
 		return fatal(me, rc);
 	if ((rc = commit(me, p, head + sink.len, ts, t_in, 1)) < 0)
 		return rc;
-	struct me_req *r = &me->rq[(me->rq_head - 1) & me->rq_mask];
-	r->t_start = t_start;
-	r->t_acc = t_acc;
-	r->t_match = me->t_last = now_ns();
+	stamp_last(me, t_start, t_acc);
 	return 0;
 }
 
@@ -472,7 +475,7 @@ void me_housekeeping(struct rsx_me *me, uint64_t now)
 {
 	struct rsx_wal_stats ws;
 	struct rsx_book_stats bs;
-	uint64_t real = me_real_ns();
+	uint64_t real = wal_real_ns();
 	me->hk_last = now;
 	me->real_off = (int64_t)(real - rsx_clock_now_ns());
 	me->c[MC_dedup_expired] += me_dedup_sweep(&me->dd, me_dedup_tick(real), SWEEP_SLOTS);

@@ -68,13 +68,6 @@ static int __attribute__((format(printf, 3, 4))) fail(struct rsx_me *me, int rc,
 	return rc;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static struct rsx_book_params configured_params(const struct rsx_me *me)
 {
 	struct rsx_book_params p = {
@@ -215,7 +208,7 @@ int me_recover(struct rsx_me *me)
 	struct rsx_wal_reader *rd = NULL;
 	uint8_t *buf = NULL;
 	struct rsx_wal_entry *ent = NULL;
-	uint64_t snap_seq = 0, t0 = mono_ns();
+	uint64_t snap_seq = 0, t0 = wal_mono_ns();
 	int rc, have_cfg = 0;
 
 	memset(&rp, 0, sizeof rp);
@@ -249,7 +242,7 @@ int me_recover(struct rsx_me *me)
 	}
 
 	/* one pass from the dedup window's start (or the snapshot) to the tip */
-	uint64_t now_real = me_real_ns();
+	uint64_t now_real = wal_real_ns();
 	uint64_t since = now_real > me->cfg.dedup_window_ns ? now_real - me->cfg.dedup_window_ns : 0;
 	uint64_t from = snap_seq + 1, scan = from;
 	if (tip > 0) {
@@ -316,7 +309,7 @@ int me_recover(struct rsx_me *me)
 
 	/* a request the crash cut: append the rest of its events (never sent: no seq reused) */
 	if (!me_replay_boundary(&rp)) {
-		struct emit_ctx e = { .me = me, .ts = me_real_ns() };
+		struct emit_ctx e = { .me = me, .ts = wal_real_ns() };
 		if ((rc = me_replay_rest(&rp, emit_completion, &e)) < 0) {
 			fail(me, rc, "cannot complete the last request (%d)", rc);
 			goto out;
@@ -347,7 +340,7 @@ int me_recover(struct rsx_me *me)
 	me_book_config(&me->book_cfg, &want);
 	if (append) {
 		uint8_t frame[RSX_RECORD_MAX] __attribute__((aligned(16)));
-		uint64_t ts = me_real_ns();
+		uint64_t ts = wal_real_ns();
 		want.effective_at_ns = ts;
 		want.seq = 0;
 		want.ts_ns = ts;
@@ -377,7 +370,7 @@ int me_recover(struct rsx_me *me)
 	book = NULL;
 	rc = 0;
 out:
-	rec->elapsed_ns = mono_ns() - t0;
+	rec->elapsed_ns = wal_mono_ns() - t0;
 	me_replay_free(&rp);
 	if (book)
 		rsx_book_destroy(book);

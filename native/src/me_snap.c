@@ -136,16 +136,6 @@ bad:
 	return rc;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return rc;
-}
-
 int me_snap_write(const char *snap_dir, struct rsx_book *book, const struct rsx_config *cfg,
 		  uint64_t wal_seq, uint8_t **buf, size_t *cap)
 {
@@ -169,7 +159,7 @@ int me_snap_write(const char *snap_dir, struct rsx_book *book, const struct rsx_
 	h.header_size = SNAP_HEADER;
 	h.wal_seq = wal_seq;
 	h.book_len = (uint64_t)got;
-	h.created_ns = me_real_ns();
+	h.created_ns = wal_real_ns();
 	h.symbol_id = cfg->symbol_id;
 	h.cfg = *cfg;
 	h.cfg.seq = 0;
@@ -205,7 +195,7 @@ int me_snap_write(const char *snap_dir, struct rsx_book *book, const struct rsx_
 		unlink(tmp);
 		return rc;
 	}
-	return fsync_dir(snap_dir);
+	return wal_fsync_dir(snap_dir);
 }
 
 uint64_t me_snap_prune(const char *snap_dir, uint32_t keep)
@@ -230,18 +220,11 @@ uint64_t me_snap_prune(const char *snap_dir, uint32_t keep)
 
 /* ------------------------------------------------------------ the replica */
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void snapshot_now(struct rsx_me *me)
 {
 	struct me_replica *r = &me->rep;
 	int rc = me_snap_write(me->snap_dir, r->book, &r->rp.cfg, r->rp.seq, &r->snap_buf, &r->snap_cap);
-	r->last_snap_ns = mono_ns();
+	r->last_snap_ns = wal_mono_ns();
 	if (rc < 0) {
 		me->c[MC_snapshot_errors]++;
 		me->c[MC_snapshot_error] = (uint64_t)(int64_t)rc;
@@ -261,7 +244,7 @@ static void *replica_main(void *arg)
 	struct rsx_me *me = arg;
 	struct me_replica *r = &me->rep;
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
-	r->last_snap_ns = mono_ns();
+	r->last_snap_ns = wal_mono_ns();
 	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
 		size_t nb = 0;
 		int64_t n = r->diverged ? 0 : rsx_wal_reader_read(r->rd, r->buf, REPLICA_BUF, r->ent, REPLICA_ENT, &nb);
@@ -283,7 +266,7 @@ static void *replica_main(void *arg)
 		me->c[MC_replica_seq] = r->rp.seq;
 		if (!r->diverged && r->rp.seq > r->last_snap_seq && me_replay_boundary(&r->rp) &&
 		    (r->rp.seq - r->last_snap_seq >= me->cfg.snapshot_records ||
-		     mono_ns() - r->last_snap_ns >= me->cfg.snapshot_ns))
+		     wal_mono_ns() - r->last_snap_ns >= me->cfg.snapshot_ns))
 			snapshot_now(me);
 		if (n == 0) {
 			struct timespec ts = { 0, 20 * 1000000 };

@@ -106,7 +106,7 @@ int me_stats_open(struct rsx_me *me)
 	h->size = (uint32_t)size;
 	h->pid = (uint32_t)getpid();
 	h->symbol_id = me->symbol_id;
-	h->started_ns = me_real_ns();
+	h->started_ns = wal_real_ns();
 	h->updated_ns = h->started_ns;
 	h->ncounters = MC_COUNT;
 	h->nhist = MH_COUNT;
@@ -153,7 +153,7 @@ void me_stats_set_state(struct rsx_me *me, int state, int error)
 		return;
 	__atomic_store_n(&me->shm->error, me->error, __ATOMIC_RELAXED);
 	__atomic_store_n(&me->shm->state, (uint32_t)state, __ATOMIC_RELEASE);
-	__atomic_store_n(&me->shm->updated_ns, me_real_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&me->shm->updated_ns, wal_real_ns(), __ATOMIC_RELAXED);
 }
 
 void me_stats_set_config(struct rsx_me *me)

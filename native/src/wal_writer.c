@@ -32,6 +32,7 @@
 #include "rsx/crc32c.h"
 #include "rsx/errors.h"
 #include "rsx/records.h"
+#include "mirror.h"
 #include "wal_internal.h"
 
 #define MiB (1024ull * 1024ull)
@@ -1038,32 +1039,12 @@ static int ring_map(struct rsx_wal *w)
 	uint64_t size = 64 * 1024;
 	while (size < w->cfg.ring_size)
 		size <<= 1;
-	int fd = memfd_create("rsx-wal-ring", MFD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = 0;
-	uint8_t *base = MAP_FAILED;
-	if (ftruncate(fd, (off_t)size) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	base = mmap(NULL, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (base == MAP_FAILED) {
-		rc = -errno;
-		goto out;
-	}
-	if (mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, 0) == MAP_FAILED ||
-	    mmap(base + size, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
-		rc = -errno;
-		munmap(base, 2 * size);
-		goto out;
-	}
-	w->ring = base;
+	int rc = mirror_map("rsx-wal-ring", size, &w->ring);
+	if (rc < 0)
+		return rc;
 	w->ring_size = size;
 	w->mask = size - 1;
-out:
-	close(fd);
-	return rc;
+	return 0;
 }
 
 static int take_lock(struct rsx_wal *w)

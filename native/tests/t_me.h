@@ -18,29 +18,13 @@
 #include "rsx/me.h"
 #include "rsx/records.h"
 #include "rsx/wal.h"
+#include "t_wal.h"
 
 #define T_SYM 1
 
-static inline char *t_me_dir(void)
-{
-	static char buf[8][64];
-	static int i;
-	char *p = buf[i++ % 8];
-	snprintf(p, 64, "/tmp/rsx-me-test-XXXXXX");
-	if (!mkdtemp(p)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	return p;
-}
-
-static inline void t_me_rmdir(const char *dir)
-{
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-}
+/* A fresh temporary directory (t_wal.h) for one ME. */
+#define t_me_dir t_mkdir
+#define t_me_rmdir t_rmdir
 
 static inline void t_symbol(struct rsx_config *c)
 {
