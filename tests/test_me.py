@@ -254,3 +254,24 @@ def test_bad_options_are_refused_before_anything_opens(tmp_path):
     with pytest.raises(InvalidArgumentError):  # the WAL would not keep the dedup window
         MatchingEngine(options(tmp_path, retain_s=60))
     assert not (tmp_path / "wal").exists()
+
+
+def test_the_window_expires_and_the_sweeper_frees_a_full_table(tmp_path):
+    """1 s window (decided at 2^30 ns ticks, so an entry lives 2-3 s): a retry after it runs again, and
+    a table full of expired entries takes new orders."""
+    with MatchingEngine(options(tmp_path, dedup_capacity=64, dedup_window_s=1)) as me:
+        for k in range(1, 50):
+            me.submit(new_order(1, k, 1, 50_000 + k, 1))
+        me.drain()
+        c = MeStats(me.stats_path).counters()
+        assert c["accepted"] == 48 and c["dedup_full"] == 1
+        me.submit(new_order(1, 5, 1, 50_005, 1))
+        me.drain()
+        assert MeStats(me.stats_path).counters()["duplicates"] == 1  # still inside the window
+        time.sleep(3.6)
+        me.submit(new_order(1, 49, 1, 50_049, 1))   # the table was full: its expired entries are swept
+        me.submit(new_order(1, 5, 1, 50_005, 1))    # the window of order 5 is over: a new order
+        me.drain()
+        c = MeStats(me.stats_path).counters()
+    assert c["accepted"] == 50 and c["dedup_full"] == 1 and c["duplicates"] == 1
+    assert c["dedup_expired"] > 0

@@ -12,6 +12,10 @@
 #include "rsx/errors.h"
 #include "me_int.h"
 
+#define FULL_SWEEP 65536	/* slots looked at before an insert is refused for a full table */
+
+static uint64_t sweep(struct me_dedup *d, uint32_t now_t, uint64_t n);
+
 static inline uint64_t key_hash(uint32_t user, const rsx_oid_t *oid)
 {
 	uint64_t hi, lo;
@@ -95,8 +99,14 @@ int me_dedup_check_insert(struct me_dedup *d, uint32_t user, const rsx_oid_t *oi
 		put(reuse, user, oid, t, seq);
 		return ME_DEDUP_NEW;
 	}
-	if (d->count >= d->limit)
-		return ME_DEDUP_FULL;
+	if (UNLIKELY(d->count >= d->limit)) {
+		/* expired entries may still be counted: sweep a larger slice before refusing, at most
+		   once between two housekeeping ticks (a table full of live entries must not make
+		   every refusal expensive) */
+		if (d->swept_full || (d->swept_full = 1, sweep(d, t, FULL_SWEEP)) == 0 || d->count >= d->limit)
+			return ME_DEDUP_FULL;
+		return me_dedup_check_insert(d, user, oid, t, seq, orig);
+	}
 	put(&d->tab[i], user, oid, t, seq);
 	d->count++;
 	return ME_DEDUP_NEW;
@@ -143,7 +153,7 @@ static void remove_at(struct me_dedup *d, uint64_t i)
 	d->count--;
 }
 
-uint64_t me_dedup_sweep(struct me_dedup *d, uint32_t now_t, uint64_t n)
+static uint64_t sweep(struct me_dedup *d, uint32_t now_t, uint64_t n)
 {
 	uint64_t removed = 0;
 	while (n--) {
@@ -158,4 +168,10 @@ uint64_t me_dedup_sweep(struct me_dedup *d, uint32_t now_t, uint64_t n)
 	}
 	d->expired += removed;
 	return removed;
+}
+
+uint64_t me_dedup_sweep(struct me_dedup *d, uint32_t now_t, uint64_t n)
+{
+	d->swept_full = 0;
+	return sweep(d, now_t, n);
 }

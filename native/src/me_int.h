@@ -59,7 +59,7 @@ struct me_dedup {
 	uint64_t count;		/* live + expired-not-yet-swept entries */
 	uint64_t limit;		/* 3/4 of the slots */
 	uint32_t window_t;	/* window in 2^30 ns ticks, rounded up, + 1 */
-	uint32_t _pad0;
+	uint32_t swept_full;	/* a full table was swept since the last housekeeping sweep */
 	uint64_t sweep_pos;
 	uint64_t expired;	/* removed by the sweeper */
 };
@@ -84,7 +84,7 @@ int me_dedup_check_insert(struct me_dedup *d, uint32_t user, const rsx_oid_t *oi
 			  uint64_t seq, uint64_t *orig);
 /* Insert or refresh during recovery. Returns 0, or ME_DEDUP_FULL: the window does not fit the table. */
 int me_dedup_rebuild_insert(struct me_dedup *d, uint32_t user, const rsx_oid_t *oid, uint32_t t, uint64_t seq);
-/* Remove expired entries among the next n slots. Returns how many were removed. */
+/* Remove expired entries among the next n slots (housekeeping). Returns how many were removed. */
 uint64_t me_dedup_sweep(struct me_dedup *d, uint32_t now_t, uint64_t n);
 
 /* --------------------------------------------------------------- replay */
@@ -246,7 +246,9 @@ struct rsx_me {
 	/* clocks */
 	int64_t real_off;		/* CLOCK_REALTIME - rsx clock, refreshed by housekeeping */
 	uint64_t hk_last;
+	uint64_t hk_accepted;		/* MC_accepted at the last housekeeping */
 	uint64_t idle_since;
+	int just_polled;		/* the wait ended in rsx_cmp_poll */
 	uint64_t sleep_us;
 
 	/* status file */

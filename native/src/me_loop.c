@@ -20,7 +20,7 @@
 #include "me_int.h"
 
 #define HK_PERIOD_NS 1000000ull		/* housekeeping at most every 1 ms */
-#define SWEEP_SLOTS 1024
+#define SWEEP_SLOTS 64	/* dedup slots swept per housekeeping tick, plus 8 per order accepted */
 #define DRAIN_SEND_NS 1000000000ull	/* at stop: at most 1 s for the sender to empty */
 #define SEND_SLICE (64 * RSX_RECORD_MAX)	/* bytes handed to the CMP sender per call */
 
@@ -478,7 +478,11 @@ void me_housekeeping(struct rsx_me *me, uint64_t now)
 	uint64_t real = wal_real_ns();
 	me->hk_last = now;
 	me->real_off = (int64_t)(real - rsx_clock_now_ns());
-	me->c[MC_dedup_expired] += me_dedup_sweep(&me->dd, me_dedup_tick(real), SWEEP_SLOTS);
+	/* sweep faster than orders arrive (8 slots per accepted order), a little when idle */
+	uint64_t accepted = me->c[MC_accepted];
+	uint64_t slots = SWEEP_SLOTS + 8 * (accepted - me->hk_accepted);
+	me->hk_accepted = accepted;
+	me->c[MC_dedup_expired] += me_dedup_sweep(&me->dd, me_dedup_tick(real), slots);
 	me->c[MC_dedup_entries] = me->dd.count;
 	rsx_wal_stats(me->wal, &ws);
 	me->c[MC_next_seq] = ws.next_seq;
@@ -523,8 +527,9 @@ static void set_running(struct rsx_me *me)
 static int iteration(struct rsx_me *me, uint64_t t0)
 {
 	int work = 0, rc;
-	if (me->ep)
+	if (me->ep && !me->just_polled)
 		rsx_cmp_poll(me->ep, 0);
+	me->just_polled = 0;
 	mailbox(me);
 	if (me->in_pos < me->in_n) {
 		if ((rc = process_batch(me)) < 0)
@@ -562,6 +567,7 @@ static void wait_idle(struct rsx_me *me, uint64_t max_ns)
 		return;
 	}
 	rsx_cmp_poll(me->ep, (int64_t)(max_ns / 1000));
+	me->just_polled = 1;	/* what arrived is dispatched: the next iteration need not poll again */
 }
 
 static void wait_mode(struct rsx_me *me, int work, uint64_t now, uint64_t max_ns)

@@ -245,6 +245,7 @@ static void *replica_main(void *arg)
 	struct me_replica *r = &me->rep;
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	r->last_snap_ns = wal_mono_ns();
+	unsigned idle_ms = 20;
 	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
 		size_t nb = 0;
 		int64_t n = r->diverged ? 0 : rsx_wal_reader_read(r->rd, r->buf, REPLICA_BUF, r->ent, REPLICA_ENT, &nb);
@@ -269,8 +270,13 @@ static void *replica_main(void *arg)
 		     wal_mono_ns() - r->last_snap_ns >= me->cfg.snapshot_ns))
 			snapshot_now(me);
 		if (n == 0) {
-			struct timespec ts = { 0, 20 * 1000000 };
+			/* nothing new: nap 20 ms, backing off to 200 ms while the stream stays idle */
+			struct timespec ts = { 0, (long)idle_ms * 1000000 };
 			nanosleep(&ts, NULL);
+			if (idle_ms < 200)
+				idle_ms *= 2;
+		} else {
+			idle_ms = 20;
 		}
 	}
 	return NULL;

@@ -119,7 +119,7 @@ def bench_latency(D, ops, rate: int, n: int, base: Path, save: str | None) -> di
     with tempfile.TemporaryDirectory(dir=base, prefix="rsx-bench-me-") as d:
         blocks = 4
         bare = []
-        r = D.InProc(D.options(Path(d) / "me", "fsync", wait="spin"))
+        r = D.InProc(D.options(Path(d) / "me", "fsync", wait="block"))
         try:
             step = (len(offsets) - 1) // blocks
             for b in range(blocks):
