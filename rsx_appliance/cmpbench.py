@@ -19,7 +19,7 @@ from .cmp import Backend, Fault, Mode, _addr, _enum, _struct_dict
 from .codes import ErrorCode
 from .errors import InvalidArgumentError, check, error_for
 
-__all__ = ["Side", "Run", "rtt", "oneway", "percentiles"]
+__all__ = ["Side", "Run", "rtt", "oneway"]
 
 
 @dataclass(frozen=True)
@@ -134,14 +134,3 @@ def oneway(a: Side, b: Side, *, count: int = 200_000, payload: int = 64, batch: 
     check(lib.rsx_cmp_bench_oneway(c, res), "one-way benchmark")
     return _run(c, res)
 
-
-def percentiles(samples: np.ndarray) -> dict[str, float]:
-    """min, p50, p90, p99, p99.9, p99.99, max, mean of ns samples (rsx_appliance.latency histogram, 3 digits)."""
-    from .latency import Histogram
-
-    if len(samples) == 0:
-        return {}
-    h = Histogram()
-    h.record(samples.astype(np.int64))
-    s = h.summary()
-    return {k: float(s[k]) for k in ("min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "mean")}

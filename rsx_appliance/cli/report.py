@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..latency import load_run
+    from ..latency.run import file_name
     from ..latency.report import format_text, to_json
 
     runs = [load_run(f) for f in args.files]  # RunFileError -> exit 2 with the file named
@@ -43,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.export)
         for r in runs:
             r.save_hgrm(out)
-            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in r.name)
-            r.save_hlog(out / f"{safe}.hlog")
+            r.save_hlog(out / f"{file_name(r.name)}.hlog")
     if args.html:
         from ..fsutil import atomic_write
         from ..latency.html import render_html

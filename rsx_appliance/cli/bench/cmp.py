@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ...cmp import Fault
-    from ...cmpbench import Side, oneway, percentiles, rtt
+    from ...cmpbench import Side, oneway, rtt
+    from ...latency import Histogram
     from ...latency.machine import CpuAccount, cpu_snapshot
     from ..._native import lib
 
@@ -78,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
         if "rtt" in phases:
             r = rtt(a_side(), b_side(), count=args.rtt, warmup=args.warmup, payload=64, cpu_a=cpu_a,
                     cpu_b=cpu_b, timeout_ms=timeout_ms)
-            pct = percentiles(r.samples)
+            hist = Histogram()
+            hist.record(r.samples.astype("int64"))
+            pct = {k: v for k, v in hist.summary("ns").items() if k.endswith("_ns")}
             target = TARGET_RTT_P50_NS[args.backend]
             out["rtt"] = {
-                "round_trips": r.done, "payload_bytes": 64, "pinned": r.pinned,
-                **{f"{k}_ns": round(v) for k, v in pct.items()},
+                "round_trips": r.done, "payload_bytes": 64, "pinned": r.pinned, **pct,
                 "round_trips_per_s": round(r.rate),
-                "target_p50_ns": target, "meets_target": bool(pct) and pct["p50"] <= target,
+                "target_p50_ns": target, "meets_target": bool(hist.total) and pct["p50_ns"] <= target,
                 "error": r.error_text or None,
             }
             if args.save and r.done:
