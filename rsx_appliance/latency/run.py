@@ -25,7 +25,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -324,12 +324,13 @@ def stages_from_stamps(**stamps: Any) -> dict[str, np.ndarray]:
 
 # --- reading -----------------------------------------------------------------
 
-def load_run(path: str | os.PathLike) -> Run:
+def load_run(path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> Run:
     """Read a run file (``*.lat.json``) or an HdrHistogram ``.hlog``.
 
     Raises :class:`RunFileError` naming the file for anything unreadable:
     missing, not JSON/hlog, wrong format or a newer version, bad stage names,
-    malformed histograms.
+    malformed histograms. ``progress(done, total)`` is called now and then while
+    a large log is read (lines done of total).
     """
     path = Path(path)
     try:
@@ -345,7 +346,7 @@ def load_run(path: str | os.PathLike) -> Run:
     else:
         from .hlog import read_hlog
 
-        run = read_hlog(path, text)
+        run = read_hlog(path, text, progress)
     run.path = path
     return run
 
