@@ -61,13 +61,17 @@ def make_dirs(path: str | os.PathLike) -> Path:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o644,
-                 make_parents: bool = False, encoding: str = "utf-8") -> Path:
+                 make_parents: bool = False, encoding: str = "utf-8", durable: bool = True) -> Path:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content.
 
     A temporary file ``.<name>.<random>.tmp`` is created beside ``path`` (same file system, so the
     rename is atomic), written in full, given ``mode``, fsynced, renamed over ``path``, and the
     directory is fsynced (the rename itself is durable when this returns). ``str`` data is encoded
     with ``encoding``. ``make_parents`` creates missing parent directories durably first.
+
+    ``durable=False`` skips the two fsyncs: readers still never see a mix and a killed process
+    leaves the old or the new file, but a power cut may lose the last replacements. Only for
+    files that describe a live process and are rewritten every second (status files).
 
     On any error (``OSError`` from the kernel: ENOSPC, EACCES, ...) the temporary file is removed
     and ``path`` is untouched. Returns ``path`` as a :class:`~pathlib.Path`.
@@ -87,7 +91,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
             while view:
                 view = view[os.write(fd, view):]
             os.fchmod(fd, mode)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -97,7 +102,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
     return path
 
 

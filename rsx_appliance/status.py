@@ -7,21 +7,9 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["StatusFile", "write_atomic"]
+from .fsutil import atomic_write
 
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temp file in the same directory, then rename.
-
-    A reader sees the old or the new content, never a mix. Not fsynced: a status
-    file is rewritten every second and describes a live process.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+__all__ = ["StatusFile"]
 
 
 class StatusFile:
@@ -41,4 +29,5 @@ class StatusFile:
             doc["error"] = error
         if extra:
             doc.update(extra)
-        write_atomic(self.path, json.dumps(doc, default=int).encode())
+        # not fsynced: rewritten every second, it describes a live process (a reader never sees a mix)
+        atomic_write(self.path, json.dumps(doc, default=int), make_parents=True, durable=False)

@@ -182,6 +182,21 @@ def test_benchmarks(tmp_path, capsys):
     assert not list((tmp_path / "b").iterdir())  # cleans up after itself
 
 
+def test_config_show(capsys):
+    check("config-show", rsx(capsys, "config", "show", "--json"))
+
+
+@pytest.mark.slow
+def test_process_benchmarks(capsys):
+    """The real rsx mark and rsx marketdata processes under their benchmarks (a few seconds each)."""
+    (doc,) = check("bench-mark", rsx(capsys, "bench", "mark", "--ticks", "200", "--rate", "1000", "--shards", "1",
+                                     "--json"))
+    check("mark", json.dumps(doc["ready"]))
+    (doc,) = check("bench-marketdata", rsx(capsys, "bench", "marketdata", "--subscribers", "4", "--rate", "500",
+                                           "--duration", "1", "--warm", "100", "--json"))
+    check("marketdata", json.dumps(doc["ready"]))
+
+
 def test_services_print_json_lines(stream, tmp_path):
     port = free_port()
     srv = subprocess.Popen(rsx_argv("dxs", "serve", "--wal", str(stream), "--port", str(port), "--json"),

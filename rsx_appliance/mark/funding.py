@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..records import RecordType
 from ..risk.funding import funding_rate_e8
-from ..status import write_atomic
+from ..fsutil import atomic_write
 from ..wal import WalReader
 
 __all__ = ["last_published", "SampleStore", "due_rates"]
@@ -29,7 +29,7 @@ def last_published(wal_dir: str | os.PathLike, stream_id: int) -> dict[int, int]
 
 
 class SampleStore:
-    """Premium samples of unpublished intervals, kept across a process kill (rename, no fsync)."""
+    """Premium samples of unpublished intervals, kept across a crash (fsutil.atomic_write)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -43,7 +43,7 @@ class SampleStore:
 
     def save(self, acc_by_symbol: dict[int, dict[int, list[int]]]) -> None:
         doc = {str(s): {str(k): v for k, v in acc.items()} for s, acc in acc_by_symbol.items()}
-        write_atomic(self.path, json.dumps(doc).encode())
+        atomic_write(self.path, json.dumps(doc), make_parents=True)
 
 
 def due_rates(symbol, prices, last: int, now_s: int, interest_e8: int, clamp_e8: int) -> list[dict]:
