@@ -69,12 +69,12 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
     directory is fsynced (the rename itself is durable when this returns). ``str`` data is encoded
     with ``encoding``. ``make_parents`` creates missing parent directories durably first.
 
-    ``durable=False`` skips the two fsyncs: readers still never see a mix and a killed process
-    leaves the old or the new file, but a power cut may lose the last replacements. Only for
-    files that describe a live process and are rewritten every second (status files).
-
     On any error (``OSError`` from the kernel: ENOSPC, EACCES, ...) the temporary file is removed
     and ``path`` is untouched. Returns ``path`` as a :class:`~pathlib.Path`.
+
+    ``durable=False`` skips both fsyncs: still atomic for readers (old or new content, never a
+    mix), but a power cut may leave the old content. Only for files that describe a live process
+    and are rewritten every second (status files), never for state that must survive.
     """
     path = Path(path)
     body = data.encode(encoding) if isinstance(data, str) else bytes(data)

@@ -29,7 +29,7 @@ def last_published(wal_dir: str | os.PathLike, stream_id: int) -> dict[int, int]
 
 
 class SampleStore:
-    """Premium samples of unpublished intervals, kept across a crash (fsutil.atomic_write)."""
+    """Premium samples of unpublished intervals, kept across a process kill (rename, no fsync)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -43,7 +43,7 @@ class SampleStore:
 
     def save(self, acc_by_symbol: dict[int, dict[int, list[int]]]) -> None:
         doc = {str(s): {str(k): v for k, v in acc.items()} for s, acc in acc_by_symbol.items()}
-        atomic_write(self.path, json.dumps(doc), make_parents=True)
+        atomic_write(self.path, json.dumps(doc), make_parents=True, durable=False)
 
 
 def due_rates(symbol, prices, last: int, now_s: int, interest_e8: int, clamp_e8: int) -> list[dict]:
