@@ -1,4 +1,4 @@
-"""The CMP benchmark harness from Python (native/src/cmp_bench.c).
+"""The CMP benchmark harness from Python (native/bench/driver/cmp_bench.c, module rsx_appliance._bench).
 
 Two C threads, pinned to two CPUs, each driving its own endpoint; every
 delivered record is checked in C. Used by ``rsx bench cmp`` and by the
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._native import ffi, lib
+from ._bench import ffi, lib  # the benchmark driver (native/bench), not the production library
 from .cmp import Backend, Fault, Mode, _addr, _enum, _struct_dict
 from .codes import ErrorCode
 from .errors import InvalidArgumentError, check, error_for

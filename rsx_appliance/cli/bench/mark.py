@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if proc is not None:
+            proc.stdout.close()
         shutil.rmtree(work, ignore_errors=True)
     common = set.intersection(*(set(g) for g in got)) if got else set()
     lat = np.array([max(g[s][1] for g in got) - got[0][s][0] for s in sorted(common)], dtype=np.int64)

@@ -129,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+            if p is not None:
+                p.stdout.close()
         feed.close()
         shutil.rmtree(work, ignore_errors=True)
     if args.json:

@@ -56,7 +56,7 @@ def _median(xs):
 def bench_append(base, n: int, repeat: int) -> dict:
     import tempfile
 
-    from ..._native import ffi, lib
+    from ..._bench import ffi, lib
     from ...errors import check
 
     rates = []
@@ -78,7 +78,7 @@ def bench_append(base, n: int, repeat: int) -> dict:
 def bench_durable(base, n: int, repeat: int) -> dict:
     import tempfile
 
-    from ..._native import ffi, lib
+    from ..._bench import ffi, lib
     from ...errors import check
 
     runs = []
@@ -110,7 +110,7 @@ def bench_latency(base, n: int, rate: int, repeat: int, blocks: int = 4, save: s
 
     import numpy as np
 
-    from ..._native import ffi, lib
+    from ..._bench import ffi, lib
     from ...errors import check
     from ...latency import Histogram, write_run
 
@@ -226,6 +226,7 @@ def bench_replay(base, n: int, repeat: int) -> dict:
         finally:
             srv.terminate()
             srv.wait(10)
+            srv.stdout.close()
     r = _median(rates)
     return {"case": "replay", "records": n, "record_bytes": 80, "records_per_s": round(r),
             "mb_per_s": round(r * 80 / 1e6, 1), "runs_records_per_s": [round(x) for x in rates],
