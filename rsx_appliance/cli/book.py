@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import CliError, add_json, command_group, existing, print_json
+from ._common import CliError, Progress, add_json, command_group, existing, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,13 +33,15 @@ def run_replay(args: argparse.Namespace) -> int:
 
     if args.capacity < 0:
         raise CliError("--capacity must be >= 0")
-    try:
-        ops = load_workload(existing(args.workload, "file"))
-    except ValueError as exc:
-        raise CliError(f"{args.workload}: {exc}") from None
-    with replay_book(ops, args.capacity) as book:
-        fills = book.replay(ops)
-        d = digest(ops, book, fills)
+    with Progress("rsx book replay: reading", total=2, unit="steps") as bar:
+        try:
+            ops = load_workload(existing(args.workload, "file"))
+        except ValueError as exc:
+            raise CliError(f"{args.workload}: {exc}") from None
+        bar.update(1, label=f"rsx book replay: {len(ops):,} operations")
+        with replay_book(ops, args.capacity) as book:
+            fills = book.replay(ops)
+            d = digest(ops, book, fills)
     if args.json:
         print_json(d)
     else:

@@ -137,7 +137,9 @@ def _stats_json(res: dict) -> dict:
 def stats(args) -> int:
     from ..wal.tools import stats as compute
 
-    res = _stats_json(compute(wal_input(args.path, args.stream), args.stream))
+    path = wal_input(args.path, args.stream)
+    with Progress("rsx wal stats: reading"):
+        res = _stats_json(compute(path, args.stream))
     failed = bool(res["gaps"] or res["breaks"])
     if args.json:
         print_json(res)
