@@ -10,77 +10,21 @@ consumers, sysctls) are data and exempt: their schema has no ``properties``.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-jsonschema = pytest.importorskip("jsonschema", reason="jsonschema not installed (test extra)")
+pytest.importorskip("jsonschema", reason="jsonschema not installed (test extra)")
 
+from cliutil import SCHEMAS, check, jsonschema, key_problem  # noqa: E402
 from rsx_appliance.cli import main  # noqa: E402
 from rsx_appliance.launch import rsx_argv  # noqa: E402
 
 from walutil import free_port, write_stream  # noqa: E402
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "specs" / "schemas"
 DATA = Path(__file__).parent / "data" / "java"
-KEY = re.compile(r"^[a-z][a-z0-9_]*$")
-UNITS = {"ns", "us", "ms", "s", "bytes", "kb", "mb"}
-PERCENTILES = {"p50", "p90", "p95", "p99"}
-
-
-def key_problem(key: str) -> str | None:
-    if not KEY.match(key):
-        return "not snake_case"
-    parts = key.split("_")
-    for i, part in enumerate(parts):
-        if part in UNITS and i != len(parts) - 1 and parts[i + 1] != "per":
-            return "its unit is not last"
-        if re.fullmatch(r"p\d+", part) and part not in PERCENTILES:
-            return "percentiles are p50, p90, p99, p99_9, p99_99"
-    return None
-
-
-def _resolve(schema: dict, root: dict) -> dict:
-    while "$ref" in schema:
-        node = root
-        for part in schema["$ref"].lstrip("#/").split("/"):
-            node = node[part]
-        schema = node
-    return schema
-
-
-def key_problems(value, schema: dict, root: dict, path: str = "") -> list[str]:
-    schema = _resolve(schema, root)
-    for alt in schema.get("oneOf", []) + schema.get("anyOf", []):
-        if jsonschema.Draft202012Validator({**alt, "$defs": root.get("$defs", {})}).is_valid(value):
-            return key_problems(value, alt, root, path)
-    out = []
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        for k, v in value.items():
-            if props is not None and (problem := key_problem(k)):  # an object with named keys
-                out.append(f"{path}.{k}: {problem}")
-            sub = (props or {}).get(k, extra if isinstance(extra, dict) else {})
-            out += key_problems(v, sub, root, f"{path}.{k}" if props is not None else f"{path}.*")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for v in value:
-            out += key_problems(v, schema["items"], root, f"{path}[]")
-    return out
-
-
-def check(name: str, text: str, lines: bool = False) -> list:
-    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
-    docs = [json.loads(line) for line in text.splitlines()] if lines else [json.loads(text)]
-    assert docs, f"{name}: no output"
-    for doc in docs:
-        jsonschema.validate(doc, schema)
-        assert not key_problems(doc, schema, schema), key_problems(doc, schema, schema)
-    return docs
-
 
 def rsx(capsys, *argv, code: int = 0) -> str:
     rc = main(list(argv))
@@ -177,6 +121,7 @@ def test_benchmarks(tmp_path, capsys):
     check("bench-cmp", rsx(capsys, "bench", "cmp", "--phases", "rtt", "--rtt", "100", "--warmup", "10", "--json"))
     check("bench-risk", rsx(capsys, "bench", "risk", "--quick", "--repeat", "1", "--orders", "2000", "--fills",
                            "3000", "--exposed", "2000", "--users", "3000", "--replay", "8000", "--json"))
+    check("bench-gateway", rsx(capsys, "bench", "gateway", "--quick", "--phases", "codecs,jwt", "--json"))
     (doc,) = check("bench-wal", rsx(capsys, "bench", "wal", "all", "--short", "--dir", str(tmp_path / "b"), "--json"))
     assert [c["case"] for c in doc["cases"]] == ["latency", "append", "durable", "replay"]
     assert not list((tmp_path / "b").iterdir())  # cleans up after itself
@@ -195,6 +140,7 @@ def test_process_benchmarks(capsys):
     (doc,) = check("bench-marketdata", rsx(capsys, "bench", "marketdata", "--subscribers", "4", "--rate", "500",
                                            "--duration", "1", "--warm", "100", "--json"))
     check("marketdata", json.dumps(doc["ready"]))
+    check("bench-gateway", rsx(capsys, "bench", "gateway", "--quick", "--phases", "gateway,stacks", "--json"))
 
 
 def test_services_print_json_lines(stream, tmp_path):

@@ -23,7 +23,8 @@ from ..errors import RsxError
 
 __all__ = [
     "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
-    "CliError", "EnvironmentRefused", "RsxArgumentParser", "command_group", "add_json", "print_json",
+    "CliError", "EnvironmentRefused", "RsxArgumentParser", "command_group", "add_config_args", "add_json",
+    "print_json",
     "print_json_line", "print_text", "warn", "existing", "wal_input", "Progress", "one_line",
 ]
 
@@ -88,6 +89,13 @@ def command_group(sub: argparse._SubParsersAction, name: str, *, help: str, desc
 
     parser.set_defaults(func=missing)
     return parser, inner
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """--config and --data, the same on every command that runs or inspects the exchange."""
+    p.add_argument("--config", metavar="FILE", help="exchange configuration (default: the embedded demo)")
+    p.add_argument("--data", metavar="DIR", help="data directory (default: the file's data_dir, "
+                                                  "$RSX_DATA, ./rsx-data)")
 
 
 def add_json(parser: argparse.ArgumentParser, what: str = "print one JSON object instead of text") -> None:

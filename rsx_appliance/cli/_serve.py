@@ -9,13 +9,13 @@ import logging
 import signal
 import sys
 
-from ._common import EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, add_json, one_line
+from ._common import (EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, add_config_args, add_json,
+                      one_line)
 
 
 def add_process_args(p: argparse.ArgumentParser, role: str) -> None:
     """The options every long-running role takes (specs/cli.md)."""
-    p.add_argument("--config", help="exchange configuration (default: the embedded one)")
-    p.add_argument("--data", help="data directory (status file under DATA/run)")
+    add_config_args(p)
     p.add_argument("--instance", type=int, default=0, help=f"{role} instance (default 0)")
     add_json(p, "print the ready line as one JSON object")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level on stderr")

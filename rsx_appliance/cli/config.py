@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_json, command_group, print_json
-
-
-def add_config_args(p: argparse.ArgumentParser) -> None:
-    """--config and --data, the same on every command that runs or inspects the exchange."""
-    p.add_argument("--config", metavar="FILE", help="exchange configuration (default: the embedded demo)")
-    p.add_argument("--data", metavar="DIR", help="data directory (default: the file's data_dir, "
-                                                  "$RSX_DATA, ./rsx-data)")
+from ._common import add_config_args, add_json, command_group, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
