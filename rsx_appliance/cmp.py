@@ -472,7 +472,8 @@ class Receiver:
     def receive(self, max: int = 1024, timeout: float | None = 0.0) -> Batch:
         """Poll the endpoint until records are deliverable or ``timeout`` s passed, then read up to ``max``.
 
-        One C call. Returns a possibly empty :class:`Batch`; raises
+        One C call; ``timeout=0`` polls the socket once without waiting.
+        Returns a possibly empty :class:`Batch`; raises
         :class:`NeedsReplay` (with ``.info``) when nothing is deliverable and
         the stream needs replay.
         """

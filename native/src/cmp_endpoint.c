@@ -344,16 +344,18 @@ int rsx_cmp_receive(struct rsx_cmp_endpoint *ep, struct rsx_cmp_receiver *r,
 	uint64_t start = cmp_now();
 	uint64_t deadline = timeout_us < 0 ? UINT64_MAX : start + (uint64_t)timeout_us * 1000;
 
-	for (;;) {
+	for (int polled = 0;; polled = 1) {
 		if (cmp_receiver_ready(r)) {
 			int n = rsx_cmp_receiver_read(r, out, stride, max);
 			if (n != 0)
 				return n;	/* 0: only seqs a link receiver skipped as lost */
 		}
 		uint64_t now = cmp_now();
-		if (now >= deadline)
+		if (now >= deadline && polled)	/* timeout 0: still one look at the socket */
 			return rsx_cmp_receiver_read(r, out, stride, max);
-		int rc = rsx_cmp_poll(ep, deadline == UINT64_MAX ? -1 : (int64_t)((deadline - now + 999) / 1000));
+		int64_t left = deadline == UINT64_MAX ? -1
+			     : now >= deadline ? 0 : (int64_t)((deadline - now + 999) / 1000);
+		int rc = rsx_cmp_poll(ep, left);
 		if (rc < 0)
 			return rc;
 	}

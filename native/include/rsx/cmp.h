@@ -278,7 +278,8 @@ int rsx_cmp_receiver_read(struct rsx_cmp_receiver *r, void *out, size_t stride, 
 
 /*
  * Poll ep until r has something deliverable (or needs replay) or timeout_us
- * passes (semantics of rsx_cmp_poll), then read like rsx_cmp_receiver_read.
+ * passes (semantics of rsx_cmp_poll; timeout_us 0 polls the socket once),
+ * then read like rsx_cmp_receiver_read.
  * Returns records copied (0 on timeout), RSX_EREPLAY, or a -errno from poll.
  */
 int rsx_cmp_receive(struct rsx_cmp_endpoint *ep, struct rsx_cmp_receiver *r,
