@@ -182,3 +182,33 @@ def test_retention_waits_for_registered_consumers(tmp_path, caplog):
     seqs, _ = read_all(tmp_path)
     assert seqs[0] == st.oldest_seq and seqs[-1] == 2500
     assert (np.diff(seqs.astype(np.int64)) == 1).all()
+
+
+def test_close_from_another_thread_fails_a_blocked_appender(tmp_path):
+    """close() wakes the appender stalled on a full ring, which raises; nothing is freed under it."""
+    import threading
+    import time
+
+    w = WalWriter(tmp_path, 1, ring_size=64 << 10, batch_records=1_000_000, batch_us=30_000_000,
+                  prealloc=False)
+    outcome: dict = {}
+
+    def appender():
+        try:
+            w.append_batch(INSERTED, payloads(1, 100_000))
+            outcome["done"] = True
+        except Exception as e:                 # noqa: BLE001 - the test inspects it
+            outcome["error"] = e
+
+    t = threading.Thread(target=appender)
+    t.start()
+    deadline = time.monotonic() + 5
+    while w.stats().stalls == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.02)
+    w.close()
+    t.join(5)
+    assert not t.is_alive()
+    assert isinstance(outcome.get("error"), ValueError) and "closed" in str(outcome["error"])
+    seqs, _ = read_all(tmp_path)
+    assert len(seqs) > 0 and seqs.tolist() == list(range(1, len(seqs) + 1))

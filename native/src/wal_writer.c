@@ -72,6 +72,8 @@ struct rsx_wal {
 	_Alignas(CACHELINE) _Atomic uint32_t durable_word;
 	_Atomic uint32_t durable_waiters;
 	_Atomic int fatal;		/* sticky: a sync failed */
+	_Atomic int closing;		/* rsx_wal_close has begun: blocked calls fail with -ECANCELED */
+	_Atomic uint32_t blocked;	/* appenders inside a stalled append (close waits for them) */
 	_Atomic int stall_error;	/* transient: the current batch cannot be written */
 	_Atomic int stopping;
 	_Atomic uint64_t flush_req;	/* rsx_wal_flush: flush up to this head now, whatever N and T say */
@@ -193,7 +195,12 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off, size_t *
 
 /* ------------------------------------------------------------ tip */
 
-static void tip_publish(struct rsx_wal *w)
+/*
+ * Rewrite the tip under its seqlock. `durable` is the durable seq to publish:
+ * the flusher publishes a new one here before the in-process watermark moves
+ * (publish_durable), so nobody can see a durable seq the tip does not cover.
+ */
+static void tip_publish_seq(struct rsx_wal *w, uint64_t durable)
 {
 	struct rsx_wal_tip *t = w->tip;
 	if (!t)
@@ -203,7 +210,7 @@ static void tip_publish(struct rsx_wal *w)
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	t->state = atomic_load(&w->state);
 	t->error = atomic_load(&w->last_error);
-	t->durable_seq = __atomic_load_n(&w->durable_seq, __ATOMIC_RELAXED);
+	t->durable_seq = durable;
 	t->active_first_seq = w->file_first;
 	t->active_durable_bytes = w->file_bytes;
 	t->appended_seq = atomic_load_explicit(&w->appended_seq, memory_order_relaxed);
@@ -218,6 +225,11 @@ static void tip_publish(struct rsx_wal *w)
 	t->sync_ns_max = atomic_load(&w->sync_ns_max);
 	t->retention_blocked_seq = atomic_load(&w->retention_blocked_seq);
 	__atomic_store_n(&t->version, v + 2, __ATOMIC_RELEASE);
+}
+
+static void tip_publish(struct rsx_wal *w)
+{
+	tip_publish_seq(w, __atomic_load_n(&w->durable_seq, __ATOMIC_RELAXED));
 }
 
 static int tip_open(struct rsx_wal *w)
@@ -590,9 +602,12 @@ static int flush_to(struct rsx_wal *w, uint64_t head)
 			atomic_store(&w->stall_error, 0);
 			set_state(w, RSX_WAL_RUNNING, 0);
 		}
-		/* the tip first: whoever wait_durable() wakes finds it current too */
-		__atomic_store_n(&w->durable_seq, last, __ATOMIC_RELEASE);
-		tip_publish(w);
+		/*
+		 * The tip first, then the watermark (a release store): whoever sees
+		 * the new durable seq (a hot loop, a woken waiter) finds the tip
+		 * covering it, so the seq is on record before it can leave.
+		 */
+		tip_publish_seq(w, last);
 		publish_durable(w, last);
 		/* rotate eagerly once no record of the largest type fits any more */
 		if (w->cfg.file_size - w->file_bytes < RSX_RECORD_MAX && (rc = rotate(w)) < 0)
@@ -719,6 +734,10 @@ static int wait_space(struct rsx_wal *w, uint64_t need)
 			break;
 		if ((rc = sticky(w)) != 0)
 			break;
+		if (atomic_load(&w->closing)) {
+			rc = -ECANCELED;	/* the writer is being closed under us: nothing appended */
+			break;
+		}
 		if (w->cfg.flags & RSX_WAL_MANUAL) {
 			publish_head(w);
 			if ((rc = flush_once(w, w->head)) < 0)
@@ -738,7 +757,8 @@ static int wait_space(struct rsx_wal *w, uint64_t need)
 		}
 		uint32_t word = atomic_load(&w->space_word);
 		atomic_store(&w->space_waiting, 1);
-		if (w->ring_size - (w->head - atomic_load(&w->tail)) < need && !sticky(w))
+		if (w->ring_size - (w->head - atomic_load(&w->tail)) < need && !sticky(w) &&
+		    !atomic_load(&w->closing))
 			futex_wait(&w->space_word, word, UINT64_MAX);
 	}
 	if (t0) {
@@ -790,13 +810,23 @@ int rsx_wal_append(struct rsx_wal *w, uint16_t type, const void *payload, size_t
 		return rc;
 	if ((rc = sticky(w)) != 0)
 		return rc;
+	if (atomic_load_explicit(&w->closing, memory_order_relaxed))
+		return -ECANCELED;
 	uint64_t need = RSX_HEADER_SIZE + len;
-	if (w->ring_size - (w->head - w->tail_seen) < need && (rc = wait_space(w, need)) < 0)
-		return rc;
+	int slow = w->ring_size - (w->head - w->tail_seen) < need;
+	if (slow) {
+		atomic_fetch_add(&w->blocked, 1);	/* close() waits until we have left */
+		if ((rc = wait_space(w, need)) < 0) {
+			atomic_fetch_sub(&w->blocked, 1);
+			return rc;
+		}
+	}
 	if (seq)
 		*seq = w->next_seq;
 	put_record(w, type, payload, len);
 	publish_head(w);
+	if (slow)
+		atomic_fetch_sub(&w->blocked, 1);
 	return (int)need;
 }
 
@@ -810,13 +840,18 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
 		return RSX_EINVALID;
 	if ((rc = sticky(w)) != 0)
 		return rc;
+	if (atomic_load_explicit(&w->closing, memory_order_relaxed))
+		return -ECANCELED;
 	uint64_t need = RSX_HEADER_SIZE + len;
 	const uint8_t *p = payloads;
 	size_t i;
+	int slow = 0;
 	if (first_seq)
 		*first_seq = w->next_seq;
 	for (i = 0; i < count; i++) {
 		if (w->ring_size - (w->head - w->tail_seen) < need) {
+			if (!slow++)
+				atomic_fetch_add(&w->blocked, 1);	/* close() waits until we have left */
 			publish_head(w);
 			if ((rc = wait_space(w, need)) < 0)
 				break;
@@ -825,6 +860,8 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
 	}
 	if (i > 0)
 		publish_head(w);
+	if (slow)
+		atomic_fetch_sub(&w->blocked, 1);
 	return i > 0 ? (int64_t)i : (count == 0 ? 0 : rc);
 }
 
@@ -882,14 +919,18 @@ int rsx_wal_wait_durable(struct rsx_wal *w, uint64_t seq, int64_t timeout_ns)
 			break;
 		if ((rc = sticky(w)) != 0)
 			break;
+		if (atomic_load(&w->closing)) {
+			rc = -ECANCELED;
+			break;
+		}
 		uint64_t now = wal_mono_ns();
 		if (now >= deadline) {
 			rc = -ETIMEDOUT;
 			break;
 		}
 		uint32_t word = atomic_load(&w->durable_word);
-		if (rsx_wal_durable_seq(w) >= seq)
-			break;
+		if (rsx_wal_durable_seq(w) >= seq || atomic_load(&w->closing))
+			continue;
 		futex_wait(&w->durable_word, word, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
 	}
 	atomic_fetch_sub(&w->durable_waiters, 1);
@@ -1251,6 +1292,23 @@ int rsx_wal_close(struct rsx_wal *w)
 	int rc = 0;
 	if (!w)
 		return 0;
+	/*
+	 * Fail every call blocked in another thread (a stalled append, a wait
+	 * for durability) and wait until each has left, before anything is
+	 * freed. An append running on its fast path concurrently with close is
+	 * the caller's bug: appends and close belong to one appender.
+	 */
+	atomic_store(&w->closing, 1);
+	for (;;) {
+		atomic_fetch_add(&w->space_word, 1);
+		futex_wake(&w->space_word);
+		atomic_fetch_add(&w->durable_word, 1);
+		futex_wake(&w->durable_word);
+		if (!atomic_load(&w->blocked) && !atomic_load(&w->durable_waiters))
+			break;
+		struct timespec ts = { 0, 50000 };
+		nanosleep(&ts, NULL);
+	}
 	publish_head(w);
 	if (w->cfg.flags & RSX_WAL_MANUAL) {
 		if (!sticky(w) && w->tail_local < w->head)

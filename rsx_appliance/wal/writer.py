@@ -117,6 +117,7 @@ class WalWriter:
                                                    f"{stream_id}")
             raise error_for(rc, f"open WAL {self.directory} (stream {stream_id})")
         self._w = out[0]
+        self._nonblocking = nonblocking
         self._blocked_warned = 0
         st = self.stats()
         if st.recovered_bytes:
@@ -159,6 +160,9 @@ class WalWriter:
         if rc == -errno.EAGAIN:
             return BlockingIOError(errno.EAGAIN, f"{what}: WAL ring full (the flusher is behind); "
                                                  f"append the same record again later")
+        if rc == -errno.ECANCELED:
+            return ValueError(f"{what}: WAL writer {self.directory} was closed while this call "
+                              f"waited; nothing was appended")
         st = self.stats()
         if rc in (-errno.ENOSPC, -errno.EDQUOT, -errno.EFBIG):
             return OSError(-rc, f"{what}: WAL {self.directory} stalled: {os.strerror(-rc)} "
@@ -205,6 +209,11 @@ class WalWriter:
                                      first)
         if n < 0:
             raise self._error(n, f"append {len(payloads)} {t.name}")
+        if n < len(payloads) and not self._nonblocking:
+            # a blocking append stops short only when close() cancelled it
+            raise ValueError(f"append {len(payloads)} {t.name}: WAL writer {self.directory} was "
+                             f"closed while this call waited; only seqs {int(first[0])}.."
+                             f"{int(first[0]) + int(n) - 1} were appended")
         return int(first[0]), int(n)
 
     # -------------------------------------------------------------- watermarks

@@ -93,6 +93,8 @@ int rsx_wal_open(struct rsx_wal **out, const struct rsx_wal_config *cfg);
 
 /*
  * Make everything appended durable, stop the threads, release the directory.
+ * First fails every append or wait blocked in another thread (-ECANCELED)
+ * and waits until each has returned, so nothing is freed under them.
  * Always frees w. Returns 0, or the error that kept records from becoming
  * durable (rsx_wal_stats before close says how far it got).
  */
@@ -104,21 +106,23 @@ int rsx_wal_close(struct rsx_wal *w);
  * One appender thread only. Returns the record size and *seq, or: RSX_ETYPE
  * (0, unknown or control type), RSX_ELENGTH, -EAGAIN (NONBLOCK and the ring
  * is full: append the same record again later), the stall error (NONBLOCK,
- * ring full and the writer is stalled, e.g. -ENOSPC), or the sticky error of
- * a FAILED writer. Nothing is appended when it fails.
+ * ring full and the writer is stalled, e.g. -ENOSPC), -ECANCELED (the writer
+ * is being closed), or the sticky error of a FAILED writer. Nothing is
+ * appended when it fails.
  */
 int rsx_wal_append(struct rsx_wal *w, uint16_t type, const void *payload, size_t len,
 		   uint64_t *seq);
 
 /*
  * Append count payloads of one type, stride bytes apart (stride >= len).
- * Returns how many were appended (all of them when blocking; possibly fewer
- * with NONBLOCK) and the first one's seq, or an error if none was.
+ * Returns how many were appended (all of them when blocking, unless close
+ * cancelled the call; possibly fewer with NONBLOCK) and the first one's seq,
+ * or an error if none was.
  */
 int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *payloads,
 			     size_t len, size_t count, size_t stride, uint64_t *first_seq);
 
-/* Watermarks (acquire loads). */
+/* Watermarks (acquire loads). The tip file covers a durable seq before this returns it. */
 uint64_t rsx_wal_next_seq(const struct rsx_wal *w);
 uint64_t rsx_wal_written_seq(const struct rsx_wal *w);
 uint64_t rsx_wal_durable_seq(const struct rsx_wal *w);
@@ -127,8 +131,8 @@ const uint64_t *rsx_wal_durable_ptr(const struct rsx_wal *w);
 
 /*
  * Wait until durable_seq >= seq. timeout_ns < 0 waits forever. Returns 0,
- * -ETIMEDOUT, or the sticky error of a FAILED writer. In MANUAL mode it
- * flushes instead of waiting.
+ * -ETIMEDOUT, -ECANCELED (the writer is being closed), or the sticky error of
+ * a FAILED writer. In MANUAL mode it flushes instead of waiting.
  */
 int rsx_wal_wait_durable(struct rsx_wal *w, uint64_t seq, int64_t timeout_ns);
 
