@@ -1097,8 +1097,12 @@ static int recover_active(struct rsx_wal *w, const char *name, uint64_t first,
 			munmap((void *)map, size);
 			goto fail;
 		}
+		/* what a crashed batch left, not the zeros of a preallocated file after it */
+		uint64_t dirty = size;
+		while (size >= w->cfg.file_size && dirty > end && map[dirty - 1] == 0)
+			dirty--;
 		w->recovered_offset = end;
-		w->recovered_bytes = size - end;
+		w->recovered_bytes = dirty - end;
 		w->recovered_error = sc.stop == RSX_WAL_STOP_PARTIAL ? RSX_ESHORT : sc.error;
 		snprintf(w->recovered_file, sizeof w->recovered_file, "%s", name);
 	}

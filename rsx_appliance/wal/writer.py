@@ -9,8 +9,9 @@ Errors: bad input raises FieldError / RecordTypeError / RecordLengthError and
 appends nothing; a full ring raises BlockingIOError in non-blocking mode (retry
 the same record later); a disk that stays full raises ``OSError(ENOSPC)`` from a
 non-blocking append once the ring is full (the writer keeps retrying and
-recovers when space is freed); a failed sync raises that OSError forever after
-(the writer is FAILED; restart the process).
+recovers when space is freed); a failed sync, whatever its errno (ENOSPC
+included), raises that OSError forever after (the writer is FAILED; restart
+the process).
 """
 
 from __future__ import annotations
@@ -164,13 +165,15 @@ class WalWriter:
             return ValueError(f"{what}: WAL writer {self.directory} was closed while this call "
                               f"waited; nothing was appended")
         st = self.stats()
+        # FAILED first: a failed sync is fatal whatever its errno (ENOSPC included)
+        if st.state == "failed":
+            return error_for(rc, f"{what}: WAL {self.directory} FAILED: a sync failed, so nothing "
+                                 f"after seq {st.durable_seq} can be trusted and nothing more becomes "
+                                 f"durable; restart the process (recovery re-reads the disk)")
         if rc in (-errno.ENOSPC, -errno.EDQUOT, -errno.EFBIG):
             return OSError(-rc, f"{what}: WAL {self.directory} stalled: {os.strerror(-rc)} "
                                 f"(ring full; durable up to seq {st.durable_seq}; the writer "
-                                f"retries and resumes once space is freed)")
-        if st.state == "failed":
-            return error_for(rc, f"{what}: WAL {self.directory} FAILED (durable up to seq "
-                                 f"{st.durable_seq}); restart to recover")
+                                f"retries the write and resumes once space is freed)")
         return error_for(rc, what)
 
     # -------------------------------------------------------------- appends
