@@ -126,6 +126,11 @@
 	F(st, symbol_id, U32, 20) F(st, key, U32, 24) F(st, _pad0, PAD, 28) \
 	F(st, value, I64, 32) F(st, fill_tip, U64, 40) F(st, _pad1, PAD, 48)
 
+#define FIELDS_rsx_seq_lost(F, st) \
+	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
+	F(st, _pad0, PAD, 20) F(st, first_lost, U64, 24) F(st, last_lost, U64, 32) \
+	F(st, _pad1, PAD, 40)
+
 #define FIELDS_rsx_nak(F, st) \
 	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
 	F(st, _pad0, PAD, 20) F(st, from_seq, U64, 24) F(st, count, U64, 32) \
@@ -193,6 +198,7 @@ LAYOUT(rsx_funding_payment)
 LAYOUT(rsx_liquidation)
 LAYOUT(rsx_transfer)
 LAYOUT(rsx_risk_param)
+LAYOUT(rsx_seq_lost)
 LAYOUT(rsx_nak)
 LAYOUT(rsx_heartbeat)
 LAYOUT(rsx_replay_request)

@@ -84,6 +84,7 @@ struct rsx_wal {
 	uint64_t file_bytes;		/* data bytes written into it */
 	uint64_t file_last;		/* last seq written into it (file_first - 1 if none) */
 	int file_prezeroed;		/* zeros follow the data up to the file's size */
+	int sync_failed;		/* a sync failed (fatal whatever its errno) */
 	uint64_t tail_local;
 	uint64_t written_local;
 	uint64_t oldest_seq;
@@ -108,6 +109,8 @@ struct rsx_wal {
 	int prep_stop;
 
 	/* ---- recovery report ---- */
+	struct rsx_wal_loss loss;	/* published vs held at open (specs/wal.md 2.7) */
+	uint64_t lost_first, lost_last;	/* recorded as SEQ_LOST at this open */
 	uint64_t recovered_offset, recovered_bytes;
 	int32_t recovered_error;
 	char recovered_file[256];
@@ -477,8 +480,10 @@ static int rotate_close(struct rsx_wal *w)
 		w->file_prezeroed = 0;
 	}
 	/* fsync, not fdatasync: the size just changed */
-	if (!(w->cfg.flags & RSX_WAL_NOSYNC) && fsync(w->fd) < 0)
-		return -errno;
+	if (!(w->cfg.flags & RSX_WAL_NOSYNC) && fsync(w->fd) < 0) {
+		w->sync_failed = -errno;	/* as fatal as a failed batch sync */
+		return w->sync_failed;
+	}
 	active_name(name, sizeof name, w->cfg.stream_id, w->file_first);
 	if ((rc = wal_file_path(w, from, name)) < 0)
 		return rc;
@@ -588,7 +593,7 @@ static int flush_to(struct rsx_wal *w, uint64_t head)
 		uint64_t dt = wal_mono_ns() - t0;
 		if (rc < 0) {
 			/* after a failed fsync the dirty pages may be gone: never trust them again */
-			atomic_store(&w->fatal, rc);
+			w->sync_failed = rc;
 			return rc;
 		}
 		atomic_store_explicit(&w->sync_ns_last, dt, memory_order_relaxed);
@@ -621,10 +626,12 @@ static int flush_once(struct rsx_wal *w, uint64_t head)
 {
 	int rc = flush_to(w, head);
 	if (rc < 0) {
-		if (atomic_load(&w->fatal) || !is_transient(rc)) {
+		/* the tip says what happened before anyone woken here can look at it */
+		if (w->sync_failed || atomic_load(&w->fatal) || !is_transient(rc)) {
+			set_state(w, RSX_WAL_FAILED, rc);
+			tip_publish(w);
 			if (!atomic_load(&w->fatal))
 				atomic_store(&w->fatal, rc);
-			set_state(w, RSX_WAL_FAILED, rc);
 			/* wake everyone: they must see the error */
 			atomic_fetch_add(&w->space_word, 1);
 			futex_wake(&w->space_word);
@@ -633,11 +640,11 @@ static int flush_once(struct rsx_wal *w, uint64_t head)
 		} else {
 			atomic_store(&w->stall_error, rc);
 			set_state(w, RSX_WAL_STALLED, rc);
+			tip_publish(w);
 			atomic_fetch_add(&w->n_write_retries, 1);
 			atomic_fetch_add(&w->space_word, 1);
 			futex_wake(&w->space_word);
 		}
-		tip_publish(w);
 	}
 	return rc;
 }
@@ -970,6 +977,8 @@ int rsx_wal_stats(const struct rsx_wal *w, struct rsx_wal_stats *o)
 	o->recovered_bytes = w->recovered_bytes;
 	o->recovered_error = w->recovered_error;
 	memcpy(o->recovered_file, w->recovered_file, sizeof o->recovered_file);
+	o->lost_first = w->lost_first;
+	o->lost_last = w->lost_last;
 	return 0;
 }
 
@@ -985,6 +994,38 @@ void rsx_wal_config_default(struct rsx_wal_config *cfg)
 	cfg->retain_ns = 4ull * 3600 * 1000000000ull;
 	cfg->first_seq = 1;
 	cfg->prealloc_rate = 32 * MiB;
+}
+
+/*
+ * RSX_WAL_ACCEPT_LOSS: spend the lost seqs first..last on SEQ_LOST tombstones
+ * and make them durable, so no seq is ever handed out twice (specs/wal.md
+ * 2.7). Runs in open, before the threads start and before the tip is reset.
+ */
+static int record_loss(struct rsx_wal *w, uint64_t first, uint64_t last)
+{
+	struct rsx_seq_lost t;
+	memset(&t, 0, sizeof t);
+	t.ts_ns = wal_real_ns();
+	t.first_lost = first;
+	t.last_lost = last;
+	const uint64_t need = RSX_HEADER_SIZE + sizeof t;
+	for (uint64_t s = first; s <= last; s++) {
+		if (w->ring_size - (w->head - w->tail_local) < need) {
+			publish_head(w);
+			int rc = flush_once(w, w->head);
+			if (rc < 0)
+				return rc;
+		}
+		put_record(w, RSX_REC_SEQ_LOST, &t, sizeof t);
+	}
+	publish_head(w);
+	int rc = flush_once(w, w->head);
+	if (rc < 0)
+		return rc;
+	w->tail_seen = atomic_load(&w->tail);
+	w->lost_first = first;
+	w->lost_last = last;
+	return 0;
 }
 
 /* A memfd mapped twice back to back: every record and batch is contiguous. */
@@ -1050,6 +1091,7 @@ static int take_lock(struct rsx_wal *w)
 static int recover_active(struct rsx_wal *w, const char *name, uint64_t first,
 			  const struct rsx_wal_tip *old, int have_old, uint64_t *last)
 {
+	const uint64_t published = w->loss.published_seq;
 	char path[WAL_PATH_MAX];
 	int rc = wal_file_path(w, path, name);
 	if (rc < 0)
@@ -1097,6 +1139,21 @@ static int recover_active(struct rsx_wal *w, const char *name, uint64_t first,
 			munmap((void *)map, size);
 			goto fail;
 		}
+	}
+	w->loss.last_seq = last_seq;
+	if (last_seq < published && !(w->cfg.flags & RSX_WAL_ACCEPT_LOSS)) {
+		/*
+		 * Whole records are missing below a seq this stream reported durable
+		 * (truncated or zeroed at a record boundary): handing those seqs out
+		 * again would give consumers two different records under one seq.
+		 * Refuse, touching nothing; the operator restores or accepts (2.7).
+		 */
+		if (map)
+			munmap((void *)map, size);
+		rc = RSX_ELOST;
+		goto fail;
+	}
+	if (torn) {
 		/* what a crashed batch left, not the zeros of a preallocated file after it */
 		uint64_t dirty = size;
 		while (size >= w->cfg.file_size && dirty > end && map[dirty - 1] == 0)
@@ -1140,6 +1197,10 @@ static int open_files(struct rsx_wal *w)
 {
 	struct rsx_wal_tip old;
 	int have_old = rsx_wal_tip_read(w->dir, w->cfg.stream_id, &old) == 0;
+	/* what was ever reported durable: the files must reach it (2.7) */
+	int rc0 = rsx_wal_published(w->dir, w->cfg.stream_id, &w->loss);
+	if (rc0 < 0)
+		return rc0;
 	struct wal_name *v = NULL;
 	uint32_t any = 0;
 	int n = wal_list(w->dir, &any, &v);
@@ -1247,6 +1308,10 @@ int rsx_wal_open(struct rsx_wal **out, const struct rsx_wal_config *cfg)
 	w->written_local = w->file_last;
 	__atomic_store_n(&w->durable_seq, w->file_last, __ATOMIC_RELEASE);
 	set_state(w, RSX_WAL_RUNNING, 0);
+	/* an accepted loss is on record before the tip can forget it (2.7) */
+	if (w->loss.published_seq > w->file_last &&
+	    (rc = record_loss(w, w->file_last + 1, w->loss.published_seq)) < 0)
+		goto fail;
 	if ((rc = tip_open(w)) < 0)
 		goto fail;
 	if (!(w->cfg.flags & RSX_WAL_NO_PREALLOC)) {
@@ -1264,9 +1329,13 @@ int rsx_wal_open(struct rsx_wal **out, const struct rsx_wal_config *cfg)
 		}
 		w->flusher_started = 1;
 	}
+	if (cfg->loss)
+		*cfg->loss = w->loss;
 	*out = w;
 	return 0;
 fail:
+	if (cfg->loss)
+		*cfg->loss = w->loss;
 	atomic_store(&w->stopping, 1);
 	if (w->preparer_started) {
 		pthread_mutex_lock(&w->prep_lock);

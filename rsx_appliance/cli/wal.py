@@ -47,6 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("path")
     v.set_defaults(func=verify)
 
+    a = inner.add_parser("accept-loss", help="record a lost tail as SEQ_LOST so the writer can start",
+                         description="When the active file lost records that were reported durable, "
+                                     "the writer refuses to start. This records the lost seqs as "
+                                     "SEQ_LOST tombstones (no seq is ever reused) so it can: the "
+                                     "operator's explicit decision (specs/wal.md 2.7).")
+    a.add_argument("path")
+    a.set_defaults(func=accept_loss)
+
     f = inner.add_parser("follow", help="print records as they become durable (like tail -f)",
                          description="Print the last N records, then each new durable record.")
     f.add_argument("path")
@@ -161,6 +169,8 @@ def verify(args) -> int:
         return _usage_error(str(e))
     for p in rep.problems:
         print(f"BREAK: {p}")
+    for n in rep.notes:
+        print(f"NOTE: {n}")
     if rep.ok:
         print(f"OK: {rep.files} file(s), {rep.records} records, seqs {rep.first_seq}..{rep.last_seq}, "
               f"contiguous, every CRC checks")
@@ -168,6 +178,30 @@ def verify(args) -> int:
     print(f"FAILED: {len(rep.problems)} problem(s); the stream is valid up to the first break "
           f"({rep.records} records checked)")
     return 1
+
+
+def accept_loss(args) -> int:
+    from pathlib import Path
+
+    from ..errors import RsxError
+    from ..wal import WalSet, WalWriter
+
+    path = Path(args.path)
+    if not path.is_dir():
+        return _usage_error(f"{args.path}: not a WAL directory")
+    try:
+        sid = args.stream or WalSet(path).stream_id
+        with WalWriter(path, sid, prealloc=False, accept_loss=True) as w:
+            st = w.stats()
+    except (RsxError, OSError) as e:
+        print(f"rsx wal accept-loss: error: {e}", file=sys.stderr)
+        return 1
+    if st.lost_first:
+        print(f"stream {sid}: recorded seqs {st.lost_first}..{st.lost_last} as lost (SEQ_LOST); "
+              f"the stream continues at seq {st.lost_last + 1}")
+    else:
+        print(f"stream {sid}: nothing lost; durable up to seq {st.durable_seq}")
+    return 0
 
 
 def follow(args) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .._native import ffi, lib
@@ -18,13 +19,32 @@ from ..errors import check
 from .block import ENTRY_DTYPE, Batch, Block, ScanResult, Stop, scan
 from .reader import (Break, SetInfo, Tip, WalBreakError, WalFile, WalReader, WalSet, read_file,
                      read_tip)
-from .writer import WalStats, WalWriter
+from .writer import WalStats, WalWriter, loss_evidence
 
 __all__ = [
     "ENTRY_DTYPE", "Batch", "Block", "ScanResult", "Stop", "scan", "Break", "SetInfo", "Tip",
     "WalBreakError", "WalFile", "WalReader", "WalSet", "read_file", "read_tip", "WalStats",
-    "WalWriter", "consumer_set", "consumer_get", "consumer_drop", "consumers",
+    "WalWriter", "consumer_set", "consumer_get", "consumer_drop", "consumers", "Published", "published",
 ]
+
+
+@dataclass(frozen=True)
+class Published:
+    """The highest seq a stream directory says was reported durable (specs/wal.md 2.7)."""
+
+    seq: int             # max of the two below (0 = nothing known)
+    tip_seq: int         # the writer tip's durable seq (0 = no tip)
+    consumer_seq: int    # the highest position a registered consumer stored (0 = none)
+    consumer: str        # ... and its name
+    evidence: str        # who said so, in words
+
+
+def published(directory: str | os.PathLike, stream_id: int) -> Published:
+    """What ``directory``'s writer and consumers left as the highest durable seq of ``stream_id``."""
+    out = ffi.new("struct rsx_wal_loss *")
+    check(lib.rsx_wal_published(os.fsencode(directory), stream_id, out), f"read {directory}")
+    return Published(int(out.published_seq), int(out.tip_seq), int(out.consumer_seq),
+                     ffi.string(out.consumer).decode(errors="replace"), loss_evidence(out))
 
 
 def consumer_set(directory: str | os.PathLike, name: str, seq: int) -> None:

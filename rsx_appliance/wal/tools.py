@@ -94,6 +94,7 @@ class VerifyReport:
     last_seq: int = 0
     problems: list[str] = field(default_factory=list)
     breaks: list[Break] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)    # facts that are not failures (accepted losses)
 
     @property
     def ok(self) -> bool:
@@ -101,13 +102,30 @@ class VerifyReport:
 
 
 def verify(path: str | os.PathLike, stream_id: int = 0) -> VerifyReport:
-    """Check every record and the seq continuity within and across files."""
+    """Check every record, the seq continuity within and across files, and that the files
+    reach every seq the stream reported durable (a lost tail, specs/wal.md 2.7)."""
+    from . import published
+
+    # read before the files: the published seq only grows, so a live writer cannot look like a loss
+    pub = published(path, stream_id) if Path(path).is_dir() and stream_id else None
     files, sid = stream_files(path, stream_id)
+    if pub is None and Path(path).is_dir() and sid:
+        pub = published(path, sid)
     rep = VerifyReport()
     expect = 0
+    lost: list[tuple[int, int, int]] = []        # (first_lost, last_lost, tombstones)
     for f in files:
         rep.files += 1
         wf = _open(f, next_seq=expect, stream_id=sid)
+        tomb = wf.types == RecordType.SEQ_LOST
+        if tomb.any():
+            t = wf.view(RecordType.SEQ_LOST)["payload"]
+            for a, b in sorted(set(zip(t["first_lost"].tolist(), t["last_lost"].tolist()))):
+                n = int(((t["first_lost"] == a) & (t["last_lost"] == b)).sum())
+                if lost and lost[-1][:2] == (a, b):
+                    lost[-1] = (a, b, lost[-1][2] + n)
+                else:
+                    lost.append((a, b, n))
         if len(wf):
             if not rep.first_seq:
                 rep.first_seq = wf.first_seq
@@ -139,6 +157,14 @@ def verify(path: str | os.PathLike, stream_id: int = 0) -> VerifyReport:
         expect = wf.last_seq + 1 if len(wf) else expect
     if not files:
         rep.problems.append(f"{path}: no WAL files")
+    if pub is not None and pub.seq > rep.last_seq and not rep.breaks:
+        rep.problems.append(
+            f"{path}: the files end at seq {rep.last_seq} but seq {pub.seq} was reported durable "
+            f"({pub.evidence}): seqs {rep.last_seq + 1}..{pub.seq} are lost; the writer will refuse "
+            f"to open (restore them, or accept the loss: rsx wal accept-loss)")
+    for a, b, n in lost:
+        rep.notes.append(f"seqs {a}..{b} were lost and the loss accepted by an operator "
+                         f"({n} SEQ_LOST tombstones)")
     return rep
 
 

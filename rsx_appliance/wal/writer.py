@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from .._native import ffi, lib
-from ..errors import FieldError, error_for
+from ..codes import ErrorCode
+from ..errors import DurableLossError, FieldError, error_for
 from ..records import HEADER_SIZE, PAYLOAD_DTYPES, RecordType, encode
 from .reader import STATES
 
@@ -68,6 +69,27 @@ class WalStats:
     recovered_offset: int
     recovered_bytes: int
     recovered_error: int
+    lost_first: int      # seqs recorded as SEQ_LOST at this open (accept_loss), 0 = none
+    lost_last: int
+
+
+def loss_evidence(loss) -> str:
+    """Who reported the highest durable seq (a struct rsx_wal_loss), for messages."""
+    who = []
+    if loss.tip_seq and loss.tip_seq == loss.published_seq:
+        who.append("the writer's tip file")
+    if loss.consumer_seq and loss.consumer_seq == loss.published_seq:
+        who.append(f"consumer {ffi.string(loss.consumer).decode(errors='replace')!r}")
+    return " and ".join(who) or "the stream"
+
+
+def _loss_message(directory: Path, stream_id: int, loss) -> str:
+    return (f"WAL {directory} (stream {stream_id}): the files end at seq {loss.last_seq} but seq "
+            f"{loss.published_seq} was reported durable ({loss_evidence(loss)}): seqs "
+            f"{loss.last_seq + 1}..{loss.published_seq} are lost. The writer refuses to start, so "
+            f"no seq is handed out twice. Restore the missing records (a replica, the archive), or "
+            f"accept the loss: `rsx wal accept-loss {directory}` (WalWriter(accept_loss=True)) "
+            f"records those seqs as SEQ_LOST and the stream continues after them")
 
 
 class WalWriter:
@@ -82,13 +104,19 @@ class WalWriter:
     benchmarks only), ``prealloc`` (zero-filled next file), ``nonblocking``
     (a full ring raises BlockingIOError instead of blocking), ``manual`` (no
     flusher thread: call :meth:`flush`).
+
+    A writer never starts below a seq its stream reported durable (the tip
+    file, a consumer's stored position): if the files lost their tail it
+    raises :class:`DurableLossError`. ``accept_loss=True`` is the operator's
+    explicit choice to go on: the lost seqs are spent on SEQ_LOST tombstones
+    (``stats().lost_first..lost_last``), so no seq is ever reused.
     """
 
     def __init__(self, directory: str | os.PathLike, stream_id: int, *,
                  file_size: int = 64 << 20, ring_size: int = 32 << 20, batch_records: int = 1,
                  batch_us: int = 0, retain_s: float | None = 4 * 3600, first_seq: int = 1,
                  sync: str = "data", prealloc: bool = True, prealloc_rate: int = 32 << 20,
-                 nonblocking: bool = False, manual: bool = False) -> None:
+                 nonblocking: bool = False, manual: bool = False, accept_loss: bool = False) -> None:
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {sorted(SYNC_MODES)}")
         if not 0 < stream_id < 1 << 32:
@@ -102,7 +130,8 @@ class WalWriter:
         cfg.stream_id = stream_id
         cfg.flags = (SYNC_MODES[sync] | (0 if prealloc else lib.RSX_WAL_NO_PREALLOC)
                      | (lib.RSX_WAL_NONBLOCK if nonblocking else 0)
-                     | (lib.RSX_WAL_MANUAL if manual else 0))
+                     | (lib.RSX_WAL_MANUAL if manual else 0)
+                     | (lib.RSX_WAL_ACCEPT_LOSS if accept_loss else 0))
         cfg.file_size = file_size
         cfg.ring_size = ring_size
         cfg.batch_records = batch_records
@@ -110,9 +139,13 @@ class WalWriter:
         cfg.retain_ns = (1 << 64) - 1 if retain_s is None else int(retain_s * 1e9)
         cfg.first_seq = first_seq
         cfg.prealloc_rate = prealloc_rate
+        loss = ffi.new("struct rsx_wal_loss *")
+        cfg.loss = loss
         out = ffi.new("struct rsx_wal **")
         rc = lib.rsx_wal_open(out, cfg)
         if rc < 0:
+            if rc == ErrorCode.LOST:
+                raise DurableLossError(rc, _loss_message(self.directory, stream_id, loss))
             if rc == -errno.EBUSY:
                 raise BlockingIOError(errno.EBUSY, f"{self.directory}: another writer holds stream "
                                                    f"{stream_id}")
@@ -121,6 +154,10 @@ class WalWriter:
         self._nonblocking = nonblocking
         self._blocked_warned = 0
         st = self.stats()
+        if st.lost_first:
+            log.warning("WAL %s: seqs %d..%d were reported durable but are missing; recorded as "
+                        "lost (SEQ_LOST) as the operator accepted; the stream continues at seq %d",
+                        self.directory, st.lost_first, st.lost_last, st.lost_last + 1)
         if st.recovered_bytes:
             log.warning("WAL %s: cut a torn tail of %d bytes at offset %d of %s (%s); "
                         "records up to seq %d are intact", self.directory, st.recovered_bytes,
@@ -260,7 +297,7 @@ class WalWriter:
             s.deleted_files, s.retention_blocks, s.retention_blocked_seq, s.prealloc_misses,
             s.write_retries, bool(s.prealloc_ready), STATES.get(s.state, str(s.state)), s.error,
             ffi.string(s.recovered_file).decode(), s.recovered_offset, s.recovered_bytes,
-            s.recovered_error)
+            s.recovered_error, s.lost_first, s.lost_last)
         if st.retention_blocks > self._blocked_warned:
             self._blocked_warned = st.retention_blocks
             log.warning("WAL %s: retention blocked: a registered consumer is at seq %d and "

@@ -344,6 +344,21 @@ struct rsx_risk_param {
 	uint64_t _pad1[2];
 } __attribute__((aligned(64)));
 
+/*
+ * SEQ_LOST: a tombstone, one per seq, that a WAL writer appends when an
+ * operator accepted the loss of records it had reported durable (specs/wal.md
+ * 2.7): the seq is spent, its original record is gone. Any stream may hold it.
+ */
+struct rsx_seq_lost {
+	uint64_t seq;
+	uint64_t ts_ns;		/* when the loss was accepted */
+	uint32_t stream_id;
+	uint32_t _pad0;
+	uint64_t first_lost;	/* the lost range this tombstone belongs to */
+	uint64_t last_lost;
+	uint64_t _pad1[3];
+} __attribute__((aligned(64)));
+
 /* NAK: receiver -> sender, "resend [from_seq, from_seq + count)". */
 struct rsx_nak {
 	uint64_t seq;
@@ -419,6 +434,7 @@ RSX_PAYLOAD_ASSERT(rsx_funding_payment, 64);
 RSX_PAYLOAD_ASSERT(rsx_liquidation, 128);
 RSX_PAYLOAD_ASSERT(rsx_transfer, 64);
 RSX_PAYLOAD_ASSERT(rsx_risk_param, 64);
+RSX_PAYLOAD_ASSERT(rsx_seq_lost, 64);
 RSX_PAYLOAD_ASSERT(rsx_nak, 64);
 RSX_PAYLOAD_ASSERT(rsx_heartbeat, 64);
 RSX_PAYLOAD_ASSERT(rsx_replay_request, 64);

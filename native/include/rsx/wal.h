@@ -19,12 +19,25 @@
 #define RSX_WAL_NO_PREALLOC	0x04u	/* no zero-filled next file; append to growing files */
 #define RSX_WAL_FULLSYNC	0x08u	/* fsync() instead of fdatasync() */
 #define RSX_WAL_NOSYNC		0x10u	/* UNSAFE: never sync; durable = written (benchmarks only) */
+#define RSX_WAL_ACCEPT_LOSS	0x20u	/* an operator accepts a lost tail: record it (SEQ_LOST), go on */
 
 /* writer states (also in the tip) */
 #define RSX_WAL_RUNNING	1
 #define RSX_WAL_STALLED	2	/* a transient error (disk full): retrying, appends stall */
 #define RSX_WAL_FAILED	3	/* a sync failed: nothing more becomes durable; restart */
 #define RSX_WAL_CLOSED	4
+
+/*
+ * What a stream directory says was reported durable, against what its files
+ * hold (specs/wal.md 2.7). A writer refuses to start below published_seq.
+ */
+struct rsx_wal_loss {
+	uint64_t last_seq;	/* last seq the files hold (filled by rsx_wal_open) */
+	uint64_t published_seq;	/* highest seq ever reported durable: the max of the two below */
+	uint64_t tip_seq;	/* the writer tip's durable_seq (0 = no tip) */
+	uint64_t consumer_seq;	/* highest position a registered consumer stored (0 = none) */
+	char consumer[64];	/* that consumer's name */
+};
 
 struct rsx_wal_config {
 	const char *dir;	/* the stream's directory (created if missing) */
@@ -41,6 +54,8 @@ struct rsx_wal_config {
 	/* Called on the flusher thread after each durable batch. Must not block. */
 	void (*on_durable)(void *ctx, uint64_t durable_seq, uint64_t now_ns);
 	void *ctx;
+	/* Optional out: what open found (last_seq < published_seq: a lost tail). */
+	struct rsx_wal_loss *loss;
 };
 
 struct rsx_wal_stats {
@@ -75,6 +90,8 @@ struct rsx_wal_stats {
 	int32_t recovered_error;	/* why the first cut record failed (RSX_ECRC, RSX_ESHORT ...) */
 	uint32_t _pad0;
 	char recovered_file[256];	/* name of the file cut */
+	uint64_t lost_first;		/* seqs recorded as SEQ_LOST at this open (ACCEPT_LOSS), */
+	uint64_t lost_last;		/* 0 = none */
 };
 
 struct rsx_wal;
@@ -87,7 +104,9 @@ void rsx_wal_config_default(struct rsx_wal_config *cfg);
  * and *out, or: RSX_EINVALID (bad config), -EBUSY (another writer holds the
  * directory), RSX_ESEQ (file names inconsistent), RSX_ESTREAM (files of
  * another stream id), a record error (durable data corrupt: nothing
- * touched), or -errno.
+ * touched), RSX_ELOST (the files end below a seq that was reported durable:
+ * nothing touched; cfg.loss says where, RSX_WAL_ACCEPT_LOSS records the lost
+ * seqs as SEQ_LOST tombstones instead), or -errno.
  */
 int rsx_wal_open(struct rsx_wal **out, const struct rsx_wal_config *cfg);
 
@@ -145,6 +164,13 @@ int rsx_wal_flush(struct rsx_wal *w);
 
 /* A snapshot of the counters and state. Returns 0. */
 int rsx_wal_stats(const struct rsx_wal *w, struct rsx_wal_stats *out);
+
+/*
+ * The highest seq dir's stream ever reported durable, from what its writer
+ * (the tip) and its consumers (their stored positions) left there; fills
+ * every field but last_seq. Returns 0 or -errno.
+ */
+int rsx_wal_published(const char *dir, uint32_t stream_id, struct rsx_wal_loss *out);
 
 /* ------------------------------------------------------- consumer positions */
 
