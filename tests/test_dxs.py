@@ -326,3 +326,26 @@ def test_tip_file(tmp_path):
     (tmp_path / "risk.tip").write_bytes(b"\x01\x02\x03")
     with pytest.raises(ValueError):
         tip.load()                              # never silently 0
+
+
+@pytest.mark.parametrize("name", ["a.tmp", ".hidden", "bad name"])
+def test_a_consumer_name_retention_could_not_keep_is_rejected_with_a_reason(tmp_path, name):
+    """The server refuses to register it (REPLAY_REJECT INVALID) instead of closing without a word."""
+    write_stream(tmp_path, 10)
+
+    async def main():
+        async with DxsServer(tmp_path) as srv:
+            req = encode(RecordType.REPLAY_REQUEST, stream_id=1, from_seq=1, consumer=name.encode())
+            r, w = await asyncio.open_connection("127.0.0.1", srv.port)
+            w.write(req)
+            await w.drain()
+            answer = await asyncio.wait_for(r.read(), 5)
+            w.close()
+            return answer
+
+    from rsx_appliance.records import decode
+    rec = decode(run(main()))
+    assert rec.type == RecordType.REPLAY_REJECT and rec.error == ErrorCode.INVALID
+    assert not (tmp_path / "consumers").exists()
+    with pytest.raises(ValueError):
+        DxsConsumer(("127.0.0.1", 1), 1, name=name)         # refused before it is even sent

@@ -212,3 +212,39 @@ def test_close_from_another_thread_fails_a_blocked_appender(tmp_path):
     assert isinstance(outcome.get("error"), ValueError) and "closed" in str(outcome["error"])
     seqs, _ = read_all(tmp_path)
     assert len(seqs) > 0 and seqs.tolist() == list(range(1, len(seqs) + 1))
+
+
+@pytest.mark.parametrize("name", ["x.tmp", "risk.tmp"])
+def test_a_consumer_name_the_tools_cannot_keep_is_refused_at_registration(tmp_path, name):
+    """`NAME.tmp` is how a position is written: such a name would be invisible to retention."""
+    from rsx_appliance.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        consumer_set(tmp_path, name, 0)
+    assert consumers(tmp_path) == {}
+
+
+@pytest.mark.parametrize("name", ["risk 0", "a.tmpfile", "r" * 80, "ünï"])
+def test_retention_honours_every_registered_consumer_whatever_its_name(tmp_path, name):
+    """A position file put there by hand or an older version still holds retention."""
+    (tmp_path / "consumers").mkdir()
+    (tmp_path / "consumers" / name).write_text("0\n")
+    with WalWriter(tmp_path, 1, file_size=16 << 10, retain_s=0) as w:
+        append_n(w, 2000)
+        w.flush()
+        st = w.stats()
+    assert st.deleted_files == 0 and st.retention_blocks > 0 and st.oldest_seq == 1
+    assert consumers(tmp_path) == {name: 0}
+    consumer_drop(tmp_path, name)                     # the operator can drop it by its name
+    assert consumers(tmp_path) == {}
+
+
+def test_an_unreadable_position_holds_retention(tmp_path):
+    (tmp_path / "consumers").mkdir()
+    (tmp_path / "consumers" / "mangled").write_text("not a seq\n")
+    with WalWriter(tmp_path, 1, file_size=16 << 10, retain_s=0) as w:
+        append_n(w, 2000)
+        w.flush()
+        st = w.stats()
+    assert st.deleted_files == 0 and st.retention_blocks > 0
+    assert consumers(tmp_path) == {"mangled": None}

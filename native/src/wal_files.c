@@ -312,16 +312,33 @@ int rsx_wal_tip_read(const char *dir, uint32_t stream_id, struct rsx_wal_tip *ou
 
 /* ---- consumer positions: dir/consumers/NAME = "<seq>\n" ---- */
 
-static int check_consumer_name(const char *name)
+int rsx_wal_consumer_name_check(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
 	if (n == 0 || n > 63 || name[0] == '.')
+		return RSX_EINVALID;
+	/* NAME.tmp is how a position is written (temp + rename): never a name */
+	if (n >= 4 && strcmp(name + n - 4, ".tmp") == 0)
 		return RSX_EINVALID;
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
 		if (!(isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-'))
 			return RSX_EINVALID;
 	}
+	return 0;
+}
+
+/*
+ * Reading and dropping take any name retention honours (a plain file name in
+ * consumers/, not a temp file), so a position that predates the name rules
+ * or was put there by hand can still be seen and removed.
+ */
+static int check_consumer_file(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > WAL_NAME_MAX || strchr(name, '/') || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0 || (n >= 4 && strcmp(name + n - 4, ".tmp") == 0))
+		return RSX_EINVALID;
 	return 0;
 }
 
@@ -333,7 +350,7 @@ static int consumers_dir(char *out, const char *dir)
 int rsx_wal_consumer_set(const char *dir, const char *name, uint64_t seq)
 {
 	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX], tmp[WAL_PATH_MAX + 8];
-	int rc = check_consumer_name(name);
+	int rc = rsx_wal_consumer_name_check(name);
 	if (rc < 0)
 		return rc;
 	if ((rc = consumers_dir(cdir, dir)) < 0 || (rc = wal_mkdirs(cdir)) < 0 ||
@@ -379,7 +396,7 @@ static int read_position(const char *path, uint64_t *seq)
 int rsx_wal_consumer_get(const char *dir, const char *name, uint64_t *seq)
 {
 	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX];
-	int rc = check_consumer_name(name);
+	int rc = check_consumer_file(name);
 	if (rc < 0)
 		return rc;
 	if ((rc = consumers_dir(cdir, dir)) < 0 || (rc = wal_path(path, cdir, name)) < 0)
@@ -445,7 +462,7 @@ int rsx_wal_published(const char *dir, uint32_t stream_id, struct rsx_wal_loss *
 int rsx_wal_consumer_drop(const char *dir, const char *name)
 {
 	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX];
-	int rc = check_consumer_name(name);
+	int rc = check_consumer_file(name);
 	if (rc < 0)
 		return rc;
 	if ((rc = consumers_dir(cdir, dir)) < 0 || (rc = wal_path(path, cdir, name)) < 0)

@@ -402,25 +402,15 @@ static int open_active(struct rsx_wal *w)
 
 /* ------------------------------------------------------------ retention */
 
+/*
+ * The lowest position of every registered consumer, whatever its name; one
+ * whose position cannot be read holds everything (0). Retention never
+ * deletes what a consumer might need because its file looked odd.
+ */
 static uint64_t min_consumer_seq(const struct rsx_wal *w)
 {
-	char cdir[WAL_PATH_MAX];
-	uint64_t min = UINT64_MAX;
-	if (wal_path(cdir, w->dir, "consumers") < 0)
-		return 0;
-	DIR *d = opendir(cdir);
-	if (!d)
-		return UINT64_MAX;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		uint64_t seq;
-		if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp"))
-			continue;
-		if (rsx_wal_consumer_get(w->dir, de->d_name, &seq) == 0 && seq < min)
-			min = seq;
-	}
-	closedir(d);
-	return min;
+	struct wal_consumer_bounds b;
+	return wal_consumer_bounds(w->dir, &b) < 0 ? 0 : b.min;
 }
 
 static void gc(struct rsx_wal *w)

@@ -261,5 +261,5 @@ def consumers(args) -> int:
         print(f"dropped {args.drop}")
         return 0
     for name, seq in listing(args.path).items():
-        print(f"{name}\t{seq}")
+        print(f"{name}\t{'unreadable (holds retention at 0)' if seq is None else seq}")
     return 0

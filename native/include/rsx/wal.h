@@ -175,13 +175,24 @@ int rsx_wal_published(const char *dir, uint32_t stream_id, struct rsx_wal_loss *
 /* ------------------------------------------------------- consumer positions */
 
 /*
+ * Whether name may be registered: 1..63 chars of [A-Za-z0-9._-], not
+ * starting with '.', not ending in ".tmp" (how a position is written).
+ * Returns 0 or RSX_EINVALID.
+ */
+int rsx_wal_consumer_name_check(const char *name);
+/*
  * Register / move a consumer's position (dir/consumers/name = seq), written
- * atomically. name: 1..63 chars of [A-Za-z0-9._-]. Returns 0, RSX_EINVALID.
+ * atomically. Returns 0, RSX_EINVALID (a name rsx_wal_consumer_name_check
+ * refuses), -errno.
  */
 int rsx_wal_consumer_set(const char *dir, const char *name, uint64_t seq);
-/* Read a position into *seq. Returns 0, -ENOENT (not registered), RSX_EINVALID. */
+/*
+ * Read a position into *seq. Any name retention honours is accepted (every
+ * plain file in consumers/ but NAME.tmp, even one that predates the rules).
+ * Returns 0, -ENOENT (not registered), RSX_EINVALID (no position in it).
+ */
 int rsx_wal_consumer_get(const char *dir, const char *name, uint64_t *seq);
-/* Unregister. Returns 0 or -ENOENT. */
+/* Unregister (any name rsx_wal_consumer_get takes). Returns 0 or -ENOENT. */
 int rsx_wal_consumer_drop(const char *dir, const char *name);
 
 /* -------------------------------------------------------------------- scan */
