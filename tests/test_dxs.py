@@ -349,3 +349,46 @@ def test_a_consumer_name_retention_could_not_keep_is_rejected_with_a_reason(tmp_
     assert not (tmp_path / "consumers").exists()
     with pytest.raises(ValueError):
         DxsConsumer(("127.0.0.1", 1), 1, name=name)         # refused before it is even sent
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_a_file_that_shrinks_under_the_server_is_a_reject_not_a_crash(tmp_path, rotated):
+    """The server maps a file; the file is cut short (a lost tail, an operator's mistake). The consumer
+    gets REPLAY_REJECT with a reason; the server (its own process) survives for everyone else."""
+    wal = tmp_path / "wal"
+    n = 200_000                                       # 16 MB in one file: more than the socket buffers
+    with WalWriter(wal, 1, file_size=64 << 20, prealloc=False) as w:
+        append_n(w, n)
+    victim = next(wal.glob("*_active.wal"))
+    if rotated:                                       # the same bytes under a rotated file's name
+        victim = victim.rename(wal / f"1_1_{n}.wal")
+        with WalWriter(wal, 1, file_size=64 << 20, prealloc=False):
+            pass
+    port = free_port()
+    srv = start_server(wal, port)
+
+    async def main():
+        c = DxsConsumer(("127.0.0.1", port), 1, from_seq=1, max_batch_bytes=64 << 10,
+                        backoff=(0.02, 0.2))
+        got = 0
+        with pytest.raises(DxsRejected) as e:
+            async for b in c:
+                got = c.tip
+                if got and victim.stat().st_size > 1 << 20:
+                    await asyncio.sleep(0.3)          # let the server fill the socket and stall
+                    os.truncate(victim, 1 << 20)      # then cut the file it has mapped
+        await c.close()
+        return got, e.value
+
+    try:
+        got, rej = run(main(), timeout=60)
+        assert rej.code == ErrorCode.LOST, rej
+        assert rej.from_seq == got + 1 and 0 < got < n        # what it read before the cut was whole
+        assert srv.poll() is None, "the server died"
+        # and it still serves: a fresh consumer gets the records that are left, then the same reject
+        with pytest.raises(DxsRejected):
+            run(collect(("127.0.0.1", port), 1, 1))
+        assert srv.poll() is None
+    finally:
+        srv.kill()
+        srv.wait()
