@@ -225,7 +225,7 @@ static void dispatch(struct rsx_cmp_endpoint *ep, const struct cmp_rxmsg *m, uin
 		}
 		return;
 	}
-	if ((uint32_t)size != m->len || m->truncated) {
+	if ((uint32_t)size > m->len || m->truncated) {
 		st->rx_bad_length++;
 		return;
 	}
@@ -240,18 +240,28 @@ static void dispatch(struct rsx_cmp_endpoint *ep, const struct cmp_rxmsg *m, uin
 		return;
 	}
 	struct cmp_stream *s = cmp_stream_get(ep, CMP_REC_STREAM(m->buf), 0);
-	if (type == RSX_REC_NAK) {
-		if (!s || !s->sender) {
+	if (!s || !(type == RSX_REC_NAK ? (void *)s->sender : (void *)s->receiver)) {
+		if ((uint32_t)size != m->len)
+			st->rx_bad_length++;
+		else
 			st->rx_unknown_stream++;
-			return;
-		}
+		return;
+	}
+	/* a keyed stream's datagram is the record and its tag; any other is the record alone */
+	const uint8_t *key = type == RSX_REC_NAK ? cmp_sender_key(s->sender) : cmp_receiver_key(s->receiver);
+	if (key ? m->len != (uint32_t)size + RSX_CMP_MAC_BYTES ||
+		  !cmp_mac_ok(key, m->buf, (size_t)size, m->buf + size)
+		: (uint32_t)size != m->len) {
+		if (key)
+			st->rx_bad_mac++;
+		else
+			st->rx_bad_length++;
+		return;
+	}
+	if (type == RSX_REC_NAK) {
 		st->rx_datagrams++;
 		st->rx_bytes += m->len;
 		cmp_sender_on_nak(s->sender, m->buf, &m->from, now);
-		return;
-	}
-	if (!s || !s->receiver) {
-		st->rx_unknown_stream++;
 		return;
 	}
 	st->rx_datagrams++;
@@ -259,7 +269,7 @@ static void dispatch(struct rsx_cmp_endpoint *ep, const struct cmp_rxmsg *m, uin
 	if (type == RSX_REC_HEARTBEAT)
 		cmp_receiver_on_heartbeat(s->receiver, m->buf, &m->from, now);
 	else
-		cmp_receiver_on_data(s->receiver, m->buf, m->len, &m->from, now);
+		cmp_receiver_on_data(s->receiver, m->buf, (uint32_t)size, &m->from, now);
 }
 
 /* Run every timer; returns the earliest next due time (0 = none). */
