@@ -194,6 +194,24 @@ unsigned cmp_ep_send(struct rsx_cmp_endpoint *ep, const struct cmp_txmsg *m, uns
 	return done;
 }
 
+int cmp_send_control(struct rsx_cmp_endpoint *ep, uint16_t type, void *payload, size_t len,
+		     const uint8_t *key, const struct rsx_cmp_addr *to)
+{
+	uint8_t buf[RSX_RECORD_MAX + RSX_CMP_MAC_BYTES];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	cmp_put64((uint8_t *)payload + 8, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+	int n = rsx_record_frame(buf, RSX_RECORD_MAX, type, payload, len);
+	if (n < 0)
+		return 0;
+	if (key) {
+		rsx_cmp_mac(key, buf, (size_t)n, buf + n);
+		n += RSX_CMP_MAC_BYTES;
+	}
+	struct cmp_txmsg m = { .buf = buf, .len = (uint32_t)n, .to = *to };
+	return cmp_ep_send(ep, &m, 1) == 1;
+}
+
 int rsx_cmp_send_raw(struct rsx_cmp_endpoint *ep, const void *buf, size_t len,
 		     const struct rsx_cmp_addr *to)
 {

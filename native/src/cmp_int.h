@@ -138,6 +138,15 @@ struct cmp_stream *cmp_stream_get(struct rsx_cmp_endpoint *ep, uint32_t stream_i
  */
 unsigned cmp_ep_send(struct rsx_cmp_endpoint *ep, const struct cmp_txmsg *m, unsigned n);
 
+/*
+ * Frame a control record (NAK, HEARTBEAT) whose payload is filled in but for
+ * ts_ns (stamped here, CLOCK_REALTIME), tag it under key (NULL = unkeyed) and
+ * send it to `to`. Returns 1 if the kernel took it (a refused one is retried
+ * by the caller's timer).
+ */
+int cmp_send_control(struct rsx_cmp_endpoint *ep, uint16_t type, void *payload, size_t len,
+		     const uint8_t *key, const struct rsx_cmp_addr *to);
+
 /* Sender hooks called by the endpoint. */
 void cmp_sender_on_nak(struct rsx_cmp_sender *s, const uint8_t *rec, const struct rsx_cmp_addr *from,
 		       uint64_t now);

@@ -328,23 +328,12 @@ void cmp_receiver_on_heartbeat(struct rsx_cmp_receiver *r, const uint8_t *rec,
 static void send_nak(struct rsx_cmp_receiver *r, uint64_t from, uint64_t count)
 {
 	struct rsx_nak nak;
-	uint8_t buf[RSX_HEADER_SIZE + sizeof(nak) + RSX_CMP_MAC_BYTES];
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
 	memset(&nak, 0, sizeof(nak));
-	nak.ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	nak.stream_id = r->cfg.stream_id;
 	nak.from_seq = from;
 	nak.count = count;
-	int n = rsx_record_frame(buf, sizeof(buf), RSX_REC_NAK, &nak, sizeof(nak));
-	uint32_t len = (uint32_t)n;
-	if (r->cfg.keyed) {
-		rsx_cmp_mac(r->cfg.key, buf, (size_t)n, buf + n);
-		len += RSX_CMP_MAC_BYTES;
-	}
-	struct cmp_txmsg m = { .buf = buf, .len = len, .to = r->src };
-	cmp_ep_send(r->ep, &m, 1);	/* a NAK refused by the kernel is retried by its timer */
+	/* a NAK refused by the kernel is retried by its timer */
+	cmp_send_control(r->ep, RSX_REC_NAK, &nak, sizeof(nak), cmp_receiver_key(r), &r->src);
 	r->st.naks_sent++;
 	r->st.nak_seqs += count;
 }

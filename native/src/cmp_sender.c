@@ -241,19 +241,10 @@ void rsx_cmp_sender_stats(const struct rsx_cmp_sender *s, struct rsx_cmp_sender_
 static int send_heartbeat(struct rsx_cmp_sender *s, uint64_t sent, const struct rsx_cmp_addr *to)
 {
 	struct rsx_heartbeat hb;
-	uint8_t buf[RSX_HEADER_SIZE + sizeof(hb) + RSX_CMP_MAC_BYTES];
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
 	memset(&hb, 0, sizeof(hb));
-	hb.ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	hb.stream_id = s->cfg.stream_id;
 	hb.highest_seq = sent;
-	int n = rsx_record_frame(buf, sizeof(buf), RSX_REC_HEARTBEAT, &hb, sizeof(hb));
-	if (s->tag)
-		rsx_cmp_mac(s->cfg.key, buf, (size_t)n, buf + n);
-	struct cmp_txmsg m = { .buf = buf, .len = (uint32_t)n + s->tag, .to = *to };
-	return cmp_ep_send(s->ep, &m, 1) == 1;
+	return cmp_send_control(s->ep, RSX_REC_HEARTBEAT, &hb, sizeof(hb), cmp_sender_key(s), to);
 }
 
 /* The destination a NAK came from, or -1: only the stream's receivers get retransmits. */

@@ -393,15 +393,20 @@ static int read_position(const char *path, uint64_t *seq)
 	return used > 0 && (line[used] == '\n' || line[used] == '\0') ? 0 : RSX_EINVALID;
 }
 
+/* dir/consumers and the position file of a name retention honours. Returns 0 or an error. */
+static int consumer_file(const char *dir, const char *name, char *cdir, char *path)
+{
+	int rc = check_consumer_file(name);
+	if (rc < 0 || (rc = consumers_dir(cdir, dir)) < 0)
+		return rc;
+	return wal_path(path, cdir, name);
+}
+
 int rsx_wal_consumer_get(const char *dir, const char *name, uint64_t *seq)
 {
 	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX];
-	int rc = check_consumer_file(name);
-	if (rc < 0)
-		return rc;
-	if ((rc = consumers_dir(cdir, dir)) < 0 || (rc = wal_path(path, cdir, name)) < 0)
-		return rc;
-	return read_position(path, seq);
+	int rc = consumer_file(dir, name, cdir, path);
+	return rc < 0 ? rc : read_position(path, seq);
 }
 
 int wal_consumer_bounds(const char *dir, struct wal_consumer_bounds *b)
@@ -462,10 +467,8 @@ int rsx_wal_published(const char *dir, uint32_t stream_id, struct rsx_wal_loss *
 int rsx_wal_consumer_drop(const char *dir, const char *name)
 {
 	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX];
-	int rc = check_consumer_file(name);
+	int rc = consumer_file(dir, name, cdir, path);
 	if (rc < 0)
-		return rc;
-	if ((rc = consumers_dir(cdir, dir)) < 0 || (rc = wal_path(path, cdir, name)) < 0)
 		return rc;
 	if (unlink(path) < 0)
 		return -errno;

@@ -27,10 +27,7 @@ static void pair_open(struct pair *p, const struct rsx_cmp_fault_config *fa,
 	struct rsx_cmp_sender_config sc;
 	struct rsx_cmp_receiver_config rc;
 	memset(p, 0, sizeof(*p));
-	p->a = t_mem_ep(1, 9000, fa);
-	p->b = t_mem_ep(2, 9001, NULL);
-	T_CHECK(p->a && p->b);
-	T_EQ(rsx_cmp_mem_link(p->a, p->b), 0);
+	T_EQ(t_mem_pair(&p->a, &p->b, fa), 0);
 	if (sc_in) {
 		sc = *sc_in;
 	} else {

@@ -28,15 +28,9 @@ static void pair_open(struct pair *p, const struct rsx_cmp_fault_config *fa, uin
 	struct rsx_cmp_sender_config sc;
 	struct rsx_cmp_receiver_config rc;
 	memset(p, 0, sizeof(*p));
-	p->a = t_mem_ep(1, 9000, fa);
-	p->b = t_mem_ep(2, 9001, NULL);
-	T_CHECK(p->a && p->b);
-	T_EQ(rsx_cmp_mem_link(p->a, p->b), 0);
-	rsx_cmp_sender_config_init(&sc);
-	sc.stream_id = STREAM;
-	sc.ndest = 1;
+	T_EQ(t_mem_pair(&p->a, &p->b, fa), 0);
+	t_sender_config(&sc, STREAM);
 	sc.heartbeat_us = heartbeat_us;
-	rsx_cmp_addr_set(&sc.dest[0], "10.0.0.2", 9001);
 	if (skey) {
 		sc.keyed = 1;
 		memcpy(sc.key, skey, 16);
@@ -174,15 +168,10 @@ static void test_real_unservable_hole_still_needs_replay(void)
 	f.nrules = 1;
 	f.rules[0] = (struct rsx_cmp_fault_rule){ RSX_CMP_FAULT_DROP, RSX_CMP_FC_DATA, 4, 1, 0 };
 	memset(&p, 0, sizeof(p));
-	p.a = t_mem_ep(1, 9000, &f);
-	p.b = t_mem_ep(2, 9001, NULL);
-	rsx_cmp_mem_link(p.a, p.b);
-	rsx_cmp_sender_config_init(&sc);
-	sc.stream_id = STREAM;
-	sc.ndest = 1;
+	T_EQ(t_mem_pair(&p.a, &p.b, &f), 0);
+	t_sender_config(&sc, STREAM);
 	sc.ring_size = 64;
 	sc.heartbeat_us = 0;
-	rsx_cmp_addr_set(&sc.dest[0], "10.0.0.2", 9001);
 	T_EQ(rsx_cmp_sender_open(p.a, &sc, &p.s), 0);
 	struct rsx_cmp_receiver_config rc;
 	rsx_cmp_receiver_config_init(&rc);
