@@ -86,3 +86,20 @@ def test_accepting_the_loss_records_it_and_never_reuses_a_seq(tmp_path, capsys):
     # a second accept finds nothing to record
     assert main(["wal", "accept-loss", str(tmp_path)]) == 0
     assert "nothing lost" in capsys.readouterr().out
+
+
+def test_accept_loss_json_follows_its_schema(tmp_path, capsys):
+    pytest.importorskip("jsonschema", reason="jsonschema not installed (test extra)")
+    from cliutil import check
+
+    _stream(tmp_path)
+    _cut(tmp_path, "truncate")
+    assert main(["wal", "verify", str(tmp_path), "--json"]) == 1
+    (doc,) = check("wal-verify", capsys.readouterr().out)
+    assert not doc["ok"] and doc["notes"] == []
+    assert main(["wal", "accept-loss", str(tmp_path), "--json"]) == 0
+    (doc,) = check("wal-accept-loss", capsys.readouterr().out)
+    assert (doc["lost_first"], doc["lost_last"], doc["next_seq"]) == (KEEP + 1, N, N + 1)
+    assert main(["wal", "verify", str(tmp_path), "--json"]) == 0
+    (doc,) = check("wal-verify", capsys.readouterr().out)
+    assert doc["ok"] and len(doc["notes"]) == 1
