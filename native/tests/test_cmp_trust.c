@@ -164,9 +164,7 @@ static void test_real_unservable_hole_still_needs_replay(void)
 	struct rsx_cmp_fault_config f;
 	struct rsx_cmp_receiver_info info;
 	struct rsx_cmp_sender_config sc;
-	memset(&f, 0, sizeof(f));
-	f.nrules = 1;
-	f.rules[0] = (struct rsx_cmp_fault_rule){ RSX_CMP_FAULT_DROP, RSX_CMP_FC_DATA, 4, 1, 0 };
+	t_drop(&f, 4, 1);
 	memset(&p, 0, sizeof(p));
 	T_EQ(t_mem_pair(&p.a, &p.b, &f), 0);
 	t_sender_config(&sc, STREAM);
@@ -223,9 +221,7 @@ static void test_keyed_stream(void)
 	struct rsx_cmp_sender_stats ss;
 	struct rsx_cmp_addr to;
 	uint8_t rec[RSX_RECORD_MAX + 16];
-	memset(&f, 0, sizeof(f));
-	f.nrules = 1;
-	f.rules[0] = (struct rsx_cmp_fault_rule){ RSX_CMP_FAULT_DROP, RSX_CMP_FC_DATA, 3, 2, 0 };
+	t_drop(&f, 3, 2);
 	pair_open(&p, &f, 1000, KEY, KEY);
 	send_range(&p, 1, 50);	/* 4 and 5 lost, recovered by a tagged NAK and tagged retransmits */
 	pump(&p, 20);
