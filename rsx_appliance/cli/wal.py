@@ -57,16 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(v)
     v.set_defaults(func=verify)
 
-    a = inner.add_parser("accept-loss", help="record a lost tail as SEQ_LOST so the writer can start",
-                         description="When the active file lost records that were reported durable, the "
-                                     "writer refuses to start. This records the lost seqs as SEQ_LOST "
-                                     "tombstones (no seq is ever reused) so it can: the operator's explicit "
-                                     "decision (specs/wal.md 2.7). Exit 1 if the writer cannot open for "
-                                     "another reason (another writer runs, corrupt durable data).")
-    a.add_argument("path", metavar="DIR", help="the stream's WAL directory")
-    add_json(a)
-    a.set_defaults(func=accept_loss)
-
     f = inner.add_parser("follow", help="print records as they become durable (like tail -f)",
                          description="Print the last N records, then each new durable record, until a break "
                                      "(exit 1) or Ctrl-C (exit 130).")
@@ -84,6 +74,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--drop", metavar="NAME", help="unregister NAME (exit 2 if it is not registered)")
     add_json(c)
     c.set_defaults(func=consumers)
+
+    a = inner.add_parser("accept-loss", help="record a lost tail as SEQ_LOST so the writer can start",
+                         description="When the active file lost records that were reported durable, the "
+                                     "writer refuses to start. This records the lost seqs as SEQ_LOST "
+                                     "tombstones (no seq is ever reused) so it can: the operator's explicit "
+                                     "decision (specs/wal.md 2.7). Exit 1 if the writer cannot open for "
+                                     "another reason (another writer runs, corrupt durable data).")
+    a.add_argument("path", metavar="DIR", help="the stream's WAL directory")
+    add_json(a)
+    a.set_defaults(func=accept_loss)
 
 
 def _make_filter(args):
