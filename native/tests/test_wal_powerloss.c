@@ -610,8 +610,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "powerloss round %d: %ld file ops, reported durable %llu, survived %lld%s%s\n",
 			round, ops, (unsigned long long)reported, (long long)last, torn ? ", torn tails" : "",
 			tip ? ", latest tip" : ", no tip");
-		if (last < 0)
+		if (last < 0) {
+			t_rmdir(next);
 			break;
+		}
 		if (reported > max_reported)
 			max_reported = reported;
 		durable_total += reported;
