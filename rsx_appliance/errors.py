@@ -120,6 +120,10 @@ class StreamMismatchError(StreamError, ValueError):
     """A record, file or request belongs to another stream (RSX_ESTREAM)."""
 
 
+class DurableLossError(StreamError):
+    """Records the WAL had reported durable are missing: its tail was lost or a file shrank (RSX_ELOST)."""
+
+
 class NeedsReplay(StreamError):
     """The stream has a gap NAKs could not fill: replay it (DXS) from ``info.expected`` (RSX_EREPLAY).
 
@@ -200,6 +204,7 @@ _NATIVE = {
     "AHEAD": SeqAheadError,
     "STREAM": StreamMismatchError,
     "REPLAY": NeedsReplay,
+    "LOST": DurableLossError,
     "DIVERGED": ReplayDivergedError,
     "STALE": StaleConfigError,
 }
