@@ -25,11 +25,13 @@ from rsx_appliance.config import load_config, streams
 from rsx_appliance.dxs import DxsConsumer, DxsServer
 from rsx_appliance.errors import NeedsReplay
 from rsx_appliance.me import MatchingEngine, MeOptions, MeStats, verify
+from rsx_appliance.launch import rsx_argv
 from rsx_appliance.records import RecordType, decode, encode
 
+from cliutil import check
 from me_util import new_order, options, stream_bytes
 
-RSX = str(Path(sys.executable).parent / "rsx")
+RSX = rsx_argv()
 LINK = streams.risk_to_me(0, 1)
 T = RecordType
 TICK, LOT, MID = 50, 1000, 6_000_000  # BTC-PERP of the embedded configuration (raw units)
@@ -42,7 +44,7 @@ def free_port(kind=socket.SOCK_DGRAM) -> int:
 
 
 def write_config(path: Path) -> Path:
-    text = subprocess.run([RSX, "config", "default"], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run([*RSX, "config", "default"], capture_output=True, text=True, check=True).stdout
     text = text.replace('durability = "fsync"            # fills leave only after their batch is fsynced',
                         'durability = "fsync"\nsnapshot_records = 3000\nsnapshot_seconds = 1\n'
                         'dedup_capacity = 65536\nmax_orders = 100000')
@@ -55,7 +57,7 @@ class MeProcess:
     """One `rsx me` run; ``start()`` returns its ready line."""
 
     def __init__(self, cfg: Path, data: Path, me_port: int, subscriber: int, dxs_port: int) -> None:
-        self.args = [RSX, "me", "--config", str(cfg), "--data", str(data), "--symbol", "BTC-PERP",
+        self.args = [*RSX, "me", "--config", str(cfg), "--data", str(data), "--symbol", "BTC-PERP",
                      "--cmp", f"127.0.0.1:{me_port}", "--subscriber", f"127.0.0.1:{subscriber}",
                      "--risk-shards", "1", "--dxs", f"127.0.0.1:{dxs_port}", "--no-mlock", "--backend", "udp", "--json"]
         self.p: subprocess.Popen | None = None
@@ -159,7 +161,7 @@ def crash_cycles(tmp_path: Path, kills: int, seed: int) -> None:
     try:
         for cycle in range(kills):
             ready = proc.start()
-            assert ready["ready"] == "me.BTC-PERP"
+            assert ready["process"] == "me.BTC-PERP"
             load.run(rng.uniform(0.03, 0.35))
             proc.kill()  # SIGKILL: anywhere in the loop, the WAL's flusher or the snapshot thread
             rep = verify(opts)  # what the next start will recover from: snapshot + tail == seq 1 onward
@@ -212,12 +214,22 @@ def test_clean_stop_status_file_and_control(tmp_path):
     proc = MeProcess(cfg, data, me_port, load.port, dxs_port)
     try:
         ready = proc.start()
-        assert ready["cmp"] == ["127.0.0.1", me_port] and ready["dxs"] == ["127.0.0.1", dxs_port]
+        assert ready["cmp"] == f"127.0.0.1:{me_port}" and ready["dxs"] == f"127.0.0.1:{dxs_port}"
+        check("me", json.dumps(ready))
         load.run(0.2)
-        out = subprocess.run([RSX, "me", "control", "--config", str(cfg), "--data", str(data), "--symbol",
+        out = subprocess.run([*RSX, "me", "control", "--config", str(cfg), "--data", str(data), "--symbol",
                               "BTC-PERP", "close-only"], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0 and "status 3" in out.stdout, out.stderr
-        st = json.loads(subprocess.run([RSX, "me", "status", "--dir", str(data / "me" / "BTC-PERP"), "--json",
+        out = subprocess.run([*RSX, "me", "control", "--dir", str(data / "me" / "BTC-PERP"), "set",
+                              "--taker-fee-bps", "6", "--json"], capture_output=True, text=True, timeout=30)
+        assert check("me-control", out.stdout)[0]["taker_fee_bps"] == 6
+        out = subprocess.run([*RSX, "me", "control", "--dir", str(data / "me" / "BTC-PERP"), "set",
+                              "--tick", "0.333"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2 and "at most 2 decimals" in out.stderr
+        out = subprocess.run([*RSX, "me", "control", "--dir", str(data / "me" / "BTC-PERP"), "set",
+                              "--max-funding-rate-bps", "20000"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 1 and "incoherent" in out.stderr, out.stderr
+        st = json.loads(subprocess.run([*RSX, "me", "status", "--dir", str(data / "me" / "BTC-PERP"), "--json",
                                         "--latency"], capture_output=True, text=True, check=True).stdout)
         assert st["state"] == "running" and st["status"] == "close_only"
         assert st["counters"]["req_new"] > 0 and st["latency"]["me_to_durable"]["count"] > 0
@@ -227,9 +239,11 @@ def test_clean_stop_status_file_and_control(tmp_path):
         assert proc.stop() == 0, proc.err
         doc = json.loads((data / "run" / "me.BTC-PERP.json").read_text())
         assert doc["state"] == "stopping"
-        out = subprocess.run([RSX, "me", "status", "--dir", str(data / "me" / "BTC-PERP")],
+        out = subprocess.run([*RSX, "me", "status", "--dir", str(data / "me" / "BTC-PERP")],
                              capture_output=True, text=True)
         assert out.returncode == 1 and "stopped" in out.stdout  # not running: exit 1
+        check("me-status", subprocess.run([*RSX, "me", "status", "--dir", str(data / "me" / "BTC-PERP"), "--json"],
+                                          capture_output=True, text=True).stdout)
     finally:
         if proc.p and proc.p.poll() is None:
             proc.p.kill()
@@ -237,19 +251,20 @@ def test_clean_stop_status_file_and_control(tmp_path):
 
 
 def test_cli_errors_are_typed(tmp_path):
-    out = subprocess.run([RSX, "me", "--data", str(tmp_path)], capture_output=True, text=True)
+    out = subprocess.run([*RSX, "me", "--data", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("rsx me: error: --symbol is required")
-    out = subprocess.run([RSX, "me", "--data", str(tmp_path), "--symbol", "NOPE"], capture_output=True, text=True)
+    out = subprocess.run([*RSX, "me", "--data", str(tmp_path), "--symbol", "NOPE"], capture_output=True, text=True)
     assert out.returncode == 2 and "no symbol 'NOPE'" in out.stderr
-    out = subprocess.run([RSX, "me", "status", "--dir", str(tmp_path)], capture_output=True, text=True)
-    assert out.returncode == 1 and "never ran" in out.stderr
+    out = subprocess.run([*RSX, "me", "status", "--dir", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2 and "never ran" in out.stderr
     port = free_port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", port))
-        out = subprocess.run([RSX, "me", "--data", str(tmp_path), "--symbol", "BTC-PERP", "--no-mlock",
+        out = subprocess.run([*RSX, "me", "--data", str(tmp_path), "--symbol", "BTC-PERP", "--no-mlock",
                               "--cmp", f"127.0.0.1:{port}", "--backend", "udp", "--dxs", "127.0.0.1:0", "--json"],
                              capture_output=True, text=True, timeout=60)
     assert out.returncode == 3 and "in use" in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.startswith("rsx me: error: ") and out.stderr.count("\n") == 1
 
 
 def test_consumers_that_lose_datagrams_recover_by_nak_then_dxs(tmp_path):

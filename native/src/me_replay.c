@@ -52,7 +52,11 @@ int me_config_check(const struct rsx_config *cur, const struct rsx_config *want,
 		return RSX_EINVALID;
 	}
 	rsx_symbol_config_from_record(&c, want);
-	if (rsx_symbol_config_check(&c) != 0) {
+	uint32_t fi = want->funding_interval_s;
+	/* funding: what the configuration file accepts (specs/config.md 3): risk applies it as given */
+	int funding_ok = fi >= 60 && fi <= 7 * 86400 && (86400 % fi == 0 || fi % 86400 == 0) &&
+			 want->max_funding_rate_bps <= 10000;
+	if (rsx_symbol_config_check(&c) != 0 || !funding_ok) {
 		*why = RSX_ME_CTL_INCOHERENT;
 		return RSX_EINVALID;
 	}

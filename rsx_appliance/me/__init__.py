@@ -20,7 +20,12 @@ __all__ = ["MatchingEngine", "MeOptions", "MeStats", "State", "Durability", "Wai
 
 
 def verify(opts: MeOptions) -> dict:
-    """Replay the ME's directory from seq 1 and from its newest snapshot (rsx_me_verify); a dict report."""
+    """Replay the ME's directory from seq 1 and from its newest snapshot (rsx_me_verify).
+
+    Returns {ok, result (0 or the C code), tip_seq, oldest_seq, full_records, full_requests, full_result,
+    snapshot_seq, tail_records, tail_result, books_equal (None: not compared), open_at_end (the WAL ends
+    inside a request, which a restart completes), diverged_seq, message}.
+    """
     from .._native import ffi, lib
     from .engine import _fields
 
@@ -33,7 +38,9 @@ def verify(opts: MeOptions) -> dict:
     eng_cfg.capacity, eng_cfg.max_users, eng_cfg.ref_price = opts.capacity, opts.max_users, opts.ref_price
     rep = ffi.new("struct rsx_me_verify_report *")
     rc = lib.rsx_me_verify(eng_cfg, rep)
-    out = _fields(rep, "struct rsx_me_verify_report")
-    out["ok"] = rc == 0
-    out["result"] = int(rc)
-    return out
+    f = _fields(rep, "struct rsx_me_verify_report")
+    return {"ok": rc == 0, "result": int(rc), "tip_seq": f["tip"], "oldest_seq": f["oldest"],
+            "full_records": f["full_records"], "full_requests": f["full_requests"], "full_result": f["full_result"],
+            "snapshot_seq": f["snapshot_seq"], "tail_records": f["tail_records"], "tail_result": f["tail_result"],
+            "books_equal": {1: True, 0: False}.get(f["books_equal"]), "open_at_end": bool(f["open_at_end"]),
+            "diverged_seq": f["diverged_seq"], "message": f["message"]}

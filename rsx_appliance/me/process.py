@@ -131,12 +131,15 @@ class MeApp:
                                  "config_version": r["config"]["config_version"]})
 
     def ready_line(self) -> dict:
+        import time
+
         info = self.engine.info
-        return {"ready": f"me.{self.opts.name}", "pid": os.getpid(), "symbol_id": self.opts.stream_id,
+        return {"process": f"me.{self.opts.name}", "pid": os.getpid(), "stream": self.opts.stream_id,
                 "next_seq": info.next_seq, "config_version": info.config_version,
-                "cmp": list(self.endpoint.local) if self.endpoint else None,
-                "dxs": [self.server.host, self.server.port] if self.server else None,
-                "wait": self.wait_mode, "durability": self.opts.durability, "stats": self.engine.stats_path}
+                "cmp": "%s:%d" % self.endpoint.local if self.endpoint else None,
+                "dxs": f"{self.server.host}:{self.server.port}" if self.server else None,
+                "wait": self.wait_mode, "durability": self.opts.durability, "stats_file": self.engine.stats_path,
+                "time": time.time()}
 
     async def wait(self) -> None:
         last = self.stats.counters()

@@ -10,9 +10,7 @@ the ME's own time is what the C loop counts in ``loop_ns``.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,13 +32,26 @@ ROOT = Path(__file__).resolve().parents[3]
 def workload(n: int, seed: int = 1, variant: str = "normal", path: str | None = None) -> np.ndarray:
     """Operations (book OP_DTYPE) of a workload file, generated with bench/workload.py when no path is given."""
     if path is None:
+        import contextlib
+        import importlib.util
+        import io
+
         gen = ROOT / "bench" / "workload.py"
         if not gen.exists():
-            raise FileNotFoundError(f"{gen} not found: give --workload FILE (bench/workload.py format)")
-        with tempfile.TemporaryDirectory(prefix="rsx-bench-me-") as d:
+            raise FileNotFoundError(f"{gen}: not found (give --workload FILE in the bench/workload.py format)")
+        import sys
+
+        spec = importlib.util.spec_from_file_location("rsx_bench_workload", gen)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # its dataclasses look themselves up there
+        sys.path.insert(0, str(gen.parent))  # it imports refmatch.py beside it
+        try:
+            spec.loader.exec_module(mod)
+        finally:
+            sys.path.remove(str(gen.parent))
+        with tempfile.TemporaryDirectory(prefix="rsx-bench-me-") as d, contextlib.redirect_stderr(io.StringIO()):
             out = Path(d) / "w.txt"
-            subprocess.run([sys.executable, str(gen), "--seed", str(seed), "--n", str(n), "--variant", variant,
-                            "-o", str(out)], check=True, capture_output=True)
+            mod.main(["--seed", str(seed), "--n", str(n), "--variant", variant, "-o", str(out)])
             text = out.read_bytes()
     else:
         text = Path(path).read_bytes()
@@ -183,17 +194,21 @@ def paced(inproc: InProc, buf: bytes, offsets: np.ndarray, rate: int) -> float:
 
 def idle_cpu(seconds: float, data: Path) -> dict:
     """CPU share of one core used by an `rsx me` process at rest in block mode."""
+    import json
+
     import psutil
 
-    rsx = Path(sys.executable).parent / "rsx"
-    p = subprocess.Popen([str(rsx), "me", "--symbol", "BTC-PERP", "--data", str(data), "--wait", "block",
-                          "--cmp", "127.0.0.1:0", "--dxs", "127.0.0.1:0", "--capacity", "100000",
-                          "--dedup-capacity", "65536", "--no-mlock", "--backend", "udp", "--json"],
+    from ...launch import rsx_argv
+
+    p = subprocess.Popen(rsx_argv("me", "--symbol", "BTC-PERP", "--data", str(data), "--wait", "block",
+                                  "--cmp", "127.0.0.1:0", "--dxs", "127.0.0.1:0", "--capacity", "100000",
+                                  "--dedup-capacity", "65536", "--no-mlock", "--backend", "udp", "--json"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
         if not line:
-            raise RuntimeError(f"rsx me did not start: {p.stderr.read()}")
+            raise RuntimeError(f"rsx me did not start: {p.stderr.read().strip()}")
+        json.loads(line)
         proc = psutil.Process(p.pid)
         time.sleep(1.0)  # let start-up work (recovery, DXS server) settle
         c0 = proc.cpu_times()
@@ -206,40 +221,43 @@ def idle_cpu(seconds: float, data: Path) -> dict:
     finally:
         p.terminate()
         p.wait(30)
-    return {"seconds": round(wall, 2), "cpu_s": round(used, 4), "core_percent": round(100 * used / wall, 3),
-            "threads": threads, "target_core_percent": 1.0, "meets_target": 100 * used / wall < 1.0,
+    pct = 100 * used / wall
+    return {"case": "idle", "wall_s": round(wall, 2), "cpu_s": round(used, 4), "core_pct": round(pct, 3),
+            "threads": threads, "target_core_pct": 1.0, "meets_target": pct < 1.0,
             "how": "psutil CPU time (user + system) of an idle `rsx me` (block mode, UDP, DXS server, "
                    "snapshot thread, WAL threads) over the interval"}
 
 
-def load_main() -> int:
-    """The UDP load process: python -m rsx_appliance.cli.bench._me_driver ME_PORT STATS N [INFLIGHT]."""
+def load_process(conn, me_port: int, stats_path: str, buf: bytes, offsets: np.ndarray, inflight: int) -> None:
+    """The UDP load, in a forked process: a risk shard's link to the ME and a consumer of its stream.
+
+    Keeps at most ``inflight`` requests ahead of the ME's own request counters (capacity mode). Sends
+    its port, waits for "go", then reports (requests, records received, seconds to send every request,
+    seconds until every record arrived, NAKs sent, kernel drops).
+    """
     from ...cmp import Endpoint
 
-    me_port, stats_path, n, inflight = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    ops = workload(n)
-    buf, offsets = requests(ops)
     ep = Endpoint("udp", ("127.0.0.1", 0), mode="busy")
     tx = ep.sender(LINK, [("127.0.0.1", me_port)], ring_size=1 << 16, heartbeat_us=0)
     # a generous NAK budget: on a shared 2-core machine the ME may not run for the default 8 ms
     rx = ep.receiver(1, window=1 << 18, start_seq=0, nak_max_retries=10_000)
-    print(ep.local[1], flush=True)
-    sys.stdin.readline()  # the ME subscribed us: go
+    conn.send(ep.local[1])
+    conn.recv()
     st = MeStats(stats_path)
-    names = ("req_new", "req_cancel", "req_cancel_all", "req_amend")
-    idx = [st.counter_names.index(k) for k in names]
+    idx = [st.counter_names.index(k) for k in ("req_new", "req_cancel", "req_cancel_all", "req_amend")]
     counters = st._counters
+    n = len(offsets) - 1
     mv = memoryview(buf)
     i = got = 0
     t0 = time.perf_counter()
-    while i < len(ops):
+    while i < n:
         done = int(sum(int(counters[k]) for k in idx))
         if i - done < inflight:
-            j = min(len(ops), i + 256, done + inflight)
+            j = min(n, i + 256, done + inflight)
             i += tx.send_batch(mv[offsets[i]:offsets[j]])
         ep.poll(0)
         got += len(rx.read(1 << 14))
-    while int(sum(int(counters[k]) for k in idx)) < len(ops):
+    while int(sum(int(counters[k]) for k in idx)) < n:
         ep.poll(0)
         got += len(rx.read(1 << 14))
     t_in = time.perf_counter() - t0
@@ -248,11 +266,4 @@ def load_main() -> int:
     while time.monotonic() < deadline and rx.info.delivered < target:
         ep.poll(0.001)
         got += len(rx.read(1 << 14))
-    wall = time.perf_counter() - t0
-    print(f"{len(ops)} {got} {t_in:.6f} {wall:.6f} {rx.stats['naks_sent']} {ep.stats['rx_kernel_drops']}",
-          flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(load_main())
+    conn.send((n, got, t_in, time.perf_counter() - t0, rx.stats["naks_sent"], ep.stats["rx_kernel_drops"]))
