@@ -228,6 +228,14 @@ def idle_cpu(seconds: float, data: Path) -> dict:
                    "snapshot thread, WAL threads) over the interval"}
 
 
+def free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def load_process(conn, me_port: int, stats_path: str, buf: bytes, offsets: np.ndarray, inflight: int) -> None:
     """The UDP load, in a forked process: a risk shard's link to the ME and a consumer of its stream.
 
@@ -245,25 +253,32 @@ def load_process(conn, me_port: int, stats_path: str, buf: bytes, offsets: np.nd
     conn.recv()
     st = MeStats(stats_path)
     idx = [st.counter_names.index(k) for k in ("req_new", "req_cancel", "req_cancel_all", "req_amend")]
+    lost_at = st.counter_names.index("link_losses")
     counters = st._counters
+
+    def done() -> int:  # requests the ME processed, or that the link lost for good (a client would retry)
+        return int(sum(int(counters[k]) for k in idx)) + int(counters[lost_at])
+
     n = len(offsets) - 1
     mv = memoryview(buf)
     i = got = 0
     t0 = time.perf_counter()
-    while i < n:
-        done = int(sum(int(counters[k]) for k in idx))
-        if i - done < inflight:
-            j = min(n, i + 256, done + inflight)
+    deadline = time.monotonic() + 240
+    while i < n and time.monotonic() < deadline:
+        if i - done() < inflight:
+            j = min(n, i + 256, done() + inflight)
             i += tx.send_batch(mv[offsets[i]:offsets[j]])
         ep.poll(0)
         got += len(rx.read(1 << 14))
-    while int(sum(int(counters[k]) for k in idx)) < n:
+    while done() < i and time.monotonic() < deadline:
         ep.poll(0)
         got += len(rx.read(1 << 14))
     t_in = time.perf_counter() - t0
     target = int(counters[st.counter_names.index("next_seq")]) - 1
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and rx.info.delivered < target:
+    end = time.monotonic() + 30
+    while time.monotonic() < end and rx.info.delivered < target:
         ep.poll(0.001)
         got += len(rx.read(1 << 14))
-    conn.send((n, got, t_in, time.perf_counter() - t0, rx.stats["naks_sent"], ep.stats["rx_kernel_drops"]))
+    n = i
+    conn.send((n, got, t_in, time.perf_counter() - t0, rx.stats["naks_sent"], ep.stats["rx_kernel_drops"],
+               int(counters[lost_at])))
