@@ -506,3 +506,33 @@ def test_tune_unit_capabilities_are_enough_and_needed(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert back.returncode == 0, back.stderr
         assert numa.read_text().strip() == numa0 and swap.read_text().strip() == swap0
+
+
+def test_the_placement_holds_after_the_reboot_and_on_a_tuned_host(fake):
+    """The tuning unit's pre-start check passes on the host the bundle describes: booted with the rendered
+    command line (the isolated cores come first), and while a previous apply is still in place."""
+    from rsx_appliance.fsutil import Root
+    from rsx_appliance.tune.apply import StateStore, apply_plan
+    from rsx_appliance.tune.host import discover
+    from rsx_appliance.tune.plan import make_plan
+    from rsx_appliance.tune.profile import load_profile
+    from rsx_appliance.config import load_config
+
+    tmp, root, cfg = fake
+    (bundle,) = render(cfg, tmp / "out", root=str(root))
+    placed = json.loads((bundle / "etc/rsx/placement.json").read_text())
+    extra = " ".join(a for a in placed["cmdline"]["add"] if not a.startswith(("isolcpus=", "nohz_full=",
+                                                                              "rcu_nocbs=")))
+    rebooted = faketree.build(tmp / "rebooted", isolcpus=placed["isolated"], cmdline_extra=extra)
+    rows = check(bundle=str(bundle), host_root=str(rebooted), verify=False)
+    assert rows and all(r.status == "pass" for r in rows), rows
+    again = render(cfg, tmp / "again", root=str(rebooted))[0]
+    assert not json.loads((again / "bundle.json").read_text())["cmdline"]["add"]  # nothing left to add
+    # tuned by a previous apply (state in the root's /run/rsx/tune): planned from the original values
+    kernel = faketree.FakeKernel(root)
+    c = load_config(cfg, data_dir="/var/lib/rsx")
+    plan = make_plan(discover(kernel), c.topology_for("local"), load_profile("latency"))
+    apply_plan(kernel, plan, StateStore(root / "run/rsx/tune"), execute=True)
+    rows = check(bundle=str(bundle), host_root=str(root), verify=False)
+    assert all(r.status == "pass" for r in rows), rows
+    assert discover(Root(root)).root.read("proc/sys/vm/swappiness") == "10"
