@@ -75,6 +75,18 @@ def _link(root: Path, rel: str, target: str) -> None:
     os.symlink(target, p)
 
 
+# the tests' topology: three engines and two risk shards on the node of the fake NIC
+TOPOLOGY = """version = 1
+[nic]
+interface = "ens1f0"
+[engines]
+symbols = ["BTC-PERP", "ETH-PERP", "SOL-PERP"]
+slab_mib = 256
+[risk]
+shards = 2
+"""
+
+
 def housekeeping_of(isolated: str) -> list[int]:
     iso = set(parse_list(isolated))
     return [c for c in range(NCPU) if c not in iso]

@@ -19,15 +19,7 @@ from rsx_appliance.tune.plan import make_plan
 from rsx_appliance.tune.profile import load_profile
 from rsx_appliance.tune.topology import load_topology
 
-TOPO = """version = 1
-[nic]
-interface = "ens1f0"
-[engines]
-symbols = ["BTC-PERP", "ETH-PERP", "SOL-PERP"]
-slab_mib = 256
-[risk]
-shards = 2
-"""
+TOPO = faketree.TOPOLOGY
 
 
 class Fake:

@@ -26,15 +26,7 @@ from rsx_appliance.tune.plan import make_plan
 from rsx_appliance.tune.profile import SHIPPED, load_profile, profile_dirs
 from rsx_appliance.tune.topology import load_topology, parse_topology
 
-TOPO = """version = 1
-[nic]
-interface = "ens1f0"
-[engines]
-symbols = ["BTC-PERP", "ETH-PERP", "SOL-PERP"]
-slab_mib = 256
-[risk]
-shards = 2
-"""
+TOPO = faketree.TOPOLOGY
 
 
 def rows(host, topo=None, profile="latency", **kw):

@@ -22,15 +22,7 @@ from rsx_appliance.tune.profile import load_profile
 from rsx_appliance.tune.topology import load_topology, parse_topology
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "specs" / "schemas"
-TOPO = """version = 1
-[nic]
-interface = "ens1f0"
-[engines]
-symbols = ["BTC-PERP", "ETH-PERP", "SOL-PERP"]
-slab_mib = 256
-[risk]
-shards = 2
-"""
+TOPO = faketree.TOPOLOGY
 
 
 def rsx(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
