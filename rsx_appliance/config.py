@@ -25,7 +25,7 @@ from .numbers import SymbolConfig
 from .tune import _toml
 from .tune.errors import TuneInputError
 
-__all__ = ["Config", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
+__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
            "MarkSourceConfig", "load_config", "default_config",
            "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER"]
 
@@ -265,6 +265,38 @@ class ListenConfig:
 
 
 @dataclass(frozen=True)
+class GatewayConfig:
+    """`[gateway]`: the public WebSocket and its limits (specs/ws-api.md 8, 9)."""
+
+    instances: int = 1
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    order_rate_user: int = 50          # orders (N, AM) per second; 0 = no limit
+    order_rate_ip: int = 200
+    order_rate_instance: int = 20_000
+    cancel_rate_user: int = 100        # cancels (C, CA) per second
+    cancel_rate_ip: int = 400
+    cancel_rate_instance: int = 40_000
+    frame_rate_connection: int = 1_000  # frames of any type per connection per second
+    max_connections_per_user: int = 5
+    max_connections_per_ip: int = 50
+    max_connections: int = 10_000
+    max_frame_bytes: int = 4096
+    max_pending: int = 10_000
+    max_queries_in_flight: int = 16
+    order_timeout_ms: int = 10_000
+    query_timeout_ms: int = 5_000
+    idle_timeout_s: int = 15
+    heartbeat_s: int = 5
+    write_limit_bytes: int = 1 << 20
+    breaker_failures: int = 10
+    breaker_window_s: int = 60
+    breaker_cooldown_s: int = 5
+    token_leeway_s: int = 5
+    token_max_lifetime_s: int = 86_400
+
+
+@dataclass(frozen=True)
 class MarketdataConfig(ListenConfig):
     """`[marketdata]`: the public feed (specs/marketdata.md 5)."""
 
@@ -353,7 +385,7 @@ class Config:
     symbols: tuple[SymbolSpec, ...]
     engines: EngineConfig
     risk: RiskConfig
-    gateway: ListenConfig
+    gateway: GatewayConfig
     marketdata: MarketdataConfig
     mark_instances: int
     recorder_instances: int
@@ -562,6 +594,28 @@ def _listen(t: _toml.Table, instances: int, default_port: int) -> ListenConfig:
         raise t.fail("port", f"{port} + instances does not fit in a port number")
     t.done()
     return ListenConfig(instances, listen, port)
+
+
+def _gateway(t: _toml.Table, instances: int) -> GatewayConfig:
+    d = GatewayConfig()
+    values: dict[str, Any] = {"instances": instances, "listen": t.get("listen", str, d.listen)}
+    minimum = {"port": 1, "max_connections_per_user": 1, "max_connections_per_ip": 1, "max_connections": 1,
+               "max_frame_bytes": 256, "max_pending": 1, "max_queries_in_flight": 1,
+               "order_timeout_ms": 10, "query_timeout_ms": 10, "idle_timeout_s": 1, "heartbeat_s": 1,
+               "write_limit_bytes": 4096, "breaker_failures": 1, "breaker_window_s": 1,
+               "breaker_cooldown_s": 1, "token_max_lifetime_s": 60}
+    for name in GatewayConfig.__dataclass_fields__:
+        if name not in ("instances", "listen"):
+            values[name] = t.count(name, getattr(d, name), minimum=minimum.get(name, 0))
+    out = GatewayConfig(**values)
+    if out.port + max(instances - 1, 0) > 65535:
+        raise t.fail("port", f"{out.port} + instances does not fit in a port number")
+    if out.max_frame_bytes > 1 << 20:
+        raise t.fail("max_frame_bytes", f"must be <= 1048576, not {out.max_frame_bytes}")
+    if out.heartbeat_s >= out.idle_timeout_s:
+        raise t.fail("heartbeat_s", f"must be below idle_timeout_s ({out.idle_timeout_s}), not {out.heartbeat_s}")
+    t.done()
+    return out
 
 
 def _marketdata(t: _toml.Table, instances: int) -> MarketdataConfig:
@@ -855,7 +909,7 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     risk = _risk(parts["risk"][1], count.get("risk", 0))
     if risk.shards < 1:
         raise ConfigError(f"{where}.risk.shards: must be >= 1")
-    gateway = _listen(parts["gateway"][1], count.get("gateway", 0), 8080)
+    gateway = _gateway(parts["gateway"][1], count.get("gateway", 0))
     marketdata = _marketdata(parts["marketdata"][1], count.get("marketdata", 0))
     mark = _mark(parts["mark"][1], {s.name for s in symbols}, cd)
     parts["recorder"][1].done()
