@@ -746,7 +746,7 @@ def _hosts(top: _toml.Table, network: NetworkConfig) -> tuple[HostSpec, ...]:
         h.done()
         dup = next((o for o in out if o.address == address), None)
         if dup is not None:
-            raise h.fail("address", f"{address} is also host {dup.name!r}'s address")
+            raise h.fail("address", f"{address} is already the address of host {dup.name!r}")
         out.append(HostSpec(name, address, nic))
     if not out:
         raise top.fail("hosts", "must define at least one host (or leave [hosts] out for one host)")

@@ -189,7 +189,7 @@ def test_roles_on_hosts_get_their_hosts_addresses():
     (dict(risk={"host": 3}), r"risk.host: must be a host name or a list"),
     (dict(network={"host": "10.0.0.9"}), r"network.host: cannot be used with \[hosts\]"),
     (dict(hosts={"m1": {"address": "10.0.0.1"}, "m2": {"address": "10.0.0.1"}}), r"hosts.m2.address: 10.0.0.1 is "
-                                                                                     "also host 'm1'"),
+                                                                                     "already the address of host 'm1'"),
     (dict(hosts={"m 1": {"address": "10.0.0.1"}}), r"is not a host name"),
     (dict(hosts={"m1": {"address": "10.0.0.1", "port": 1}}), r"hosts.m1.port: unknown key"),
     (dict(hosts={"m1": {}}), r"hosts.m1.address: is required"),

@@ -386,7 +386,7 @@ def test_several_hosts_render_one_bundle_each_with_the_addresses_between_them(tm
      "risk.host: 'm9' is not a host of [hosts] (hosts: m1, m2)"),
     (lambda t: t.replace("port = 8180", "port = 8080"), 2, "use tcp port 8080"),
     (lambda t: t + "\n[gatway]\ninstances = 2\n", 2, "gatway: unknown key"),
-    (lambda t: t.replace('address = "10.1.0.2"', 'address = "10.1.0.1"'), 2, "10.1.0.1 is also host 'm1'"),
+    (lambda t: t.replace('address = "10.1.0.2"', 'address = "10.1.0.1"'), 2, "10.1.0.1 is already the address of host 'm1'"),
 ])
 def test_bad_configurations_are_refused_with_one_line(tmp_path, edit, code, message):
     m1 = faketree.build(tmp_path / "m1")
@@ -395,7 +395,7 @@ def test_bad_configurations_are_refused_with_one_line(tmp_path, edit, code, mess
     out = rsx("render", "--config", str(cfg), "--out", str(tmp_path / "out"), "--host-root", f"m1={m1}",
               "--host-root", f"m2={m1}")
     assert out.returncode == code and message in out.stderr, out.stderr
-    assert out.stderr.startswith("rsx deploy: error: ") and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("rsx deploy render: error: ") and out.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 
@@ -536,3 +536,18 @@ def test_the_placement_holds_after_the_reboot_and_on_a_tuned_host(fake):
     rows = check(bundle=str(bundle), host_root=str(root), verify=False)
     assert all(r.status == "pass" for r in rows), rows
     assert discover(Root(root)).root.read("proc/sys/vm/swappiness") == "10"
+
+
+def test_json_outputs_follow_their_schemas(fake):
+    from cliutil import check as check_json
+
+    tmp, root, cfg = fake
+    out = rsx("render", "--config", str(cfg), "--out", str(tmp / "out"), "--root", str(root), "--json")
+    check_json("deploy-render", out.stdout)
+    bundle = json.loads(out.stdout)["bundles"][0]["path"]
+    check_json("deploy-check", rsx("check", "--bundle", bundle, "--host-root", str(root), "--json").stdout)
+    target = _target_root(tmp)
+    check_json("deploy-install", rsx("install", "--bundle", bundle, "--root", str(target), "--json").stdout)
+    check_json("deploy-check", rsx("check", "--root", str(target), "--host-root", str(root), "--no-verify",
+                                   "--json").stdout)
+    check_json("deploy-install", rsx("uninstall", "--root", str(target), "--json").stdout)

@@ -17,10 +17,10 @@ import pytest
 
 import faketree
 from rsx_appliance.fsutil import Root
-from rsx_appliance.tune import PlanError, PlacementError
+from rsx_appliance.tune import PlanError
 from rsx_appliance.tune.apply import StateStore, apply_plan, original_view, rollback
 from rsx_appliance.tune.check import run_check
-from rsx_appliance.tune.cpus import format_list, parse_list
+from rsx_appliance.tune.cpus import parse_list
 from rsx_appliance.tune.host import discover
 from rsx_appliance.tune.plan import make_plan
 from rsx_appliance.tune.profile import SHIPPED, load_profile, profile_dirs

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._common import add_json, command_group, print_json
+
 
 def _host_root(text: str) -> tuple[str, str]:
     name, sep, root = text.partition("=")
@@ -17,19 +19,18 @@ def _render_args(q: argparse.ArgumentParser, *, config_required: bool) -> None:
     q.add_argument("--config", metavar="FILE", required=config_required, help="the exchange configuration (rsx.toml)")
     q.add_argument("--host", action="append", metavar="NAME",
                    help="render only this host of [hosts] (repeat; default: every host)")
-    q.add_argument("--host-root", action="append", type=_host_root, default=[], metavar="NAME=DIR",
+    q.add_argument("--host-root", action="append", type=_host_root, metavar="NAME=DIR",
                    help="the model of a host: a copy of its /proc and /sys (repeat)")
     q.add_argument("--exec", dest="exe", metavar="PATH",
                    help="absolute path of rsx on the target (default: the rsx next to this Python)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("deploy", help="systemd units, tuning and kernel command line for bare metal",
-                       description="Render the exchange as systemd units with its tuning, install and uninstall "
-                                   "them, and check them (specs/deploy.md). Exit codes: 0 ok, 1 a check failed / "
-                                   "an uninstall kept changed files / a plan does not fit, 2 bad input, 3 the "
-                                   "environment refused.")
-    inner = p.add_subparsers(dest="deploy_command", metavar="ACTION")
+    _, inner = command_group(sub, "deploy", help="systemd units, tuning and kernel command line for bare metal",
+                             description="Render the exchange as systemd units with its tuning, install and "
+                                         "uninstall them, and check them (specs/deploy.md).\n\nExit codes: 0 ok, "
+                                         "1 a check failed / an uninstall kept changed files / a plan does not "
+                                         "fit the host, 2 bad usage or input, 3 the environment refused.")
 
     q = inner.add_parser("render", help="one bundle per host: units, tuning unit, kernel command line, layout",
                          description="Render DIR/<host>/ for each host of the configuration: one systemd unit "
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, metavar="DIR", help="where the bundles go (DIR/<host>/)")
     q.add_argument("--root", default="/", help="model of the one host rendered, when no --host-root names it "
                                                "(default: this machine)")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(q)
     q.set_defaults(func=run_render)
 
     q = inner.add_parser("install", help="copy a host bundle into a root, remembering what it replaces",
@@ -49,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--bundle", metavar="DIR", help="a rendered host bundle (DIR/<host>)")
     _render_args(q, config_required=False)
     q.add_argument("--root", default="/", help="where to install (default /)")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(q)
     q.set_defaults(func=run_install)
 
     q = inner.add_parser("uninstall", help="put the root back as it was before install",
@@ -57,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "A file changed since install is kept (exit 1) unless --force.")
     q.add_argument("--root", default="/", help="where it was installed (default /)")
     q.add_argument("--force", action="store_true", help="also put back files changed since install")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(q)
     q.set_defaults(func=run_uninstall)
 
     q = inner.add_parser("check", help="systemd-analyze verify, and the placement against this host",
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--no-verify", action="store_true", help="skip systemd-analyze verify")
     q.add_argument("--placement-only", action="store_true", help="only the placement rows (the tuning unit's "
                                                                  "pre-start check)")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(q)
     q.set_defaults(func=run_check)
 
     q = inner.add_parser("wait-ready", help="wait until a process's status file says ready (for units)",
@@ -78,20 +79,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--process", required=True, metavar="NAME", help="e.g. me.BTC-PERP")
     q.add_argument("--data", required=True, metavar="DIR", help="the data directory")
     q.add_argument("--pid", type=int, help="the process (systemd's $MAINPID)")
-    q.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
+    q.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
     q.set_defaults(func=run_wait_ready)
-
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _print(obj: dict) -> None:
-    print(json.dumps(obj, indent=2))
+    print_json(obj)
 
 
 def run_render(args) -> int:
     from ..deploy.bundle import render
 
-    paths = render(args.config, args.out, hosts=args.host, host_roots=dict(args.host_root), root=args.root,
+    paths = render(args.config, args.out, hosts=args.host, host_roots=dict(args.host_root or []), root=args.root,
                    exe=args.exe)
     manifests = [json.loads((p / "bundle.json").read_text()) for p in paths]
     if args.json:
@@ -111,19 +110,19 @@ def run_render(args) -> int:
 def run_install(args) -> int:
     import tempfile
 
-    from ..deploy import DeployError
     from ..deploy.bundle import render
     from ..deploy.install import install
+    from ._common import CliError
 
     if bool(args.bundle) == bool(args.config):
-        raise DeployError("give exactly one of --bundle DIR or --config FILE")
+        raise CliError("give exactly one of --bundle DIR or --config FILE")
     if args.config:
         if args.host and len(args.host) > 1:
-            raise DeployError("install puts one host's bundle into a root: give one --host")
+            raise CliError("install puts one host's bundle into a root: give one --host")
         with tempfile.TemporaryDirectory(prefix="rsx-deploy-") as tmp:
-            paths = render(args.config, tmp, hosts=args.host, host_roots=dict(args.host_root), exe=args.exe)
+            paths = render(args.config, tmp, hosts=args.host, host_roots=dict(args.host_root or []), exe=args.exe)
             if len(paths) != 1:
-                raise DeployError(f"{args.config} places roles on {len(paths)} hosts: give --host NAME")
+                raise CliError(f"{args.config} places roles on {len(paths)} hosts: give --host NAME")
             report = install(paths[0], args.root)
     else:
         report = install(args.bundle, args.root)
@@ -157,11 +156,11 @@ def run_uninstall(args) -> int:
 
 
 def run_check(args) -> int:
-    from ..deploy import DeployError
     from ..deploy.verify import check
+    from ._common import CliError
 
     if args.bundle and args.root:
-        raise DeployError("give --bundle DIR or --root ROOT, not both")
+        raise CliError("give --bundle DIR or --root ROOT, not both")
     rows = check(bundle=args.bundle, root=None if args.bundle else (args.root or "/"), host_root=args.host_root,
                  verify=not args.no_verify, placement_only=args.placement_only)
     code = 1 if any(r.status == "fail" for r in rows) else 0

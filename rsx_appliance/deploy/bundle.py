@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,14 +60,13 @@ def activation() -> list[str]:
 
 
 def default_exec() -> str:
-    """The `rsx` next to the running interpreter (the venv `pip install .` made), else on $PATH."""
-    here = Path(sys.executable).parent / "rsx"
-    if here.is_file() and os.access(here, os.X_OK):
-        return str(here.absolute())
-    found = shutil.which("rsx")
-    if found:
-        return str(Path(found).absolute())
-    raise DeployError("no `rsx` executable next to this interpreter or on $PATH: give --exec PATH")
+    """The `rsx` of this installation (launch.rsx_executable): what the units run unless --exec says."""
+    from ..launch import rsx_executable
+
+    found = rsx_executable()
+    if found is None:
+        raise DeployError("no `rsx` executable next to this interpreter or on $PATH: give --exec PATH")
+    return found
 
 
 def _profile(cfg: Config, bundle: Bundle) -> tuple[str, Profile]:

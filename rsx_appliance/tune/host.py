@@ -534,7 +534,7 @@ def host_dict(host: Host) -> dict:
         "idle_states": sorted({f"{s.name} ({s.latency_us} us)" for c in host.cpus.values() for s in c.idle}),
         "irqs": [{"irq": i.number, "name": i.name, "affinity": None if i.affinity is None else
                   format_list(i.affinity), "effective": None if i.effective is None else format_list(i.effective),
-                  "count": sum(i.counts)} for i in host.irqs.values()],
+                  "count": sum(i.counts), "managed": i.managed} for i in host.irqs.values()],
         "default_irq_affinity": None if host.default_affinity is None else format_list(host.default_affinity),
         "nics": [{"name": n.name, "driver": n.driver, "node": n.node, "rx_queues": len(n.rx_queues),
                   "tx_queues": len(n.tx_queues), "queue_irqs": {str(k): v for k, v in n.queue_irqs.items()},

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from .cpus import format_list, format_mask, parse_list
 from .errors import PlanError, PlanFileError, TopologyError
 from .host import Host
-from .knobs import CATALOG, KINDS, Change, movable_tasks, per_cpu_paths, read_only, restore_value  # noqa: F401
+from .knobs import CATALOG, KINDS, Change, per_cpu_paths, read_only, restore_value  # noqa: F401
 from .profile import KnobWant, Profile
 from .topology import Topology
 
