@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config, load_config
-from ..fsutil import Root, atomic_write, fsync_dir, make_dirs
+from ..fsutil import Root, atomic_write, make_dirs, replace_dir
 from ..tune.cpus import format_list
 from ..tune.host import Host, discover
 from ..tune.plan import Plan, host_summary, make_plan
@@ -198,15 +198,7 @@ def write_bundle(out: Path, bundle: Bundle) -> Path:
             atomic_write(tmp / rel, data, mode=mode, make_parents=True)
         atomic_write(tmp / "bundle.json", json.dumps(bundle.manifest(), indent=1, sort_keys=True) + "\n")
         os.chmod(tmp, 0o755)
-        old = None
-        if dest.exists():
-            old = out / f".{bundle.host}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(dest, old)
-        os.rename(tmp, dest)
-        fsync_dir(out)
-        if old is not None:
-            shutil.rmtree(old)
+        replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
