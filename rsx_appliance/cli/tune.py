@@ -209,10 +209,10 @@ def _print_plan(plan) -> None:
     print(f"housekeeping cpus: {format_list(plan.housekeeping)}\n")
     print("PROCESSES")
     print(_table([[p.name, p.role, format_list(p.cpus) + (f" (+{format_list(p.reserved)} idle)" if p.reserved else ""),
-                   p.node, "yes" if p.isolated else "no", p.mempolicy,
+                   format_list(p.helpers) or "-", p.node, "yes" if p.isolated else "no", p.mempolicy,
                    ("/" + p.cpuset) if p.cpuset else "-", p.hugepages_mib]
                   for p in plan.processes],
-                 ["NAME", "ROLE", "CPUS", "NODE", "ISOLATED", "MEMPOLICY", "CPUSET", "HUGEPAGE MiB"]))
+                 ["NAME", "ROLE", "CPUS", "HELPERS", "NODE", "ISOLATED", "MEMPOLICY", "CPUSET", "HUGEPAGE MiB"]))
     moved = [i for i in plan.irqs if i.current != i.wanted]
     print(f"\nIRQS ({len(moved)} to move, {len(plan.irqs) - len(moved)} already placed)")
     if plan.irqs:
