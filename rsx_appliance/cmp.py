@@ -243,6 +243,14 @@ class Endpoint:
         lib.rsx_cmp_endpoint_stats(self.ptr, st)
         return _struct_dict(st, "struct rsx_cmp_endpoint_stats")
 
+    def fileno(self) -> int:
+        """A descriptor that polls readable when datagrams wait (udp, xdp), for an event loop's
+        ``add_reader``; the endpoint owns it. Still call :meth:`poll` by the timers' deadline.
+
+        Raises ``OSError(EOPNOTSUPP)`` for the uring and mem backends, which wait inside :meth:`poll`.
+        """
+        return check(lib.rsx_cmp_endpoint_fd(self.ptr), "fileno")
+
     @property
     def fault_stats(self) -> dict[str, int]:
         """Fault-layer counters (all zero without a fault layer)."""

@@ -343,3 +343,23 @@ def test_receive_with_timeout_zero_polls_the_socket_once():
         time.sleep(0.05)                     # the datagrams are in b's socket buffer
         assert rx.receive(16, timeout=0).seq.tolist() == [1, 2, 3, 4, 5]
         assert len(rx.receive(16, timeout=0)) == 0
+
+
+def test_fileno_polls_readable_when_datagrams_wait():
+    """An event loop can sleep on the endpoint's descriptor (udp); mem and uring wait inside poll()."""
+    import select
+
+    with cmp.Endpoint("udp", ("127.0.0.1", 0)) as a, cmp.Endpoint("udp", ("127.0.0.1", 0)) as b:
+        tx = a.sender(STREAM, [b.local], heartbeat_us=0)
+        rx = b.receiver(STREAM)
+        fd = b.fileno()
+        assert select.select([fd], [], [], 0) == ([], [], [])      # nothing waits yet
+        tx.send(rec(1))
+        assert select.select([fd], [], [], 2)[0] == [fd]           # the datagram makes it readable
+        b.poll(0)
+        assert [int(s) for s in rx.read(10).seq] == [1]
+        assert select.select([fd], [], [], 0)[0] == []             # drained by poll
+    a, b = mem_pair()
+    with a, b, pytest.raises(OSError) as exc:
+        b.fileno()
+    assert exc.value.errno == errno.EOPNOTSUPP

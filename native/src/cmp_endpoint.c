@@ -143,6 +143,11 @@ void rsx_cmp_local_addr(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_addr *
 	*out = ep->backend->local;
 }
 
+int rsx_cmp_endpoint_fd(const struct rsx_cmp_endpoint *ep)
+{
+	return ep->backend->ops->fd ? ep->backend->ops->fd(ep->backend) : -EOPNOTSUPP;
+}
+
 void rsx_cmp_endpoint_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_endpoint_stats *out)
 {
 	*out = ep->st;

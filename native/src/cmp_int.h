@@ -62,6 +62,8 @@ struct rsx_cmp_io_ops {
 	uint64_t (*tick)(struct rsx_cmp_io *io, uint64_t now);
 	/* Datagrams the kernel dropped before we could read them (socket or ring full). May be NULL. */
 	uint64_t (*drops)(struct rsx_cmp_io *io);
+	/* A descriptor that polls readable when datagrams wait (udp, xdp). May be NULL. */
+	int (*fd)(struct rsx_cmp_io *io);
 	/* Fill in a destination's MAC (xdp); others leave it. May be NULL. */
 	int (*resolve)(struct rsx_cmp_io *io, struct rsx_cmp_addr *a);
 	void (*close)(struct rsx_cmp_io *io);

@@ -303,7 +303,14 @@ void cmp_receiver_on_heartbeat(struct rsx_cmp_receiver *r, const uint8_t *rec,
 	r->tip_ns = now;
 	r->tip = h;
 	if (!r->joined) {
-		join(r, h + 1);	/* start_seq 0: what comes after the sender's tip */
+		/*
+		 * start_seq 0: what comes after the sender's tip. A tip of 0 says
+		 * nothing (a sender that has not sent since it started, such as an
+		 * engine restarted from its WAL): joining at 1 would NAK the whole
+		 * history, so wait for its first record instead.
+		 */
+		if (h)
+			join(r, h + 1);
 		return;
 	}
 	if (h < r->delivered) {

@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "t_helpers.h"
 #include "t_cmp.h"
@@ -497,6 +498,34 @@ static void test_join_and_start_seq(void)
 	rsx_cmp_receiver_info(p.r, &info);
 	T_EQ(info.delivered, 5009);
 	T_EQ(info.state, RSX_CMP_LIVE);
+	pair_close(&p);
+
+	/*
+	 * A heartbeat with highest_seq 0 (a sender restarted from its WAL that has
+	 * not sent yet) does not join at 1: the first record does, so nothing of
+	 * the history is NAKed.
+	 */
+	rsx_cmp_receiver_config_init(&rc);
+	rc.start_seq = 0;
+	struct rsx_cmp_sender_config hb;
+	rsx_cmp_sender_config_init(&hb);
+	hb.heartbeat_us = 1;
+	pair_open(&p, NULL, &hb, &rc);
+	for (int i = 0; i < 5; i++) {
+		usleep(100);
+		rsx_cmp_poll(p.a, 0);
+		rsx_cmp_poll(p.b, 0);
+	}
+	struct rsx_cmp_receiver_stats hs;
+	rsx_cmp_receiver_stats(p.r, &hs);
+	T_CHECK(hs.heartbeats > 0);
+	int m = t_rec(rec, STREAM, 5000);
+	T_EQ(rsx_cmp_sender_send(p.s, rec, (size_t)m), m);
+	rsx_cmp_poll(p.b, 0);
+	T_EQ(rsx_cmp_receiver_read(p.r, p.out, RSX_RECORD_MAX, 100), 1);
+	T_CHECK(t_rec_ok(p.out, STREAM, 5000));
+	rsx_cmp_receiver_stats(p.r, &hs);
+	T_EQ(hs.naks_sent, 0);
 	pair_close(&p);
 
 	/* start_seq = tip + 1 of a consumer that recovered state: older seqs are duplicates. */

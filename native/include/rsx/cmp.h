@@ -166,6 +166,17 @@ int rsx_cmp_poll(struct rsx_cmp_endpoint *ep, int64_t timeout_us);
 int rsx_cmp_send_raw(struct rsx_cmp_endpoint *ep, const void *buf, size_t len,
 		     const struct rsx_cmp_addr *to);
 
+/*
+ * A descriptor that polls readable (POLLIN) when datagrams wait for the
+ * endpoint, for callers that sleep in their own event loop (epoll, asyncio):
+ * the udp socket, the xdp socket. -EOPNOTSUPP for uring and mem (they wait in
+ * rsx_cmp_poll). Readiness says only that the kernel holds datagrams: the
+ * caller still calls rsx_cmp_poll by its timers' deadline (heartbeats, NAKs,
+ * the fault layer's delayed datagrams). The endpoint keeps ownership: never
+ * read from or close it.
+ */
+int rsx_cmp_endpoint_fd(const struct rsx_cmp_endpoint *ep);
+
 void rsx_cmp_endpoint_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_endpoint_stats *out);
 /* Fault-layer counters; all zero when the endpoint has no fault layer. */
 void rsx_cmp_fault_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_fault_stats *out);
