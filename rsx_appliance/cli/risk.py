@@ -52,7 +52,7 @@ def _journal(path: str, shard_id: int) -> tuple[dict, bool]:
 def _snapshots(directory: str) -> tuple[list, bool]:
     import numpy as np
 
-    from ..risk._core import ORDER_DTYPE, SYMBOL_DTYPE
+    from ..risk._core import ACCOUNT_DTYPE, ACCT_LIQ, ORDER_DTYPE, SYMBOL_DTYPE
     from ..risk.errors import SnapshotError
     from ..risk.snapshot import list_snapshots, read_snapshot
 
@@ -70,8 +70,10 @@ def _snapshots(directory: str) -> tuple[list, bool]:
             "path": path, "valid": True, "journal_seq": meta["journal_seq"], "shard_id": meta["shard_id"],
             "clock_ns": meta["clock"], "users": sc["n_users"], "positions": sc["n_positions"],
             "live_orders": len(sec["orders"]) // ORDER_DTYPE.itemsize,
-            "ledgers": {k: sc[k] for k in ("insurance_fund", "fee_revenue", "funding_clearing")},
-            "in_liquidation": len(meta["liq"]), "bad_debt": meta["bad_debt"],
+            "ledgers": {k: sc[k] for k in ("insurance_fund", "fee_revenue", "funding_clearing",
+                                           "insurance_reserved")},
+            "in_liquidation": int(np.count_nonzero(
+                np.frombuffer(sec["accounts"], dtype=ACCOUNT_DTYPE)["flags"] & ACCT_LIQ)),
             "tips": {str(i): int(sym["tip"][i]) for i in np.flatnonzero(sym["configured"])},
         })
     return out, ok

@@ -1,8 +1,9 @@
-"""Small helpers for records the risk shard handles (framing of back-to-back records, ids).
+"""Small helpers for records the risk shard handles: framing of back-to-back records, ids.
 
+Offsets come from the header layout that :mod:`rsx_appliance.records` builds
+from the C field table (``HEADER_DTYPE``), never from numbers written here.
 Record encoding itself lives in the foundation: :func:`rsx_appliance.records.codec`
-(one record, struct-based), :func:`rsx_appliance.records.encode_many` (many of one
-type, sealed by the C core in one call).
+(one record), :func:`rsx_appliance.records.encode_many` (many of one type).
 """
 
 from __future__ import annotations
@@ -10,13 +11,21 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from ..records import HEADER_SIZE
+from ..records import HEADER_DTYPE, HEADER_SIZE
 
-__all__ = ["record_type", "split", "oid_bytes"]
+__all__ = ["record_type", "record_size", "split", "runs", "oid_bytes"]
+
+_U16 = struct.Struct("<H")
+_TYPE_AT = HEADER_DTYPE.fields["type"][1]
+_LEN_AT = HEADER_DTYPE.fields["len"][1]
 
 
-def record_type(rec: bytes | memoryview, offset: int = 0) -> int:
-    return struct.unpack_from("<H", rec, offset + 2)[0]
+def record_type(rec: bytes | bytearray | memoryview, offset: int = 0) -> int:
+    return _U16.unpack_from(rec, offset + _TYPE_AT)[0]
+
+
+def record_size(rec: bytes | bytearray | memoryview, offset: int = 0) -> int:
+    return HEADER_SIZE + _U16.unpack_from(rec, offset + _LEN_AT)[0]
 
 
 def split(buf: bytes | bytearray | memoryview) -> Iterator[bytes]:
@@ -24,9 +33,26 @@ def split(buf: bytes | bytearray | memoryview) -> Iterator[bytes]:
     off, n = 0, len(buf)
     view = memoryview(buf)
     while off < n:
-        size = HEADER_SIZE + struct.unpack_from("<H", view, off + 4)[0]
+        size = record_size(view, off)
         yield bytes(view[off:off + size])
         off += size
+
+
+def runs(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, int, int, int]]:
+    """(type, offset, bytes, count) of each maximal run of records of one type, in order."""
+    off, n = 0, len(buf)
+    view = memoryview(buf)
+    start, rtype, count = 0, -1, 0
+    while off < n:
+        t = record_type(view, off)
+        if t != rtype:
+            if count:
+                yield rtype, start, off - start, count
+            start, rtype, count = off, t, 0
+        off += record_size(view, off)
+        count += 1
+    if count:
+        yield rtype, start, off - start, count
 
 
 def oid_bytes(value) -> bytes:
