@@ -4,8 +4,9 @@ File: ``snap-<journal_seq>.rsx`` = magic ``RSXRISK1`` | u32 format | u32 section
 per section (u16 name length, name, u64 length, u32 CRC32C, bytes) | u32 CRC32C
 of everything before. Tables are stored as their used rows (raw struct bytes,
 the liquidation state of every account included); Python state as JSON;
-funding cuts as one binary section. Written to a temporary file, fsynced,
-renamed, and the directory fsynced; the newest `keep` are kept.
+funding cuts as one binary section. Written with
+:func:`~rsx_appliance.fsutil.atomic_write` (temporary file, fsync, rename,
+directory fsync); the newest `keep` are kept.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from .._native import ffi, lib
 from ..codes import ErrorCode
+from ..fsutil import atomic_write
 from ..records import RecordType, codec
 from . import _recbuild
 from ._core import ACCOUNT_DTYPE, ACCT_DIRTY, ORDER_DTYPE, POSITION_DTYPE, SYMBOL_DTYPE, Capacity
@@ -40,14 +42,6 @@ _PARAM = codec(RecordType.RISK_PARAM)
 
 def _crc(data: bytes | memoryview) -> int:
     return lib.rsx_crc32c(0, ffi.from_buffer(data), len(data))
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def list_snapshots(directory: str) -> list[str]:
@@ -94,16 +88,9 @@ def encode_snapshot(shard) -> bytes:
 
 
 def write_bytes(body: bytes, directory: str, journal_seq: int, keep: int = 3) -> str:
-    """Write an encoded snapshot: temporary file, fsync, rename, fsync of the directory; keep the newest."""
-    os.makedirs(directory, exist_ok=True)
+    """Write an encoded snapshot (atomic_write); keep the newest."""
     path = os.path.join(directory, f"snap-{journal_seq:020d}.rsx")
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(directory)
+    atomic_write(path, body, make_parents=True)
     for old in list_snapshots(directory)[keep:]:
         os.unlink(old)
     return path
