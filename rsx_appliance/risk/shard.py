@@ -351,11 +351,13 @@ class RiskShard:
 
     def go_live(self) -> None:
         """The end of recovery (specs/risk.md 8.5 step 4): revalue every symbol at its recovered mark and
-        mark it stale until a fresh one, reconcile, then the liquidation scan of every account."""
+        mark it stale until a fresh one (a symbol never priced stays unpriced), reconcile, then the
+        liquidation scan of every account."""
         core = self.core
         for sym in np.flatnonzero(core.symbols["configured"]).tolist():
-            core.set_mark(sym, int(core.symbols["mark"][sym]), self.symbol_positions(sym))
-            core.symbols["mark_stale"][sym] = 1
+            mark = int(core.symbols["mark"][sym])
+            core.set_mark(sym, mark, self.symbol_positions(sym))
+            core.symbols["mark_stale"][sym] = mark > 0     # a symbol never priced stays valued at entry
         core.rebuild_users()          # the liquidation list; no push is due for replayed changes
         self.reconcile()
         self.enqueue(core.scan_all())
@@ -664,6 +666,11 @@ class RiskShard:
             return
         uids = self.core.accounts["user_id"][accts]
         self._liq_queue.append(np.ascontiguousarray(accts[np.argsort(uids, kind="stable")]))
+
+    @property
+    def scan_pending(self) -> bool:
+        """Mark revaluations not finished yet (sliced)."""
+        return bool(self._revalue_jobs)
 
     @property
     def queued(self) -> int:

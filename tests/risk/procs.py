@@ -1,0 +1,138 @@
+"""Start and stop `rsx risk serve` for the process tests, on a configuration of free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rsx_appliance.config import load_config
+
+CONFIG = """\
+version = 1
+data_dir = "{data}"
+accounts = [
+  {{ user_id = 1, deposit = "1000000" }}, {{ user_id = 2, deposit = "1000000" }},
+  {{ user_id = 3, deposit = "1000000" }}, {{ user_id = 1000, deposit = "100000000" }},
+]
+
+[risk]
+shards = {shards}
+wait = "block"
+push_ms = {push_ms}
+max_accounts = 10000
+max_orders = 100000
+snapshot_seconds = {snapshot_s}
+
+[network]
+cmp_backend = "udp"
+base_port = {base}
+
+[[symbols]]
+id = 1
+name = "BTC-PERP"
+price_decimals = 2
+qty_decimals = 6
+tick = "0.5"
+lot = "0.001"
+max_qty = "100"
+maker_fee_bps = 2
+taker_fee_bps = 5
+initial_margin_bps = 1000
+maintenance_margin_bps = 500
+funding_interval_s = 60
+reference_price = "60000"
+
+[[symbols]]
+id = 2
+name = "ETH-PERP"
+price_decimals = 2
+qty_decimals = 5
+tick = "0.05"
+lot = "0.01"
+max_qty = "2000"
+maker_fee_bps = 2
+taker_fee_bps = 5
+initial_margin_bps = 1000
+maintenance_margin_bps = 500
+funding_interval_s = 60
+reference_price = "3000"
+"""
+
+
+def _free(base: int) -> bool:
+    for off in (0, 1, 200, 201, 300, 301, 400, 600, 700):
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            s = socket.socket(socket.AF_INET, kind)
+            try:
+                s.bind(("127.0.0.1", base + off))
+            except OSError:
+                return False
+            finally:
+                s.close()
+    return True
+
+
+def write_config(tmp: Path, shards: int = 1, push_ms: int = 50, snapshot_s: int = 2, extra: str = ""):
+    """A configuration on free ports under tmp; returns (path, Config)."""
+    for _ in range(50):
+        base = random.randrange(20_000, 55_000, 10)
+        if _free(base):
+            break
+    path = tmp / "rsx.toml"
+    path.write_text(CONFIG.format(data=tmp / "data", shards=shards, base=base, push_ms=push_ms,
+                                  snapshot_s=snapshot_s) + extra)
+    return path, load_config(path)
+
+
+class Shard:
+    """One `rsx risk serve` child process."""
+
+    def __init__(self, config: Path, shard: int = 0) -> None:
+        self.config, self.shard = config, shard
+        self.proc: subprocess.Popen | None = None
+        self.log = config.parent / f"risk.{shard}.log"
+
+    def start(self, timeout: float = 60.0) -> "Shard":
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._out = open(self.log, "ab")
+        rsx = Path(sys.executable).with_name("rsx")
+        self.proc = subprocess.Popen([str(rsx), "risk", "serve", "--shard", str(self.shard), "--config", str(self.config)],
+                                     stdout=subprocess.PIPE, stderr=self._out, env=env)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self._out.write(line)
+            self._out.flush()
+            if b": ready" in line:
+                return self
+        self.proc.kill()
+        raise RuntimeError(f"risk shard did not become ready; log:\n{self.log.read_text()[-4000:]}")
+
+    def status(self, data: Path) -> dict:
+        return json.loads((data / "run" / f"risk.{self.shard}.json").read_text())
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._out.close()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        rest = self.proc.stdout.read() or b""
+        self._out.write(rest)
+        self._out.close()
+        return rc
