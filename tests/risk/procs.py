@@ -17,10 +17,7 @@ from rsx_appliance.config import load_config
 CONFIG = """\
 version = 1
 data_dir = "{data}"
-accounts = [
-  {{ user_id = 1, deposit = "1000000" }}, {{ user_id = 2, deposit = "1000000" }},
-  {{ user_id = 3, deposit = "1000000" }}, {{ user_id = 1000, deposit = "100000000" }},
-]
+accounts = [{accounts}]
 
 [risk]
 shards = {shards}
@@ -79,15 +76,20 @@ def _free(base: int) -> bool:
     return True
 
 
-def write_config(tmp: Path, shards: int = 1, push_ms: int = 50, snapshot_s: int = 2, extra: str = ""):
+ACCOUNTS = {1: "1000000", 2: "1000000", 3: "1000000", 1000: "100000000"}
+
+
+def write_config(tmp: Path, shards: int = 1, push_ms: int = 50, snapshot_s: int = 2, extra: str = "",
+                 accounts: dict[int, str] = ACCOUNTS):
     """A configuration on free ports under tmp; returns (path, Config)."""
     for _ in range(50):
         base = random.randrange(20_000, 55_000, 10)
         if _free(base):
             break
     path = tmp / "rsx.toml"
+    accts = ", ".join(f'{{ user_id = {u}, deposit = "{d}" }}' for u, d in accounts.items())
     path.write_text(CONFIG.format(data=tmp / "data", shards=shards, base=base, push_ms=push_ms,
-                                  snapshot_s=snapshot_s) + extra)
+                                  snapshot_s=snapshot_s, accounts=accts) + extra)
     return path, load_config(path)
 
 

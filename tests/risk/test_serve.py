@@ -97,3 +97,71 @@ def test_restart_keeps_the_state_and_deposits_once(venue, tmp_path):
     assert again.collateral == acct.collateral           # the demo deposit was not applied twice
     pos = gw.wait_for(lambda r: r.type == RecordType.POSITION and r.request_id.int != 0)[-1]
     assert pos.qty == 2_000
+
+
+def test_adl_and_insurance_cascade_conserves_money(tmp_path):
+    """Two users bankrupt by a mark crash, an empty book and a fund of a few dollars: a round goes to the
+    empty book while the fund can back it, then the fund pays what it has, ADL closes them against the
+    profitable short and charges the rest; every step reaches the gateway, and the money recovered from
+    the journal and the ME streams is conserved to the unit."""
+    from rsx_appliance.risk import RiskShard, WalJournal
+    from rsx_appliance.risk.enums import LiqKind
+    from rsx_appliance.risk._recbuild import split
+    from rsx_appliance.wal import WalReader
+
+    deposits = {1: "1000", 2: "1200", 1000: "100000000"}
+    path, cfg = write_config(tmp_path, accounts=deposits)
+    mes = {s: StandInMe(cfg, s).start() for s in ("BTC-PERP", "ETH-PERP")}
+    mark = StandInMark(cfg)
+    shard = Shard(path).start()
+    gw = Gateway(cfg)
+    btc = cfg.symbol("BTC-PERP")
+    px = btc.reference_price
+    try:
+        mark.mark(btc.id, px)
+        mark.flush()
+        gw.send(order(1000, btc.id, SELL, px, 300_000))             # the short: 0.3 BTC
+        gw.send(order(1, btc.id, BUY, px, 150_000, tif=1), order(2, btc.id, BUY, px, 150_000, tif=1))
+        gw.wait_for(lambda r: r.type == RecordType.POSITION and r.user_id == 2 and r.qty == 150_000)
+        for p in (55_000_00, 50_500_00, 48_000_00):                  # -20 % in steps inside the band
+            mark.mark(btc.id, p)
+            mark.flush()
+            time.sleep(0.3)
+        done = gw.wait_for(lambda r: r.type == RecordType.LIQUIDATION and r.kind == LiqKind.DONE and r.user_id == 2)
+        gw.wait_for(lambda r: r.type == RecordType.LIQUIDATION and r.kind == LiqKind.DONE and r.user_id == 1)
+        liq = [r for r in gw.received if r.type == RecordType.LIQUIDATION]
+        adl = [r for r in liq if r.kind == LiqKind.ADL]
+        assert {r.user_id for r in adl} == {1, 2} and all(r.counterparty_user_id == 1000 for r in adl)
+        assert sum(r.shortfall for r in adl) > 0                    # the short carried the rest
+        assert [r for r in liq if r.kind == LiqKind.INSURANCE]      # the fund paid what it had
+        assert done
+        assert shard.stop() == 0
+    finally:
+        gw.close()
+        if shard.proc.poll() is None:
+            shard.kill()
+        mark.close()
+        logs = {}
+        for name, me in mes.items():
+            me.close()
+            p = cfg.process(f"me.{name}")
+            with WalReader(p.data_dir / "wal", p.symbol_id) as r:
+                logs[p.symbol_id] = b"".join(bytes(b.raw) for b in r)
+
+    def source(sym):
+        def gen(from_seq):
+            yield b"".join(list(split(logs[sym]))[from_seq - 1:])
+        return gen
+
+    proc = cfg.process("risk.0")
+    s = RiskShard.recover(WalJournal(proc.data_dir / "wal", 0x80000000), {k: source(k) for k in logs},
+                          snapshot_dir=str(proc.data_dir / "snapshots"))
+    st = s.canonical_state(money_only=True)
+    coll = sum(a[2] for a in st["accounts"])
+    cost = sum(p[3] for p in st["positions"])
+    total = sum(int(d) * 10**6 for d in deposits.values())
+    assert coll + sum(st["ledgers"][:3]) - cost == total            # to the unit
+    assert s.position(1, btc.id)["net"] == 0 and s.position(2, btc.id)["net"] == 0
+    assert s.account(1)["collateral"] >= 0 and s.account(2)["collateral"] >= 0
+    assert s.account(1000)["equity"] >= 0 and s.audit() == 0
+    s.journal.close()
