@@ -241,7 +241,7 @@ class RiskConfig:
     max_positions: int = 2_000_000
     max_orders: int = 1_000_000
     push_ms: int = 100
-    scan_slice: int = 20_000
+    scan_slice: int = 10_000
     wait: str = "auto"
 
 

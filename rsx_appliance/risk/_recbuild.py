@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+import numpy as np
+
 from ..records import HEADER_DTYPE, HEADER_SIZE
 
 __all__ = ["record_type", "record_size", "split", "runs", "oid_bytes"]
@@ -38,21 +40,26 @@ def split(buf: bytes | bytearray | memoryview) -> Iterator[bytes]:
         off += size
 
 
-def runs(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, int, int, int]]:
-    """(type, offset, bytes, count) of each maximal run of records of one type, in order."""
-    off, n = 0, len(buf)
-    view = memoryview(buf)
-    start, rtype, count = 0, -1, 0
-    while off < n:
-        t = record_type(view, off)
-        if t != rtype:
-            if count:
-                yield rtype, start, off - start, count
-            start, rtype, count = off, t, 0
-        off += record_size(view, off)
-        count += 1
-    if count:
-        yield rtype, start, off - start, count
+def runs(buf: bytes | bytearray | memoryview) -> list[tuple[int, int, int, int]]:
+    """(type, offset, bytes, count) of each maximal run of records of one type, in order (one C scan,
+    which also checks every record; a buffer that does not scan whole raises its RecordError)."""
+    from ..errors import error_for
+    from ..wal.block import SCAN_ANYSEQ, scan
+
+    if not len(buf):
+        return []
+    res = scan(buf, flags=SCAN_ANYSEQ)
+    if res.end != len(buf):
+        raise error_for(res.error or -5001, "records")
+    types = res.index["type"]
+    starts = np.flatnonzero(np.concatenate(([True], types[1:] != types[:-1])))
+    ends = np.append(starts[1:], len(types))
+    offs = res.index["offset"]
+    out = []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        end = len(buf) if b == len(types) else int(offs[b])
+        out.append((int(types[a]), int(offs[a]), end - int(offs[a]), b - a))
+    return out
 
 
 def oid_bytes(value) -> bytes:

@@ -55,11 +55,12 @@ class Journal(Protocol):
     def close(self) -> None: ...
 
 
-def _frame(buf: bytearray, stream_id: int, first: int) -> None:
+def _frame(buf: bytearray, stream_id: int, first: int) -> list[tuple[int, int, int, int]]:
     """Number the records in place; a record without a time gets the wall clock, as the WAL would give
-    it, so that the caller's bytes are the journaled bytes."""
+    it, so that the caller's bytes are the journaled bytes. Returns the runs of one type."""
     now = 0
-    for rtype, off, nbytes, count in runs(buf):
+    found = runs(buf)
+    for rtype, off, nbytes, count in found:
         recs = np.frombuffer(buf, dtype=RECORD_DTYPES[RecordType(rtype)], count=count, offset=off)
         ts = recs["payload"]["ts_ns"]
         zero = ts == 0
@@ -71,6 +72,7 @@ def _frame(buf: bytearray, stream_id: int, first: int) -> None:
         frame(buf, stream_id, first)
     except RsxError as exc:
         raise JournalError(f"cannot frame records for the journal: {exc}") from exc
+    return found
 
 
 class WalJournal:
@@ -106,9 +108,9 @@ class WalJournal:
 
     def append(self, buf: bytearray) -> int:
         first = self.last_seq + 1
-        _frame(buf, self.stream_id, first)
+        found = _frame(buf, self.stream_id, first)
         try:
-            for rtype, off, nbytes, count in runs(buf):
+            for rtype, off, nbytes, count in found:
                 recs = np.frombuffer(buf, dtype=RECORD_DTYPES[RecordType(rtype)], count=count, offset=off)
                 got, n = self._w.append_batch(rtype, recs["payload"])
                 if n != count:

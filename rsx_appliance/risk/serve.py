@@ -191,6 +191,7 @@ class _Timers:
     status_ns: int = 0
     snapshot_ns: int = 0
     longest_ns: int = 0          # the longest iteration (work time) since start
+    longest_cpu_ns: int = 0      # the same in this thread's CPU time (what the loop itself spent)
     gap_ns: int = 0              # the longest stretch between two looks at the inputs
     last_input_ns: int = 0
     work_ns: int = 0
@@ -200,7 +201,7 @@ class ShardRunner:
     """The shard's loop over one endpoint (specs/risk.md 15.3). See the module doc."""
 
     def __init__(self, shard: RiskShard, ep: Endpoint, wiring: Wiring, *, wait: str = "block",
-                 push_ms: int = 100, liq_slice_us: int = 300, send_slice: int = 4096,
+                 push_ms: int = 100, liq_slice_us: int = 400, send_slice: int = 256,
                  snapshot_dir: str | None = None, snapshot_s: float = 60.0,
                  status: Callable[[dict], None] | None = None, writer: BackgroundWriter | None = None) -> None:
         if wait not in ("spin", "backoff", "block"):
@@ -238,22 +239,25 @@ class ShardRunner:
         """Poll, then one round of every input and every slice of work; True if anything was done."""
         self.ep.poll(timeout)
         t0 = time.monotonic_ns()
+        c0 = time.thread_time_ns()
         if self.t.last_input_ns:
             self.t.gap_ns = max(self.t.gap_ns, t0 - self.t.last_input_ns)
         self.t.last_input_ns = t0
         now = time.time_ns()
         s = self.shard
         work = self._read_mes() + self._read_gateways(now) + self._read_marks(now)
-        if s.scan_step():
+        # the sliced work shares one budget per iteration: a scan slice, then decisions until the deadline
+        if s.scan_pending:
+            s.scan_step()
             work += 1
         if s.queued:
-            s.liquidate(time.monotonic_ns() + self.liq_slice_ns)
+            s.liquidate(max(t0 + self.liq_slice_ns, time.monotonic_ns() + self.liq_slice_ns // 4))
             work += 1
         if now - self.t.tick_ns >= 1_000_000:
             self.t.tick_ns = now
-            self._dispatch(s.tick(now, me_idle=self._idle_mes()))
+            self.dispatch(s.tick(now, me_idle=self._idle_mes()))
             self._snapshot_if_due(now)
-        self._dispatch(s.release())
+        self.dispatch(s.release())
         if self.push_ns and now - self.t.push_ns >= self.push_ns:
             self.t.push_ns = now
             pushes = s.take_pushes()
@@ -270,6 +274,7 @@ class ShardRunner:
         dt = time.monotonic_ns() - t0
         self.t.work_ns += dt
         self.t.longest_ns = max(self.t.longest_ns, dt)
+        self.t.longest_cpu_ns = max(self.t.longest_cpu_ns, time.thread_time_ns() - c0)
         self.stats["iterations"] += 1
         return work > 0
 
@@ -353,7 +358,7 @@ class ShardRunner:
                 continue
             n += len(batch)
             out = self.shard.submit(batch.raw.reshape(-1), now, stride=RECORD_MAX, origin=inp.gateway)
-            self._dispatch(out, asking=inp.gateway)
+            self.dispatch(out, asking=inp.gateway)
         self.stats["requests"] += n
         return n
 
@@ -374,7 +379,7 @@ class ShardRunner:
             if len(rows):
                 size = 16 + int(rows[0][4]) + (int(rows[0][5]) << 8)
                 try:
-                    self._dispatch(fn(rows[:, :size].tobytes(), now))
+                    self.dispatch(fn(rows[:, :size].tobytes(), now))
                 except Exception as exc:     # a bad mark record changes nothing: counted, logged
                     from ..errors import Rejected
                     if not isinstance(exc, Rejected):
@@ -398,7 +403,9 @@ class ShardRunner:
 
     # ------------------------------------------------------------------ outputs
 
-    def _dispatch(self, out: Outputs, asking: int | None = None) -> None:
+    def dispatch(self, out: Outputs, asking: int | None = None) -> None:
+        """Send what the shard produced: to the MEs by symbol, answers to the asking gateway, the rest to
+        the gateways they are for."""
         if out.to_me:
             self.router.route(out.to_me)
         if out.to_gateway and asking is not None and asking in self.gw_links:
@@ -432,7 +439,7 @@ class ShardRunner:
         """Make the journal durable and hand everything released to the kernel (a clean stop)."""
         s = self.shard
         s.journal.sync()
-        self._dispatch(s.release())
+        self.dispatch(s.release())
         deadline = time.monotonic() + timeout
         links = (*self.me_links.values(), *self.gw_links.values())
         while any(link.pending for link in links) and time.monotonic() < deadline:
@@ -463,8 +470,9 @@ class ShardRunner:
                                                      "queued_bytes": len(link.pending), "stalls": link.stalls}
         counters = dict(s.counters())
         counters.update(self.stats)
-        counters.update(longest_iteration_us=self.t.longest_ns // 1000, longest_input_gap_us=self.t.gap_ns // 1000,
-                        busy_ms=self.t.work_ns // 1_000_000)
+        counters.update(longest_iteration_us=self.t.longest_ns // 1000,
+                        longest_iteration_cpu_us=self.t.longest_cpu_ns // 1000,
+                        longest_input_gap_us=self.t.gap_ns // 1000, busy_ms=self.t.work_ns // 1_000_000)
         d = {"name": self.wiring.name, "pid": os.getpid(), "role": "risk", "state": self.state,
              "started_ns": self.started_ns, "updated_ns": time.time_ns(), "streams": st, "counters": counters}
         if self.error:

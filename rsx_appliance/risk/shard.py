@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.ma  # noqa: F401  np.unique imports it lazily: once here, never in the middle of a liquidation
 
 from .._native import ffi
 from ..codes import Reason
@@ -252,17 +253,19 @@ class RiskShard:
         return self._param(symbol_id, Key.FILL_BARRIER, 0, int(self.core.symbols["tip"][symbol_id]))
 
     def commit(self, records: bytearray, symbols: Iterable[int] = (), *, applied: bool = False,
-               notify: bool = False, outputs: Outputs | None = None, operator: bool = False) -> int:
+               notify: bool = False, outputs: Outputs | None = None, operator: bool = False,
+               count: int | None = None) -> int:
         """Journal a batch (a FILL_BARRIER per symbol it names, the records, a COMMIT) and apply it.
 
         ``applied``: the records already took effect (the C liquidation engine applies as it decides).
         ``notify``: the journaled records also go to every gateway. ``outputs`` leave once the batch is
         durable (:meth:`release`). ``operator``: an operator input, made durable before it is applied
-        and answered, whatever the shard's durability. Returns the journal seq of the first record.
+        and answered, whatever the shard's durability. ``count``: the number of records, when the
+        caller knows it. Returns the journal seq of the first record.
         The caller's ``records`` buffer ends up holding the journaled bytes (seq and CRC set)."""
         syms = sorted(set(int(x) for x in symbols))
         bars = b"".join(self._barrier(s) for s in syms)
-        n = len(syms) + sum(c for _, _, _, c in _recbuild.runs(records))
+        n = len(syms) + (count if count is not None else sum(c for _, _, _, c in _recbuild.runs(records)))
         end = self._param(SHARD_WIDE, Key.COMMIT, n)
         buf = bytearray(bars)
         buf += records
@@ -694,7 +697,7 @@ class RiskShard:
                 liq = bytearray(memoryview(self._liq_buf)[:lo.liq_len])
                 pl = np.frombuffer(liq, dtype=RECORD_DTYPES[RecordType.LIQUIDATION])["payload"]
                 syms = np.unique(pl["symbol_id"][pl["kind"] == _ROUND]).tolist()
-                self.commit(liq, symbols=syms, applied=True, notify=True,
+                self.commit(liq, symbols=syms, applied=True, notify=True, count=len(pl),
                             outputs=Outputs(to_me=bytearray(memoryview(self._liq_me)[:lo.me_len])))
                 self.stats["liq_slices"] += 1
             rest = arr[consumed:]
