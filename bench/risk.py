@@ -141,7 +141,7 @@ def bench_cascade(exposed: int, liquidated: int, rate: int, tmp: str) -> dict:
         runner.step(0)
     link = runner.me_links[1]
     rounds0 = int(shard.core.r.liq_rounds)
-    runner.t.gap_ns = runner.t.longest_ns = runner.t.longest_cpu_ns = 0
+    runner.t.gap_ns = runner.t.longest_ns = 0
     t_drop = time.time_ns()
     m0 = time.monotonic_ns()
     c0 = time.thread_time_ns()
@@ -153,10 +153,10 @@ def bench_cascade(exposed: int, liquidated: int, rate: int, tmp: str) -> dict:
                 and not shard.outbox_pending and not link.pending:
             done_ns = time.monotonic_ns() - m0
             cpu_ns = time.thread_time_ns() - c0
-            gap, longest, longest_cpu = runner.t.gap_ns, runner.t.longest_ns, runner.t.longest_cpu_ns
+            gap, longest = runner.t.gap_ns, runner.t.longest_ns
     if not done_ns:
         cpu_ns = time.thread_time_ns() - c0
-        gap, longest, longest_cpu = runner.t.gap_ns, runner.t.longest_ns, runner.t.longest_cpu_ns
+        gap, longest = runner.t.gap_ns, runner.t.longest_ns
     parent.send("stop")
     res = parent.recv()
     load.join(5)
@@ -173,13 +173,236 @@ def bench_cascade(exposed: int, liquidated: int, rate: int, tmp: str) -> dict:
             "liquidation_orders_seen_by_me": res["liq_count"],
             "loop_cpu_ms": cpu_ns / 1e6,
             "longest_input_gap_ms": gap / 1e6, "longest_iteration_ms": longest / 1e6,
-            "longest_iteration_cpu_ms": longest_cpu / 1e6,
             "orders_sent": res["sent"], "order_wait_in_shard": _percentiles(lat),
             "order_wait_last_second": _percentiles(during), "journal_batches": shard.stats["liq_slices"],
             "verified": rounds == liquidated and liq_users == expect and res["liq_count"] == liquidated
                         and shard.audit() == 0,
             "target": {"decided_and_placed_ms": 50, "longest_input_gap_ms": 1.0,
                        "met": bool(done_ns and done_ns <= 50e6 and gap <= 1e6)}}
+
+
+# --------------------------------------------------------------------------- cmp (the process)
+
+CMP_CONFIG = """\
+version = 1
+data_dir = "{data}"
+accounts = [{accounts}]
+[risk]
+wait = "{wait}"
+max_accounts = 1000
+max_orders = {max_orders}
+push_ms = 100
+[mark]
+instances = 0
+[marketdata]
+instances = 0
+[recorder]
+instances = 0
+[network]
+cmp_backend = "udp"
+base_port = {base}
+[[symbols]]
+id = 1
+name = "BTC-PERP"
+price_decimals = 2
+qty_decimals = 6
+tick = "0.5"
+lot = "0.001"
+max_qty = "100"
+maker_fee_bps = 2
+taker_fee_bps = 5
+reference_price = "60000"
+"""
+USERS = 100
+
+
+def _cmp_load(conn, cfg_path: str, n_orders: int, n_fills: int, fill_rate: int) -> None:
+    """The gateway and the stand-in ME: orders in capacity mode, then fills at a fixed rate."""
+    import asyncio
+    import threading
+
+    from rsx_appliance.cmp import Endpoint
+    from rsx_appliance.codes import Reason
+    from rsx_appliance.config import load_config, streams
+    from rsx_appliance.dxs import DxsServer
+    from rsx_appliance.records import RECORD_DTYPES, RecordType, encode
+    from rsx_appliance.risk._benchlib import fill_records, order_records
+    from rsx_appliance.risk.links import Link
+    from rsx_appliance.wal import WalWriter
+
+    cfg = load_config(cfg_path)
+    me, gwp, risk = cfg.process("me.BTC-PERP"), cfg.process("gateway.0"), cfg.process("risk.0")
+    spec = cfg.symbol(1)
+    wal = WalWriter(me.data_dir / "wal", 1, retain_s=None, prealloc=False)
+    wal.append(RecordType.CONFIG_APPLIED, **spec.numbers.record_fields(), funding_interval_s=28800,
+               max_funding_rate_bps=75)
+    wal.wait_durable(1)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def dxs() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(DxsServer(me.data_dir / "wal", 1, host=me.dxs[0], port=me.dxs[1]).start())
+        started.set()
+        loop.run_forever()
+
+    threading.Thread(target=dxs, daemon=True).start()
+    started.wait()
+    ep_me = Endpoint("udp", me.cmp, mode="busy")
+    sink = ep_me.receiver(streams.risk_to_me(0, 1), window=1 << 16, link=True)
+    fills_tx = ep_me.sender(1, [risk.cmp], ring_size=1 << 16)
+    ep_gw = Endpoint("udp", gwp.cmp, mode="busy")
+    orders_tx = Link(streams.gateway_to_risk(0, 0), ep_gw.sender(streams.gateway_to_risk(0, 0), [risk.cmp],
+                                                                  ring_size=1 << 16))
+    answers = ep_gw.receiver(streams.risk_to_gateway(0, 0), window=1 << 16, link=True)
+    rng = np.random.default_rng(5)
+    orders = order_records(rng.integers(1, USERS + 1, n_orders), rng.integers(0, 2, n_orders),
+                           spec.reference_price + 50 * rng.integers(-100, 100, n_orders), np.full(n_orders, 1000),
+                           first_id=1 << 40)
+    size = 144
+    conn.send("ready")
+    conn.recv()
+    # orders: at most `inflight` ahead of what the ME received (capacity mode, like `rsx bench cmp`)
+    inflight, sent, got, refused, reasons = 8192, 0, 0, 0, {}
+    t0 = time.monotonic_ns()
+    while got + refused < n_orders:
+        if sent < n_orders and sent - got < inflight:
+            k = min(1024, n_orders - sent, inflight - (sent - got))
+            orders_tx.push(memoryview(orders)[sent * size:(sent + k) * size])
+            sent += k
+        orders_tx.flush(1024)
+        ep_me.poll(0)
+        got += len(sink.read(4096))
+        ep_gw.poll(0)
+        b = answers.read(4096)
+        if len(b):
+            f = b.records(RecordType.ORDER_FAILED)["payload"]
+            for r in f["reason"].tolist():          # TIMEOUT: released later, the sink never acknowledges
+                reasons[int(r)] = reasons.get(int(r), 0) + 1
+                refused += int(r) != int(Reason.TIMEOUT)
+        if time.monotonic_ns() - t0 > 120 * SEC:
+            break
+    t_orders = (time.monotonic_ns() - t0) / 1e9
+    conn.send({"orders": got, "orders_s": t_orders, "refused": refused, "reasons": reasons})
+    conn.recv()
+    # fills: journaled (async) and sent at a fixed rate, open loop, as an ME releases them
+    takers = rng.integers(1, USERS + 1, n_fills)
+    makers = (takers + rng.integers(1, USERS, n_fills) - 1) % USERS + 1
+    buf = fill_records(1, wal.next_seq, takers, makers, rng.integers(0, 2, n_fills),
+                       np.full(n_fills, spec.reference_price), np.full(n_fills, 1000), ts0=time.time_ns())
+    recs = np.frombuffer(buf, dtype=RECORD_DTYPES[RecordType.FILL])
+    t0 = time.monotonic_ns()
+    t0_real = time.time_ns()
+    done = 0
+    chunk = 4096
+    while done < n_fills:
+        due = min(n_fills, (time.monotonic_ns() - t0) * fill_rate // SEC)
+        if due - done >= min(chunk, n_fills - done):
+            k = min(chunk, n_fills - done)
+            wal.append_batch(RecordType.FILL, recs["payload"][done:done + k])
+            n = fills_tx.send_batch(memoryview(buf)[done * size:(done + k) * size])
+            done += n
+        ep_me.poll(0)
+        if done % (16 * chunk) == 0:
+            ep_gw.poll(0)
+            answers.read(4096)
+    t_fills = (time.monotonic_ns() - t0) / 1e9
+    conn.send({"fills": done, "fills_send_s": t_fills, "last_seq": int(recs["payload"]["seq"][-1]),
+               "first_sent_ns": t0_real})
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not conn.poll():      # keep serving NAKs and heartbeats
+        ep_me.poll(0.001)
+        ep_gw.poll(0)
+        answers.read(4096)
+        sink.read(4096)
+    conn.recv()
+    wal.close()
+
+
+def bench_cmp(quick: bool, wait: str = "spin") -> dict:
+    import random
+    import signal
+    import socket
+    import subprocess
+
+    n_orders = 100_000 if quick else 1_000_000
+    n_fills = 300_000 if quick else 3_000_000
+    fill_rate = int(os.environ.get("RSX_BENCH_FILL_RATE", 400_000))
+    with tempfile.TemporaryDirectory(prefix="rsx-risk-cmp-", dir=os.environ.get("RSX_BENCH_DIR")) as tmp:
+        base = random.randrange(20_000, 55_000, 10)
+        accounts = ", ".join(f'{{ user_id = {u}, deposit = "100000000" }}' for u in range(1, USERS + 1))
+        path = Path(tmp) / "rsx.toml"
+        path.write_text(CMP_CONFIG.format(data=Path(tmp) / "data", base=base, accounts=accounts, wait=wait,
+                                          max_orders=n_orders + 10_000))
+        ctx = mp.get_context("fork")
+        parent, child = ctx.Pipe()
+        load = ctx.Process(target=_cmp_load, args=(child, str(path), n_orders, n_fills, fill_rate), daemon=True)
+        load.start()
+        assert parent.recv() == "ready"
+        rsx = Path(sys.executable).with_name("rsx")
+        log = open(Path(tmp) / "risk.log", "wb")
+        shard = subprocess.Popen([str(rsx), "risk", "serve", "--shard", "0", "--config", str(path)],
+                                 stdout=subprocess.PIPE, stderr=log)
+        line = shard.stdout.readline()
+        status_path = Path(tmp) / "data" / "run" / "risk.0.json"
+        try:
+            if b"ready" not in line:
+                raise RuntimeError(f"the shard did not start: {line!r}")
+            import psutil
+
+            proc = psutil.Process(shard.pid)
+
+            def cpu() -> float:
+                t = proc.cpu_times()
+                return t.user + t.system
+
+            c0 = cpu()
+            parent.send("orders")
+            o = parent.recv()
+            c1 = cpu()
+            parent.send("fills")
+            f = parent.recv()
+            samples = []                                  # (updated_ns, applied_seq) from the status file
+            end = time.monotonic() + 120
+            while time.monotonic() < end:
+                try:
+                    st = json.loads(status_path.read_text())
+                except (OSError, ValueError):
+                    time.sleep(0.05)
+                    continue
+                s = (st["updated_ns"], st["streams"]["me.BTC-PERP"]["applied_seq"], st["counters"]["fills_applied"])
+                if not samples or s[0] != samples[-1][0]:
+                    samples.append(s)
+                if s[1] >= f["last_seq"]:
+                    break
+                time.sleep(0.1)
+            c2 = cpu()
+            parent.send("stop")
+            st = json.loads(status_path.read_text())
+        finally:
+            shard.send_signal(signal.SIGTERM)
+            shard.wait(30)
+            load.join(10)
+            log.close()
+        # the status file is written about once a second: the first one showing every fill applied is at
+        # most a second late, so fills / (that time - the first fill sent) is a lower bound of the rate
+        done_at = next((x[0] for x in samples if x[1] >= f["last_seq"]), None)
+        rate = n_fills / ((done_at - f["first_sent_ns"]) / 1e9) if done_at else None
+        applied = st["counters"]["fills_applied"]
+        orders_per_s = o["orders"] / o["orders_s"] if o["orders_s"] else None
+        return {"orders_forwarded": o["orders"], "orders_refused": o["refused"], "refusal_reasons": o["reasons"],
+                "orders_per_s": orders_per_s,
+                "fills_sent": f["fills"], "fill_offered_per_s": f["fills"] / f["fills_send_s"],
+                "fills_applied": applied, "fills_applied_per_s_at_least": rate, "wait": wait,
+                # CPU the shard process used per record (its loop spins between records, so these are upper
+                # bounds of the work a record costs; 1 / them is what one core sustains at least)
+                "shard_cpu_us_per_order": (c1 - c0) * 1e6 / max(o["orders"], 1),
+                "shard_cpu_us_per_fill": (c2 - c1) * 1e6 / max(applied, 1),
+                "longest_iteration_us": st["counters"]["longest_iteration_us"],
+                "gap_replays": st["counters"]["gap_replays"],
+                "verified": o["orders"] == n_orders and o["refused"] == 0 and applied == n_fills,
+                "target": {"orders_per_s": 200_000, "fills_per_s": 300_000,
+                           "met": bool(orders_per_s and orders_per_s >= 200_000 and rate and rate >= 300_000)}}
 
 
 # --------------------------------------------------------------------------- main
@@ -189,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="pretrade,fills,mark,recovery,cascade,cmp")
     ap.add_argument("--rate", type=int, default=20_000, help="cascade: orders/s sent during the cascade")
+    ap.add_argument("--wait", default="spin", choices=("spin", "block"), help="cmp: the shard's wait mode")
     args = ap.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     bad = only - {"pretrade", "fills", "mark", "recovery", "cascade", "cmp"}
@@ -214,13 +438,10 @@ def main(argv: list[str] | None = None) -> int:
             out["results"]["cascade"] = bench_cascade(10_000 if args.quick else 100_000,
                                                       1_000 if args.quick else 10_000, args.rate, tmp)
     if "cmp" in only:
-        from risk_cmp import bench_cmp   # bench/risk_cmp.py: the process over CMP
-
-        out["results"]["cmp"] = bench_cmp(args.quick)
+        out["results"]["cmp"] = bench_cmp(args.quick, args.wait)
     print(json.dumps(out, indent=2))
     return 0 if all(r.get("verified", True) for r in out["results"].values()) else 1
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     sys.exit(main())

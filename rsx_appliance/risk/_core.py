@@ -342,11 +342,13 @@ class Core:
         """Re-reserve every live order of a symbol under its current rates."""
         return check(lib.rsx_risk_renormalise(self.r, symbol_id), "renormalise")
 
-    def reconcile(self, ack_timeout_ns: int) -> np.ndarray:
-        out = _aligned_zeros(max(1, self.r.n_orders), ORDER_DTYPE)
+    def reconcile(self, ack_timeout_ns: int, cap: int = 4096) -> np.ndarray:
+        """Release up to cap PENDING orders the MEs' clocks have passed (copies of them come back)."""
+        if getattr(self, "_released", None) is None or len(self._released) < cap:
+            self._released = _aligned_zeros(cap, ORDER_DTYPE)
+        out = self._released
         n = lib.rsx_risk_reconcile(self.r, ack_timeout_ns,
-                                   ffi.from_buffer("struct rsx_risk_order[]", out, require_writable=True),
-                                   len(out))
+                                   ffi.from_buffer("struct rsx_risk_order[]", out, require_writable=True), cap)
         return out[:n].copy()
 
     def preview_close(self, acct: int, symbol_id: int, qtys, price: int) -> int:

@@ -36,7 +36,8 @@ import numpy.ma  # noqa: F401  np.unique imports it lazily: once here, never in 
 from .._native import ffi
 from ..codes import Reason
 from ..errors import ConfigError, rejected
-from ..records import HEADER_SIZE, PAYLOAD_DTYPES, RECORD_DTYPES, RecordType, codec, decode, iter_records
+from ..records import (HEADER_SIZE, PAYLOAD_DTYPES, RECORD_DTYPES, RecordType, codec, decode, encode_many,
+                       iter_records)
 from . import _recbuild
 from ._core import ACCT_LIQ, EXTERNAL, FUND, NO_ORIGIN, ORD_LIQ, Capacity, Core, Event, LiqStop, Stop, raise_stop
 from .errors import JournalError
@@ -50,7 +51,6 @@ __all__ = ["RiskShard", "Outputs", "ShardLoop", "shard_stream_id"]
 _OUT_CAP = 4 << 20
 _PARAM = codec(RecordType.RISK_PARAM)
 _RATE = codec(RecordType.FUNDING_RATE)
-_FAILED = codec(RecordType.ORDER_FAILED)
 _TRANSFER = {RecordType.DEPOSIT: codec(RecordType.DEPOSIT),
              RecordType.WITHDRAWAL: codec(RecordType.WITHDRAWAL)}
 _TS = struct.Struct("<Q")
@@ -176,6 +176,7 @@ class RiskShard:
         self._outbox: deque[tuple[int, Outputs]] = deque()
         self._liq_queue: deque[np.ndarray] = deque()
         self._force_book = -1
+        self._reconcile_more = False
         self._revalue_jobs: dict[int, list[int]] = {}    # symbol -> [mark, next offset in its index]
         self._lens = ffi.new("size_t[2]")
         self._out_me = bytearray(_OUT_CAP)
@@ -896,7 +897,7 @@ class RiskShard:
         due = self.core.liq_due(self.clock)
         if len(due):
             self.enqueue(due)
-        if self.clock - self.last_reconcile >= self.params.reconcile_interval_ns:
+        if self._reconcile_more or self.clock - self.last_reconcile >= self.params.reconcile_interval_ns:
             self.reconcile(out)
         self._settle_work()
         if (self.snapshot_dir and self.clock - self.last_snapshot >= self.params.snapshot_interval_ns
@@ -914,23 +915,28 @@ class RiskShard:
         if recs:
             self.commit(bytearray(b"".join(recs)))
 
-    def reconcile(self, out: Outputs | None = None) -> Outputs:
-        """Release reservations the MEs never acknowledged (specs/risk.md 3.5); TIMEOUT to their gateway."""
+    def reconcile(self, out: Outputs | None = None, cap: int = 4096) -> Outputs:
+        """Release reservations the MEs never acknowledged (specs/risk.md 3.5), at most ``cap`` per call (the
+        next tick goes on); TIMEOUT to the gateway each came from."""
         out = out if out is not None else Outputs()
         self.last_reconcile = self.clock
-        released = self.core.reconcile(self.params.ack_timeout_ns)
-        for o in released:
-            if int(o["flags"]) & ORD_LIQ:
-                continue    # a liquidation order: its end let the next round come (liq_inflight)
-            acct = int(o["acct"])
-            rec = _FAILED.encode(ts_ns=self.clock, stream_id=self.stream_id, symbol_id=int(o["symbol_id"]),
-                                 user_id=int(self.core.accounts["user_id"][acct]), reason=int(Reason.TIMEOUT),
-                                 request_type=int(RecordType.NEW_ORDER), order_id=bytes(o["oid"]), detail=0)
-            origin = int(o["origin"])
+        released = self.core.reconcile(self.params.ack_timeout_ns, cap)
+        self._reconcile_more = len(released) == cap
+        released = released[(released["flags"] & ORD_LIQ) == 0]   # a liquidation order's end is liq_inflight
+        if not len(released):
+            return out
+        recs = np.frombuffer(encode_many(
+            RecordType.ORDER_FAILED, len(released), ts_ns=self.clock, stream_id=self.stream_id,
+            symbol_id=released["symbol_id"], user_id=self.core.accounts["user_id"][released["acct"]],
+            reason=int(Reason.TIMEOUT), request_type=int(RecordType.NEW_ORDER), order_id=released["oid"]),
+            dtype=np.uint8).reshape(len(released), -1)
+        origins = released["origin"]
+        for origin in np.unique(origins).tolist():
+            rows = recs[origins == origin].tobytes()
             if origin == NO_ORIGIN:
-                out.to_all += rec
+                out.to_all += rows
             else:
-                out.to_origin.setdefault(origin, bytearray()).extend(rec)
+                out.to_origin.setdefault(origin, bytearray()).extend(rows)
         return out
 
     def take_pushes(self) -> bytes:
