@@ -31,7 +31,6 @@ tips, CRC verdict) and the journal (last seq, records by type, torn tail). Nothi
 """
 
 
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("risk", help="risk engine tools", description="Risk engine tools.")
     inner = p.add_subparsers(dest="risk_command", metavar="COMMAND")

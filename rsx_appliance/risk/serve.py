@@ -32,9 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from ..cmp import RECORD_MAX, Endpoint, State
+from .._native import ffi, lib
+from ..cmp import RECORD_MAX, Batch, Endpoint, State
+from ..codes import ErrorCode
 from ..config import Config, streams
-from ..errors import NeedsReplay
+from ..errors import NeedsReplay, check
 from ..records import RecordType
 from ._core import NO_ORIGIN
 from ._recbuild import split
@@ -49,6 +51,7 @@ log = logging.getLogger("rsx.risk")
 _MARK, _RATE = int(RecordType.MARK_PRICE), int(RecordType.FUNDING_RATE)
 IDLE_HEARD_NS = 100_000_000      # an ME heard within this is alive (specs/risk.md 3.5)
 _READ = 1024                     # records read from one receiver per iteration
+_TICK_NS = 10_000_000            # time-driven work (rounds due, reconciliation, marks, idle cuts) every 10 ms
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,24 @@ class BackgroundWriter:
         self._t.join()
 
 
+class _Reader:
+    """Reads a receiver into one buffer allocated once (an empty read costs a C call, nothing more)."""
+
+    def __init__(self, rx) -> None:
+        self.rx = rx
+        self.rows = np.empty((_READ, RECORD_MAX), dtype=np.uint8)
+        self._p = ffi.from_buffer(self.rows)
+
+    def read(self) -> Batch | None:
+        """The records deliverable now (a view of the buffer, valid until the next read), or None."""
+        rc = lib.rsx_cmp_receiver_read(self.rx.ptr, self._p, RECORD_MAX, _READ)
+        if rc == ErrorCode.REPLAY:
+            exc = NeedsReplay(rc, f"stream {self.rx.stream_id}")
+            exc.info = self.rx.info
+            raise exc
+        return Batch(self.rows[:check(rc, "receive")]) if rc else None
+
+
 @dataclass
 class _In:
     """A receiver and what the runner knows about it."""
@@ -184,6 +205,10 @@ class _In:
     gateway: int | None = None
     replays: int = 0
     full: bool = False           # the last read took as many records as it could: read again
+    reader: _Reader | None = None
+
+    def __post_init__(self) -> None:
+        self.reader = _Reader(self.rx)
 
 
 @dataclass
@@ -257,7 +282,7 @@ class ShardRunner:
         if s.queued:
             s.liquidate(max(t0 + self.liq_slice_ns, time.monotonic_ns() + self.liq_slice_ns // 4))
             work += 1
-        if now - self.t.tick_ns >= 1_000_000:
+        if now - self.t.tick_ns >= _TICK_NS:
             self.t.tick_ns = now
             self.dispatch(s.tick(now, me_idle=self._idle_mes()))
             self._snapshot_if_due(now)
@@ -317,11 +342,11 @@ class ShardRunner:
         if not fresh and not inp.full:
             return None
         try:
-            batch = inp.rx.read(_READ)
+            batch = inp.reader.read()
         except NeedsReplay:
             self.replay_gap(inp)
-            batch = inp.rx.read(_READ)
-        inp.full = len(batch) == _READ
+            batch = inp.reader.read()
+        inp.full = batch is not None and len(batch) == _READ
         return batch
 
     def replay_gap(self, inp: _In) -> None:
@@ -342,7 +367,7 @@ class ShardRunner:
                         closed = rx.replay(rec)
                         break
                     except BlockingIOError:     # the window is full of unread records: apply them first
-                        self._apply_feed(inp, rx.read(_READ))
+                        self._apply_feed(inp, inp.reader.read())
                 if closed:
                     replay.stop()
                     break
@@ -350,7 +375,7 @@ class ShardRunner:
                 break
 
     def _apply_feed(self, inp: _In, batch) -> None:
-        if not len(batch):
+        if batch is None:
             return
         if inp.symbol_id is not None:
             self.shard.on_me(batch.raw.reshape(-1), stride=RECORD_MAX)
