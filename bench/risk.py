@@ -24,6 +24,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import re
 import sys
 import tempfile
 import time
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 SEC = 1_000_000_000
+USERS = 100                  # cmp: demo accounts trading
 
 
 def _percentiles(ns: np.ndarray) -> dict:
@@ -183,37 +185,21 @@ def bench_cascade(exposed: int, liquidated: int, rate: int, tmp: str) -> dict:
 
 # --------------------------------------------------------------------------- cmp (the process)
 
-CMP_CONFIG = """\
-version = 1
-data_dir = "{data}"
-accounts = [{accounts}]
-[risk]
-wait = "{wait}"
-max_accounts = 1000
-max_orders = {max_orders}
-push_ms = 100
-[mark]
-instances = 0
-[marketdata]
-instances = 0
-[recorder]
-instances = 0
-[network]
-cmp_backend = "udp"
-base_port = {base}
-[[symbols]]
-id = 1
-name = "BTC-PERP"
-price_decimals = 2
-qty_decimals = 6
-tick = "0.5"
-lot = "0.001"
-max_qty = "100"
-maker_fee_bps = 2
-taker_fee_bps = 5
-reference_price = "60000"
-"""
-USERS = 100
+def _cmp_config(data: Path, base: int, wait: str, max_orders: int) -> str:
+    """The embedded default (specs/config.md 7) cut to BTC-PERP, one shard, one gateway, no mark process,
+    on other ports, with USERS well funded demo accounts."""
+    from rsx_appliance.config import DEFAULT_TOML
+
+    text = DEFAULT_TOML[:DEFAULT_TOML.index("[[symbols]]\nid = 2")]
+    accounts = ", ".join(f'{{ user_id = {u}, deposit = "100000000" }}' for u in range(1, USERS + 1))
+    text = re.sub(r"accounts = \[.*?\n\]\n", f"accounts = [{accounts}]\n", text, flags=re.S)
+    for old, new in (("base_port = 7400", f"base_port = {base}"), ('cmp_backend = "auto"', 'cmp_backend = "udp"'),
+                     ("[marketdata]\n", "[marketdata]\ninstances = 0\n"),
+                     ("[risk]\nshards = 1\n", f'[risk]\nwait = "{wait}"\nmax_accounts = 1000\nmax_orders = {max_orders}\n')):
+        text = text.replace(old, new)
+    return f'data_dir = "{data}"\n' + text + "[mark]\ninstances = 0\n[recorder]\ninstances = 0\n"
+
+
 
 
 def _cmp_load(conn, cfg_path: str, n_orders: int, n_fills: int, fill_rate: int) -> None:
@@ -330,10 +316,8 @@ def bench_cmp(quick: bool, wait: str = "spin") -> dict:
     fill_rate = int(os.environ.get("RSX_BENCH_FILL_RATE", 400_000))
     with tempfile.TemporaryDirectory(prefix="rsx-risk-cmp-", dir=os.environ.get("RSX_BENCH_DIR")) as tmp:
         base = random.randrange(20_000, 55_000, 10)
-        accounts = ", ".join(f'{{ user_id = {u}, deposit = "100000000" }}' for u in range(1, USERS + 1))
         path = Path(tmp) / "rsx.toml"
-        path.write_text(CMP_CONFIG.format(data=Path(tmp) / "data", base=base, accounts=accounts, wait=wait,
-                                          max_orders=n_orders + 10_000))
+        path.write_text(_cmp_config(Path(tmp) / "data", base, wait, n_orders + 10_000))
         ctx = mp.get_context("fork")
         parent, child = ctx.Pipe()
         load = ctx.Process(target=_cmp_load, args=(child, str(path), n_orders, n_fills, fill_rate), daemon=True)

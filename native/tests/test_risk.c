@@ -88,6 +88,25 @@ static size_t frame(uint8_t *out, uint16_t type, const void *pl, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
+/* Apply one FILL (the symbol's next seq) through the stream path. */
+static void apply_fill(struct rsx_risk *r, uint32_t taker, uint32_t maker, int64_t price, int64_t qty)
+{
+	struct rsx_fill f;
+	memset(&f, 0, sizeof(f));
+	f.seq = r->symbols[1].tip + 1;
+	f.symbol_id = 1;
+	f.taker_user_id = taker;
+	f.maker_user_id = maker;
+	f.price.raw = price;
+	f.qty.raw = qty;
+	f.taker_side = RSX_SIDE_BUY;
+	uint8_t buf[RSX_RECORD_MAX];
+	size_t n = frame(buf, RSX_REC_FILL, &f, sizeof(f));
+	struct rsx_risk_result res;
+	T_EQ(rsx_risk_apply_stream(r, buf, n, 0, &res), n);
+	T_EQ(res.stop, 0);
+}
+
 static void test_legs(void)
 {
 	struct rsx_risk_symbol s;
@@ -264,18 +283,7 @@ static void test_self_trade(struct rsx_risk *r)
 	int32_t p = rsx_risk_find_position(r, t, 1);
 	int64_t net = r->positions[p].net, cost = r->positions[p].cost, rpnl = r->positions[p].rpnl;
 	int64_t coll = r->accounts[t].collateral;
-	struct rsx_fill f;
-	memset(&f, 0, sizeof(f));
-	f.seq = r->symbols[1].tip + 1;
-	f.symbol_id = 1;
-	f.taker_user_id = f.maker_user_id = 11;
-	f.price.raw = 11000;
-	f.qty.raw = 1000000;
-	f.taker_side = RSX_SIDE_BUY;
-	uint8_t buf[RSX_RECORD_MAX];
-	size_t n = frame(buf, RSX_REC_FILL, &f, sizeof(f));
-	struct rsx_risk_result res;
-	T_EQ(rsx_risk_apply_stream(r, buf, n, 0, &res), n);
+	apply_fill(r, 11, 11, 11000, 1000000);
 	T_EQ(r->positions[p].net, net);
 	T_EQ(r->positions[p].cost, cost);
 	T_EQ(r->positions[p].rpnl, rpnl);
@@ -303,19 +311,10 @@ static void test_liquidation_and_replay(struct rsx_risk *r)
 	T_EQ(rsx_risk_move(r, RSX_RISK_EXTERNAL, a, 6000000), 0);
 	T_EQ(rsx_risk_move(r, RSX_RISK_EXTERNAL, mm, INT64_C(1) << 40), 0);
 	T_EQ(rsx_risk_move(r, RSX_RISK_EXTERNAL, RSX_RISK_FUND, INT64_C(1) << 40), 0);
-	struct rsx_fill f;
-	memset(&f, 0, sizeof(f));
-	f.seq = r->symbols[1].tip + 1;
-	f.symbol_id = 1;
-	f.taker_user_id = 21;
-	f.maker_user_id = 22;
-	f.price.raw = 10000;
-	f.qty.raw = 1000000;
-	f.taker_side = RSX_SIDE_BUY;
+	apply_fill(r, 21, 22, 10000, 1000000);
 	uint8_t buf[RSX_RECORD_MAX];
-	size_t n = frame(buf, RSX_REC_FILL, &f, sizeof(f));
+	size_t n;
 	struct rsx_risk_result res;
-	T_EQ(rsx_risk_apply_stream(r, buf, n, 0, &res), n);
 	int32_t idx[64], found[8];
 	uint32_t k = 0;
 	for (uint32_t p = 0; p < r->n_positions; p++)

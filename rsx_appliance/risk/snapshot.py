@@ -321,7 +321,8 @@ def canonical_state(shard, money_only: bool = False) -> dict[str, Any]:
                + sym["tier_mmr"][i].tolist() for i in configured}
     out = {
         "accounts": accounts, "positions": positions, "orders": orders, "symbols": symbols,
-        "ledgers": (int(r.insurance_fund), int(r.fee_revenue), int(r.funding_clearing), int(r.insurance_reserved)),
+        "ledgers": (int(r.insurance_fund), int(r.fee_revenue), int(r.funding_clearing)),
+        "insurance_reserved": int(r.insurance_reserved),
         "vshard": core.vshard_owner.tobytes(), "funding": shard.funding.canonical(),
         "requests": sorted(shard.requests), "liq_id_counter": int(r.liq_id_counter),
         "params": asdict(shard.params), "sym_params": {k: v.keys() for k, v in sorted(shard.sym_params.items())},

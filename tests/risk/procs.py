@@ -12,55 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-from rsx_appliance.config import load_config
+import re
 
-CONFIG = """\
-version = 1
-data_dir = "{data}"
-accounts = [{accounts}]
+from rsx_appliance.config import DEFAULT_TOML, load_config
 
-[risk]
-shards = {shards}
-wait = "block"
-push_ms = {push_ms}
-max_accounts = 10000
-max_orders = 100000
-snapshot_seconds = {snapshot_s}
-
-[network]
-cmp_backend = "udp"
-base_port = {base}
-
-[[symbols]]
-id = 1
-name = "BTC-PERP"
-price_decimals = 2
-qty_decimals = 6
-tick = "0.5"
-lot = "0.001"
-max_qty = "100"
-maker_fee_bps = 2
-taker_fee_bps = 5
-initial_margin_bps = 1000
-maintenance_margin_bps = 500
-funding_interval_s = 60
-reference_price = "60000"
-
-[[symbols]]
-id = 2
-name = "ETH-PERP"
-price_decimals = 2
-qty_decimals = 5
-tick = "0.05"
-lot = "0.01"
-max_qty = "2000"
-maker_fee_bps = 2
-taker_fee_bps = 5
-initial_margin_bps = 1000
-maintenance_margin_bps = 500
-funding_interval_s = 60
-reference_price = "3000"
-"""
+def venue_toml(data: Path, base: int, accounts: dict[int, str], risk: str, funding_interval_s: int = 60) -> str:
+    """The embedded default configuration (specs/config.md 7) on other ports and data, with these demo
+    accounts, these [risk] keys and short funding intervals."""
+    text = DEFAULT_TOML.replace("base_port = 7400", f"base_port = {base}")
+    text = re.sub(r"accounts = \[.*?\n\]\n", "accounts = [" + ", ".join(
+        f'{{ user_id = {u}, deposit = "{d}" }}' for u, d in accounts.items()) + "]\n", text, flags=re.S)
+    text = text.replace("[risk]\nshards = 1\n", "[risk]\n" + risk)
+    text = text.replace("reference_price =", f"funding_interval_s = {funding_interval_s}\nreference_price =")
+    return f'data_dir = "{data}"\n' + text
 
 
 def _free(base: int) -> bool:
@@ -87,9 +51,10 @@ def write_config(tmp: Path, shards: int = 1, push_ms: int = 50, snapshot_s: int 
         if _free(base):
             break
     path = tmp / "rsx.toml"
-    accts = ", ".join(f'{{ user_id = {u}, deposit = "{d}" }}' for u, d in accounts.items())
-    path.write_text(CONFIG.format(data=tmp / "data", shards=shards, base=base, push_ms=push_ms,
-                                  snapshot_s=snapshot_s, accounts=accts) + extra)
+    risk = (f"shards = {shards}\nwait = \"block\"\npush_ms = {push_ms}\nmax_accounts = 10000\n"
+            f"max_orders = 100000\nsnapshot_seconds = {snapshot_s}\n")
+    text = venue_toml(tmp / "data", base, accounts, risk).replace('cmp_backend = "auto"', 'cmp_backend = "udp"')
+    path.write_text(text + extra)
     return path, load_config(path)
 
 

@@ -8,20 +8,15 @@ from rsx_appliance.records import RecordType
 from rsx_appliance.risk import RiskParams
 from rsx_appliance.risk.enums import LiqKind, OrderFlag, Stp, Tif
 
-from .helpers import BUY, ME, SEC, SELL, SYM, make_shard, new_order, rid
+from .helpers import BUY, ME, SEC, SELL, SYM, conserved as conservation, liq_records as liq_recs, liq_shard
+from .helpers import make_shard, new_order, rid
 
 T0 = 2000 * SEC
 Q = 1_000_000                # one unit; price 10_000 = 100.00; V(10_000, Q) = 1e8
 
 
 def mk(params=None, fund=10**12):
-    s = make_shard(params=params or RiskParams(liq_base_slip_bps=10))
-    me = ME(ts=T0)
-    s.on_me(me.config(maker_fee_bps=0, taker_fee_bps=0, max_funding_rate_bps=0))   # no funding here
-    s.clock = T0
-    if fund:
-        s.deposit(0, fund, rid())
-    return s, me
+    return liq_shard(params, fund, T0)
 
 
 def open_long(s, me, user, coll, qty=Q, maker=99, maker_coll=10**12, price=10_000):
@@ -30,18 +25,6 @@ def open_long(s, me, user, coll, qty=Q, maker=99, maker_coll=10**12, price=10_00
     if s.core.find_account(maker) < 0:
         s.deposit(maker, maker_coll, rid())
     s.on_me(me.fill(user, maker, BUY, price, qty))
-
-
-def liq_recs(out, kind=None):
-    return [r for r in out.gateway_records() if r.type == RecordType.LIQUIDATION
-            and (kind is None or r.kind == kind)]
-
-
-def conservation(s, deposits):
-    st = s.canonical_state(money_only=True)
-    coll = sum(a[2] for a in st["accounts"])
-    cost = sum(p[3] for p in st["positions"])
-    return coll + sum(st["ledgers"]) - cost == deposits
 
 
 def test_mark_drop_starts_round_one(tmp_path):

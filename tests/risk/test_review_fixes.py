@@ -13,35 +13,16 @@ from rsx_appliance.records import RecordType
 from rsx_appliance.risk import MemoryJournal, RiskParams, RiskShard, StreamError, SymbolRiskParams, Tier
 from rsx_appliance.risk.enums import LiqKind
 
-from .helpers import BUY, ME, SEC, SELL, SYM, make_shard, mark_rec, new_order, oid, rid
+from .helpers import BUY, ME, SEC, SELL, SYM, conserved, liq_records as liq, liq_shard, make_shard, mark_rec
+from .helpers import new_order, oid, rid
 
 T0 = 2000 * SEC
 Q = 1_000_000                 # one unit; price 10_000 = 100.00 USD; V(10_000, Q) = 100 USD = 1e8
 USD = 1_000_000
 
 
-def liq(out, kind=None):
-    return [r for r in out.gateway_records() if r.type == RecordType.LIQUIDATION
-            and (kind is None or r.kind == kind)]
-
-
-def conserved(s, deposits):
-    st = s.canonical_state(money_only=True)
-    coll = sum(a[2] for a in st["accounts"])
-    cost = sum(p[3] for p in st["positions"])
-    return coll + sum(st["ledgers"]) - cost == deposits
-
-
 def mk(params=None, fund=0, **cfg):
-    s = make_shard(params=params or RiskParams(liq_base_slip_bps=10))
-    me = ME(ts=T0)
-    kw = dict(maker_fee_bps=0, taker_fee_bps=0, max_funding_rate_bps=0)
-    kw.update(cfg)
-    s.on_me(me.config(**kw))
-    s.clock = T0
-    if fund:
-        s.deposit(0, fund, rid())
-    return s, me
+    return liq_shard(params, fund, T0, **cfg)
 
 
 # ---------------------------------------------------------------- ADL
