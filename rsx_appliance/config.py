@@ -25,7 +25,8 @@ from .numbers import SymbolConfig
 from .tune import _toml
 from .tune.errors import TuneInputError
 
-__all__ = ["Config", "SymbolSpec", "ProcessSpec", "Account", "load_config", "default_config",
+__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "Account", "MarketdataConfig", "MarkConfig",
+           "MarkSourceConfig", "load_config", "default_config",
            "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER"]
 
 WAIT_MODES = ("auto", "spin", "backoff", "block")
@@ -255,6 +256,103 @@ class ListenConfig:
 
 
 @dataclass(frozen=True)
+class GatewayConfig:
+    """`[gateway]`: the public WebSocket and its limits (specs/ws-api.md 8, 9)."""
+
+    instances: int = 1
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    order_rate_user: int = 50          # orders (N, AM) per second; 0 = no limit
+    order_rate_ip: int = 200
+    order_rate_instance: int = 20_000
+    cancel_rate_user: int = 100        # cancels (C, CA) per second
+    cancel_rate_ip: int = 400
+    cancel_rate_instance: int = 40_000
+    frame_rate_connection: int = 1_000  # frames of any type per connection per second
+    max_connections_per_user: int = 5
+    max_connections_per_ip: int = 50
+    max_connections: int = 10_000
+    max_frame_bytes: int = 4096
+    max_pending: int = 10_000
+    max_queries_in_flight: int = 16
+    order_timeout_ms: int = 10_000
+    query_timeout_ms: int = 5_000
+    idle_timeout_s: int = 15
+    heartbeat_s: int = 5
+    write_limit_bytes: int = 1 << 20
+    breaker_failures: int = 10
+    breaker_window_s: int = 60
+    breaker_cooldown_s: int = 5
+    token_leeway_s: int = 5
+    token_max_lifetime_s: int = 86_400
+
+
+@dataclass(frozen=True)
+class MarketdataConfig(ListenConfig):
+    """`[marketdata]`: the public feed (specs/marketdata.md 5)."""
+
+    depth: int = 20
+    max_queue_bytes: int = 1 << 20
+    max_connections: int = 10_000
+    max_subscriptions: int = 64
+    heartbeat_s: int = 5
+    idle_timeout_s: int = 0
+
+
+MARK_SOURCE_KINDS = ("sim", "file", "binance", "okx")
+# keys each source kind accepts besides `kind` (specs/mark.md 7)
+_SOURCE_KEYS = {"sim": {"interval_ms", "step_bps", "revert_bps", "noise_bps", "seed"},
+                "file": {"path", "speed", "loop"},
+                "binance": {"url", "symbols", "field", "reconnect_min_ms", "reconnect_max_ms"},
+                "okx": {"url", "symbols", "reconnect_min_ms", "reconnect_max_ms"}}
+
+
+@dataclass(frozen=True)
+class MarkSourceConfig:
+    """One `[[mark.sources]]` table; `id` is its position from 1 (specs/mark.md 1)."""
+
+    id: int
+    kind: str
+    url: str | None = None
+    symbols: tuple[tuple[str, str], ...] = ()  # (our symbol name, the venue's instrument)
+    field: str = "p"
+    path: str | None = None
+    speed: float = 1.0
+    loop: bool = True
+    interval_ms: int = 200
+    step_bps: int = 5
+    revert_bps: int = 1
+    noise_bps: int = 2
+    seed: int | None = None
+    reconnect_min_ms: int = 1000
+    reconnect_max_ms: int = 30_000
+
+
+@dataclass(frozen=True)
+class MarkConfig:
+    """`[mark]`: index, mark and funding rules (specs/mark.md 7)."""
+
+    stale_ms: int = 10_000
+    min_sources: int = 2
+    band_bps: int = 500
+    sweep_ms: int = 100
+    publish_ms: int = 1000
+    premium_sample_ms: int = 1000
+    ema_bps: int = 1000
+    mark_band_bps: int = 500
+    impact_notional: int = 0  # raw collateral units
+    funding_interest_e8: int = 10_000
+    funding_clamp_e8: int = 50_000
+    bbo_lookback: int = 10_000
+    sources: tuple[MarkSourceConfig, ...] = ()  # empty: three simulated sources
+
+    @property
+    def effective_sources(self) -> tuple[MarkSourceConfig, ...]:
+        """The configured sources, or the three simulated ones of the default."""
+        return self.sources or tuple(MarkSourceConfig(id=i, kind="sim") for i in (1, 2, 3))
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     cmp_backend: str = "auto"
     host: str = "127.0.0.1"
@@ -278,8 +376,8 @@ class Config:
     symbols: tuple[SymbolSpec, ...]
     engines: EngineConfig
     risk: RiskConfig
-    gateway: ListenConfig
-    marketdata: ListenConfig
+    gateway: GatewayConfig
+    marketdata: MarketdataConfig
     mark_instances: int
     recorder_instances: int
     network: NetworkConfig
@@ -288,6 +386,7 @@ class Config:
     topology: Any  # rsx_appliance.tune.topology.Topology
     engine_symbols: tuple[str, ...] = ()  # names of the symbols with an ME on this host
     processes: tuple[ProcessSpec, ...] = field(default=())
+    mark: MarkConfig = field(default=MarkConfig())
 
     # -- lookups -------------------------------------------------------------
 
@@ -329,6 +428,7 @@ class Config:
                 "symbols": [s.to_dict() for s in self.symbols],
                 "engines": asdict(self.engines), "risk": asdict(self.risk),
                 "gateway": asdict(self.gateway), "marketdata": asdict(self.marketdata),
+                "mark": asdict(self.mark),
                 "network": asdict(self.network), "auth": asdict(self.auth),
                 "accounts": [{"user_id": a.user_id, "deposit": a.deposit} for a in self.accounts],
                 "processes": [p.to_dict() for p in self.processes]}
@@ -470,6 +570,118 @@ def _listen(t: _toml.Table, instances: int, default_port: int) -> ListenConfig:
         raise t.fail("port", f"{port} + instances does not fit in a port number")
     t.done()
     return ListenConfig(instances, listen, port)
+
+
+def _gateway(t: _toml.Table, instances: int) -> GatewayConfig:
+    d = GatewayConfig()
+    values: dict[str, Any] = {"instances": instances, "listen": t.get("listen", str, d.listen)}
+    minimum = {"port": 1, "max_connections_per_user": 1, "max_connections_per_ip": 1, "max_connections": 1,
+               "max_frame_bytes": 256, "max_pending": 1, "max_queries_in_flight": 1,
+               "order_timeout_ms": 10, "query_timeout_ms": 10, "idle_timeout_s": 1, "heartbeat_s": 1,
+               "write_limit_bytes": 4096, "breaker_failures": 1, "breaker_window_s": 1,
+               "breaker_cooldown_s": 1, "token_max_lifetime_s": 60}
+    for name in GatewayConfig.__dataclass_fields__:
+        if name not in ("instances", "listen"):
+            values[name] = t.count(name, getattr(d, name), minimum=minimum.get(name, 0))
+    out = GatewayConfig(**values)
+    if out.port + max(instances - 1, 0) > 65535:
+        raise t.fail("port", f"{out.port} + instances does not fit in a port number")
+    if out.max_frame_bytes > 1 << 20:
+        raise t.fail("max_frame_bytes", f"must be <= 1048576, not {out.max_frame_bytes}")
+    if out.heartbeat_s >= out.idle_timeout_s:
+        raise t.fail("heartbeat_s", f"must be below idle_timeout_s ({out.idle_timeout_s}), not {out.heartbeat_s}")
+    t.done()
+    return out
+
+
+def _marketdata(t: _toml.Table, instances: int) -> MarketdataConfig:
+    d = MarketdataConfig()
+    kw = {}
+    for key, lo, hi in (("depth", 1, 1000), ("max_queue_bytes", 4096, 1 << 30),
+                        ("max_connections", 1, 1_000_000), ("max_subscriptions", 1, 10_000),
+                        ("heartbeat_s", 1, 3600), ("idle_timeout_s", 0, 86400)):
+        v = t.count(key, getattr(d, key), minimum=lo)
+        if v > hi:
+            raise t.fail(key, f"must be at most {hi}, not {v}")
+        kw[key] = v
+    lc = _listen(t, instances, 8180)  # reads listen/port and checks the table is done
+    return MarketdataConfig(instances=lc.instances, listen=lc.listen, port=lc.port, **kw)
+
+
+def _mark_source(t: _toml.Table, k: int, symbol_names: set[str]) -> MarkSourceConfig:
+    kind = t.get("kind", str, required=True)
+    if kind not in MARK_SOURCE_KINDS:
+        raise t.fail("kind", f"must be one of {', '.join(MARK_SOURCE_KINDS)}, not {kind!r}")
+    allowed = _SOURCE_KEYS[kind] | {"kind"}
+    extra = sorted(set(t.data) - allowed)
+    if extra:
+        raise t.fail(extra[0], f"is not a key of a {kind!r} source (known: {', '.join(sorted(allowed))})")
+    d = MarkSourceConfig(id=k, kind=kind)
+    kw: dict[str, Any] = {}
+    if kind in ("binance", "okx"):
+        url = t.get("url", str, required=True)
+        if not re.fullmatch(r"wss?://\S+", url):
+            raise t.fail("url", f"{url!r} is not a ws:// or wss:// URL")
+        kw["url"] = url
+        table = t.get("symbols", dict, required=True)
+        pairs = []
+        for name, inst in table.items():
+            if name not in symbol_names:
+                raise t.fail(f"symbols.{name}", "is not a symbol of [[symbols]]")
+            if not isinstance(inst, str) or not inst:
+                raise t.fail(f"symbols.{name}", "must be the venue's instrument name (a string)")
+            pairs.append((name, inst))
+        if not pairs:
+            raise t.fail("symbols", "must map at least one symbol")
+        kw["symbols"] = tuple(pairs)
+        lo = t.count("reconnect_min_ms", d.reconnect_min_ms, minimum=1)
+        hi = t.count("reconnect_max_ms", d.reconnect_max_ms, minimum=lo)
+        kw.update(reconnect_min_ms=lo, reconnect_max_ms=hi)
+        if kind == "binance":
+            f = t.get("field", str, "p")
+            if f not in ("p", "i"):
+                raise t.fail("field", f"must be \"p\" (mark) or \"i\" (index), not {f!r}")
+            kw["field"] = f
+    elif kind == "file":
+        kw["path"] = t.get("path", str, required=True)
+        speed = t.get("speed", (int, float), 1.0)
+        if not 0 < speed <= 1e6:
+            raise t.fail("speed", f"must be > 0, not {speed}")
+        kw.update(speed=float(speed), loop=t.get("loop", bool, True))
+    else:
+        kw["interval_ms"] = t.count("interval_ms", d.interval_ms, minimum=1)
+        for key in ("step_bps", "revert_bps", "noise_bps"):
+            v = t.count(key, getattr(d, key))
+            if v > 1000:
+                raise t.fail(key, f"must be at most 1000, not {v}")
+            kw[key] = v
+        kw["seed"] = t.get("seed", int, None)
+    return MarkSourceConfig(id=k, kind=kind, **kw)
+
+
+def _mark(t: _toml.Table, symbol_names: set[str], collateral_decimals: int) -> MarkConfig:
+    d = MarkConfig()
+    kw: dict[str, Any] = {}
+    for key in ("stale_ms", "sweep_ms", "publish_ms", "premium_sample_ms", "min_sources"):
+        kw[key] = t.count(key, getattr(d, key), minimum=1)
+    for key, hi in (("band_bps", 10_000), ("ema_bps", 10_000), ("mark_band_bps", 10_000),
+                    ("funding_interest_e8", 10**8), ("funding_clamp_e8", 10**8)):
+        v = t.count(key, getattr(d, key))
+        if v > hi:
+            raise t.fail(key, f"must be at most {hi}, not {v}")
+        kw[key] = v
+    kw["bbo_lookback"] = t.count("bbo_lookback", d.bbo_lookback)
+    kw["impact_notional"] = _decimal_raw(t, "impact_notional", collateral_decimals, 0)
+    raw_sources = t.get("sources", list, [])
+    if len(raw_sources) > 8:
+        raise t.fail("sources", f"at most 8 sources (source ids 1..8), not {len(raw_sources)}")
+    kw["sources"] = tuple(_mark_source(_toml.Table(item, f"{t.where}.sources[{k}]", ConfigError), k + 1,
+                                       symbol_names) for k, item in enumerate(raw_sources))
+    n = len(kw["sources"]) or 3
+    if kw["min_sources"] > n:
+        raise t.fail("min_sources", f"{kw['min_sources']} is more than the {n} sources configured")
+    t.done()
+    return MarkConfig(**kw)
 
 
 def _network(t: _toml.Table | None, where: str) -> NetworkConfig:
@@ -616,10 +828,10 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     risk = _risk(parts["risk"][1], count.get("risk", 0))
     if risk.shards < 1:
         raise ConfigError(f"{where}.risk.shards: must be >= 1")
-    gateway = _listen(parts["gateway"][1], count.get("gateway", 0), 8080)
-    marketdata = _listen(parts["marketdata"][1], count.get("marketdata", 0), 8180)
-    for role in ("mark", "recorder"):
-        parts[role][1].done()
+    gateway = _gateway(parts["gateway"][1], count.get("gateway", 0))
+    marketdata = _marketdata(parts["marketdata"][1], count.get("marketdata", 0))
+    mark = _mark(parts["mark"][1], {s.name for s in symbols}, cd)
+    parts["recorder"][1].done()
     network = _network(top.table("network"), where)
     auth = _auth(top.table("auth"))
     accounts = _accounts(top, cd)
@@ -627,7 +839,7 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     cfg = Config(path=where, data_dir=ddir, profile=profile, symbols=symbols, engines=engines, risk=risk,
                  gateway=gateway, marketdata=marketdata, mark_instances=count.get("mark", 0),
                  recorder_instances=count.get("recorder", 0), network=network, auth=auth,
-                 accounts=accounts, topology=topology, engine_symbols=engine_symbols)
+                 accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark)
     return replace(cfg, processes=_processes(cfg))
 
 

@@ -61,7 +61,7 @@ def make_dirs(path: str | os.PathLike) -> Path:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o644,
-                 make_parents: bool = False, encoding: str = "utf-8") -> Path:
+                 make_parents: bool = False, encoding: str = "utf-8", durable: bool = True) -> Path:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content.
 
     A temporary file ``.<name>.<random>.tmp`` is created beside ``path`` (same file system, so the
@@ -71,6 +71,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
 
     On any error (``OSError`` from the kernel: ENOSPC, EACCES, ...) the temporary file is removed
     and ``path`` is untouched. Returns ``path`` as a :class:`~pathlib.Path`.
+
+    ``durable=False`` skips both fsyncs: still atomic for readers (old or new content, never a
+    mix), but a power cut may leave the old content. Only for files that describe a live process
+    and are rewritten every second (status files), never for state that must survive.
     """
     path = Path(path)
     body = data.encode(encoding) if isinstance(data, str) else bytes(data)
@@ -84,7 +88,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
             while view:
                 view = view[os.write(fd, view):]
             os.fchmod(fd, mode)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -94,7 +99,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
     return path
 
 
