@@ -17,13 +17,23 @@ import numpy as np
 
 from ..records import RecordType, encode_many
 
-__all__ = ["clamp_rate", "payment_records", "rate_record", "Cut", "FundingState"]
+__all__ = ["funding_rate_e8", "clamp_rate", "payment_records", "rate_record", "Cut", "FundingState"]
+
+
+def _clamp(v: int, lo: int, hi: int) -> int:
+    return lo if v < lo else hi if v > hi else v
+
+
+def funding_rate_e8(premium_e8: int, interest_e8: int, clamp_e8: int, cap_bps: int) -> int:
+    """The rate the mark process publishes: F = P + clamp(I - P, -C, +C), then clamped to +-cap (cap in
+    bps per interval). > 0: longs pay shorts. cap_bps 0 pins the rate to 0 (the symbol pays no funding)."""
+    return clamp_rate(premium_e8 + _clamp(interest_e8 - premium_e8, -clamp_e8, clamp_e8), cap_bps)
 
 
 def clamp_rate(rate_e8: int, cap_bps: int) -> int:
     """The rate applied: the published one clamped to +-cap (bps per interval), on every shard alike."""
     cap = cap_bps * 10_000
-    return -cap if rate_e8 < -cap else cap if rate_e8 > cap else rate_e8
+    return _clamp(rate_e8, -cap, cap)
 
 
 def payment_records(stream_id: int, ts_ns: int, symbol_id: int, interval_id: int, mark: int,

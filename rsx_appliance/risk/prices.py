@@ -1,8 +1,11 @@
 """Index, impact mid, premium and mark for one symbol (specs/risk.md 5).
 
 Low-rate, per-symbol state (a few MARK_PRICE records per second per source),
-so this is plain Python over integers. The funding rate is not computed here:
-the mark process publishes it (specs/risk.md 6). Every computation is a function of the
+so this is plain Python over integers. The mark process (specs/mark.md) runs the
+same code and also accumulates the premium samples of each funding interval
+(``interval_ns``, :meth:`PriceState.premium_average_e8`) for the rate it
+publishes; a shard does not (it applies the published rate, specs/risk.md 6).
+Every computation is a function of the
 inputs and the clock passed in, so two shards fed the same records compute the
 same marks.
 """
@@ -46,6 +49,7 @@ class PriceState:
     mark_source: str = MarkSource.NONE
     last_sample_slot: int = -1
     refused: int = 0          # source prices refused (out of the band, not positive)
+    acc: dict[int, list[int]] = field(default_factory=dict)   # mark process: interval -> [sum rate_e8, samples]
 
     # -- inputs -------------------------------------------------------------
 
@@ -94,8 +98,11 @@ class PriceState:
             return None
         return (bbo["bid_px"] + bbo["ask_px"]) // 2
 
-    def sample(self, now_ns: int, sample_ns: int, index: int | None, mid: int | None, ema_bps: int) -> bool:
-        """Take one premium sample (the EMA of the mark) if a new grid slot was reached."""
+    def sample(self, now_ns: int, sample_ns: int, interval_ns: int | None, index: int | None,
+               mid: int | None, ema_bps: int) -> bool:
+        """Take one premium sample (the EMA of the mark) if a new grid slot was reached; True if one was
+        taken. With ``interval_ns`` (the mark process) the sample's premium rate is also added to its
+        funding interval's accumulator; a shard passes None."""
         slot = now_ns // sample_ns
         if slot <= self.last_sample_slot:
             return False
@@ -107,6 +114,10 @@ class PriceState:
             self.ema_premium, self.has_ema = prem, True
         else:
             self.ema_premium += (prem - self.ema_premium) * ema_bps // 10_000
+        if interval_ns:
+            a = self.acc.setdefault(now_ns // interval_ns, [0, 0])
+            a[0] += prem * 100_000_000 // index
+            a[1] += 1
         return True
 
     def update_mark(self, index: int | None, mid: int | None, band_bps: int) -> int:
@@ -130,6 +141,18 @@ class PriceState:
         self.mark, self.mark_source = max(mark, 0), src
         return self.mark
 
+    def premium_average_e8(self, interval: int) -> int:
+        """Average premium rate (rate_e8) of the samples of `interval`, 0 if none (the mark process)."""
+        a = self.acc.get(interval)
+        if not a or a[1] == 0:
+            return 0
+        return a[0] // a[1]
+
+    def settled(self, interval: int) -> None:
+        """Drop the accumulators of published intervals (the mark process)."""
+        for k in [k for k in self.acc if k <= interval]:
+            del self.acc[k]
+
     @property
     def fresh(self) -> bool:
         """The mark came from a fresh input (rungs 1-3 of the fallback chain)."""
@@ -140,10 +163,12 @@ class PriceState:
     def to_json(self) -> dict:
         d = self.__dict__.copy()
         d["sources"] = [[k, p, t] for k, (p, t) in sorted(self.sources.items())]
+        d["acc"] = [[k, v[0], v[1]] for k, v in sorted(self.acc.items())]
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> "PriceState":
         d = dict(d)
         d["sources"] = {int(k): (int(p), int(t)) for k, p, t in d["sources"]}
+        d["acc"] = {int(k): [int(a), int(b)] for k, a, b in d.get("acc", [])}
         return cls(**d)

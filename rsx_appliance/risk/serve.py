@@ -117,13 +117,15 @@ class DxsReplay:
 
     The asyncio :class:`~rsx_appliance.dxs.DxsConsumer` runs on a private event loop; iterating yields
     the records as bytes (back to back, contiguous, CRC-checked). It waits, logging, while the server
-    is down; ``stop()`` (a signal) makes it end early. A REPLAY_REJECT raises
-    :class:`~rsx_appliance.dxs.DxsRejected`.
+    is down; ``stop()`` (a signal) makes it end early, and so does ``give_up_s`` seconds without a
+    first answer (``gave_up`` is then set). A REPLAY_REJECT raises :class:`~rsx_appliance.dxs.DxsRejected`.
     """
 
-    def __init__(self, address: tuple[str, int], stream_id: int, from_seq: int, name: str = "") -> None:
+    def __init__(self, address: tuple[str, int], stream_id: int, from_seq: int, name: str = "",
+                 give_up_s: float | None = None) -> None:
         self.address, self.stream_id, self.from_seq, self.name = address, stream_id, from_seq, name
-        self.stopped = False
+        self.give_up_s = give_up_s
+        self.stopped = self.gave_up = False
 
     def stop(self) -> None:
         self.stopped = True
@@ -134,12 +136,17 @@ class DxsReplay:
         loop = asyncio.new_event_loop()
         consumer = DxsConsumer(self.address, self.stream_id, from_seq=self.from_seq, name=self.name)
         it = consumer.__aiter__()
+        give_up = None if self.give_up_s is None else time.monotonic() + self.give_up_s
         try:
             while not self.stopped:
                 try:
                     batch = loop.run_until_complete(asyncio.wait_for(it.__anext__(), 0.5))
                 except asyncio.TimeoutError:
+                    if give_up is not None and time.monotonic() > give_up:
+                        self.gave_up = True
+                        return
                     continue            # the server is quiet or down: look at the stop flag, wait on
+                give_up = None
                 if len(batch):
                     yield bytes(batch.raw)
                 if batch.caught_up:
@@ -229,7 +236,7 @@ class ShardRunner:
     def __init__(self, shard: RiskShard, ep: Endpoint, wiring: Wiring, *, wait: str = "block",
                  push_ms: int = 100, liq_slice_us: int = 400, send_slice: int = 256,
                  snapshot_dir: str | None = None, snapshot_s: float = 60.0,
-                 status: Callable[[dict], None] | None = None, writer: BackgroundWriter | None = None) -> None:
+                 status: Callable[..., None] | None = None, writer: BackgroundWriter | None = None) -> None:
         if wait not in ("spin", "backoff", "block"):
             raise ValueError(f"wait must be spin, backoff or block, not {wait!r}")
         self.shard, self.ep, self.wiring, self.wait = shard, ep, wiring, wait
@@ -240,7 +247,6 @@ class ShardRunner:
         self.snapshot_ns = int(snapshot_s * 1e9)
         self.status = status
         self.writer = writer
-        self.started_ns = time.time_ns()
         self.state = "starting"
         self.error: str | None = None
         self.t = _Timers()
@@ -299,7 +305,7 @@ class ShardRunner:
                 work += 1 if link.flush(self.send_slice) else 0
         if self.status and now - self.t.status_ns >= 1_000_000_000:
             self.t.status_ns = now
-            self.status(self.status_dict())
+            self.status(**self.status_fields())
         dt = time.monotonic_ns() - t0
         self.t.work_ns += dt
         self.t.longest_ns = max(self.t.longest_ns, dt)
@@ -481,8 +487,8 @@ class ShardRunner:
 
     # ------------------------------------------------------------------ status
 
-    def status_dict(self) -> dict[str, Any]:
-        """The status file's content (specs/config.md, status files; specs/risk.md 15.5)."""
+    def status_fields(self) -> dict[str, Any]:
+        """The status file's fields for StatusFile.write (specs/config.md, status files; specs/risk.md 15.5)."""
         s = self.shard
         j = s.journal
         st: dict[str, Any] = {}
@@ -504,11 +510,7 @@ class ShardRunner:
         counters.update(self.stats)
         counters.update(longest_iteration_us=self.t.longest_ns // 1000,
                         longest_input_gap_us=self.t.gap_ns // 1000, busy_ms=self.t.work_ns // 1_000_000)
-        d = {"name": self.wiring.name, "pid": os.getpid(), "role": "risk", "state": self.state,
-             "started_ns": self.started_ns, "updated_ns": time.time_ns(), "streams": st, "counters": counters}
-        if self.error:
-            d["error"] = self.error
-        return d
+        return {"state": self.state, "streams": st, "counters": counters, "error": self.error}
 
 
 # ---------------------------------------------------------------------- the process
@@ -551,14 +553,14 @@ class _DxsThread:
             self.thread.join(5)
 
 
-def _status_writer(path: Path, writer: BackgroundWriter) -> Callable[[dict], None]:
-    import json
+def _status_writer(path: Path, name: str, writer: BackgroundWriter) -> Callable[..., None]:
+    """``status(state, streams=, counters=, error=)``: the StatusFile written on the background thread."""
+    from ..status import StatusFile
 
-    from ..fsutil import atomic_write
+    sf = StatusFile(path, name, "risk")
 
-    def write(d: dict) -> None:
-        body = json.dumps(d, sort_keys=True) + "\n"
-        writer.submit(lambda: atomic_write(path, body, make_parents=True))
+    def write(state: str, **fields: Any) -> None:
+        writer.submit(lambda: sf.write(state, **fields))
     return write
 
 
@@ -631,9 +633,14 @@ def _capacity(cfg: Config):
                     max_symbols=max(ids) + 1, events_cap=1 << 16)
 
 
+_MARK_WAIT_S = 10.0     # at start, how long a shard waits for an unreachable mark process before serving
+
+
 def _catch_up_marks(shard: RiskShard, wiring: Wiring, stop: threading.Event) -> None:
     """Replay each mark stream from the shard's mark tip (old prices move nothing: the time rule; rates not
-    settled yet are settled)."""
+    settled yet are settled). A mark process unreachable for ``_MARK_WAIT_S`` is not waited for: the shard
+    serves with the marks it has (stale symbols refuse what adds risk, specs/risk.md 5) and its mark
+    receiver fills the gap from the tip once the process is back (NAKs, else a DXS replay)."""
     from ..codes import ErrorCode
     from ..dxs import DxsRejected
 
@@ -642,12 +649,16 @@ def _catch_up_marks(shard: RiskShard, wiring: Wiring, stop: threading.Event) -> 
             continue
         start = shard.mark_tips.get(feed.stream_id, 0) + 1
         while not stop.is_set():
-            replay = DxsReplay(feed.dxs, feed.stream_id, start if start > 1 else 0, wiring.name)
+            replay = DxsReplay(feed.dxs, feed.stream_id, start if start > 1 else 0, wiring.name,
+                               give_up_s=_MARK_WAIT_S)
             try:
                 for buf in replay:
                     if stop.is_set():
                         replay.stop()
                     _apply_mark_buffer(shard, feed, buf)
+                if replay.gave_up:
+                    log.warning("risk: %s: no answer from its DXS server %s:%d in %.0f s: serving with the marks "
+                                "this shard has; the live stream fills the gap", feed.name, *feed.dxs, _MARK_WAIT_S)
                 break
             except DxsRejected as exc:
                 if exc.code != ErrorCode.GONE or not exc.first_seq:
@@ -716,7 +727,7 @@ def serve(config_path: str | None, shard_index: int, *, data_dir: str | None = N
     make_dirs(proc.data_dir / "wal")
     make_dirs(run_dir)
     writer = BackgroundWriter()
-    status = _status_writer(run_dir / f"{wiring.name}.json", writer)
+    status = _status_writer(run_dir / f"{wiring.name}.json", wiring.name, writer)
     stop = threading.Event()
     signals = {"n": 0}
 
@@ -728,9 +739,7 @@ def serve(config_path: str | None, shard_index: int, *, data_dir: str | None = N
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    base = {"name": wiring.name, "pid": os.getpid(), "role": "risk", "started_ns": time.time_ns(),
-            "streams": {}, "counters": {}}
-    status({**base, "state": "starting", "updated_ns": time.time_ns()})
+    status("starting")
     shard = runner = dxs = ep = None
     code = 0
     try:
@@ -748,13 +757,13 @@ def serve(config_path: str | None, shard_index: int, *, data_dir: str | None = N
         if wiring.dxs:
             dxs = _DxsThread(proc.data_dir / "wal", shard.stream_id, wiring.dxs)
         runner.state = "ready"
-        status(runner.status_dict())
+        status(**runner.status_fields())
         ready(f"{wiring.name}: ready (shard {wiring.shard}, journal seq {shard.journal_seq}, tips {shard.tips()}, "
               f"users {int(shard.core.r.n_users)}, demo deposits {deposits}, cmp {wiring.local[0]}:{wiring.local[1]}"
               f" {ep.backend.name.lower()}, wait {mode} ({why}), {placed})")
         runner.run(stop)
         runner.state = "stopping"
-        status(runner.status_dict())
+        status(**runner.status_fields())
         runner.flush()
         shard.snapshot(str(proc.data_dir / "snapshots"))
     except (JournalError, RsxError) as exc:
@@ -763,8 +772,7 @@ def serve(config_path: str | None, shard_index: int, *, data_dir: str | None = N
         code = 1
         msg = str(exc).splitlines()[0]
         log.error("risk: %s", msg)
-        status({**(runner.status_dict() if runner else base), "state": "failed", "error": msg,
-                "updated_ns": time.time_ns()})
+        status(**{**(runner.status_fields() if runner else {}), "state": "failed", "error": msg})
         print(f"rsx risk: error: {msg}", flush=True)
     finally:
         if dxs:

@@ -601,7 +601,7 @@ class RiskShard:
         mid = ps.impact_mid(self._bbo(sym), now, p.price_stale_ns, p.impact_notional,
                             lambda px, q: self.core.value(sym, px, q))
         if sample:
-            ps.sample(now, p.premium_sample_ns, index, mid, p.premium_ema_bps)
+            ps.sample(now, p.premium_sample_ns, None, index, mid, p.premium_ema_bps)
         mark = ps.update_mark(index, mid, p.mark_band_bps)
         if ps.fresh:
             self.core.symbols["mark_stale"][sym] = 0

@@ -1,4 +1,4 @@
-"""Start and stop `rsx risk serve` for the process tests, on a configuration of free loopback ports."""
+"""Start and stop `rsx risk serve` (and the other `rsx` processes) for the process tests, on a configuration of free loopback ports."""
 
 from __future__ import annotations
 
@@ -58,20 +58,18 @@ def write_config(tmp: Path, shards: int = 1, push_ms: int = 50, snapshot_s: int 
     return path, load_config(path)
 
 
-class Shard:
-    """One `rsx risk serve` child process."""
+class Child:
+    """One `rsx ...` child process, started and waited for until it prints its ready line."""
 
-    def __init__(self, config: Path, shard: int = 0) -> None:
-        self.config, self.shard = config, shard
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.args, self.log = args, log
         self.proc: subprocess.Popen | None = None
-        self.log = config.parent / f"risk.{shard}.log"
 
-    def start(self, timeout: float = 60.0) -> "Shard":
+    def start(self, timeout: float = 60.0) -> "Child":
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._out = open(self.log, "ab")
         rsx = Path(sys.executable).with_name("rsx")
-        self.proc = subprocess.Popen([str(rsx), "risk", "serve", "--shard", str(self.shard), "--config", str(self.config)],
-                                     stdout=subprocess.PIPE, stderr=self._out, env=env)
+        self.proc = subprocess.Popen([str(rsx), *self.args], stdout=subprocess.PIPE, stderr=self._out, env=env)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             line = self.proc.stdout.readline()
@@ -79,13 +77,10 @@ class Shard:
                 break
             self._out.write(line)
             self._out.flush()
-            if b": ready" in line:
+            if b"ready" in line:
                 return self
         self.proc.kill()
-        raise RuntimeError(f"risk shard did not become ready; log:\n{self.log.read_text()[-4000:]}")
-
-    def status(self, data: Path) -> dict:
-        return json.loads((data / "run" / f"risk.{self.shard}.json").read_text())
+        raise RuntimeError(f"rsx {' '.join(self.args)} did not become ready; log:\n{self.log.read_text()[-4000:]}")
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -103,3 +98,15 @@ class Shard:
         self._out.write(rest)
         self._out.close()
         return rc
+
+
+class Shard(Child):
+    """One `rsx risk serve` child process."""
+
+    def __init__(self, config: Path, shard: int = 0) -> None:
+        super().__init__(["risk", "serve", "--shard", str(shard), "--config", str(config)],
+                         config.parent / f"risk.{shard}.log")
+        self.config, self.shard = config, shard
+
+    def status(self, data: Path) -> dict:
+        return json.loads((data / "run" / f"risk.{self.shard}.json").read_text())
