@@ -614,10 +614,13 @@ int rsx_risk_renormalise(struct rsx_risk *r, uint32_t symbol_id)
 	return n;
 }
 
-int rsx_risk_reconcile(struct rsx_risk *r, uint64_t ack_timeout_ns, struct rsx_risk_order *out, uint32_t cap)
+int rsx_risk_reconcile(struct rsx_risk *r, uint64_t ack_timeout_ns, struct rsx_risk_order *out, uint32_t cap,
+		       uint32_t scan)
 {
 	uint32_t found = 0;
-	for (uint32_t i = 0; i < r->order_hwm && found < cap; i++) {
+	uint32_t i = r->recon_cursor < r->order_hwm ? r->recon_cursor : 0;
+	uint32_t end = scan && scan < r->order_hwm - i ? i + scan : r->order_hwm;
+	for (; i < end && found < cap; i++) {
 		struct rsx_risk_order *o = &r->orders[i];
 		if (o->state != RSX_RISK_ORD_PENDING)
 			continue;
@@ -630,5 +633,6 @@ int rsx_risk_reconcile(struct rsx_risk *r, uint64_t ack_timeout_ns, struct rsx_r
 		risk_order_remove(r, (int32_t)i);
 		r->reconciled++;
 	}
+	r->recon_cursor = i < r->order_hwm ? i : 0;
 	return (int)found;
 }

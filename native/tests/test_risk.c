@@ -192,7 +192,13 @@ static void test_order_table(struct rsx_risk *r)
 	/* reconciliation with the ME clock past the deadline releases them all */
 	struct rsx_risk_order out[O];
 	r->symbols[1].me_ts = 1000;
-	T_EQ(rsx_risk_reconcile(r, 10, out, O), O);
+	/* a bounded sweep: 3 slots per call, resumed where it stopped, back at 0 at the end of a pass */
+	T_EQ(rsx_risk_reconcile(r, 10, out, O, 3), 3);
+	T_EQ(r->recon_cursor, 3);
+	T_EQ(rsx_risk_reconcile(r, 10, out + 3, 2, 3), 2);	/* stopped by cap: slot 5 is next */
+	T_EQ(r->recon_cursor, 5);
+	T_EQ(rsx_risk_reconcile(r, 10, out + 5, O, 0), O - 5);
+	T_EQ(r->recon_cursor, 0);
 	T_EQ(out[0].origin, 3);
 	T_EQ(r->n_orders, 0);
 	T_EQ(r->accounts[a].n_orders, 0);

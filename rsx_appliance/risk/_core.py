@@ -155,9 +155,12 @@ def _pow2(n: int) -> int:
 
 
 def _aligned_zeros(n: int, dtype: np.dtype, align: int = 64) -> np.ndarray:
-    """Zeroed array whose data is `align`-aligned (the account struct holds __int128)."""
+    """Zeroed array whose data is `align`-aligned (the account struct holds __int128), every page touched
+    now: the first write to a lazily mapped page faults (with transparent huge pages, a 2 MiB zeroing or a
+    compaction stall), which must happen at start, not in the middle of an order batch."""
     nbytes = max(1, n) * dtype.itemsize
-    raw = np.zeros(nbytes + align, dtype=np.uint8)
+    raw = np.empty(nbytes + align, dtype=np.uint8)
+    raw.fill(0)
     start = (-raw.ctypes.data) % align
     return raw[start:start + nbytes].view(dtype)[:n] if n else raw[start:start + nbytes].view(dtype)[:0]
 
@@ -342,13 +345,15 @@ class Core:
         """Re-reserve every live order of a symbol under its current rates."""
         return check(lib.rsx_risk_renormalise(self.r, symbol_id), "renormalise")
 
-    def reconcile(self, ack_timeout_ns: int, cap: int = 4096) -> np.ndarray:
-        """Release up to cap PENDING orders the MEs' clocks have passed (copies of them come back)."""
+    def reconcile(self, ack_timeout_ns: int, cap: int = 4096, scan: int = 0) -> np.ndarray:
+        """Release up to cap PENDING orders the MEs' clocks have passed (copies of them come back), looking at
+        most ``scan`` order slots from where the last call stopped (0: to the end); ``r.recon_cursor`` is 0
+        once a pass is complete."""
         if getattr(self, "_released", None) is None or len(self._released) < cap:
             self._released = _aligned_zeros(cap, ORDER_DTYPE)
         out = self._released
         n = lib.rsx_risk_reconcile(self.r, ack_timeout_ns,
-                                   ffi.from_buffer("struct rsx_risk_order[]", out, require_writable=True), cap)
+                                   ffi.from_buffer("struct rsx_risk_order[]", out, require_writable=True), cap, scan)
         return out[:n].copy()
 
     def preview_close(self, acct: int, symbol_id: int, qtys, price: int) -> int:

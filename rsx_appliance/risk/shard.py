@@ -57,6 +57,7 @@ _TS = struct.Struct("<Q")
 _TS_AT = HEADER_SIZE + PAYLOAD_DTYPES[RecordType.RISK_PARAM].fields["ts_ns"][1]   # in the prefix all share
 _ROUND, _ADL = 1, 3     # enum rsx_liq_kind values that name a symbol
 IDLE_LAG_NS = 100_000_000   # an idle ME's clock: the process's own, this far behind (specs/risk.md 3.5)
+RECONCILE_SCAN = 4_096       # order slots per reconciliation call in the process (sliced work, specs/risk.md 3.5)
 
 
 def shard_stream_id(shard_id: int) -> int:
@@ -151,6 +152,8 @@ class RiskShard:
         self.params = params
         self.durability = durability
         self.scan_slice = scan_slice
+        # order slots one reconciliation call looks at (4k x 128 B: about 0.1 ms); the library sweeps all
+        self.reconcile_scan = RECONCILE_SCAN if scan_slice else 0
         self.core = Core(shard_id, capacity, collateral_decimals, params.default_max_position,
                          params.default_liq_fee_bps, params.default_ins_share_bps)
         self._params_changed()
@@ -898,7 +901,7 @@ class RiskShard:
         if len(due):
             self.enqueue(due)
         if self._reconcile_more or self.clock - self.last_reconcile >= self.params.reconcile_interval_ns:
-            self.reconcile(out)
+            self.reconcile(out, scan=self.reconcile_scan)
         self._settle_work()
         if (self.snapshot_dir and self.clock - self.last_snapshot >= self.params.snapshot_interval_ns
                 and self.journal.durable_seq >= self.journal_seq):
@@ -915,13 +918,15 @@ class RiskShard:
         if recs:
             self.commit(bytearray(b"".join(recs)))
 
-    def reconcile(self, out: Outputs | None = None, cap: int = 4096) -> Outputs:
-        """Release reservations the MEs never acknowledged (specs/risk.md 3.5), at most ``cap`` per call (the
-        next tick goes on); TIMEOUT to the gateway each came from."""
+    def reconcile(self, out: Outputs | None = None, cap: int = 4096, scan: int = 0) -> Outputs:
+        """Release reservations the MEs never acknowledged (specs/risk.md 3.5), at most ``cap`` per call and
+        looking at most ``scan`` order slots (0: all; the process passes RECONCILE_SCAN, so a sweep over a
+        million orders is spread over ticks); the next tick goes on. TIMEOUT to the gateway each came from."""
         out = out if out is not None else Outputs()
-        self.last_reconcile = self.clock
-        released = self.core.reconcile(self.params.ack_timeout_ns, cap)
-        self._reconcile_more = len(released) == cap
+        if not self._reconcile_more:
+            self.last_reconcile = self.clock        # a pass starts
+        released = self.core.reconcile(self.params.ack_timeout_ns, cap, scan)
+        self._reconcile_more = int(self.core.r.recon_cursor) != 0
         released = released[(released["flags"] & ORD_LIQ) == 0]   # a liquidation order's end is liq_inflight
         if not len(released):
             return out

@@ -292,7 +292,7 @@ struct rsx_risk {
 	uint32_t liq_base_slip_bps;
 	uint32_t liq_max_slip_bps;
 	uint32_t liq_max_rounds;
-	uint32_t _pad0;
+	uint32_t recon_cursor;		/* next slab slot the reconciliation sweep looks at */
 	/* counters */
 	uint64_t fills_applied;
 	uint64_t dup_skipped;
@@ -462,11 +462,15 @@ int rsx_risk_renormalise(struct rsx_risk *r, uint32_t symbol_id);
 
 /*
  * Release every PENDING order whose symbol's ME clock has passed
- * ts_ns + ack_timeout_ns; each released order is copied to out (up to cap;
- * the sweep stops at cap). A liquidation order released ends it
+ * ts_ns + ack_timeout_ns; each released order is copied to out (up to cap).
+ * The sweep goes on from r->recon_cursor and looks at most `scan` slab slots
+ * (0: to the end of the slab), stopping early at cap; recon_cursor is 0 again
+ * once a pass reached the end, so a caller bounds each call's time and runs
+ * calls until the cursor is back at 0. A liquidation order released ends it
  * (liq_inflight). Returns the number released.
  */
-int rsx_risk_reconcile(struct rsx_risk *r, uint64_t ack_timeout_ns, struct rsx_risk_order *out, uint32_t cap);
+int rsx_risk_reconcile(struct rsx_risk *r, uint64_t ack_timeout_ns, struct rsx_risk_order *out, uint32_t cap,
+		       uint32_t scan);
 
 /* ---- fills and funding (risk_fill.c, risk_liq.c) ---- */
 
