@@ -244,13 +244,15 @@ def _cmp_load(conn, cfg_path: str, n_orders: int, n_fills: int, fill_rate: int) 
 
     threading.Thread(target=dxs, daemon=True).start()
     started.wait()
-    ep_me = Endpoint("udp", me.cmp, mode="busy")
-    sink = ep_me.receiver(streams.risk_to_me(0, 1), window=1 << 16, link=True)
+    # the load process is descheduled on a busy host: large socket buffers and NAK retries over ~32 ms, so
+    # its own receivers do not count link losses the shard did not cause
+    ep_me = Endpoint("udp", me.cmp, mode="busy", rcvbuf=32 << 20)
+    sink = ep_me.receiver(streams.risk_to_me(0, 1), window=1 << 16, link=True, nak_max_retries=32)
     fills_tx = ep_me.sender(1, [risk.cmp], ring_size=1 << 16)
-    ep_gw = Endpoint("udp", gwp.cmp, mode="busy")
+    ep_gw = Endpoint("udp", gwp.cmp, mode="busy", rcvbuf=32 << 20)
     orders_tx = Link(streams.gateway_to_risk(0, 0), ep_gw.sender(streams.gateway_to_risk(0, 0), [risk.cmp],
                                                                   ring_size=1 << 16))
-    answers = ep_gw.receiver(streams.risk_to_gateway(0, 0), window=1 << 16, link=True)
+    answers = ep_gw.receiver(streams.risk_to_gateway(0, 0), window=1 << 16, link=True, nak_max_retries=32)
     rng = np.random.default_rng(5)
     orders = order_records(rng.integers(1, USERS + 1, n_orders), rng.integers(0, 2, n_orders),
                            spec.reference_price + 50 * rng.integers(-100, 100, n_orders), np.full(n_orders, 1000),
