@@ -165,3 +165,44 @@ def test_adl_and_insurance_cascade_conserves_money(tmp_path):
     assert s.account(1)["collateral"] >= 0 and s.account(2)["collateral"] >= 0
     assert s.account(1000)["equity"] >= 0 and s.audit() == 0
     s.journal.close()
+
+
+def test_serves_without_the_mark_process_and_takes_its_stream_later(tmp_path):
+    """The mark process down at start: the shard serves after 10 s (specs/risk.md 15.2 step 4); once the
+    process is up, its stream is taken from seq 1 (the shard's mark tip + 1) and prices the positions."""
+    path, cfg = write_config(tmp_path)
+    mes = {s: StandInMe(cfg, s).start() for s in ("BTC-PERP", "ETH-PERP")}
+    t0 = time.monotonic()
+    shard = Shard(path).start()
+    gw = Gateway(cfg)
+    mark = None
+    try:
+        assert time.monotonic() - t0 < 40
+        btc = cfg.symbol("BTC-PERP")
+        px = btc.reference_price
+        gw.send(order(1000, btc.id, SELL, px, 2_000), order(1, btc.id, BUY, px, 1_000))
+        gw.wait_for(lambda r: r.type == RecordType.POSITION and r.request_id.int == 0 and r.user_id == 1)
+        mark = StandInMark(cfg)
+        for _ in range(3):
+            mark.mark(btc.id, px - 1_000)
+        mark.flush()
+        deadline = time.monotonic() + 10
+        while True:
+            gw.received.clear()
+            gw.send(query(1, 2, btc.id))
+            pos = gw.wait_for(lambda r: r.type == RecordType.POSITION and r.request_id.int != 0)[-1]
+            if pos.mark_px == px - 1_000 or time.monotonic() > deadline:
+                break
+            mark.ep.poll(0.05)
+        assert pos.mark_px == px - 1_000
+        st = wait_status(shard, cfg, lambda st: st["streams"]["mark.0"]["applied_seq"] >= 3)
+        assert st["streams"]["mark.0"]["applied_seq"] == 3 and st["counters"]["gap_replays"] == 0
+        assert shard.stop() == 0
+    finally:
+        gw.close()
+        if shard.proc.poll() is None:
+            shard.stop()
+        if mark:
+            mark.close()
+        for me in mes.values():
+            me.close()
