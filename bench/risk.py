@@ -335,9 +335,10 @@ def bench_cmp(quick: bool, wait: str = "spin") -> dict:
         load = ctx.Process(target=_cmp_load, args=(child, str(path), n_orders, n_fills, fill_rate), daemon=True)
         load.start()
         assert parent.recv() == "ready"
-        rsx = Path(sys.executable).with_name("rsx")
+        from rsx_appliance.launch import rsx_argv
+
         log = open(Path(tmp) / "risk.log", "wb")
-        shard = subprocess.Popen([str(rsx), "risk", "serve", "--shard", "0", "--config", str(path)],
+        shard = subprocess.Popen(rsx_argv("risk", "serve", "--shard", "0", "--config", str(path)),
                                  stdout=subprocess.PIPE, stderr=log)
         line = shard.stdout.readline()
         status_path = Path(tmp) / "data" / "run" / "risk.0.json"
@@ -427,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
 
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            rsx(["bench", "risk", "--only", ",".join(sorted(lib))] + (["--quick"] if args.quick else []))
+            rsx(["bench", "risk", "--json", "--only", ",".join(sorted(lib))] + (["--quick"] if args.quick else []))
         out["results"].update(json.loads(buf.getvalue())["results"])
     if "cascade" in only:
         with tempfile.TemporaryDirectory(prefix="rsx-risk-cascade-", dir=os.environ.get("RSX_BENCH_DIR")) as tmp:

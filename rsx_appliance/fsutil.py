@@ -81,7 +81,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
     if make_parents:
         make_dirs(path.parent)
     directory = path.parent
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the file the caller asked for, not our temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
         try:
             view = memoryview(body)

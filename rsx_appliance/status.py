@@ -29,4 +29,5 @@ class StatusFile:
             doc["error"] = error
         if extra:
             doc.update(extra)
+        # not fsynced: rewritten every second, it describes a live process (a reader never sees a mix)
         atomic_write(self.path, json.dumps(doc, default=int), make_parents=True, durable=False)

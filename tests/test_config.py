@@ -146,4 +146,4 @@ def test_cli_show_and_default(tmp_path):
     bad.write_text("version = 1\n[[symbols]]\nid = 1\n")
     r = subprocess.run([RSX, "config", "show", "--config", str(bad)],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.startswith("rsx config: error:") and "Traceback" not in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("rsx config show: error:") and "Traceback" not in r.stderr

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from cliutil import check
 from gwharness import Harness, make_config
 from rsx_appliance.cli import main
 from rsx_appliance.client import Client, ConnectError, GatewayError, Refused, SyncClient
@@ -81,14 +82,17 @@ def test_sync_client_and_connect_errors(h):
 def test_rsx_token_and_rsx_order_commands(h, capsys):
     base = ["--data", str(h.cfg.data_dir)]
     assert main(["token", "--user", "31", "--json"] + base) == 0
-    tok = json.loads(capsys.readouterr().out)
+    (tok,) = check("token", capsys.readouterr().out)
     assert tok["user_id"] == 31 and tok["token"].count(".") == 2
     assert main(["token", "--user", "0"] + base) == 2
     capsys.readouterr()
 
     def order(*argv):
         rc = main(["order", *argv, "--url", h.url, "--user", "31", "--json"] + base)
-        return rc, capsys.readouterr()
+        io = capsys.readouterr()
+        if rc == 0 and io.out.strip():  # every answer has the schema of specs/schemas/order.schema.json
+            check("order", io.out, lines=argv[0] == "watch")
+        return rc, io
 
     rc, io = order("new", "BTC-PERP", "buy", "0.002", "59000", "--cid", "cli-1")
     assert rc == 0 and json.loads(io.out)["status"] == "resting"

@@ -154,7 +154,8 @@ def test_venue_sources_parse_reconnect_and_survive_garbage(tmp_path, kind):
         src = make_source(sc, {s.name: s for s in cfg.symbols})
         ticks = []
         task = asyncio.create_task(src.run(lambda sid, sym, p, ts: ticks.append((sid, sym, p))))
-        await until(lambda: len(connections) >= 4, timeout=10)
+        # a 5th connection means the client read all of the 4th one's messages and saw it drop
+        await until(lambda: len(connections) >= 5, timeout=10)
         task.cancel()
         server.close()
         await server.wait_closed()

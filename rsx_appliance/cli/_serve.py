@@ -9,16 +9,16 @@ import logging
 import signal
 import sys
 
-from . import EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_OK
+from ._common import (EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, add_config_args, add_json,
+                      one_line)
 
 
 def add_process_args(p: argparse.ArgumentParser, role: str) -> None:
     """The options every long-running role takes (specs/cli.md)."""
-    p.add_argument("--config", help="exchange configuration (default: the embedded one)")
-    p.add_argument("--data", help="data directory (status file under DATA/run)")
+    add_config_args(p)
     p.add_argument("--instance", type=int, default=0, help=f"{role} instance (default 0)")
-    p.add_argument("--json", action="store_true", help="print the ready line as one JSON object")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_json(p, "print the ready line as one JSON object")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level on stderr")
 
 
 def serve_process(args: argparse.Namespace, command: str, make_app) -> int:
@@ -31,7 +31,7 @@ def serve_process(args: argparse.Namespace, command: str, make_app) -> int:
     from ..config import load_config
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format=f"%(asctime)s {command} %(levelname)s %(message)s")
+                        format=f"%(asctime)s {command} %(levelname)s %(message)s", force=True)
     cfg = load_config(args.config, args.data)
     app = make_app(cfg)
     try:
@@ -45,17 +45,18 @@ def serve_process(args: argparse.Namespace, command: str, make_app) -> int:
 async def _main(app, args, command: str) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    got: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, lambda s=sig: (got.append(s), stop.set()))
     try:
         await app.start()
     except OSError as exc:
-        print(f"rsx {command}: error: {exc}", file=sys.stderr)
+        print(f"rsx {command}: error: {one_line(str(exc))}", file=sys.stderr)
         await _close(app)
         app.status.write("failed", error=str(exc))
         return EXIT_ENVIRONMENT
     except Exception as exc:
-        print(f"rsx {command}: error: {exc}", file=sys.stderr)
+        print(f"rsx {command}: error: {one_line(str(exc))}", file=sys.stderr)
         await _close(app)
         app.status.write("failed", error=str(exc))
         return EXIT_FAILURE
@@ -67,14 +68,14 @@ async def _main(app, args, command: str) -> int:
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
     if waiter.done() and waiter.exception() is not None:
         exc = waiter.exception()
-        print(f"rsx {command}: error: {exc}", file=sys.stderr)
+        print(f"rsx {command}: error: {one_line(str(exc))}", file=sys.stderr)
         await _close(app)
         app.status.write("failed", error=str(exc))
         return EXIT_FAILURE
     waiter.cancel()
     await _close(app)
     app.status.write("stopping")
-    return EXIT_OK
+    return EXIT_INTERRUPTED if got and got[0] == signal.SIGINT else EXIT_OK
 
 
 async def _close(app) -> None:

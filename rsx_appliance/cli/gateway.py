@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import add_config_args
+from ._common import add_config_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "specs/ws-api.md.")
     add_config_args(p)
     p.add_argument("--instance", type=int, default=0, metavar="G", help="gateway instance (default 0)")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                   help="log level on stderr (default info)")
     p.set_defaults(func=run)
 
 
@@ -26,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..gateway import run as serve
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        force=True)
     if args.log_level != "debug":   # one line per HTTP request and connection is too much for a venue's log
         logging.getLogger("websockets").setLevel(logging.WARNING)
     cfg = load_config(args.config, args.data)

@@ -9,55 +9,63 @@ from __future__ import annotations
 
 import argparse
 
-from .config import add_config_args
+EXIT_CODES = ("Exit codes: 0 done, 1 the venue or the gateway refused (or no answer in time), 2 bad input, "
+              "3 cannot connect or unauthorized.")
+
+from ._common import add_config_args, add_json, command_group, print_json, print_json_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("order", help="place, cancel, amend orders; query orders, positions, account",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    inner = p.add_subparsers(dest="order_command", metavar="COMMAND")
+    _, inner = command_group(sub, "order", help="place, cancel, amend orders; query orders, positions, account",
+                             description=__doc__)
 
-    def cmd(name: str, help: str):
-        c = inner.add_parser(name, help=help, description=help)
+    def cmd(name: str, help: str, description: str):
+        c = inner.add_parser(name, help=help, description=f"{description}\n\n{EXIT_CODES}")
         add_config_args(c)
         c.add_argument("--url", help="gateway WebSocket (default: instance 0 of the config)")
         c.add_argument("--user", type=int, default=1, help="user to mint a token for (default 1)")
         c.add_argument("--token", help="a bearer token instead of minting one")
         c.add_argument("--key", metavar="FILE", help="private key to mint with (EdDSA, RS256)")
-        c.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for answers")
-        c.add_argument("--json", action="store_true", help="print JSON")
+        c.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for answers (default 10)")
+        add_json(c, "print one JSON object (watch: one per line)")
         c.set_defaults(func=run, action=name)
         return c
 
-    c = cmd("new", "place a limit order")
-    c.add_argument("symbol")
-    c.add_argument("side", choices=("buy", "sell"))
-    c.add_argument("qty", help="quantity, a decimal string (e.g. 0.010)")
-    c.add_argument("price", help="limit price, a decimal string (e.g. 60000.5)")
-    c.add_argument("--tif", choices=("gtc", "ioc", "fok"), default="gtc")
-    c.add_argument("--post-only", action="store_true")
-    c.add_argument("--reduce-only", action="store_true")
-    c.add_argument("--stp", choices=("cancel_taker", "cancel_maker", "cancel_both", "none"), default="cancel_taker")
+    c = cmd("new", "place a limit order", "Place a limit order and print what the engine answered (resting, "
+            "filled, refused) within --wait seconds.")
+    c.add_argument("symbol", metavar="SYMBOL", help="symbol name, e.g. BTC-PERP")
+    c.add_argument("side", metavar="SIDE", choices=("buy", "sell"), help="buy or sell")
+    c.add_argument("qty", metavar="QTY", help="quantity, a decimal string (e.g. 0.010)")
+    c.add_argument("price", metavar="PRICE", help="limit price, a decimal string (e.g. 60000.5)")
+    c.add_argument("--tif", choices=("gtc", "ioc", "fok"), default="gtc", help="time in force (default gtc)")
+    c.add_argument("--post-only", action="store_true", help="refuse the order if it would take liquidity")
+    c.add_argument("--reduce-only", action="store_true", help="only reduce a position, never open or grow one")
+    c.add_argument("--stp", choices=("cancel_taker", "cancel_maker", "cancel_both", "none"), default="cancel_taker",
+                   help="self-trade prevention (default cancel_taker)")
     c.add_argument("--cid", help="client order id (1..20 of A-Z a-z 0-9 . _ : -)")
-    c.add_argument("--wait", type=float, default=2.0, help="seconds to wait for the engine's answer (0: ack only)")
-    c = cmd("cancel", "cancel one order by order id or client id")
-    c.add_argument("id")
-    c = cmd("amend", "amend an order: new open quantity, optionally a new price")
-    c.add_argument("id")
-    c.add_argument("--qty", required=True)
-    c.add_argument("--price")
-    c = cmd("cancel-all", "cancel every resting order (of one symbol)")
-    c.add_argument("symbol", nargs="?")
-    c = cmd("open", "open orders")
-    c.add_argument("symbol", nargs="?")
-    cmd("positions", "positions")
-    cmd("account", "collateral, margin, available")
-    c = cmd("fills", "fills history (from the history store)")
-    c.add_argument("symbol", nargs="?")
-    c.add_argument("--limit", type=int, default=50)
-    c = cmd("watch", "print order updates, fills and pushes as they come")
-    c.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    c.add_argument("--wait", type=float, default=2.0,
+                   help="seconds to wait for the engine's answer (default 2; 0: the gateway's ack only)")
+    c = cmd("cancel", "cancel one order by order id or client id", "Cancel one order by its order id or client id.")
+    c.add_argument("id", metavar="ID", help="order id (UUID) or client order id")
+    c = cmd("amend", "amend an order: new open quantity, optionally a new price",
+            "Amend an order: a new open quantity (down keeps priority), optionally a new price.")
+    c.add_argument("id", metavar="ID", help="order id (UUID) or client order id")
+    c.add_argument("--qty", required=True, help="new open quantity, a decimal string")
+    c.add_argument("--price", help="new limit price, a decimal string (default: unchanged)")
+    c = cmd("cancel-all", "cancel every resting order (of one symbol)",
+            "Cancel every resting order of the user, of one symbol or of all.")
+    c.add_argument("symbol", metavar="SYMBOL", nargs="?", help="symbol name (default: every symbol)")
+    c = cmd("open", "open orders", "List the user's open orders.")
+    c.add_argument("symbol", metavar="SYMBOL", nargs="?", help="symbol name (default: every symbol)")
+    cmd("positions", "positions", "List the user's positions: quantity, entry, mark, unrealised PnL, liquidation.")
+    cmd("account", "collateral, margin, available", "The user's collateral, margin in use and available balance.")
+    c = cmd("fills", "fills history (from the history store)", "The user's fills, newest first, from the history "
+            "store.")
+    c.add_argument("symbol", metavar="SYMBOL", nargs="?", help="symbol name (default: every symbol)")
+    c.add_argument("--limit", type=int, default=50, help="most fills to show (default 50)")
+    c = cmd("watch", "print order updates, fills and pushes as they come",
+            "Print order updates, fills and pushes as they come, until --seconds pass or Ctrl-C (exit 130).")
+    c.add_argument("--seconds", type=float, default=0, help="stop after this long (default 0: until Ctrl-C)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +94,6 @@ def _jsonable(x):
 
 async def _run(args: argparse.Namespace) -> int:
     import asyncio
-    import json
     import sys
 
     from ..client import Client, GatewayError, Refused
@@ -108,7 +115,7 @@ async def _run(args: argparse.Namespace) -> int:
         return mint_token(signing_key(cfg, args.key), a.algorithm, args.user, audience=a.audience,
                           issuer=a.issuer, ttl_s=600)[0]
 
-    out = (lambda obj: print(json.dumps(obj))) if args.json else None
+    out = (print_json_line if args.action == "watch" else print_json) if args.json else None
     act = args.action
     async with Client.connect(url, token, timeout=args.timeout) as c:
         try:
@@ -169,9 +176,9 @@ async def _run(args: argparse.Namespace) -> int:
                 except asyncio.TimeoutError:
                     pass
         except (GatewayError, Refused) as exc:
-            print(f"rsx order: error: {exc}", file=sys.stderr)
+            print(f"{args._command}: error: {exc}", file=sys.stderr)
             return 1
         except asyncio.TimeoutError:
-            print(f"rsx order: error: no answer within {args.timeout} s", file=sys.stderr)
+            print(f"{args._command}: error: no answer within {args.timeout} s", file=sys.stderr)
             return 1
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import add_config_args
+from ._common import add_config_args, add_json, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,13 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", type=int, required=True, help="user id (1..4294967295)")
     p.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
     p.add_argument("--key", metavar="FILE", help="PEM private key (EdDSA, RS256)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from ..config import load_config
     from ..errors import ConfigError
     from ..gateway.auth import mint_token, signing_key
@@ -38,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     token, jti, exp_ns = mint_token(key, a.algorithm, args.user, audience=a.audience, issuer=a.issuer,
                                     ttl_s=args.ttl)
     if args.json:
-        print(json.dumps({"token": token, "user_id": args.user, "expires_ns": exp_ns, "jti": jti}))
+        print_json({"token": token, "user_id": args.user, "expires_ns": exp_ns, "jti": jti})
     else:
         print(token)
     return 0

@@ -225,12 +225,13 @@ def _peer(conn) -> str:
 
 
 def run(cfg, instance: int = 0) -> int:
-    """`rsx gateway`: serve until SIGTERM/SIGINT (uvloop when installed)."""
+    """`rsx gateway`: serve until SIGTERM (returns 0) or SIGINT (130, specs/cli.md) (uvloop when installed)."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - a dependency; keep the gateway usable without it
         uvloop = None
     status_path = cfg.data_dir / "run" / f"gateway.{instance}.json"
+    got: list[int] = []
 
     async def main() -> None:
         from .history import open_history
@@ -240,7 +241,7 @@ def run(cfg, instance: int = 0) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, lambda s=sig: (got.append(s), stop.set()))
         srv.write_status("starting")
         try:
             await srv.start()
@@ -257,4 +258,4 @@ def run(cfg, instance: int = 0) -> int:
         uvloop.run(main())
     else:  # pragma: no cover
         asyncio.run(main())
-    return 0
+    return 130 if got and got[0] == signal.SIGINT else 0

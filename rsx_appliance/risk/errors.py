@@ -16,7 +16,7 @@ from ..codes import ErrorCode
 from ..errors import RsxError, SeqGapError, StreamError
 
 __all__ = ["RiskError", "StreamError", "StreamGapError", "CapacityError", "JournalError",
-           "JournalCorruptError", "SnapshotError", "stream_error"]
+           "JournalCorruptError", "SnapshotError", "ShardFailed", "stream_error"]
 
 
 class RiskError(RsxError):
@@ -57,3 +57,9 @@ class JournalCorruptError(JournalError):
 
 class SnapshotError(RiskError):
     """A snapshot file is corrupt or does not match this shard."""
+
+
+class ShardFailed(RiskError):
+    """The shard process stopped on a failure (its status file says `failed`); `rsx risk serve` exits 1."""
+
+    exit_code = 1

@@ -719,12 +719,15 @@ def _backend(cfg: Config, override: str | None):
 
 
 def serve(config_path: str | None, shard_index: int, *, data_dir: str | None = None, wait: str | None = None,
-          backend: str | None = None, ready: Callable[[str], None] = print) -> int:
-    """Run shard ``shard_index`` until SIGTERM/SIGINT (specs/risk.md 15). Returns the exit code."""
+          backend: str | None = None, ready: Callable[[dict], None] | None = None) -> int:
+    """Run shard ``shard_index`` until SIGTERM (returns 0) or SIGINT (130), after an orderly stop
+    (specs/risk.md 15). ``ready(line)`` gets the ready line's fields once the shard serves. A failure
+    writes status `failed` and raises :class:`ShardFailed` (exit 1); a bad configuration raises
+    ConfigError, a refused port OSError."""
     from ..config import load_config
     from ..errors import ConfigError, RsxError
     from ..fsutil import make_dirs
-    from .errors import JournalError
+    from .errors import ShardFailed
     from .journal import WalJournal
 
     cfg = load_config(config_path, data_dir)
@@ -740,11 +743,11 @@ def serve(config_path: str | None, shard_index: int, *, data_dir: str | None = N
     writer = BackgroundWriter()
     status = _status_writer(run_dir / f"{wiring.name}.json", wiring.name, writer)
     stop = threading.Event()
-    signals = {"n": 0}
+    signals: list[int] = []
 
     def on_signal(signum, frame) -> None:
-        signals["n"] += 1
-        if signals["n"] > 1:
+        signals.append(signum)
+        if len(signals) > 1:
             os._exit(1)                 # a second signal: at once (recovery handles it)
         stop.set()
 
@@ -752,39 +755,41 @@ def serve(config_path: str | None, shard_index: int, *, data_dir: str | None = N
         signal.signal(sig, on_signal)
     status("starting")
     shard = runner = dxs = ep = None
-    code = 0
     try:
         journal = WalJournal(proc.data_dir / "wal", wiring.shard | 0x80000000)
         shard = _recover(cfg, wiring, journal, proc.data_dir / "snapshots")
-        if stop.is_set():
-            return 0
-        _catch_up_marks(shard, wiring, stop)
-        deposits = _demo_deposits(cfg, shard)
-        ep = Endpoint(_backend(cfg, backend), wiring.local, mode="busy" if mode == "spin" else "sleep",
-                      rcvbuf=32 << 20, sndbuf=8 << 20)
-        runner = ShardRunner(shard, ep, wiring, wait=mode, push_ms=cfg.risk.push_ms,
-                             snapshot_dir=str(proc.data_dir / "snapshots"), snapshot_s=cfg.risk.snapshot_seconds,
-                             status=status, writer=writer)
-        if wiring.dxs:
-            dxs = _DxsThread(proc.data_dir / "wal", shard.stream_id, wiring.dxs)
-        runner.state = "ready"
-        status(**runner.status_fields())
-        ready(f"{wiring.name}: ready (shard {wiring.shard}, journal seq {shard.journal_seq}, tips {shard.tips()}, "
-              f"users {int(shard.core.r.n_users)}, demo deposits {deposits}, cmp {wiring.local[0]}:{wiring.local[1]}"
-              f" {ep.backend.name.lower()}, wait {mode} ({why}), {placed})")
-        runner.run(stop)
-        runner.state = "stopping"
-        status(**runner.status_fields())
-        runner.flush()
-        shard.snapshot(str(proc.data_dir / "snapshots"))
-    except (JournalError, RsxError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        code = 1
-        msg = str(exc).splitlines()[0]
+        if not stop.is_set():
+            _catch_up_marks(shard, wiring, stop)
+        if not stop.is_set():
+            deposits = _demo_deposits(cfg, shard)
+            ep = Endpoint(_backend(cfg, backend), wiring.local, mode="busy" if mode == "spin" else "sleep",
+                          rcvbuf=32 << 20, sndbuf=8 << 20)
+            runner = ShardRunner(shard, ep, wiring, wait=mode, push_ms=cfg.risk.push_ms,
+                                 snapshot_dir=str(proc.data_dir / "snapshots"),
+                                 snapshot_s=cfg.risk.snapshot_seconds, status=status, writer=writer)
+            if wiring.dxs:
+                dxs = _DxsThread(proc.data_dir / "wal", shard.stream_id, wiring.dxs)
+            runner.state = "ready"
+            status(**runner.status_fields())
+            if ready:
+                ready({"process": wiring.name, "shard": wiring.shard, "journal_seq": shard.journal_seq,
+                       "tips": {str(k): v for k, v in shard.tips().items()}, "users": int(shard.core.r.n_users),
+                       "demo_deposits": deposits, "cmp": f"{wiring.local[0]}:{wiring.local[1]}",
+                       "backend": ep.backend.name.lower(), "wait": mode, "wait_reason": why, "placement": placed})
+            runner.run(stop)
+            runner.state = "stopping"
+            status(**runner.status_fields())
+            runner.flush()
+            shard.snapshot(str(proc.data_dir / "snapshots"))
+    except ConfigError:
+        raise
+    except Exception as exc:            # the status file says failed, whatever failed
+        msg = " ".join(str(exc).split()) or type(exc).__name__
         log.error("risk: %s", msg)
         status(**{**(runner.status_fields() if runner else {}), "state": "failed", "error": msg})
-        print(f"rsx risk: error: {msg}", flush=True)
+        if isinstance(exc, RsxError):
+            raise ShardFailed(msg) from exc
+        raise
     finally:
         if dxs:
             dxs.close()
@@ -793,4 +798,4 @@ def serve(config_path: str | None, shard_index: int, *, data_dir: str | None = N
         if shard:
             shard.journal.close()
         writer.close()
-    return code
+    return 130 if signals and signals[0] == signal.SIGINT else 0

@@ -8,13 +8,13 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import re
 
 from rsx_appliance.config import DEFAULT_TOML, load_config
+from rsx_appliance.launch import rsx_argv
 
 def venue_toml(data: Path, base: int, accounts: dict[int, str], risk: str, funding_interval_s: int = 60) -> str:
     """The embedded default configuration (specs/config.md 7) on other ports and data, with these demo
@@ -68,8 +68,7 @@ class Child:
     def start(self, timeout: float = 60.0) -> "Child":
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._out = open(self.log, "ab")
-        rsx = Path(sys.executable).with_name("rsx")
-        self.proc = subprocess.Popen([str(rsx), *self.args], stdout=subprocess.PIPE, stderr=self._out, env=env)
+        self.proc = subprocess.Popen(rsx_argv(*self.args), stdout=subprocess.PIPE, stderr=self._out, env=env)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             line = self.proc.stdout.readline()

@@ -206,3 +206,51 @@ def test_serves_without_the_mark_process_and_takes_its_stream_later(tmp_path):
             mark.close()
         for me in mes.values():
             me.close()
+
+
+def test_cli_ready_line_json_and_exit_codes(tmp_path):
+    """specs/cli.md: the ready line as one JSON line (its schema), SIGINT -> 130 after an orderly stop with
+    `interrupted`, a shard the configuration does not have -> 2, the CMP port taken -> 3; errors one line."""
+    import signal
+    import socket
+    import subprocess
+
+    from cliutil import check
+    from rsx_appliance.launch import rsx_argv
+
+    path, cfg = write_config(tmp_path)
+    mes = {s: StandInMe(cfg, s).start() for s in ("BTC-PERP", "ETH-PERP")}
+    mark = StandInMark(cfg)
+    try:
+        p = subprocess.Popen(rsx_argv("risk", "serve", "--shard", "0", "--config", str(path), "--json"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        (doc,) = check("risk-serve", line)
+        assert doc["event"] == "ready" and doc["process"] == "risk.0" and doc["tips"] == {"1": 1, "2": 1}
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 130 and err.strip().splitlines()[-1] == "rsx risk serve: interrupted"
+        assert shard_status(cfg)["state"] == "stopping"
+
+        p = subprocess.run(rsx_argv("risk", "serve", "--shard", "3", "--config", str(path)),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and p.stdout == ""
+        assert p.stderr.count("\n") == 1 and p.stderr.startswith("rsx risk serve: error: ")
+        assert "no risk shard 3" in p.stderr
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(cfg.process("risk.0").cmp)
+            p = subprocess.run(rsx_argv("risk", "serve", "--shard", "0", "--config", str(path)),
+                               capture_output=True, text=True, timeout=60)
+        assert p.returncode == 3 and p.stdout == ""
+        assert p.stderr.strip().splitlines()[-1].startswith("rsx risk serve: error: ")
+    finally:
+        mark.close()
+        for me in mes.values():
+            me.close()
+
+
+def shard_status(cfg) -> dict:
+    import json
+
+    return json.loads((cfg.data_dir / "run" / "risk.0.json").read_text())

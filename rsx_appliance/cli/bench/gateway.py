@@ -25,32 +25,37 @@ from __future__ import annotations
 # Only argparse at module level: the CLI is imported after privileges are dropped (tests/test_tune_plan.py).
 import argparse
 
+from .._common import CliError, add_json, print_json, print_text
+
 TARGETS = {"overhead_in_p50_us": 40.0, "overhead_out_p50_us": 40.0, "orders_per_s": 30_000}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gateway", help="gateway overhead and throughput; other WebSocket stacks side by side",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--phases", default="gateway,stacks,codecs,jwt")
+                       description=__doc__)
+    p.add_argument("--phases", default="gateway,stacks,codecs,jwt",
+                   help="comma-separated subset of gateway, stacks, codecs, jwt (default: all four)")
     p.add_argument("--orders", type=int, default=None, help="orders in the capacity run (default 60000; quick 6000)")
-    p.add_argument("--connections", type=int, default=4)
-    p.add_argument("--inflight", type=int, default=128, help="orders in flight per connection (capacity)")
-    p.add_argument("--rate", type=int, default=2000, help="offered orders/s for the open-loop round trip")
+    p.add_argument("--connections", type=int, default=4, help="client connections (default 4)")
+    p.add_argument("--inflight", type=int, default=128,
+                   help="orders in flight per connection in the capacity run (default 128)")
+    p.add_argument("--rate", type=int, default=2000,
+                   help="offered orders/s for the open-loop round trip (default 2000)")
     p.add_argument("--seconds", type=float, default=None, help="open-loop duration (default 3; quick 1)")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the targets)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (the default output is JSON too)")
+    add_json(p)
     p.set_defaults(func=run)
 
 
 def _pcts(samples_ns) -> dict:
-    from ...cmpbench import percentiles
-
-    if not len(samples_ns):
-        return {"n": 0}
+    """The latency summary in us (Histogram.summary: count, min_us ... p99_99_us, max_us)."""
     import numpy as np
 
-    p = percentiles(np.asarray(samples_ns, dtype=np.int64))
-    return {"n": len(samples_ns), **{k: round(v / 1000, 1) for k, v in p.items() if k != "n"}}
+    from ...latency import Histogram
+
+    h = Histogram()
+    h.record(np.asarray(samples_ns, dtype=np.int64))
+    return h.summary("us")
 
 
 def _config(tmp: str):
@@ -225,7 +230,7 @@ async def _open_loop(host, port, token, rate: int, seconds: float, kind: str = "
         proto.send(frames[i])
     await asyncio.wait_for(done, 60)
     proto.transport.close()
-    return {"offered_per_s": rate, "orders": n, "round_trip_us": _pcts(rtt)}
+    return {"offered_per_s": rate, "orders": n, "round_trip": _pcts(rtt)}
 
 
 def _bench_gateway(args, sizes, tmp) -> dict:
@@ -267,8 +272,8 @@ def _bench_gateway(args, sizes, tmp) -> dict:
             gconn.send("report")
             rep = gconn.recv()
             out["overhead"] = {
-                "frame_in_to_cmp_out_us": _pcts(rep["trace_in"]),
-                "cmp_in_to_frame_out_us": _pcts(rep["trace_out"]),
+                "frame_in_to_cmp_out": _pcts(rep["trace_in"]),
+                "cmp_in_to_frame_out": _pcts(rep["trace_out"]),
                 "note": "measured inside the gateway during the capacity run (batched by the event loop)"}
             gconn.send("trace")
             gconn.recv()
@@ -276,10 +281,10 @@ def _bench_gateway(args, sizes, tmp) -> dict:
                                                     sizes["seconds"]))
             gconn.send("report")
             rep2 = gconn.recv()
-            out["overhead_at_offered_rate"] = {"frame_in_to_cmp_out_us": _pcts(rep2["trace_in"]),
-                                               "cmp_in_to_frame_out_us": _pcts(rep2["trace_out"])}
-            for k in ("frame_in_to_cmp_out_us", "cmp_in_to_frame_out_us"):
-                p50 = out["overhead_at_offered_rate"][k].get("p50")
+            out["overhead_at_offered_rate"] = {"frame_in_to_cmp_out": _pcts(rep2["trace_in"]),
+                                               "cmp_in_to_frame_out": _pcts(rep2["trace_out"])}
+            for k in ("frame_in_to_cmp_out", "cmp_in_to_frame_out"):
+                p50 = out["overhead_at_offered_rate"][k].get("p50_us")
                 out["overhead_at_offered_rate"][k]["meets_target"] = p50 is not None and p50 <= 40.0
             out["capacity"] = cap
             out["open_loop"] = ol
@@ -335,9 +340,9 @@ def _bench_stacks(args, sizes) -> dict:
         finally:
             p.kill()
             p.join(5)
-    out["note"] = ("each stack on uvloop does the gateway's per-frame work (parse + validate N with "
-                   "rsx_appliance.gateway.protocol, encode one U); no auth, no CMP, no routing")
-    return out
+    return {"libraries": out,  # a map by library name (data keys), beside the note
+            "note": "each stack on uvloop does the gateway's per-frame work (parse + validate N with "
+                    "rsx_appliance.gateway.protocol, encode one U); no auth, no CMP, no routing"}
 
 
 def _bench_codecs() -> dict:
@@ -403,29 +408,28 @@ def _bench_jwt() -> dict:
         t0 = time.perf_counter()
         for t in toks:
             v.verify("Bearer " + t)
-        out[alg] = {"verify_us": round((time.perf_counter() - t0) / len(toks) * 1e6, 1)}
+        out.setdefault("algorithms", {})[alg] = {"verify_us": round((time.perf_counter() - t0) / len(toks) * 1e6, 1)}
     out["pyjwt"] = pyjwt.__version__
     out["note"] = "checked once per connection at the upgrade, never per order"
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import os
-    import sys
     import tempfile
 
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     bad = set(phases) - {"gateway", "stacks", "codecs", "jwt"}
-    if bad or args.connections < 1 or args.inflight < 1 or args.rate < 1:
-        print(f"rsx bench gateway: error: bad --phases {sorted(bad)} or --connections/--inflight/--rate",
-              file=sys.stderr)
-        return 2
+    if bad or not phases:
+        raise CliError(f"unknown phase(s) {', '.join(sorted(bad)) or '(none)'}; choose from gateway, stacks, "
+                       "codecs, jwt")
+    if args.connections < 1 or args.inflight < 1 or args.rate < 1:
+        raise CliError("--connections, --inflight and --rate must be >= 1")
     q = args.quick
     sizes = {"orders": args.orders or (6000 if q else 60000), "stack_orders": 5000 if q else 40000,
              "seconds": args.seconds or (1.0 if q else 3.0)}
     sizes["orders"] -= sizes["orders"] % args.connections
-    result = {"bench": "gateway", "quick": q, "sizes": sizes, "targets": TARGETS,
+    result = {"benchmark": "gateway", "quick": q, "sizes": sizes, "targets": TARGETS,
               "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
               "note": "wall-clock on a shared machine is indicative only", "results": {}}
     res = result["results"]
@@ -439,5 +443,8 @@ def run(args: argparse.Namespace) -> int:
     if "jwt" in phases:
         res["jwt"] = _bench_jwt()
     result["machine"]["loadavg_after"] = os.getloadavg()
-    print(json.dumps(result, indent=1))
+    if args.json:
+        print_json(result)
+    else:
+        print_text(result)
     return 0

@@ -14,12 +14,13 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import textwrap
 import threading
 import time
 from pathlib import Path
+
+from .._common import CliError, add_json, print_json
 
 TARGET_P99_NS = 1_000_000
 
@@ -27,11 +28,15 @@ TARGET_P99_NS = 1_000_000
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mark", help="mark publication: source tick -> every risk shard",
                        description="The real `rsx mark` process with a file source; stand-in risk shards "
-                                   "receive the journaled MARK_PRICE records over CMP.")
-    p.add_argument("--shards", type=int, default=2)
-    p.add_argument("--ticks", type=int, default=5000)
-    p.add_argument("--rate", type=int, default=500, help="ticks per second (at most 1000: the file has ms times)")
-    p.add_argument("--json", action="store_true")
+                                   "receive the journaled MARK_PRICE records over CMP. Latency per tick: its "
+                                   "arrival in the mark process to its arrival at the last shard.\n\n"
+                                   "Exit codes: 0 done (target met or not), 1 no mark reached every shard, "
+                                   "2 bad usage.")
+    p.add_argument("--shards", type=int, default=2, help="stand-in risk shards (default 2)")
+    p.add_argument("--ticks", type=int, default=5000, help="source ticks to send (default 5000)")
+    p.add_argument("--rate", type=int, default=500,
+                   help="ticks per second, at most 1000: the file has ms times (default 500)")
+    add_json(p)
     p.set_defaults(func=run)
 
 
@@ -39,12 +44,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ... import cmp
+    from ...launch import rsx_argv
     from ...latency import Histogram
     from ...latency.machine import CpuAccount, cpu_snapshot
     from ...records import RecordType
     from ._md_feed import bench_config
 
-    rate = max(1, min(args.rate, 1000))
+    if args.shards < 1 or args.ticks < 1 or args.rate < 1:
+        raise CliError("--shards, --ticks and --rate must be >= 1")
+    rate = min(args.rate, 1000)
     work = Path(tempfile.mkdtemp(prefix="rsx-bench-mark-"))
     ticks = work / "ticks.csv"
     step = 1000 // rate
@@ -85,13 +93,13 @@ def run(args: argparse.Namespace) -> int:
     for t in threads:
         t.start()
     time.sleep(0.2)
-    result: dict = {"shards": args.shards, "ticks": args.ticks, "rate": rate, "target_p99_ns": TARGET_P99_NS}
+    result: dict = {"benchmark": "mark", "shards": args.shards, "ticks": args.ticks, "rate_per_s": rate,
+                    "target_p99_ns": TARGET_P99_NS}
     proc = None
     try:
         cpu0 = cpu_snapshot()
-        proc = subprocess.Popen([sys.executable, "-c", "import sys; from rsx_appliance.cli import main; "
-                                 "sys.exit(main())", "mark", "--config", str(toml), "--data", str(work / "data"),
-                                 "--json"], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(rsx_argv("mark", "--config", str(toml), "--data", str(work / "data"), "--json"),
+                                stdout=subprocess.PIPE, text=True)
         result["ready"] = json.loads(proc.stdout.readline())
         time.sleep(args.ticks / rate + 1.5)
         status = json.loads((work / "data" / "run" / "mark.0.json").read_text())
@@ -106,25 +114,25 @@ def run(args: argparse.Namespace) -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if proc is not None:
+            proc.stdout.close()
         shutil.rmtree(work, ignore_errors=True)
     common = set.intersection(*(set(g) for g in got)) if got else set()
     lat = np.array([max(g[s][1] for g in got) - got[0][s][0] for s in sorted(common)], dtype=np.int64)
     h = Histogram()
     if len(lat):
         h.record(np.maximum(lat, 0))
-    s = h.summary()
+    s = h.summary("ns")
     result.update({
         "marks_at_every_shard": len(common), "marks_published": status["counters"].get("marks_published"),
-        "wal_sync_ns_max": status["counters"].get("sync_ns_max"),
-        "latency_ns": {k: s[k] for k in ("min", "p50", "p90", "p99", "p99_9", "max", "mean")},
-        "cpu": cpu.to_dict(),
-        "meets_target": bool(len(lat) and s["p99"] <= TARGET_P99_NS),
+        "max_wal_sync_ns": status["counters"].get("sync_ns_max"),
+        "latency": s, "cpu": cpu.to_dict(),
+        "meets_target": bool(len(lat) and s["p99_ns"] <= TARGET_P99_NS),
     })
     if args.json:
-        print(json.dumps(result))
+        print_json(result)
     else:
-        lt = result["latency_ns"]
-        print(f"{len(common)} marks at all {args.shards} shards: p50 {(lt['p50'] or 0) / 1e3:.0f} us, "
-              f"p99 {(lt['p99'] or 0) / 1e3:.0f} us, max {(lt['max'] or 0) / 1e3:.0f} us; "
+        print(f"{len(common)} marks at all {args.shards} shards: p50 {(s['p50_ns'] or 0) / 1e3:.0f} us, "
+              f"p99 {(s['p99_ns'] or 0) / 1e3:.0f} us, max {(s['max_ns'] or 0) / 1e3:.0f} us; "
               f"target met: {result['meets_target']}")
     return 0 if len(common) else 1

@@ -15,11 +15,12 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from .._common import CliError, EnvironmentRefused, add_json, print_json
 
 TARGET_P99_NS = 5_000_000
 
@@ -28,13 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("marketdata", help="public feed: delivery latency to many depth subscribers",
                        description="A stand-in ME offers book updates at a fixed rate to the real `rsx "
                                    "marketdata` process; a C client holds the subscribers, checks every "
-                                   "delta chain and timestamps every frame.")
-    p.add_argument("--subscribers", type=int, default=1000)
-    p.add_argument("--rate", type=int, default=10_000, help="book updates offered per second")
-    p.add_argument("--duration", type=float, default=10.0, help="seconds of offered load")
-    p.add_argument("--depth", type=int, default=20)
-    p.add_argument("--warm", type=int, default=2000, help="requests in the WAL before marketdata starts")
-    p.add_argument("--json", action="store_true")
+                                   "delta chain and timestamps every frame.\n\n"
+                                   "Exit codes: 0 done (target met or not), 1 a delta went missing, 2 bad "
+                                   "usage, 3 no C compiler for the load client.")
+    p.add_argument("--subscribers", type=int, default=1000, help="WebSocket subscribers (default 1000)")
+    p.add_argument("--rate", type=int, default=10_000, help="book updates offered per second (default 10000)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of offered load (default 10)")
+    p.add_argument("--depth", type=int, default=20, help="depth levels of the subscription (default 20)")
+    p.add_argument("--warm", type=int, default=2000,
+                   help="requests in the WAL before marketdata starts (default 2000)")
+    add_json(p)
     p.set_defaults(func=run)
 
 
@@ -45,10 +49,13 @@ def run(args: argparse.Namespace) -> int:
     from ...latency.machine import CpuAccount, cpu_snapshot
     from ._md_feed import StandinFeed, bench_config
 
+    from ...launch import rsx_argv
+
+    if args.subscribers < 1 or args.rate < 1 or args.duration <= 0 or args.depth < 1 or args.warm < 0:
+        raise CliError("--subscribers, --rate and --depth must be >= 1, --duration > 0, --warm >= 0")
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
-        print("rsx bench marketdata: error: needs gcc for the load client", file=sys.stderr)
-        return 3
+        raise EnvironmentRefused("needs gcc (or cc) to build the load client")
     work = Path(tempfile.mkdtemp(prefix="rsx-bench-md-"))
     client_bin = work / "md_client"
     subprocess.run([cc, "-O2", "-o", str(client_bin), str(Path(__file__).with_name("md_client.c"))], check=True)
@@ -62,13 +69,12 @@ def run(args: argparse.Namespace) -> int:
     n_live = int(args.rate * args.duration)
     feed.prepare(args.warm, n_live)
     md = client = None
-    result: dict = {"subscribers": args.subscribers, "rate": args.rate, "duration_s": args.duration,
-                    "depth": args.depth, "target_p99_ns": TARGET_P99_NS}
+    result: dict = {"benchmark": "marketdata", "subscribers": args.subscribers, "rate_per_s": args.rate,
+                    "duration_s": args.duration, "depth": args.depth, "target_p99_ns": TARGET_P99_NS}
     try:
         feed.start()
-        md = subprocess.Popen([sys.executable, "-c", "import sys; from rsx_appliance.cli import main; "
-                               "sys.exit(main())", "marketdata", "--config", str(toml), "--data",
-                               str(work / "data"), "--json"], stdout=subprocess.PIPE, text=True)
+        md = subprocess.Popen(rsx_argv("marketdata", "--config", str(toml), "--data", str(work / "data"), "--json"),
+                              stdout=subprocess.PIPE, text=True)
         ready = json.loads(md.stdout.readline())
         host, port = cfg.marketdata.listen, cfg.marketdata.port
         client = subprocess.Popen([str(client_bin), host, str(port), str(args.subscribers), '{"S":[1,2]}',
@@ -106,15 +112,14 @@ def run(args: argparse.Namespace) -> int:
             h.record(np.maximum(lat, 0))
         delivered = h.total
         expected = offered * int(counts["connected"])
-        summary = h.summary()
+        summary = h.summary("ns")
         result.update({
-            "ready": ready, "offered": offered, "offered_rate": round(offered / feed.live_wall_s, 1),
+            "ready": ready, "offered": offered, "offered_rate_per_s": round(offered / feed.live_wall_s, 1),
             "deliveries": delivered, "deliveries_expected": expected,
             "every_delta_delivered": delivered == expected and counts["broken"] == 0,
             "client": counts, "server_counters": status.get("counters", {}),
-            "latency_ns": {k: summary[k] for k in ("min", "p50", "p90", "p99", "p99_9", "max", "mean")},
-            "server_cpu_s": round(md_cpu, 3), "cpu": cpu.to_dict(),
-            "meets_target": bool(delivered and summary["p99"] <= TARGET_P99_NS and delivered == expected),
+            "latency": summary, "server_cpu_s": round(md_cpu, 3), "cpu": cpu.to_dict(),
+            "meets_target": bool(delivered and summary["p99_ns"] <= TARGET_P99_NS and delivered == expected),
         })
     finally:
         for p in (client, md):
@@ -124,15 +129,17 @@ def run(args: argparse.Namespace) -> int:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+            if p is not None:
+                p.stdout.close()
         feed.close()
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        print(json.dumps(result))
+        print_json(result)
     else:
-        lat = result.get("latency_ns", {})
+        lat = result.get("latency") or {}
         print(f"{result.get('connected')} subscribers, {result.get('offered')} updates at "
-              f"{result.get('offered_rate')}/s: p50 {lat.get('p50', 0) / 1e6:.2f} ms, "
-              f"p99 {lat.get('p99', 0) / 1e6:.2f} ms, max {lat.get('max', 0) / 1e6:.2f} ms; "
+              f"{result.get('offered_rate_per_s')}/s: p50 {(lat.get('p50_ns') or 0) / 1e6:.2f} ms, "
+              f"p99 {(lat.get('p99_ns') or 0) / 1e6:.2f} ms, max {(lat.get('max_ns') or 0) / 1e6:.2f} ms; "
               f"every delta delivered: {result.get('every_delta_delivered')}; "
               f"target met: {result.get('meets_target')}")
     return 0 if result.get("every_delta_delivered") else 1
