@@ -80,7 +80,7 @@ def _journal(path: str, shard_id: int) -> tuple[dict, bool]:
 def _snapshots(directory: str) -> tuple[list, bool]:
     import numpy as np
 
-    from ..risk._core import ORDER_DTYPE, SYMBOL_DTYPE
+    from ..risk._core import ACCOUNT_DTYPE, ACCT_LIQ, ORDER_DTYPE, POSITION_DTYPE, SYMBOL_DTYPE
     from ..risk.errors import SnapshotError
     from ..risk.snapshot import list_snapshots, read_snapshot
 
@@ -97,13 +97,18 @@ def _snapshots(directory: str) -> tuple[list, bool]:
             ok = False
             continue
         sym = np.frombuffer(sec["symbols"], dtype=SYMBOL_DTYPE)
+        acc = np.frombuffer(sec["accounts"], dtype=ACCOUNT_DTYPE)
+        pos = np.frombuffer(sec["positions"], dtype=POSITION_DTYPE)
+        flat = np.ones(len(acc), dtype=bool)                # bad debt: what flat accounts owe (specs/risk.md 7)
+        flat[pos["acct"][pos["net"] != 0]] = False
         sc = meta["scalars"]
         out.append({
             "path": path, "valid": True, "journal_seq": meta["journal_seq"], "shard_id": meta["shard_id"],
             "clock_ns": meta["clock"], "users": sc["n_users"], "positions": sc["n_positions"],
             "live_orders": len(sec["orders"]) // ORDER_DTYPE.itemsize,
             "ledgers": {k: sc[k] for k in ("insurance_fund", "fee_revenue", "funding_clearing")},
-            "in_liquidation": len(meta["liq"]), "bad_debt": meta["bad_debt"],
+            "in_liquidation": int(np.count_nonzero(acc["flags"] & ACCT_LIQ)),
+            "bad_debt": int(-acc["collateral"][flat & (acc["collateral"] < 0)].sum()),
             "tips": {str(i): int(sym["tip"][i]) for i in np.flatnonzero(sym["configured"])},
         })
     return out, ok

@@ -221,6 +221,8 @@ def test_rsx_risk_inspect(tmp_path, capsys):
     assert out["journal"]["torn_tail_bytes"] == 3 and os.path.getsize(_active_file(tmp_path)) == size
     assert out["journal"]["last_seq"] == live.journal_seq
     assert out["snapshots"][0]["journal_seq"] == live.journal_seq and out["snapshots"][0]["valid"]
+    assert out["snapshots"][0]["bad_debt"] == live.core.bad_debt()       # the gauge, from the file alone
+    assert out["snapshots"][0]["in_liquidation"] == int(live.core.r.n_liq)
     with open(list_snapshots(str(tmp_path / "snap"))[0], "r+b") as f:
         f.seek(60)
         f.write(b"\xff\xff")
