@@ -254,6 +254,10 @@ class RiskConfig:
     collateral_decimals: int = 6
     snapshot_seconds: int = 60
     max_accounts: int = 1_000_000
+    max_positions: int = 2_000_000
+    max_orders: int = 1_000_000
+    push_ms: int = 100
+    scan_slice: int = 10_000
     wait: str = "auto"
 
 
@@ -586,9 +590,17 @@ def _risk(t: _toml.Table, shards: int) -> RiskConfig:
     cd = t.count("collateral_decimals", d.collateral_decimals)
     if cd > 18:
         raise t.fail("collateral_decimals", f"must be in 0..18, not {cd}")
+    accounts = t.count("max_accounts", d.max_accounts, minimum=1)
     out = RiskConfig(shards=shards, collateral_decimals=cd,
                      snapshot_seconds=t.count("snapshot_seconds", d.snapshot_seconds, minimum=1),
-                     max_accounts=t.count("max_accounts", d.max_accounts, minimum=1), wait=_wait(t))
+                     max_accounts=accounts,
+                     max_positions=t.count("max_positions", 2 * accounts, minimum=1),
+                     max_orders=t.count("max_orders", d.max_orders, minimum=1),
+                     push_ms=t.count("push_ms", d.push_ms),
+                     scan_slice=t.count("scan_slice", d.scan_slice, minimum=1), wait=_wait(t))
+    for key in ("max_accounts", "max_positions", "max_orders"):
+        if getattr(out, key) > 1 << 30:
+            raise t.fail(key, f"must be at most 2^30, not {getattr(out, key)}")
     t.done()
     return out
 
