@@ -141,43 +141,94 @@ static inline void ev_fill(const struct rsx_book *b, struct rsx_book_sink *s, co
 }
 
 /*
- * BBO after a top change, then the recentre check (specs/book.md §5): the
- * only place the mid is looked at, since it can only move when the top does.
+ * The rare ends of top_changed, out of line: a saturated level total (a BBO
+ * whose reported values did not change is taken back: specs/matching.md §4),
+ * a one-sided or empty book, a mid that left the middle half of the target
+ * window, a slide in progress (specs/book.md §5).
+ */
+static __attribute__((noinline)) void top_changed_slow(struct rsx_book *b, struct rsx_book_sink *s,
+						       const uint64_t *p)
+{
+	if (p[4] == (uint64_t)INT64_MAX || p[6] == (uint64_t)INT64_MAX) {
+		if (b->bbo_sat && memcmp(p + 3, b->bbo_last, sizeof b->bbo_last) == 0) {
+			s->len -= 16 + (uint32_t)sizeof(struct rsx_bbo);	/* the top did not change after all */
+			s->count--;
+			return;
+		}
+		memcpy(b->bbo_last, p + 3, sizeof b->bbo_last);
+		b->bbo_sat = 1;
+	} else {
+		b->bbo_sat = 0;
+	}
+	int64_t bp = (int64_t)p[3], ap = (int64_t)p[5], mid;
+	if (bp == 0 && ap == 0)
+		return;
+	mid = bp == 0 ? ap : ap == 0 ? bp : (int64_t)(((uint64_t)bp + (uint64_t)ap) >> 1);
+	if ((uint64_t)(bk_tick(b, mid) - b->ta) - b->rq >= b->rh)
+		bk_retarget(b, mid);
+	if (b->sliding)
+		bk_slide(b, BK_SLIDE_BUDGET);
+}
+
+/*
+ * BBO after a top change, then the window check (specs/book.md §5): the only
+ * place the mid is looked at, since it can only move when the top does.
  */
 static void top_changed(struct rsx_book *b, struct rsx_book_sink *s)
 {
 	uint32_t bl = b->side[RSX_SIDE_BUY].hi, al = b->side[RSX_SIDE_SELL].lo;
 	uint64_t *p = ev_begin(b, s, HDR_BBO);
-	int64_t bp = 0, ap = 0, mid;
-	uint64_t bc = 0, ac = 0;
 
-	p[4] = 0;
-	p[6] = 0;
+	if (UNLIKELY((bl == NIL) | (al == NIL))) {
+		p[3] = p[4] = p[5] = p[6] = p[7] = 0;
+		if (bl != NIL) {
+			p[3] = (uint64_t)b->lvl[bl].price;
+			p[4] = (uint64_t)b->lvl[bl].qty;
+			p[7] = b->lvl[bl].count;
+		}
+		if (al != NIL) {
+			p[5] = (uint64_t)b->lvl[al].price;
+			p[6] = (uint64_t)b->lvl[al].qty;
+			p[7] |= (uint64_t)b->lvl[al].count << 32;
+		}
+		top_changed_slow(b, s, p);
+		return;
+	}
+	const struct bk_lvl *B = &b->lvl[bl], *A = &b->lvl[al];
+	int64_t bp = B->price, ap = A->price;
+	p[3] = (uint64_t)bp;
+	p[4] = (uint64_t)B->qty;
+	p[5] = (uint64_t)ap;
+	p[6] = (uint64_t)A->qty;
+	p[7] = B->count | (uint64_t)A->count << 32;
+	int64_t mid = (int64_t)(((uint64_t)bp + (uint64_t)ap) >> 1);	/* both > 0: no overflow */
+	/* a saturated total (qty + 1 turns negative only from INT64_MAX), a saturated BBO before,
+	 * a slide in progress, or a mid outside the middle half of the target window */
+	if (UNLIKELY(((int64_t)(((uint64_t)B->qty + 1) | ((uint64_t)A->qty + 1)) < 0) | b->top_slow |
+		     ((uint64_t)mid - (uint64_t)b->mid_lo >= b->mid_span)))
+		top_changed_slow(b, s, p);
+}
+
+/*
+ * After a restore: the last BBO the original book emitted showed the top as
+ * it is now, so a saturated top is remembered as top_changed would have.
+ */
+void bk_restore_bbo(struct rsx_book *b)
+{
+	uint32_t bl = b->side[RSX_SIDE_BUY].hi, al = b->side[RSX_SIDE_SELL].lo;
+	uint64_t v[5] = { 0, 0, 0, 0, 0 };
 	if (bl != NIL) {
-		bp = b->lvl[bl].price;
-		p[4] = (uint64_t)b->lvl[bl].qty;
-		bc = b->lvl[bl].count;
+		v[0] = (uint64_t)b->lvl[bl].price;
+		v[1] = (uint64_t)b->lvl[bl].qty;
+		v[4] = b->lvl[bl].count;
 	}
 	if (al != NIL) {
-		ap = b->lvl[al].price;
-		p[6] = (uint64_t)b->lvl[al].qty;
-		ac = b->lvl[al].count;
+		v[2] = (uint64_t)b->lvl[al].price;
+		v[3] = (uint64_t)b->lvl[al].qty;
+		v[4] |= (uint64_t)b->lvl[al].count << 32;
 	}
-	p[3] = (uint64_t)bp;
-	p[5] = (uint64_t)ap;
-	p[7] = bc | ac << 32;
-
-	if (UNLIKELY(bl == NIL || al == NIL)) {
-		if (bl == NIL && al == NIL)
-			return;
-		mid = bl != NIL ? bp : ap;
-	} else {
-		mid = (int64_t)(((uint64_t)bp + (uint64_t)ap) >> 1);	/* both > 0: no overflow */
-	}
-	/* |mid - centre| > recentre_dist, in one unsigned comparison */
-	if (UNLIKELY((uint64_t)(mid - b->center) + (uint64_t)b->recentre_dist > 2 * (uint64_t)b->recentre_dist) &&
-	    b->ops - b->last_recentre_ops >= b->nlevels / 16 + 64)
-		bk_recentre(b, mid);
+	b->bbo_sat = v[1] == INT64_MAX || v[3] == INT64_MAX;
+	memcpy(b->bbo_last, v, sizeof v);
 }
 
 /* ---- pools ---- */
@@ -199,23 +250,6 @@ static inline void ord_free(struct rsx_book *b, uint32_t i)
 	b->ord[i].next = b->ofree;
 	b->ofree = i;
 	b->norders--;
-}
-
-static inline uint32_t lvl_new(struct rsx_book *b, int64_t price, uint32_t slot)
-{
-	uint32_t i = b->lfree;
-	if (i != NIL)
-		b->lfree = b->lvl[i].next;
-	else
-		i = b->lbump++;
-	struct bk_lvl *L = &b->lvl[i];
-	L->price = price;
-	L->head = L->tail = NIL;
-	L->qty = 0;
-	L->count = 0;
-	L->slot = slot;
-	b->nlevels++;
-	return i;
 }
 
 /* ---- users ---- */
@@ -315,110 +349,25 @@ static inline void user_unlink(struct rsx_book *b, uint32_t oi)
 	U->norders--;
 }
 
-/* ---- levels ---- */
-
-/* Link level n into the side's sorted list just before y (NIL: at the high end). */
-static inline void link_before(struct rsx_book *b, struct bk_side *sd, uint32_t n, uint32_t y)
-{
-	struct bk_lvl *N = &b->lvl[n];
-	uint32_t p;
-	if (y == NIL) {
-		p = sd->hi;
-		sd->hi = n;
-	} else {
-		p = b->lvl[y].prev;
-		b->lvl[y].prev = n;
-	}
-	N->next = y;
-	N->prev = p;
-	if (p != NIL)
-		b->lvl[p].next = n;
-	else
-		sd->lo = n;
-	sd->nlevels++;
-}
-
-/*
- * Find or create the level of `price` in an occupied slot whose lowest level
- * is x (coarse zones, or off-grid prices after a tick change). The slot's
- * levels are consecutive in the side's list: a price below the lowest or
- * above the highest is linked in O(1); otherwise the walk starts from the
- * nearer end, so it is O(levels in the slot) only for prices deep inside a
- * crowded slot (specs/book.md §3).
- */
-static uint32_t level_in_slot(struct rsx_book *b, struct bk_side *sd, uint32_t slot, uint32_t x,
-			      int64_t price)
-{
-	uint32_t n;
-	if (price < b->lvl[x].price) {
-		n = lvl_new(b, price, slot);
-		link_before(b, sd, n, x);
-		sd->slots[slot] = n;
-		return n;
-	}
-	/* the first level above the slot, and the slot's highest level */
-	uint32_t s2 = bm_next(sd, slot + 1);
-	uint32_t above = s2 == NIL ? NIL : sd->slots[s2];
-	uint32_t y = above == NIL ? sd->hi : b->lvl[above].prev;
-	if (price >= b->lvl[y].price) {
-		if (price == b->lvl[y].price)
-			return y;
-		n = lvl_new(b, price, slot);
-		link_before(b, sd, n, above);
-		return n;
-	}
-	if ((uint64_t)(price - b->lvl[x].price) <= (uint64_t)(b->lvl[y].price - price)) {
-		for (;;) {	/* upward from the lowest: x.price <= price < y.price */
-			uint32_t nx = b->lvl[x].next;
-			if (b->lvl[nx].price > price) {
-				if (b->lvl[x].price == price)
-					return x;
-				n = lvl_new(b, price, slot);
-				link_before(b, sd, n, nx);
-				return n;
-			}
-			x = nx;
-		}
-	}
-	for (;;) {	/* downward from the highest: x.price <= price < y.price */
-		uint32_t py = b->lvl[y].prev;
-		if (b->lvl[py].price <= price) {
-			if (b->lvl[py].price == price)
-				return py;
-			n = lvl_new(b, price, slot);
-			link_before(b, sd, n, y);
-			return n;
-		}
-		y = py;
-	}
-}
-
-/* A new level in an empty slot: its neighbour is the next occupied slot's lowest level. */
-static uint32_t level_in_empty_slot(struct rsx_book *b, struct bk_side *sd, uint32_t slot, int64_t price)
-{
-	uint32_t n = lvl_new(b, price, slot);
-	uint32_t s2 = bm_next(sd, slot + 1);
-	link_before(b, sd, n, s2 == NIL ? NIL : sd->slots[s2]);
-	sd->slots[slot] = n;
-	bm_set(sd, slot);
-	return n;
-}
+/* ---- levels (the index is in book_map.c) ---- */
 
 /* The level of `price` on `side`, created if needed (a free node is guaranteed by the caller). */
 static inline uint32_t level_get(struct rsx_book *b, unsigned side, int64_t price)
 {
 	struct bk_side *sd = &b->side[side];
-	uint32_t slot = bk_map_slot(b, price);
-	uint32_t x = sd->slots[slot];
-	if (LIKELY(x != NIL)) {
-		if (LIKELY(b->lvl[x].price == price))
+	int64_t k = bk_tick(b, price);
+	if (LIKELY(bk_in_window(sd, k))) {
+		uint32_t i = (uint32_t)k & b->rmask;
+		uint32_t x = sd->ring[i];
+		if (LIKELY(x != NIL) && LIKELY(b->lvl[x].price == price))
 			return x;
-		return level_in_slot(b, sd, slot, x, price);
+		return bk_level_new_in_window(b, sd, i, x, price);
 	}
-	return level_in_empty_slot(b, sd, slot, price);
+	return bk_far_get(b, sd, price);
 }
 
-static void level_remove(struct rsx_book *b, struct bk_side *sd, uint32_t l)
+/* An emptied level leaves its side's list and index, and goes back to the pool. */
+static inline void level_remove(struct rsx_book *b, struct bk_side *sd, uint32_t l)
 {
 	struct bk_lvl *L = &b->lvl[l];
 	uint32_t p = L->prev, n = L->next;
@@ -430,13 +379,19 @@ static void level_remove(struct rsx_book *b, struct bk_side *sd, uint32_t l)
 		b->lvl[n].prev = p;
 	else
 		sd->hi = p;
-	if (sd->slots[L->slot] == l) {
-		if (n != NIL && b->lvl[n].slot == L->slot) {
-			sd->slots[L->slot] = n;
-		} else {
-			sd->slots[L->slot] = NIL;
-			bm_clear(sd, L->slot);
+	int64_t k = bk_tick(b, L->price);
+	if (LIKELY(bk_in_window(sd, k))) {
+		uint32_t i = (uint32_t)k & b->rmask;
+		if (sd->ring[i] == l) {
+			if (UNLIKELY(n != NIL && bk_tick(b, b->lvl[n].price) == k)) {
+				sd->ring[i] = n;	/* off-grid levels shared the tick */
+			} else {
+				sd->ring[i] = NIL;
+				bm_clear(sd, i);
+			}
 		}
+	} else {
+		bk_far_remove(b, sd, l, n);
 	}
 	sd->nlevels--;
 	b->nlevels--;
@@ -465,6 +420,8 @@ static inline void fifo_append(struct rsx_book *b, uint32_t l, uint32_t oi, int6
 		L->head = oi;
 	L->tail = oi;
 	L->count++;
+	if (UNLIKELY(O->flags & RSX_ORDER_REDUCE_ONLY))
+		L->nro++;
 	level_add(L, rem);
 }
 
@@ -481,6 +438,8 @@ static inline void fifo_unlink(struct rsx_book *b, uint32_t oi)
 		b->ord[O->next].prev = O->prev;
 	else
 		L->tail = O->prev;
+	if (UNLIKELY(O->flags & RSX_ORDER_REDUCE_ONLY))
+		L->nro--;
 	if (--L->count == 0)
 		level_remove(b, &b->side[O->side], O->lvl);
 	else
@@ -490,7 +449,7 @@ static inline void fifo_unlink(struct rsx_book *b, uint32_t oi)
 static inline void index_remove(struct rsx_book *b, uint32_t oi)
 {
 	struct bk_ord *O = &b->ord[oi];
-	uint32_t *pp = &b->obkt[ohash(b, O->uix, &O->oid)];
+	uint32_t *pp = &b->obkt[ohash(b, b->usr[O->uix].user_id, &O->oid)];
 	while (*pp != oi)
 		pp = &b->ord[*pp].hnext;
 	*pp = O->hnext;
@@ -505,11 +464,11 @@ static inline __attribute__((always_inline)) void order_destroy(struct rsx_book 
 	ord_free(b, oi);
 }
 
-/* The index link that holds (uix, oid): *link is the order, or NIL if absent. */
-static inline uint32_t *order_link(struct rsx_book *b, uint32_t uix, const rsx_oid_t *oid)
+/* The index link that holds (user_id, oid): *link is the order, or NIL if absent. */
+static inline uint32_t *order_link(struct rsx_book *b, uint32_t user_id, const rsx_oid_t *oid)
 {
-	uint32_t *pp = &b->obkt[ohash(b, uix, oid)];
-	while (*pp != NIL && !(b->ord[*pp].uix == uix && oid_eq(&b->ord[*pp].oid, oid)))
+	uint32_t *pp = &b->obkt[ohash(b, user_id, oid)];
+	while (*pp != NIL && !(oid_eq(&b->ord[*pp].oid, oid) && b->usr[b->ord[*pp].uix].user_id == user_id))
 		pp = &b->ord[*pp].hnext;
 	return pp;
 }
@@ -532,7 +491,7 @@ static inline __attribute__((always_inline)) void maker_remove(struct rsx_book *
 		user_release_if_idle(b, u);
 }
 
-/* ---- FOK feasibility: an exact dry run of the sweep (specs/matching.md §2) ---- */
+/* ---- FOK feasibility from the level totals (specs/matching.md §2) ---- */
 
 static inline void dry_sync(struct bk_usr *U, uint32_t epoch)
 {
@@ -542,55 +501,117 @@ static inline void dry_sync(struct bk_usr *U, uint32_t epoch)
 	}
 }
 
+/* A level whose total the check can take whole: no reduce-only order, total not saturated. */
+static inline int lvl_plain(const struct bk_lvl *L)
+{
+	return L->nro == 0 && L->qty != INT64_MAX;
+}
+
+/*
+ * What user u's orders on the maker side fill, in plain levels at prices the
+ * sweep reaches before px: the part of u's fills ahead that the check added
+ * as level totals instead of walking. O(u's resting orders).
+ */
+static int64_t plain_ahead(const struct rsx_book *b, uint32_t u, unsigned mside, int buy, int64_t px)
+{
+	int64_t sum = 0;
+	for (uint32_t o = b->usr[u].head; o != NIL; o = b->ord[o].unext) {
+		const struct bk_ord *O = &b->ord[o];
+		if (O->side != mside)
+			continue;
+		const struct bk_lvl *L = &b->lvl[O->lvl];
+		if (lvl_plain(L) && (buy ? L->price < px : L->price > px))
+			sum = sat_add(sum, O->rem);
+	}
+	return sum;
+}
+
+/*
+ * Would a sweep fill `need` (specs/matching.md §2)? The sweep fills every
+ * maker it reaches except where self-trade prevention stops or skips it and
+ * where a reduce-only maker is limited by its user's position, so before the
+ * quantity is reached the check is the sum of what each maker would give, in
+ * priority order. A plain level gives its total: O(1). A level holding a
+ * reduce-only order is walked order by order, with each such maker's room
+ * taken from its user's position less that user's fills ahead of it; the
+ * taker's own orders are found through its order list. Cost: O(crossed
+ * levels) for plain makers (stopping when `need` is reached), plus the
+ * orders of walked levels and the order lists of the users involved.
+ */
 static int fok_fillable(struct rsx_book *b, unsigned side, uint32_t tuix, unsigned stp, int64_t limit,
 			int64_t need)
 {
 	const int buy = side == RSX_SIDE_BUY;
-	const struct bk_side *opp = &b->side[side ^ 1];
-	uint32_t epoch = ++b->dry_epoch;
-	int64_t got = 0;
+	const unsigned mside = side ^ 1;
+	const struct bk_side *opp = &b->side[mside];
+	uint32_t stop_lvl = NIL;	/* cancel-taker / cancel-both: the level of the taker's first own maker */
+	__int128 got = 0, own_plain = 0;	/* cancel-maker: own quantity inside plain level totals */
+	uint32_t epoch = 0;
 
-	if (UNLIKELY(epoch == 0)) {	/* wrapped: forget every stale tag */
-		for (uint32_t u = 0; u < b->ubump; u++)
-			b->usr[u].tag = 0;
-		epoch = ++b->dry_epoch;
+	if (tuix != NIL && stp != RSX_STP_NONE && b->usr[tuix].norders) {
+		for (uint32_t o = b->usr[tuix].head; o != NIL; o = b->ord[o].unext) {
+			const struct bk_ord *O = &b->ord[o];
+			if (O->side != mside)
+				continue;
+			const struct bk_lvl *L = &b->lvl[O->lvl];
+			if (buy ? L->price > limit : L->price < limit)
+				continue;
+			if (stp == RSX_STP_CANCEL_MAKER) {
+				if (lvl_plain(L))
+					own_plain += O->rem;
+			} else if (stop_lvl == NIL ||
+				   (buy ? L->price < b->lvl[stop_lvl].price : L->price > b->lvl[stop_lvl].price)) {
+				stop_lvl = O->lvl;
+			}
+		}
 	}
 	for (uint32_t l = buy ? opp->lo : opp->hi; l != NIL; l = buy ? b->lvl[l].next : b->lvl[l].prev) {
 		const struct bk_lvl *L = &b->lvl[l];
 		if (buy ? L->price > limit : L->price < limit)
 			break;
-		for (uint32_t o = L->head; o != NIL; o = b->ord[o].next) {
-			const struct bk_ord *M = &b->ord[o];
-			if (M->uix == tuix && stp != RSX_STP_NONE) {
-				if (stp == RSX_STP_CANCEL_MAKER)
-					continue;
-				return 0;
+		if (LIKELY(l != stop_lvl && lvl_plain(L))) {
+			got += L->qty;
+		} else {
+			if (epoch == 0) {
+				epoch = ++b->dry_epoch;
+				if (UNLIKELY(epoch == 0)) {	/* wrapped: forget every stale tag */
+					for (uint32_t u = 0; u < b->ubump; u++)
+						b->usr[u].tag = 0;
+					epoch = ++b->dry_epoch;
+				}
 			}
-			int64_t q = M->rem;
-			struct bk_usr *MU = &b->usr[M->uix];
-			if (M->flags & RSX_ORDER_REDUCE_ONLY) {
-				dry_sync(MU, epoch);
-				int64_t allow = reducing(sat_add(MU->net, MU->dry), M->side);
-				if (q > allow)
-					q = allow;
-				if (q == 0)
+			for (uint32_t o = L->head; o != NIL; o = b->ord[o].next) {
+				const struct bk_ord *M = &b->ord[o];
+				struct bk_usr *MU = &b->usr[M->uix];
+				if (M->uix == tuix && stp != RSX_STP_NONE) {
+					if (stp != RSX_STP_CANCEL_MAKER)
+						return got >= need;	/* the sweep stops here */
 					continue;
-			}
-			if (q > need - got)
-				q = need - got;
-			got += q;
-			if (got >= need)
-				return 1;
-			if (M->uix != tuix) {
-				dry_sync(MU, epoch);
-				MU->dry = sat_add(MU->dry, buy ? -q : q);
-				if (tuix != NIL) {
-					struct bk_usr *TU = &b->usr[tuix];
-					dry_sync(TU, epoch);
-					TU->dry = sat_add(TU->dry, buy ? q : -q);
+				}
+				int64_t q = M->rem;
+				if (M->flags & RSX_ORDER_REDUCE_ONLY) {
+					dry_sync(MU, epoch);
+					int64_t ahead = sat_add(plain_ahead(b, M->uix, mside, buy, L->price), MU->dry);
+					int64_t moved;	/* the maker user's position change ahead of M */
+					if (M->uix != tuix)
+						moved = buy ? -ahead : ahead;
+					else	/* the taker's own maker (STP off): its fills against others move it */
+						moved = (int64_t)(buy ? got - ahead : ahead - got);
+					int64_t allow = reducing(sat_add(MU->net, moved), M->side);
+					if (q > allow)
+						q = allow;
+				}
+				got += q;
+				if (got - own_plain >= need)
+					return 1;
+				if (q) {
+					dry_sync(MU, epoch);
+					MU->dry = sat_add(MU->dry, q);
 				}
 			}
 		}
+		if (got - own_plain >= need)
+			return 1;
 	}
 	return 0;
 }
@@ -742,7 +763,7 @@ static int finish_sweep(struct rsx_book *b, struct rsx_book_sink *s)
 		dirty |= l == side_best(b, t->side);
 	} else {
 		dirty |= rest_new(b, s, uix, t->user_id, &t->oid, t->side, t->tif, t->flags, t->stp, t->limit,
-				  t->rem, t->filled, ohash(b, uix, &t->oid));
+				  t->rem, t->filled, ohash(b, t->user_id, &t->oid));
 	}
 	if (dirty)
 		top_changed(b, s);
@@ -767,24 +788,47 @@ static int first_bad_field(unsigned side, unsigned tif, unsigned flags, unsigned
 	return RSX_REASON_NONE;
 }
 
-static inline __attribute__((always_inline)) int op_new(struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id, const rsx_oid_t *oid,
-			 unsigned side, unsigned tif, unsigned flags, unsigned stp, int64_t price, int64_t qty)
+/* The bytes side, tif, flags, stp as one word: they lie together in rsx_order and rsx_book_op. */
+static inline uint32_t attrs_at(const uint8_t *side)
 {
+	uint32_t a;
+	memcpy(&a, side, 4);
+	return a;
+}
+
+/*
+ * The common case of rsx_order_check in one test: a positive price and a
+ * quantity on power-of-two grids, min <= qty <= max, price <= INT64_MAX /
+ * max (no notional overflow). Anything else takes the exact check, which
+ * gives the first failing reason (pmax = 0 sends every order there).
+ */
+static inline int numbers_fast_ok(const struct rsx_book *b, int64_t price, int64_t qty)
+{
+	return ((uint64_t)price - 1 < b->pmax) & (((price & b->tmask) | (qty & b->lmask)) == 0) &
+	       ((uint64_t)qty - (uint64_t)b->cfg.min_qty.raw <= b->qspan);
+}
+
+/* A new order, every case (specs/matching.md §3); op_new below takes the common one inline. */
+static __attribute__((noinline)) int op_new_full(struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id,
+						 const rsx_oid_t *oid, uint32_t attrs, int64_t price, int64_t qty)
+{
+	const unsigned side = attrs & 0xff, tif = (attrs >> 8) & 0xff, flags = (attrs >> 16) & 0xff, stp = attrs >> 24;
 	int reason;
 	int64_t detail = 0;
-	uint32_t h = 0;
 
 	b->ops++;
-	/* one test on the common path; the slow path finds the first bad field */
-	if (UNLIKELY((side >> 1) | ((tif + 1) >> 2) | (stp >> 2) | flags | b->cfg.status)) {
+	/* one test on the common path (side <= 1, tif <= 2, no flag, stp <= 3, symbol active);
+	 * the slow path finds the first bad field */
+	if (UNLIKELY((attrs & 0xFCFFFCFEu) | ((attrs + 0x100u) & 0x400u) | b->cfg.status)) {
 		if ((reason = first_bad_field(side, tif, flags, stp, b->cfg.status)) != 0)
 			goto fail;
 	}
-	if (UNLIKELY((reason = rsx_order_check_inline(&b->cfg, rsx_price(price), rsx_qty(qty))) != 0))
+	if (UNLIKELY(!numbers_fast_ok(b, price, qty)) &&
+	    (reason = rsx_order_check(&b->cfg, rsx_price(price), rsx_qty(qty))) != 0)
 		goto fail;
+	const uint32_t h = ohash(b, user_id, oid);
 	uint32_t uix = user_find(b, user_id);
 	if (uix != NIL) {
-		h = ohash(b, uix, oid);
 		for (uint32_t i = b->obkt[h]; i != NIL; i = b->ord[i].hnext)
 			if (b->ord[i].uix == uix && oid_eq(&b->ord[i].oid, oid)) {
 				reason = RSX_REASON_DUPLICATE_ORDER_ID;
@@ -823,7 +867,6 @@ static inline __attribute__((always_inline)) int op_new(struct rsx_book *b, stru
 			detail = 3;
 			goto fail;
 		}
-		h = ohash(b, uix, oid);
 	}
 	if (LIKELY(!crosses)) {
 		/* the non-crossing guard: a passive order touches no opposite level */
@@ -861,6 +904,39 @@ fail:
 	return 0;
 }
 
+/*
+ * The common new order inline: GTC, no flag, valid fields and numbers, a
+ * user with book state, not crossing, room in the book, a fresh id. It rests
+ * with exactly what op_new_full would do; anything else goes there.
+ */
+static inline __attribute__((always_inline)) int op_new(struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_id,
+							const rsx_oid_t *oid, uint32_t attrs, int64_t price, int64_t qty)
+{
+	if (LIKELY(((attrs & 0xFCFFFFFEu) | b->cfg.status) == 0) && LIKELY(numbers_fast_ok(b, price, qty))) {
+		const unsigned side = attrs & 1;
+		const uint32_t best = side_best(b, side ^ 1);
+		if (LIKELY(best == NIL || (side == RSX_SIDE_BUY ? b->lvl[best].price > price
+								: b->lvl[best].price < price)) &&
+		    LIKELY(b->norders < b->ocap && b->nlevels < b->lcap)) {
+			const uint32_t uix = user_find(b, user_id);
+			if (LIKELY(uix != NIL)) {
+				const uint32_t h = ohash(b, user_id, oid);
+				uint32_t i = b->obkt[h];
+				while (i != NIL && !(b->ord[i].uix == uix && oid_eq(&b->ord[i].oid, oid)))
+					i = b->ord[i].hnext;
+				if (LIKELY(i == NIL)) {
+					b->ops++;
+					if (rest_new(b, s, uix, user_id, oid, side, RSX_TIF_GTC, 0, attrs >> 24, price, qty,
+						     0, h))
+						top_changed(b, s);
+					return 0;
+				}
+			}
+		}
+	}
+	return op_new_full(b, s, user_id, oid, attrs, price, qty);
+}
+
 /* ---- cancel, cancel-all, amend ---- */
 
 static inline __attribute__((always_inline)) int op_cancel(struct rsx_book *b, struct rsx_book_sink *s,
@@ -874,14 +950,12 @@ static inline __attribute__((always_inline)) int op_cancel(struct rsx_book *b, s
 		reason = RSX_REASON_SYMBOL_HALTED;
 		goto fail;
 	}
-	u = user_find(b, user_id);
-	if (UNLIKELY(u == NIL))
-		goto fail;
-	link = order_link(b, u, oid);
+	link = order_link(b, user_id, oid);
 	oi = *link;
 	if (UNLIKELY(oi == NIL))
 		goto fail;
 	struct bk_ord *O = &b->ord[oi];
+	u = O->uix;
 	unsigned side = O->side;
 	int dirty = O->lvl == side_best(b, side);
 	ev_cancelled(b, s, user_id, side, RSX_REASON_USER_CANCEL, oid, b->lvl[O->lvl].price, O->rem);
@@ -1053,7 +1127,7 @@ int rsx_book_new_order(struct rsx_book *b, const struct rsx_order *o, struct rsx
 	int rc = precheck(b, o, s);
 	if (rc)
 		return rc;
-	return op_new(b, s, o->user_id, &o->order_id, o->side, o->tif, o->flags, o->stp, o->price.raw,
+	return op_new(b, s, o->user_id, &o->order_id, attrs_at(&o->side), o->price.raw,
 		      o->qty.raw);
 }
 
@@ -1129,7 +1203,7 @@ static inline __attribute__((always_inline)) int apply_op(struct rsx_book *b, co
 {
 	/* new orders and cancels are nearly all of the traffic: test them first */
 	if (LIKELY(op->kind == RSX_BOOK_OP_NEW))
-		return op_new(b, s, op->user_id, &op->order_id, op->side, op->tif, op->flags, op->stp,
+		return op_new(b, s, op->user_id, &op->order_id, attrs_at(&op->side),
 			      op->price.raw, op->qty.raw);
 	if (LIKELY(op->kind == RSX_BOOK_OP_CANCEL))
 		return op_cancel(b, s, op->user_id, &op->order_id);
@@ -1220,7 +1294,7 @@ int bk_restore_order(struct rsx_book *b, uint32_t uix, const rsx_oid_t *oid, uns
 	O->uix = uix;
 	O->unext = O->uprev = NIL;
 	fifo_append(b, l, oi, rem);
-	uint32_t h = ohash(b, uix, oid);
+	uint32_t h = ohash(b, b->usr[uix].user_id, oid);
 	O->hnext = b->obkt[h];
 	b->obkt[h] = oi;
 	*slot = oi;
