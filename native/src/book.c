@@ -45,10 +45,9 @@ static void set_tick(struct rsx_book *b, int64_t tick)
 void bk_config_derive(struct rsx_book *b)
 {
 	int64_t tick = b->cfg.tick_size.raw, lot = b->cfg.lot_size.raw;
-	int pow2 = (tick & (tick - 1)) == 0 && (lot & (lot - 1)) == 0;
-	b->tmask = tick - 1;
-	b->lmask = lot - 1;
-	b->pmax = pow2 ? (uint64_t)(INT64_MAX / b->cfg.max_qty.raw) : 0;
+	b->tmask = (tick & (tick - 1)) == 0 ? tick - 1 : -1;
+	b->lmask = (lot & (lot - 1)) == 0 ? lot - 1 : -1;
+	b->unit_grid = tick == 1 && lot == 1;
 	b->qspan = (uint64_t)(b->cfg.max_qty.raw - b->cfg.min_qty.raw);
 }
 

@@ -18,7 +18,7 @@
 
 #define NIL 0xFFFFFFFFu
 #define AMEND_LVL 0xFFFFFFFEu	/* bk_ord.lvl of an order being re-priced (its sweep) */
-#define BM_MAXD 6
+#define BM_MAXD 5	/* enough for 2^30 ring slots; R <= 2^22 needs 4 */
 #define BK_SLIDE_BUDGET 16	/* window slide steps per side per operation (specs/book.md §5) */
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -69,10 +69,11 @@ struct bk_usr {
 	uint32_t norders;
 	uint32_t head;		/* the user's resting orders, oldest first */
 	uint32_t tail;
-	uint32_t tag;		/* FOK dry-run epoch of `dry` */
-	int64_t dry;		/* position change during a FOK dry run */
+	uint32_t tag;		/* FOK check epoch of `dry` */
+	int64_t dry;		/* FOK check: the user's fills in walked levels */
+	uint64_t _pad0[3];	/* 64 bytes: a user is found with a shift */
 };
-_Static_assert(sizeof(struct bk_usr) == 40, "user slot is 40 bytes");
+_Static_assert(sizeof(struct bk_usr) == 64, "user slot is 64 bytes");
 
 /*
  * One side's price index (specs/book.md §3-§5): the window ring mirrors the
@@ -93,14 +94,16 @@ struct bk_side {
 	int64_t wa;		/* window: ticks [wa, wb) */
 	int64_t wb;
 	uint64_t wspan;		/* wb - wa */
+	uint64_t _pad0;		/* 128 bytes: a side is found with a shift */
 };
+_Static_assert(sizeof(struct bk_side) == 128, "bk_side is 128 bytes");
 
 /* The request in progress (a sweep or a cancel-all), kept across a suspension. */
 enum { PEND_NONE = 0, PEND_SWEEP = 1, PEND_CANCEL_ALL = 2 };
 
 struct bk_taker {
 	uint8_t kind;		/* PEND_* */
-	uint8_t side;
+	uint8_t side;		/* side, tif, flags, stp: in rsx_order's order (attrs_at) */
 	uint8_t tif;
 	uint8_t flags;
 	uint8_t stp;
@@ -157,14 +160,16 @@ struct rsx_book {
 
 	/* config and event constants */
 	struct rsx_symbol_config cfg;
-	uint64_t pmax;		/* derived from cfg for the fast number check (book_match.c) */
-	int64_t tmask, lmask;
+	int64_t tmask, lmask;	/* derived from cfg for the one-test number check (book_match.c) */
+	uint32_t unit_grid;	/* tick and lot are both 1: every price and quantity is on the grid */
 	uint64_t qspan;
 	uint64_t prefix2;	/* stream_id | symbol_id << 32: payload word 2 */
 
 	struct bk_taker tk;
 
 	uint64_t ops, fills, recentres;
+	struct rsx_book_fill_row *tap;	/* rsx_book_replay: every fill is also copied here */
+	size_t tap_n, tap_cap;
 	uint32_t dry_epoch;
 
 	/* scratch sink for run / replay */
