@@ -34,13 +34,12 @@ from book_model import row_key
 from rsx_appliance.book import Book
 from rsx_appliance.records import RecordType as RT
 
-USERS = (1, 2, 3, 4, 5, 6)
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    n: int = 2500
+    n: int = 4000
     ref: int = 100_000
     zone0: int = 1000  # R = 2048 ticks: the window reaches +-1024 ticks
     tick: int = 1
@@ -54,16 +53,23 @@ class Profile:
     tick_change_at: int = 0  # request index where the tick becomes 10 x
     depth: int = 150  # resting orders the cancel rate regulates toward
     expect: tuple = ()  # what the run must have reached: "far" (a crowded far tree), "slide"
+    spread: float = 4.0  # mean distance of passive prices from the mid, in ticks
+    share: float = 0.05  # chance a new order takes another user's live id, and a cancel the wrong user
+    users: int = 6  # users 1..users trade with each other
+    user_base: int = 0  # added to user ids: large ids take the hashed user index, small ones the direct one
 
 
 PROFILES = [
     Profile("matching"),
     Profile("far-crowd", far=0.45, depth=300, expect=("far",)),
-    Profile("jumps", jump=0.004, far=0.2, depth=500, expect=("far", "slide")),
+    Profile("jumps", jump=0.004, far=0.2, depth=500, spread=15.0, expect=("far", "slide")),
     Profile("grid", tick=4, lot=2, jump=0.002),
     Profile("odd-grid", tick=5, lot=3),
     Profile("tick-change", n=2000, tick_change_at=900, jump=0.002),
     Profile("full", cap=40, lcap=24, max_users=4, depth=60),
+    Profile("large-user-ids", user_base=4_000_000_000, users=12, max_users=16),
+    # 16 index buckets and 40 users: entries of the same id from many users share buckets
+    Profile("shared-ids", cap=16, depth=14, share=0.5, users=40),
     Profile("saturation", ref=4, zone0=1000, big=True, far=0.0),
 ]
 
@@ -76,10 +82,18 @@ class Flow:
         self.mid = p.ref
         self.tick = p.tick
         self.next_oid = 1
+        self.dense = p.tick_change_at > 0
+        self.pending: list = []  # requests queued by a jump
+        self.users = tuple(range(p.user_base + 1, p.user_base + p.users + 1))
 
     # -- helpers ------------------------------------------------------------------
 
-    def oid(self) -> int:
+    def oid(self, user: int | None = None) -> int:
+        """A fresh id, or now and then another user's live id (ids are per user)."""
+        if user is not None and self.rnd.random() < self.p.share:
+            others = [o for (u, o) in self.m.orders if u != user and (user, o) not in self.m.orders]
+            if others:
+                return self.rnd.choice(others)
         self.next_oid += 1
         return self.next_oid
 
@@ -93,7 +107,9 @@ class Flow:
         return max(price, self.tick)
 
     def near(self, side: int) -> int:
-        d = int(self.rnd.expovariate(1 / 4)) * self.tick
+        d = int(self.rnd.expovariate(1 / self.p.spread)) * self.tick
+        if self.dense:  # before a tick change: many prices that will share a tick afterwards
+            d = self.rnd.randrange(40) * self.tick
         if self.p.big:
             return self.rnd.randrange(1, 4)
         return self.on_grid(self.mid - d if side == BUY else self.mid + self.tick + d)
@@ -134,12 +150,23 @@ class Flow:
 
     def request(self):
         rnd, m = self.rnd, self.m
+        if self.pending:
+            return self.pending.pop(0)
         if self.p.jump and rnd.random() < self.p.jump:
             step = rnd.randrange(2000, 12000) * self.tick
             self.mid = max(self.mid + (step if rnd.random() < 0.5 else -step), 20_000 * self.tick)
+            # the book follows at once: one sweep to the new mid, then a top there; what rested on
+            # the other side stays behind, and the window slides away from it over several requests
+            user = rnd.choice(self.users)
+            best = m.best(SELL)
+            side = BUY if best is not None and best < self.mid else SELL
+            self.pending = [("new", user, self.oid(), side, self.on_grid(self.mid), 10**12, IOC, 0, 3),
+                            ("new", user, self.oid(), BUY, self.on_grid(self.mid - self.tick), self.qty(), GTC, 0, 3),
+                            ("new", user, self.oid(), SELL, self.on_grid(self.mid + self.tick), self.qty(), GTC, 0, 3)]
+            return self.pending.pop(0)
         elif rnd.random() < 0.05 and not self.p.big:
             self.mid = max(self.mid + rnd.randrange(-3, 4) * self.tick, 20_000 * self.tick)
-        user = rnd.choice(USERS)
+        user = rnd.choice(self.users)
         side = rnd.randrange(2)
         net = m.net.get(user, 0)
         # weights: passive 55, marketable 8, FOK edge 6, cancel 26 (scaled by depth / target),
@@ -160,7 +187,7 @@ class Flow:
             price = self.far_price(side) if rnd.random() < self.p.far else self.near(side)
             if flags == POST_ONLY and rnd.random() < 0.5 and m.best(1 - side) is not None:
                 price = m.best(1 - side)  # at the opposite best: refused by price
-            return ("new", user, self.oid(), side, price, self.qty(), GTC, flags, self.stp())
+            return ("new", user, self.oid(user), side, price, self.qty(), GTC, flags, self.stp())
         if kind == 1:  # marketable: IOC / GTC crossing / plain FOK, any STP, some reduce-only
             flags = 0
             if rnd.random() < 0.2 and net:
@@ -180,10 +207,12 @@ class Flow:
             if q > INT64_MAX // max(limit, 1):
                 q = self.qty()
             return ("new", user, self.oid(), side, limit, q, FOK, flags, stp)
-        if kind == 3:  # cancel
+        if kind == 3:  # cancel: a live order; now and then a live id from the wrong user, or any id
             k = self.live() if rnd.random() < 0.92 else None
             if k is None:
                 return ("cancel", user, rnd.randrange(1, self.next_oid + 2))
+            if rnd.random() < self.p.share:
+                return ("cancel", rnd.choice(self.users), k[1])
             return ("cancel", k[0], k[1])
         if kind == 4:  # amend
             k = self.live()
@@ -238,6 +267,7 @@ def run_profile(p: Profile, seed: int) -> dict:
                         if b is not None:
                             b.set_config(symbol(flow.tick, p.lot, book.config.max_qty))
                     flow.mid = flow.on_grid(flow.mid)
+                    flow.dense = False
                 if i == cut:
                     twin, _ = Book.restore(book.snapshot(wal_seq=i), hugepages="never")
                     seen["restored"] = True
@@ -261,10 +291,10 @@ def run_profile(p: Profile, seed: int) -> dict:
                 seen["mid_slide"] |= window_off_target(book)
                 seen["far"] = max(seen["far"], sum(book.map_info().far_levels))
                 if i % 25 == 0:
-                    check_state(book, m, USERS)
-            check_state(book, m, USERS)
+                    check_state(book, m, flow.users)
+            check_state(book, m, flow.users)
             if twin is not None:
-                check_state(twin, m, USERS)
+                check_state(twin, m, flow.users)
                 assert twin.snapshot(7) == book.snapshot(7)
         finally:
             if twin is not None:

@@ -66,14 +66,14 @@ static uint64_t tree_key(const void *addr)
 /* ---- creation ---- */
 
 struct layout {
-	uint64_t book, scratch, ord, lvl, obkt, usr, ubkt;
+	uint64_t book, scratch, ord, lvl, obkt, usr, ubkt, udir;
 	uint64_t ring[2], bm[2][BM_MAXD];
 	uint32_t bm_words[BM_MAXD], depth;
 	uint64_t total;
 };
 
 static void plan(struct layout *L, uint64_t cap, uint64_t lcap, uint64_t users, uint64_t R,
-		 uint32_t obits, uint32_t ubits)
+		 uint32_t obits, uint32_t ubits, uint64_t udir_n)
 {
 	uint64_t off = 0;
 #define TAKE(field, bytes) do { L->field = off; off = align_up(off + (bytes), 64); } while (0)
@@ -84,6 +84,7 @@ static void plan(struct layout *L, uint64_t cap, uint64_t lcap, uint64_t users, 
 	TAKE(obkt, (1ull << obits) * 4);
 	TAKE(usr, users * sizeof(struct bk_usr));
 	TAKE(ubkt, (1ull << ubits) * 8);
+	TAKE(udir, udir_n * 4);
 	/* bitmap levels: words of level d+1 = ceil(words of level d / 64), until one word */
 	uint64_t bits = R;
 	L->depth = 0;
@@ -210,7 +211,11 @@ int rsx_book_create(struct rsx_book **out, const struct rsx_book_params *params,
 		obits = 4;
 	if (ubits < 4)
 		ubits = 4;
-	plan(&L, p.capacity, p.level_capacity, p.max_users, R, obits, ubits);
+	/* user ids below 4 x max_users (at most 2^20) are found directly, others by hashing */
+	uint64_t udir_n = 4ull * p.max_users;
+	if (udir_n > (1u << 20))
+		udir_n = 1u << 20;
+	plan(&L, p.capacity, p.level_capacity, p.max_users, R, obits, ubits, udir_n);
 
 	uint8_t *m = map_memory(&p, L.total, &backing, &herr, warning, sizeof warning);
 	if (!m)
@@ -232,6 +237,8 @@ int rsx_book_create(struct rsx_book **out, const struct rsx_book_params *params,
 	b->obkt = (uint32_t *)(m + L.obkt);
 	b->usr = (struct bk_usr *)(m + L.usr);
 	b->utab = (uint64_t *)(m + L.ubkt);
+	b->udir = (uint32_t *)(m + L.udir);
+	b->udir_n = (uint32_t)udir_n;
 	b->oshift = 64 - obits;
 	b->ushift = 64 - ubits;
 	b->umask = (1ull << ubits) - 1;
@@ -272,6 +279,7 @@ void bk_reset(struct rsx_book *b)
 {
 	memset(b->obkt, 0xFF, (size_t)4 << (64 - b->oshift));
 	memset(b->utab, 0xFF, (size_t)8 << (64 - b->ushift));
+	memset(b->udir, 0xFF, (size_t)b->udir_n * 4);
 	for (int s = 0; s < 2; s++) {
 		struct bk_side *sd = &b->side[s];
 		memset(sd->ring, 0xFF, b->R * 4);
@@ -598,6 +606,21 @@ int rsx_book_check(const struct rsx_book *b, char *msg, size_t cap)
 	}
 	if (users != b->nusers)
 		FAIL("user index holds %llu, nusers %u", (unsigned long long)users, b->nusers);
+	uint64_t direct = 0;
+	for (uint32_t id = 0; id < b->udir_n; id++) {
+		uint32_t u = b->udir[id];
+		if (u == NIL)
+			continue;
+		if (u >= b->ubump || b->usr[u].user_id != id || b->usr[u].free_next != NIL)
+			FAIL("direct user entry %u -> slot %u is not that user", id, u);
+		direct++;
+	}
+	uint64_t small = 0;
+	for (uint64_t k = 0; k <= utab_mask(b); k++)
+		small += (uint32_t)b->utab[k] != NIL && (uint32_t)(b->utab[k] >> 32) < b->udir_n;
+	if (direct != small)
+		FAIL("%llu direct user entries, %llu users with small ids", (unsigned long long)direct,
+		     (unsigned long long)small);
 	if (listed != b->norders)
 		FAIL("user lists hold %llu orders, norders %u", (unsigned long long)listed,
 		     b->norders);

@@ -111,7 +111,8 @@ struct bk_taker {
 	uint8_t amend;		/* a price amend: slot is the order's own slot */
 	uint8_t from_run;	/* suspended by rsx_book_run (resumed there) */
 	uint8_t stopped;	/* stopped by self-trade prevention */
-	uint8_t _pad0[3];
+	uint8_t _pad0;
+	uint16_t fill_sf;	/* side | flags << 8: the taker's bytes of every FILL */
 	uint32_t user_id;
 	uint32_t uix;
 	uint32_t slot;		/* amend: the order's slot; else NIL */
@@ -128,6 +129,8 @@ struct rsx_book {
 	uint32_t *obkt;
 	struct bk_usr *usr;
 	uint64_t *utab;		/* user index: open addressing, user_id << 32 | slot; NIL slot = empty */
+	uint32_t *udir;		/* and for user ids < udir_n, directly: udir[user_id] = slot or NIL */
+	uint32_t udir_n;
 	uint32_t oshift;	/* 64 - log2(order buckets) */
 	uint32_t ushift;	/* 64 - log2(utab entries) */
 	uint64_t umask;		/* utab entries - 1 */
@@ -222,9 +225,11 @@ static inline uint64_t utab_mask(const struct rsx_book *b)
 	return b->umask;
 }
 
-/* The user's slot, or NIL: linear probing over (user_id, slot) pairs, no pointer chase. */
+/* The user's slot, or NIL: a small id directly, else linear probing over (user_id, slot) pairs. */
 static inline uint32_t user_find(const struct rsx_book *b, uint32_t user_id)
 {
+	if (LIKELY(user_id < b->udir_n))
+		return b->udir[user_id];
 	uint64_t mask = utab_mask(b);
 	for (uint64_t h = uhash(b, user_id);; h = (h + 1) & mask) {
 		uint64_t e = b->utab[h];

@@ -140,7 +140,7 @@ static inline void ev_fill(const struct rsx_book *b, struct rsx_book_sink *s, co
 	put_oid(p + 6, &m->oid);
 	p[8] = (uint64_t)price;
 	p[9] = (uint64_t)qty;
-	p[10] = t->side | (uint64_t)t->flags << 8 | (uint64_t)m->flags << 16;
+	p[10] = t->fill_sf | (uint64_t)m->flags << 16;
 	p[11] = (uint64_t)trem;
 	p[12] = (uint64_t)m->rem;
 	p[13] = 0;
@@ -286,6 +286,8 @@ uint32_t bk_user_get(struct rsx_book *b, uint32_t user_id)
 	while ((uint32_t)b->utab[h] != NIL)
 		h = (h + 1) & mask;
 	b->utab[h] = (uint64_t)user_id << 32 | u;
+	if (user_id < b->udir_n)
+		b->udir[user_id] = u;
 	U->user_id = user_id;
 	U->free_next = NIL;
 	U->net = 0;
@@ -317,6 +319,8 @@ static void user_release(struct rsx_book *b, uint32_t u)
 		}
 	}
 	b->utab[i] = UTAB_EMPTY;
+	if (U->user_id < b->udir_n)
+		b->udir[U->user_id] = NIL;
 	U->free_next = b->ufree;
 	b->ufree = u;
 	b->nusers--;
@@ -647,7 +651,7 @@ static inline uint64_t id64(const uint8_t *oid)
 }
 
 /* rsx_book_replay's copy of one fill: {taker id, maker id, price, qty}, ids as their low 64 bits. */
-static __attribute__((noinline)) void tap_fill(struct rsx_book *b, const struct bk_ord *m, int64_t price,
+static inline __attribute__((always_inline)) void tap_fill(struct rsx_book *b, const struct bk_ord *m, int64_t price,
 					       int64_t qty)
 {
 	if (b->tap_n < b->tap_cap) {
@@ -791,7 +795,7 @@ static inline __attribute__((always_inline)) int rest_new(struct rsx_book *b, st
 }
 
 /* The taker's outcome after its sweep (specs/matching.md §4), then BBO. */
-static int finish_sweep(struct rsx_book *b, struct rsx_book_sink *s)
+static inline __attribute__((always_inline)) int finish_sweep_inline(struct rsx_book *b, struct rsx_book_sink *s)
 {
 	struct bk_taker *t = &b->tk;
 	uint32_t uix = t->uix;
@@ -821,9 +825,22 @@ static int finish_sweep(struct rsx_book *b, struct rsx_book_sink *s)
 				  t->rem, t->filled, ohash(b, t->user_id, &t->oid));
 	}
 	if (dirty)
-		top_changed(b, s);
+		top_changed_inline(b, s);
 	user_release_if_idle(b, uix);
 	return 0;
+}
+
+static __attribute__((noinline)) int finish_sweep(struct rsx_book *b, struct rsx_book_sink *s)
+{
+	return finish_sweep_inline(b, s);
+}
+
+/* A taker's whole request in one call: its sweep, then (unless the sink filled) its outcome. */
+static __attribute__((noinline)) int sweep_and_finish(struct rsx_book *b, struct rsx_book_sink *s)
+{
+	if (b->tk.side == RSX_SIDE_BUY ? sweep_side(b, s, 1) : sweep_side(b, s, 0))
+		return RSX_BOOK_MORE;
+	return finish_sweep_inline(b, s);
 }
 
 /* ---- new order (specs/matching.md §3) ---- */
@@ -866,6 +883,7 @@ static inline int taker_sweep(struct rsx_book *b, struct rsx_book_sink *s, uint3
 	struct bk_taker *t = &b->tk;
 	t->kind = PEND_SWEEP;
 	memcpy(&t->side, &attrs, 4);
+	t->fill_sf = (uint16_t)(t->side | t->flags << 8);
 	t->dirty = 0;
 	t->amend = 0;
 	t->from_run = 0;
@@ -877,9 +895,7 @@ static inline int taker_sweep(struct rsx_book *b, struct rsx_book_sink *s, uint3
 	t->limit = price;
 	t->rem = qty;
 	t->filled = 0;
-	if (sweep(b, s))
-		return RSX_BOOK_MORE;
-	return finish_sweep(b, s);
+	return sweep_and_finish(b, s);
 }
 
 /* A new order, every case (specs/matching.md §3); op_new below takes the common one inline. */
@@ -1139,6 +1155,7 @@ static int op_amend(struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_i
 	t->tif = O->tif;
 	t->flags = O->flags;
 	t->stp = O->stp;
+	t->fill_sf = (uint16_t)(t->side | t->flags << 8);
 	t->stopped = 0;
 	t->amend = 1;
 	t->from_run = 0;
@@ -1293,7 +1310,8 @@ __attribute__((noinline)) int bk_replay_loop(struct rsx_book *b, const struct rs
 	b->tap = fills;
 	b->tap_n = 0;
 	b->tap_cap = cap;
-	for (const struct rsx_book_op *op = ops, *end = ops + n; op != end; op++) {
+	const size_t total = n;
+	for (const struct rsx_book_op *op = ops; n; n--, op++) {
 		s.len = 0;
 		int rc = apply_op(b, op, &s);
 		while (UNLIKELY(rc == RSX_BOOK_MORE)) {
@@ -1301,7 +1319,7 @@ __attribute__((noinline)) int bk_replay_loop(struct rsx_book *b, const struct rs
 			rc = bk_resume(b, &s);
 		}
 	}
-	b->ops += n;	/* every op is one request */
+	b->ops += total;	/* every op is one request */
 	b->tap = NULL;
 	*nfills = b->tap_n;
 	return b->tap_n > cap ? RSX_ESHORT : 0;

@@ -238,6 +238,119 @@ static void test_reduce_only_maker_room(void)
 	rsx_book_destroy(b);
 }
 
+/* ---- order ids are per user ---- */
+
+static void test_same_id_other_users(void)
+{
+	struct rsx_book *b = t_book();
+	t_gtc(b, 1, 5, BUY, 95, 1);
+	t_gtc(b, 2, 5, BUY, 96, 2);	/* the same id, another user: a separate order */
+	t_gtc(b, 3, 5, SELL, 105, 3);
+	T_EQ(rsx_book_position(b, 1, NULL), 0);
+	t_cancel(b, 4, 5);	/* nobody's: unknown */
+	T_EQ(t_ev[0].type, RSX_REC_ORDER_FAILED);
+	T_EQ(t_ev[0].reason, RSX_REASON_UNKNOWN_ORDER);
+	t_cancel(b, 2, 5);	/* user 2's, and only it */
+	T_TYPES("CB");
+	T_EQ(t_ev[0].user_id, 2);
+	T_EQ(t_ev[0].price, 96);
+	T_EQ(t_ev[0].remaining, 2);
+	rsx_oid_t id = t_oid(5);
+	struct rsx_book_order_info info;
+	T_EQ(rsx_book_order(b, 1, &id, &info), 1);
+	T_EQ(info.price, 95);
+	T_EQ(rsx_book_order(b, 3, &id, &info), 1);
+	T_EQ(rsx_book_order(b, 2, &id, &info), 0);
+	t_cancel(b, 2, 5);	/* gone */
+	T_EQ(t_ev[0].reason, RSX_REASON_UNKNOWN_ORDER);
+	t_amend(b, 3, 5, 0, 1);
+	T_EQ(t_ev[0].type, RSX_REC_ORDER_AMENDED);
+	T_EQ(t_ev[0].user_id, 3);
+	T_EQ(t_ev[0].remaining, 1);
+	t_gtc(b, 1, 5, BUY, 97, 1);	/* user 1 reuses its own live id: refused */
+	T_EQ(t_ev[0].reason, RSX_REASON_DUPLICATE_ORDER_ID);
+	T_BOOK_OK(b);
+	rsx_book_destroy(b);
+
+	/* 16 index buckets, 16 users with an order 5 each: their entries share buckets, and a cancel
+	 * or an amend by any other user, or by them, must find exactly the right one or none */
+	b = t_book_ex(16, 0, 64, 100, 1);
+	for (uint32_t u = 1; u <= 16; u++)
+		t_gtc(b, u, 5, u & 1 ? BUY : SELL, u & 1 ? 90 - (int64_t)u : 110 + (int64_t)u, u);
+	T_BOOK_OK(b);
+	for (uint32_t u = 17; u <= 60; u++) {
+		t_cancel(b, u, 5);
+		T_EQ(t_ev[0].reason, RSX_REASON_UNKNOWN_ORDER);
+		t_amend(b, u, 5, 0, 1);
+		T_EQ(t_ev[0].reason, RSX_REASON_UNKNOWN_ORDER);
+	}
+	for (uint32_t u = 16; u >= 1; u--) {
+		t_cancel(b, u, 5);
+		T_EQ(t_ev[0].type, CANC);
+		T_EQ(t_ev[0].user_id, u);
+		T_EQ(t_ev[0].remaining, (int64_t)u);
+		T_BOOK_OK(b);
+	}
+	T_EQ(rsx_book_depth(b, BUY, NULL, 0), 0);
+	rsx_book_destroy(b);
+}
+
+/* ---- off-grid prices sharing a tick (left by a tick change) ---- */
+
+static void test_offgrid_levels_share_a_tick(void)
+{
+	struct rsx_book *b = t_book_ex(4096, 0, 64, 100000, 1);
+	t_gtc(b, 1, 1, SELL, 100050, 1);
+	/* bids at 99,981 .. 99,999: ticks of 10 after the change, two to ten levels each */
+	for (int i = 0; i < 19; i++)
+		t_gtc(b, 2 + (uint32_t)(i % 3), 10 + (uint64_t)i, BUY, 99981 + i, 1 + i % 4);
+	struct rsx_symbol_config c = t_cfg(10, 1);
+	T_EQ(rsx_book_set_config(b, &c), 0);
+	T_BOOK_OK(b);
+	/* the lowest level of tick 9,999 (99,990 .. 99,999) leaves: the tick's other levels keep their slot */
+	t_cancel(b, 2 + 9 % 3, 10 + 9);	/* 99,990 */
+	T_BOOK_OK(b);
+	t_cancel(b, 2 + 10 % 3, 10 + 10);	/* 99,991 */
+	T_BOOK_OK(b);
+	/* a new on-grid bid in that tick goes below its off-grid levels; one in the tick below, above them */
+	t_gtc(b, 7, 100, BUY, 99990, 5);
+	T_BOOK_OK(b);
+	t_gtc(b, 7, 101, BUY, 99980, 5);
+	T_BOOK_OK(b);
+	struct rsx_book_level_info rows[32];
+	int n = rsx_book_depth(b, BUY, rows, 32);
+	for (int i = 1; i < n; i++)
+		T_CHECK(rows[i].price < rows[i - 1].price);
+	/* a sweep takes them in price order, the on-grid ones where they belong */
+	t_new(b, 8, 200, SELL, 10, 1000, IOC, 0, NONE);
+	int64_t last = INT64_MAX;
+	int fills = 0;
+	for (int i = 0; i < t_nev; i++)
+		if (t_ev[i].type == FILL) {
+			T_CHECK(t_ev[i].price < last);
+			last = t_ev[i].price;
+			fills++;
+		}
+	T_EQ(fills, 19 - 2 + 2);
+	T_EQ(last, 99980);
+	T_BOOK_OK(b);
+	/* the same through a slide: off-grid levels leave and come back a tick at a time */
+	for (int i = 0; i < 30; i++)
+		t_gtc(b, 2 + (uint32_t)(i % 3), 300 + (uint64_t)i, BUY, 99700 + 10 * i, 1);
+	t_new(b, 9, 400, SELL, 99950, 1, IOC, 0, NONE);
+	T_BOOK_OK(b);
+	t_gtc(b, 9, 401, BUY, 40000, 1);	/* far below: the mid moves down once the bids above go */
+	t_new(b, 9, 402, SELL, 99950, 1000, IOC, 0, NONE);	/* takes the bids >= 99,950 */
+	t_cancel(b, 1, 1);	/* the ask too: a one-sided book at 40,000 */
+	T_BOOK_OK(b);
+	t_gtc(b, 9, 403, SELL, 100100, 1);	/* and back up: the mid near 70,000, then 100,000 */
+	for (int i = 0; i < 40; i++) {
+		t_gtc(b, 10, 500 + (uint64_t)i, BUY, 99500 + 10 * i, 1);
+		T_BOOK_OK(b);
+	}
+	rsx_book_destroy(b);
+}
+
 /* ---- FOK against the sweep itself ---- */
 
 /* A book with many levels, reduce-only makers with partial room, the taker's own orders. */
@@ -398,6 +511,8 @@ static void test_slide_over_thousands_of_levels(void)
 
 int main(void)
 {
+	test_same_id_other_users();
+	test_offgrid_levels_share_a_tick();
 	test_far_crowd_keeps_one_level_per_price();
 	test_reduce_only_maker_room();
 	test_fok_matches_the_sweep();
