@@ -554,6 +554,40 @@ static int64_t plain_ahead(const struct rsx_book *b, uint32_t u, unsigned mside,
 }
 
 /*
+ * From level *lp on, in the sweep's order: add whole levels without a
+ * reduce-only order to *got until the sum reaches need (1), or stop (0) at the
+ * limit or the side's end (*lp = NIL) or at a level that must be walked (*lp =
+ * that level: reduce-only orders, or the taker's stop level when stop). Only
+ * without own quantity to take off (got < need <= INT64_MAX, so the u64 sum
+ * cannot wrap), where a saturated total may be added whole: it reaches need.
+ */
+static inline __attribute__((always_inline)) int plain_run(const struct rsx_book *b, uint32_t *lp, int64_t limit,
+							   uint32_t stop_lvl, uint64_t *got, uint64_t need,
+							   const int buy, const int stop)
+{
+	uint32_t l = *lp;
+	uint64_t g = *got;
+	while (l != NIL) {
+		const struct bk_lvl *L = &b->lvl[l];
+		if (buy ? L->price > limit : L->price < limit) {
+			l = NIL;
+			break;
+		}
+		if (UNLIKELY(L->nro != 0) || (stop && UNLIKELY(l == stop_lvl)))
+			break;
+		g += (uint64_t)L->qty;
+		if (g >= need) {
+			*got = g;
+			return 1;
+		}
+		l = buy ? L->next : L->prev;
+	}
+	*got = g;
+	*lp = l;
+	return 0;
+}
+
+/*
  * Would a sweep fill `need` (specs/matching.md §2)? The sweep fills every
  * maker it reaches except where self-trade prevention stops or skips it and
  * where a reduce-only maker is limited by its user's position, so before the
@@ -592,7 +626,23 @@ static int fok_fillable(struct rsx_book *b, unsigned side, uint32_t tuix, unsign
 			}
 		}
 	}
-	for (uint32_t l = buy ? opp->lo : opp->hi; l != NIL; l = buy ? b->lvl[l].next : b->lvl[l].prev) {
+	uint32_t l = buy ? opp->lo : opp->hi;
+	while (l != NIL) {
+		if (own_plain == 0) {	/* whole levels in a tight loop (got < need <= INT64_MAX: a u64 sum) */
+			uint64_t g = (uint64_t)got;
+			int r;
+			if (stop_lvl == NIL)
+				r = buy ? plain_run(b, &l, limit, NIL, &g, (uint64_t)need, 1, 0)
+					: plain_run(b, &l, limit, NIL, &g, (uint64_t)need, 0, 0);
+			else
+				r = buy ? plain_run(b, &l, limit, stop_lvl, &g, (uint64_t)need, 1, 1)
+					: plain_run(b, &l, limit, stop_lvl, &g, (uint64_t)need, 0, 1);
+			got = g;
+			if (r)
+				return 1;
+			if (l == NIL)
+				break;
+		}
 		const struct bk_lvl *L = &b->lvl[l];
 		if (buy ? L->price > limit : L->price < limit)
 			break;
@@ -639,6 +689,7 @@ static int fok_fillable(struct rsx_book *b, unsigned side, uint32_t tuix, unsign
 		}
 		if (got - own_plain >= need)
 			return 1;
+		l = buy ? L->next : L->prev;
 	}
 	return 0;
 }
