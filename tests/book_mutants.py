@@ -31,8 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name, file, exact text, replacement, the bug it plants
 MUTANTS = [
     ("fok-edge-off-by-one", "book_match.c",
-     "\t\tif (got - own_plain >= need)\n\t\t\treturn 1;\n\t}\n\treturn 0;",
-     "\t\tif (got - own_plain > need)\n\t\t\treturn 1;\n\t}\n\treturn 0;",
+     "\t\tg += (uint64_t)L->qty;\n\t\tif (g >= need) {",
+     "\t\tg += (uint64_t)L->qty;\n\t\tif (g > need) {",
      "a FOK for exactly the quantity whole levels hold is refused"),
     ("fok-ro-ignores-fills-ahead", "book_match.c",
      "int64_t ahead = sat_add(plain_ahead(b, M->uix, mside, buy, L->price), MU->dry);",
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             text = open(path).read()
             if text.count(old) != 1:
                 out["mutants"][name] = {"error": f"the text to mutate occurs {text.count(old)} times"}
+                print(json.dumps({name: out["mutants"][name]}), file=sys.stderr, flush=True)
                 survived += 1
                 continue
             with open(path, "w") as f:

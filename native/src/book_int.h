@@ -408,7 +408,7 @@ static inline void bk_link_before(struct rsx_book *b, struct bk_side *sd, uint32
 
 /* book_map.c: the window rings, the far trees and the slide (specs/book.md §3-§5) */
 uint32_t bk_far_get(struct rsx_book *b, struct bk_side *sd, int64_t price);
-void bk_far_remove(struct rsx_book *b, struct bk_side *sd, uint32_t l, uint32_t next);
+void bk_far_remove(struct rsx_book *b, struct bk_side *sd, uint32_t l, uint32_t prev, uint32_t next);
 uint32_t bk_level_new_in_window(struct rsx_book *b, struct bk_side *sd, uint32_t i, uint32_t x,
 				int64_t price);
 void bk_retarget(struct rsx_book *b, int64_t mid);

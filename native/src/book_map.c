@@ -57,14 +57,22 @@ static void far_insert(struct rsx_book *b, struct bk_side *sd, uint32_t n)
 	sd->nfar++;
 }
 
-static void far_delete(struct rsx_book *b, struct bk_side *sd, uint32_t n)
+/* edge: -1 when n is the tree's lowest node, +1 its highest (a sweep's case), 0 not known */
+static void far_delete(struct rsx_book *b, struct bk_side *sd, uint32_t n, int edge)
 {
 	struct bk_lvl *lv = b->lvl;
 	int64_t p = lv[n].price;
 	uint32_t *link = &sd->root;
 
-	while (*link != n)
-		link = p < lv[*link].price ? &lv[*link].left : &lv[*link].right;
+	if (edge < 0)		/* down the left spine: no price to compare */
+		while (*link != n)
+			link = &lv[*link].left;
+	else if (edge > 0)
+		while (*link != n)
+			link = &lv[*link].right;
+	else
+		while (*link != n)
+			link = p < lv[*link].price ? &lv[*link].left : &lv[*link].right;
 	/* merge the two subtrees (every key of a below every key of c) */
 	uint32_t a = lv[n].left, c = lv[n].right;
 	while (a != NIL && c != NIL) {
@@ -131,10 +139,13 @@ uint32_t bk_far_get(struct rsx_book *b, struct bk_side *sd, int64_t price)
 	return n;
 }
 
-/* A far level leaves the book (already unlinked from the list; next was its successor). */
-void bk_far_remove(struct rsx_book *b, struct bk_side *sd, uint32_t l, uint32_t next)
+/*
+ * A far level leaves the book (already unlinked from the list; prev and next
+ * were its neighbours). The side's lowest or highest level is the tree's.
+ */
+void bk_far_remove(struct rsx_book *b, struct bk_side *sd, uint32_t l, uint32_t prev, uint32_t next)
 {
-	far_delete(b, sd, l);
+	far_delete(b, sd, l, prev == NIL ? -1 : next == NIL ? 1 : 0);
 	if (sd->above == l)
 		sd->above = next;	/* the next level up is above the window too */
 }
@@ -211,7 +222,7 @@ static uint32_t load_tick(struct rsx_book *b, struct bk_side *sd, uint32_t l, in
 	sd->ring[i] = l;
 	bm_set(sd, i);
 	for (; l != NIL && bk_tick(b, b->lvl[l].price) == k; l = b->lvl[l].next, moved++)
-		far_delete(b, sd, l);
+		far_delete(b, sd, l, 0);
 	*after = l;
 	return moved;
 }

@@ -148,6 +148,23 @@ static inline void ev_fill(const struct rsx_book *b, struct rsx_book_sink *s, co
 	p[15] = 0;
 }
 
+/* The BBO payload words 3-7 (bid px, bid qty, ask px, ask qty, counts) of the top now; 0 for an empty side. */
+static void top_words(const struct rsx_book *b, uint64_t *v)
+{
+	uint32_t bl = b->side[RSX_SIDE_BUY].hi, al = b->side[RSX_SIDE_SELL].lo;
+	v[0] = v[1] = v[2] = v[3] = v[4] = 0;
+	if (bl != NIL) {
+		v[0] = (uint64_t)b->lvl[bl].price;
+		v[1] = (uint64_t)b->lvl[bl].qty;
+		v[4] = b->lvl[bl].count;
+	}
+	if (al != NIL) {
+		v[2] = (uint64_t)b->lvl[al].price;
+		v[3] = (uint64_t)b->lvl[al].qty;
+		v[4] |= (uint64_t)b->lvl[al].count << 32;
+	}
+}
+
 /*
  * The rare ends of top_changed, out of line: a saturated level total (a BBO
  * whose reported values did not change is taken back: specs/matching.md §4),
@@ -189,17 +206,7 @@ static inline __attribute__((always_inline)) void top_changed_inline(struct rsx_
 	uint64_t *p = ev_begin(b, s, HDR_BBO);
 
 	if (UNLIKELY((bl == NIL) | (al == NIL))) {
-		p[3] = p[4] = p[5] = p[6] = p[7] = 0;
-		if (bl != NIL) {
-			p[3] = (uint64_t)b->lvl[bl].price;
-			p[4] = (uint64_t)b->lvl[bl].qty;
-			p[7] = b->lvl[bl].count;
-		}
-		if (al != NIL) {
-			p[5] = (uint64_t)b->lvl[al].price;
-			p[6] = (uint64_t)b->lvl[al].qty;
-			p[7] |= (uint64_t)b->lvl[al].count << 32;
-		}
+		top_words(b, p + 3);
 		top_changed_slow(b, s, p);
 		return;
 	}
@@ -229,18 +236,8 @@ static __attribute__((noinline)) void top_changed(struct rsx_book *b, struct rsx
  */
 void bk_restore_bbo(struct rsx_book *b)
 {
-	uint32_t bl = b->side[RSX_SIDE_BUY].hi, al = b->side[RSX_SIDE_SELL].lo;
-	uint64_t v[5] = { 0, 0, 0, 0, 0 };
-	if (bl != NIL) {
-		v[0] = (uint64_t)b->lvl[bl].price;
-		v[1] = (uint64_t)b->lvl[bl].qty;
-		v[4] = b->lvl[bl].count;
-	}
-	if (al != NIL) {
-		v[2] = (uint64_t)b->lvl[al].price;
-		v[3] = (uint64_t)b->lvl[al].qty;
-		v[4] |= (uint64_t)b->lvl[al].count << 32;
-	}
+	uint64_t v[5];
+	top_words(b, v);
 	b->bbo_sat = v[1] == INT64_MAX || v[3] == INT64_MAX;
 	memcpy(b->bbo_last, v, sizeof v);
 }
@@ -418,7 +415,7 @@ static inline void level_remove(struct rsx_book *b, struct bk_side *sd, uint32_t
 			}
 		}
 	} else {
-		bk_far_remove(b, sd, l, n);
+		bk_far_remove(b, sd, l, p, n);
 	}
 	sd->nlevels--;
 	b->nlevels--;

@@ -178,6 +178,16 @@ static __attribute__((unused)) void t_check(struct rsx_book *b, int line)
 }
 #define T_BOOK_OK(b) t_check((b), __LINE__)
 
+/* A deterministic xorshift64 stream for the tests. */
+static __attribute__((unused)) uint64_t t_rand(void)
+{
+	static uint64_t x = 0x9E3779B97F4A7C15ull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return x;
+}
+
 static __attribute__((unused)) int64_t t_best(struct rsx_book *b, int side)
 {
 	struct rsx_book_level_info l;

@@ -31,16 +31,6 @@
 #define RO RSX_ORDER_REDUCE_ONLY
 #define NONE RSX_STP_NONE
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-
-static uint64_t next_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
 /* The type sequence of t_ev, as a string of letters, for compact expectations. */
 static const char *t_types(void)
 {
@@ -110,7 +100,7 @@ static void test_far_crowd_keeps_one_level_per_price(void)
 	for (int i = 0; i < 1000; i++)
 		prices[i] = 120000 + i;
 	for (int i = 999; i > 0; i--) {
-		int j = (int)(next_rand() % (uint64_t)(i + 1));
+		int j = (int)(t_rand() % (uint64_t)(i + 1));
 		int64_t t = prices[i];
 		prices[i] = prices[j];
 		prices[j] = t;
@@ -198,6 +188,20 @@ static void test_reduce_only_maker_room(void)
 	T_EQ(t_ev[2].filled, 2);	/* the taker: IOC remainder 3 */
 	T_EQ(rsx_book_position(b, 1, NULL), 0);
 	T_BOOK_OK(b);
+
+	/* the room runs out on the fill that also completes the taker: cancelled in that same
+	 * request, not left resting with no room until someone reaches it */
+	t_gtc(b, 3, 40, SELL, 150, 4);
+	t_new(b, 1, 41, BUY, 150, 4, IOC, 0, NONE);	/* user 1 long 4 */
+	t_new(b, 1, 42, SELL, 152, 4, RSX_TIF_GTC, RO, NONE);
+	t_gtc(b, 1, 43, SELL, 151, 1);	/* plain, ahead: the room after it is 3 */
+	t_new(b, 77, 44, BUY, 152, 4, IOC, 0, NONE);	/* 1 + 3: the taker is done exactly as the room is */
+	T_TYPES("FDFCDB");
+	T_EQ(t_ev[3].reason, RSX_REASON_REDUCE_ONLY_NO_POSITION);
+	T_EQ(t_ev[3].remaining, 1);
+	rsx_oid_t gone = t_oid(42);
+	struct rsx_book_order_info gi;
+	T_EQ(rsx_book_order(b, 1, &gone, &gi), 0);
 
 	/* room and quantity end together: filled, not cancelled */
 	t_gtc(b, 3, 10, SELL, 200, 5);
@@ -363,11 +367,11 @@ static void fok_book(struct rsx_book *b, uint64_t *id)
 	t_gtc(b, 9, (*id)++, BUY, 990, 5);
 	for (int lvl = 0; lvl < 12; lvl++) {
 		int64_t px = 1001 + lvl * 3;
-		int per = 1 + (int)(next_rand() % 4);
+		int per = 1 + (int)(t_rand() % 4);
 		for (int k = 0; k < per; k++) {
-			uint32_t user = 1 + (uint32_t)(next_rand() % 5);
-			int flags = (user <= 2 && next_rand() % 3 == 0) ? RO : 0;
-			int64_t q = 1 + (int64_t)(next_rand() % 7);
+			uint32_t user = 1 + (uint32_t)(t_rand() % 5);
+			int flags = (user <= 2 && t_rand() % 3 == 0) ? RO : 0;
+			int64_t q = 1 + (int64_t)(t_rand() % 7);
 			t_new(b, user, (*id)++, SELL, px, q, RSX_TIF_GTC, flags, NONE);
 		}
 	}
@@ -479,8 +483,8 @@ static void test_slide_over_thousands_of_levels(void)
 		    m.window_lo[SELL] == lo && m.window_hi[SELL] == lo + (int64_t)m.slots)
 			break;
 		/* requests that change the top, on both sides of the moving edges */
-		t_gtc(b, 10, id++, BUY, 150000 - 1 - (int64_t)(next_rand() % 9000), 1);
-		t_gtc(b, 10, id++, SELL, 150002 + (int64_t)(next_rand() % 9000), 1);
+		t_gtc(b, 10, id++, BUY, 150000 - 1 - (int64_t)(t_rand() % 9000), 1);
+		t_gtc(b, 10, id++, SELL, 150002 + (int64_t)(t_rand() % 9000), 1);
 		t_new(b, 11, id++, BUY, 150001, 1, RSX_TIF_GTC, 0, NONE);
 		t_cancel(b, 11, id - 1);
 		T_BOOK_OK(b);
