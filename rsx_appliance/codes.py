@@ -12,7 +12,7 @@ from enum import IntEnum, IntFlag
 from ._native import ffi, lib
 
 __all__ = ["ErrorCode", "Reason", "Status", "Side", "Tif", "OrderFlag", "Stp", "SymbolStatus",
-           "LiqKind", "reason_message", "status_is_terminal"]
+           "LiqKind", "QueryKind", "AccountFlag", "reason_message", "status_is_terminal"]
 
 
 def _table(at, name) -> dict[str, int]:
@@ -72,6 +72,18 @@ class SymbolStatus(IntEnum):
     ACTIVE = lib.RSX_SYMBOL_ACTIVE
     PAUSED = lib.RSX_SYMBOL_PAUSED  # cancels only
     HALTED = lib.RSX_SYMBOL_HALTED
+
+
+class QueryKind(IntEnum):
+    """QUERY.kind: what a gateway asks a risk shard for."""
+
+    OPEN_ORDERS = lib.RSX_QUERY_OPEN_ORDERS
+    POSITIONS = lib.RSX_QUERY_POSITIONS
+    ACCOUNT = lib.RSX_QUERY_ACCOUNT
+
+
+class AccountFlag(IntFlag):
+    IN_LIQUIDATION = lib.RSX_ACCOUNT_IN_LIQUIDATION
 
 
 class LiqKind(IntEnum):

@@ -1,4 +1,5 @@
-"""The sdist carries every C source, header, table and cdef the build needs."""
+"""The sdist carries every C source, header, table and cdef the build needs; the benchmark drivers stay
+out of the production library."""
 
 from __future__ import annotations
 
@@ -22,8 +23,28 @@ def test_sdist_contains_the_native_tree(tmp_path):
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     wanted = {str(p.relative_to(ROOT)) for pattern in
               ("native/include/rsx/*.h", "native/include/rsx/*.def", "native/src/*.c",
-               "native/cdef/*.cdef", "native/tests/*.c", "native/tests/*.h")
+               "native/cdef/*.cdef", "native/tests/*.c", "native/tests/*.h", "native/bench/*.c",
+               "native/bench/driver/*.c", "native/bench/include/rsx/*.h", "native/bench/cdef/*.cdef")
               for p in ROOT.glob(pattern)}
-    wanted |= {"native/Makefile", "setup.py", "pyproject.toml", "rsx_appliance/_build.py"}
+    wanted |= {"native/Makefile", "setup.py", "pyproject.toml", "rsx_appliance/_build.py",
+               "rsx_appliance/_build_bench.py"}
     missing = wanted - names
     assert not missing, missing
+
+
+def test_benchmark_drivers_are_not_in_the_production_library():
+    """native/src (librsx.a, rsx_appliance._native) holds no benchmark driver: they are in native/bench/driver,
+    built into rsx_appliance._bench, which takes the core's types from _native."""
+    from rsx_appliance import _bench, _native
+
+    drivers = ("rsx_cmp_bench_rtt", "rsx_cmp_bench_oneway", "rsx_wal_bench_append", "rsx_wal_bench_latency")
+    assert not any(hasattr(_native.lib, f) for f in drivers)
+    assert all(hasattr(_bench.lib, f) for f in drivers)
+    assert not list((ROOT / "native" / "src").glob("*bench*")) and not list((ROOT / "native" / "include").rglob("*bench*"))
+    # a core struct made with the core's ffi goes into a driver's config as it is
+    cfg = _bench.ffi.new("struct rsx_cmp_bench_config *")
+    _bench.lib.rsx_cmp_bench_config_init(cfg)
+    fault = _native.ffi.new("struct rsx_cmp_fault_config *")
+    fault.drop_ppm = 250_000
+    cfg.a.fault = fault[0]
+    assert cfg.a.fault.drop_ppm == 250_000

@@ -35,6 +35,12 @@
 	F(st, symbol_id, U32, 20) F(st, user_id, U32, 24) F(st, _pad0, PAD, 28) \
 	F(st, order_id, OID, 32) F(st, price, PRICE, 48) F(st, qty, QTY, 56)
 
+#define FIELDS_rsx_query(F, st) \
+	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
+	F(st, symbol_id, U32, 20) F(st, user_id, U32, 24) F(st, kind, U8, 28) \
+	F(st, _pad0, PAD, 29) F(st, request_id, OID, 32) F(st, gateway_ts_ns, U64, 48) \
+	F(st, _pad1, PAD, 56)
+
 #define FIELDS_rsx_order_failed(F, st) \
 	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
 	F(st, symbol_id, U32, 20) F(st, user_id, U32, 24) F(st, reason, U16, 28) \
@@ -126,6 +132,41 @@
 	F(st, symbol_id, U32, 20) F(st, key, U32, 24) F(st, _pad0, PAD, 28) \
 	F(st, value, I64, 32) F(st, fill_tip, U64, 40) F(st, _pad1, PAD, 48)
 
+#define FIELDS_rsx_position(F, st) \
+	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
+	F(st, symbol_id, U32, 20) F(st, user_id, U32, 24) F(st, _pad0, PAD, 28) \
+	F(st, request_id, OID, 32) F(st, qty, I64, 48) F(st, entry_cost, I64, 56) \
+	F(st, realized_pnl, I64, 64) F(st, mark_px, PRICE, 72) F(st, unrealized_pnl, I64, 80) \
+	F(st, liq_px, PRICE, 88) F(st, initial_margin, I64, 96) \
+	F(st, maintenance_margin, I64, 104) F(st, _pad1, PAD, 112)
+
+#define FIELDS_rsx_account(F, st) \
+	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
+	F(st, _pad0, PAD, 20) F(st, user_id, U32, 24) F(st, flags, U32, 28) \
+	F(st, request_id, OID, 32) F(st, collateral, I64, 48) F(st, equity, I64, 56) \
+	F(st, unrealized_pnl, I64, 64) F(st, initial_margin, I64, 72) \
+	F(st, maintenance_margin, I64, 80) F(st, frozen, I64, 88) F(st, available, I64, 96) \
+	F(st, withdrawable, I64, 104) F(st, _pad1, PAD, 112)
+
+#define FIELDS_rsx_open_order(F, st) \
+	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
+	F(st, symbol_id, U32, 20) F(st, user_id, U32, 24) F(st, side, U8, 28) \
+	F(st, tif, U8, 29) F(st, flags, U8, 30) F(st, state, U8, 31) \
+	F(st, request_id, OID, 32) F(st, order_id, OID, 48) F(st, price, PRICE, 64) \
+	F(st, remaining_qty, QTY, 72) F(st, filled_qty, QTY, 80) F(st, client_id, BYTES, 88) \
+	F(st, _pad0, PAD, 108) F(st, placed_ts_ns, U64, 112) F(st, _pad1, PAD, 120)
+
+#define FIELDS_rsx_query_done(F, st) \
+	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
+	F(st, symbol_id, U32, 20) F(st, user_id, U32, 24) F(st, kind, U8, 28) \
+	F(st, _pad0, PAD, 29) F(st, reason, U16, 30) F(st, request_id, OID, 32) \
+	F(st, count, U32, 48) F(st, _pad1, PAD, 52) F(st, _pad2, PAD, 56)
+
+#define FIELDS_rsx_seq_lost(F, st) \
+	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
+	F(st, _pad0, PAD, 20) F(st, first_lost, U64, 24) F(st, last_lost, U64, 32) \
+	F(st, _pad1, PAD, 40)
+
 #define FIELDS_rsx_nak(F, st) \
 	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
 	F(st, _pad0, PAD, 20) F(st, from_seq, U64, 24) F(st, count, U64, 32) \
@@ -179,6 +220,7 @@ LAYOUT(rsx_order)
 LAYOUT(rsx_cancel)
 LAYOUT(rsx_cancel_all)
 LAYOUT(rsx_amend)
+LAYOUT(rsx_query)
 LAYOUT(rsx_order_failed)
 LAYOUT(rsx_order_inserted)
 LAYOUT(rsx_fill)
@@ -193,6 +235,11 @@ LAYOUT(rsx_funding_payment)
 LAYOUT(rsx_liquidation)
 LAYOUT(rsx_transfer)
 LAYOUT(rsx_risk_param)
+LAYOUT(rsx_position)
+LAYOUT(rsx_account)
+LAYOUT(rsx_open_order)
+LAYOUT(rsx_query_done)
+LAYOUT(rsx_seq_lost)
 LAYOUT(rsx_nak)
 LAYOUT(rsx_heartbeat)
 LAYOUT(rsx_replay_request)

@@ -6,22 +6,24 @@ specs/tuning.md is the contract: knobs, topology format, state file, exit codes.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from ._common import add_json, command_group, print_json
 
 _KINDS_HELP = "hugepages,sysctl,thp,ksm,cpufreq,workqueue,writeback,irq,rps,cpuset"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tune", help="host tuning: check, plan, apply, rollback, show, jitter",
-                       description="CPU isolation, IRQ affinity, NUMA placement and hugepages for the "
-                                   "appliance (specs/tuning.md).")
-    inner = p.add_subparsers(dest="tune_command", metavar="ACTION")
+    _, inner = command_group(sub, "tune", help="host tuning: check, plan, apply, rollback, show, jitter",
+                             description="CPU isolation, IRQ affinity, NUMA placement and hugepages for the "
+                                         "appliance (specs/tuning.md).\n\n"
+                                         "Exit codes: 0 ok, 1 a check failed / an apply or rollback failed / "
+                                         "drift, 2 bad usage or input, 3 the environment refused "
+                                         "(permissions), 130 Ctrl-C.")
 
     def common(q: argparse.ArgumentParser, *, topology: bool = False, profile: bool = True) -> None:
         q.add_argument("--root", default="/", help="system root to read and write (default /); "
                                                    "a copy of another host's /proc and /sys plans offline")
-        q.add_argument("--json", action="store_true", help="print one JSON object")
+        add_json(q)
         if profile:
             q.add_argument("--profile", help="profile name in tuning/ or a path "
                                              "(default: the topology's, else 'latency')")
@@ -31,20 +33,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     def state(q: argparse.ArgumentParser) -> None:
         q.add_argument("--state-dir", help="state directory (default $RSX_TUNE_STATE_DIR or ROOT/run/rsx/tune)")
 
-    q = inner.add_parser("host", help="what discovery read: CPUs, cores, nodes, IRQs, NICs, cgroups")
+    q = inner.add_parser("host", help="what discovery read: CPUs, cores, nodes, IRQs, NICs, cgroups",
+                         description="What discovery read from /proc and /sys: CPUs, cores, NUMA nodes, IRQs, "
+                                     "NICs and their queues, cgroups, THP, governors, idle states.")
     common(q, profile=False)
     q.set_defaults(func=run_host)
 
-    q = inner.add_parser("check", help="every knob as pass/warn/fail/unsupported (read-only)")
+    q = inner.add_parser("check", help="every knob as pass/warn/fail/unsupported (read-only)",
+                         description="Every knob of the profile as pass, warn, fail or unsupported, with the "
+                                     "current and wanted value and why (read-only). Exit 1 when one fails.")
     common(q, topology=True)
     q.set_defaults(func=run_check)
 
-    q = inner.add_parser("plan", help="where every process, IRQ and hugepage goes, and the cmdline to add")
+    q = inner.add_parser("plan", help="where every process, IRQ and hugepage goes, and the cmdline to add",
+                         description="Where every process of the topology, every IRQ and every hugepage goes, "
+                                     "the runtime changes apply would make and the kernel command line to "
+                                     "add (read-only).")
     common(q)
     q.add_argument("--topology", metavar="FILE", required=True, help="topology TOML")
     q.set_defaults(func=run_plan)
 
-    q = inner.add_parser("apply", help="write the plan's runtime changes (dry run unless --execute)")
+    q = inner.add_parser("apply", help="write the plan's runtime changes (dry run unless --execute)",
+                         description="Write the plan's runtime changes, remembering every original value in "
+                                     "the state file first (dry run unless --execute). A previous apply is "
+                                     "rolled back first.")
     common(q, topology=True)
     state(q)
     q.add_argument("--plan", metavar="FILE", help="a plan saved with `rsx tune plan --json` (instead of --topology)")
@@ -52,32 +64,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--execute", action="store_true", help="really write (default: print what would change)")
     q.set_defaults(func=run_apply)
 
-    q = inner.add_parser("rollback", help="restore every value the last apply changed")
+    q = inner.add_parser("rollback", help="restore every value the last apply changed",
+                         description="Restore every value the last apply changed, from the state file. "
+                                     "Exit 1 when a value cannot be restored.")
     common(q, profile=False)
     state(q)
     q.set_defaults(func=run_rollback)
 
-    q = inner.add_parser("show", help="the applied state and every placed process, planned vs actual")
+    q = inner.add_parser("show", help="the applied state and every placed process, planned vs actual",
+                         description="The applied state (each change: original, wanted, current, drift) and "
+                                     "every placed process, planned against actual. Exit 1 on drift.")
     common(q, profile=False)
     state(q)
     q.set_defaults(func=run_show)
 
-    q = inner.add_parser("jitter", help="spin on CPUs and report every gap (isolation by measurement)")
+    q = inner.add_parser("jitter", help="spin on CPUs and report every gap (isolation by measurement)",
+                         description="Spin on each CPU at once and record every gap between two clock reads "
+                                     "longer than the threshold: how isolated the CPU really is.")
     q.add_argument("--cpus", required=True, help="CPU list, e.g. 1 or 2-5,8")
     q.add_argument("--seconds", type=float, required=True, help="how long to spin on each CPU (in parallel)")
     q.add_argument("--threshold-ns", type=int, default=1000, help="gaps longer than this are recorded (default 1000)")
     q.add_argument("--save", metavar="FILE", help="also write the per-CPU gap histograms as a run file "
                    "(FILE.lat.json) for `rsx report`")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(q)
     q.set_defaults(func=run_jitter)
-
-    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
 # -- shared -----------------------------------------------------------------------------------
 
 def _load(args, *, need_topology: bool = False):
-    from ..sysinfo import Root
+    from ..fsutil import Root
     from ..tune.host import discover
     from ..tune.profile import load_profile
     from ..tune.topology import load_topology
@@ -110,13 +126,13 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _out(obj: dict) -> None:
-    print(json.dumps(obj, indent=2))
+    print_json(obj)
 
 
 # -- host -------------------------------------------------------------------------------------
 
 def run_host(args) -> int:
-    from ..sysinfo import Root
+    from ..fsutil import Root
     from ..tune.host import discover, host_dict
 
     d = host_dict(discover(Root(args.root)))
@@ -225,11 +241,14 @@ def run_apply(args) -> int:
     if bool(args.plan) == bool(args.topology):
         raise TuneInputError("give exactly one of --topology FILE or --plan FILE")
     if args.plan:
-        from ..sysinfo import Root
+        from ..fsutil import Root
         from ..tune.host import discover
         host = discover(Root(args.root))
+        import json
+        from pathlib import Path
+
         try:
-            data = json.loads(open(args.plan).read())
+            data = json.loads(Path(args.plan).read_text())
         except (OSError, ValueError) as exc:
             raise PlanFileError(f"{args.plan}: cannot read a JSON plan: {exc}") from None
         plan = plan_from_dict(data, host)
@@ -256,7 +275,7 @@ def run_apply(args) -> int:
 
 
 def run_rollback(args) -> int:
-    from ..sysinfo import Root
+    from ..fsutil import Root
     from ..tune.apply import rollback
 
     root = Root(args.root)
@@ -274,7 +293,7 @@ def run_rollback(args) -> int:
 
 
 def run_show(args) -> int:
-    from ..sysinfo import Root
+    from ..fsutil import Root
     from ..tune.knobs import Change
     from ..tune.placement import live_view, placements
 
@@ -361,7 +380,7 @@ def run_jitter(args) -> int:
         return 0
     print(f"rsx tune jitter: {args.seconds:g} s per CPU, gaps > {_ns(args.threshold_ns)}")
     print(_table([[r.cpu, r.loops, _ns(r.loop_ns), r.gaps, f"{r.lost_pct:.2f}%", _ns(r.p99_ns),
-                   _ns(r.p999_ns), _ns(r.max_ns)] for r in res],
+                   _ns(r.p99_9_ns), _ns(r.max_ns)] for r in res],
                  ["CPU", "LOOPS", "LOOP", "GAPS", "LOST", "P99", "P99.9", "MAX"]))
     for r in res:
         print(f"\ncpu {r.cpu} gaps" + (" WARNING: the thread migrated" if r.migrated else ""))

@@ -114,6 +114,24 @@ struct rsx_amend {
 	rsx_qty_t qty;		/* new open (remaining) quantity */
 } __attribute__((aligned(64)));
 
+/*
+ * QUERY (gateway -> risk shard): the user's open orders, positions or account.
+ * Answered on the shard's link to that gateway by zero or more OPEN_ORDER /
+ * POSITION records or one ACCOUNT, then QUERY_DONE, all carrying request_id.
+ */
+struct rsx_query {
+	uint64_t seq;
+	uint64_t ts_ns;
+	uint32_t stream_id;
+	uint32_t symbol_id;	/* 0 = every symbol */
+	uint32_t user_id;
+	uint8_t kind;		/* enum rsx_query_kind */
+	uint8_t _pad0[3];
+	rsx_oid_t request_id;	/* the gateway's correlation id */
+	uint64_t gateway_ts_ns;
+	uint64_t _pad1;
+} __attribute__((aligned(64)));
+
 /* ORDER_FAILED: a request refused before it changed the book. */
 struct rsx_order_failed {
 	uint64_t seq;
@@ -344,6 +362,103 @@ struct rsx_risk_param {
 	uint64_t _pad1[2];
 } __attribute__((aligned(64)));
 
+/*
+ * POSITION (risk -> gateway): one position of a user, as a query answer
+ * (request_id set) or pushed after it changed (request_id zero). Money in
+ * collateral units.
+ */
+struct rsx_position {
+	uint64_t seq;
+	uint64_t ts_ns;
+	uint32_t stream_id;
+	uint32_t symbol_id;
+	uint32_t user_id;
+	uint32_t _pad0;
+	rsx_oid_t request_id;	/* zero on a push */
+	int64_t qty;		/* signed net position, raw qty: > 0 long, < 0 short */
+	int64_t entry_cost;	/* signed cost basis of the open position */
+	int64_t realized_pnl;
+	rsx_price_t mark_px;
+	int64_t unrealized_pnl;
+	rsx_price_t liq_px;	/* estimated liquidation price, 0 = none */
+	int64_t initial_margin;
+	int64_t maintenance_margin;
+	uint64_t _pad1[2];
+} __attribute__((aligned(64)));
+
+/* ACCOUNT (risk -> gateway): a user's money, as a query answer or pushed after it changed. */
+struct rsx_account {
+	uint64_t seq;
+	uint64_t ts_ns;
+	uint32_t stream_id;
+	uint32_t _pad0;
+	uint32_t user_id;
+	uint32_t flags;		/* enum rsx_account_flag bits */
+	rsx_oid_t request_id;	/* zero on a push */
+	int64_t collateral;
+	int64_t equity;		/* collateral + unrealised PnL */
+	int64_t unrealized_pnl;
+	int64_t initial_margin;
+	int64_t maintenance_margin;
+	int64_t frozen;		/* reserved for open orders */
+	int64_t available;	/* equity - initial margin - frozen */
+	int64_t withdrawable;
+	uint64_t _pad1[2];
+} __attribute__((aligned(64)));
+
+/* OPEN_ORDER (risk -> gateway): one live order of a user, answering QUERY. */
+struct rsx_open_order {
+	uint64_t seq;
+	uint64_t ts_ns;
+	uint32_t stream_id;
+	uint32_t symbol_id;
+	uint32_t user_id;
+	uint8_t side;
+	uint8_t tif;
+	uint8_t flags;		/* enum rsx_order_flag bits */
+	uint8_t state;		/* 0 sent to the ME, not yet acknowledged; 1 resting */
+	rsx_oid_t request_id;
+	rsx_oid_t order_id;
+	rsx_price_t price;
+	rsx_qty_t remaining_qty;
+	rsx_qty_t filled_qty;
+	uint8_t client_id[20];
+	uint32_t _pad0;
+	uint64_t placed_ts_ns;	/* when the gateway stamped the order */
+	uint64_t _pad1;
+} __attribute__((aligned(64)));
+
+/* QUERY_DONE (risk -> gateway): the end of a query's answer. */
+struct rsx_query_done {
+	uint64_t seq;
+	uint64_t ts_ns;
+	uint32_t stream_id;
+	uint32_t symbol_id;
+	uint32_t user_id;
+	uint8_t kind;		/* enum rsx_query_kind, as asked */
+	uint8_t _pad0;
+	uint16_t reason;	/* enum rsx_reason: NONE, or why it was refused (WRONG_SHARD, UNKNOWN_USER) */
+	rsx_oid_t request_id;
+	uint32_t count;		/* records sent before this one */
+	uint32_t _pad1;
+	uint64_t _pad2;
+} __attribute__((aligned(64)));
+
+/*
+ * SEQ_LOST: a tombstone, one per seq, that a WAL writer appends when an
+ * operator accepted the loss of records it had reported durable (specs/wal.md
+ * 2.7): the seq is spent, its original record is gone. Any stream may hold it.
+ */
+struct rsx_seq_lost {
+	uint64_t seq;
+	uint64_t ts_ns;		/* when the loss was accepted */
+	uint32_t stream_id;
+	uint32_t _pad0;
+	uint64_t first_lost;	/* the lost range this tombstone belongs to */
+	uint64_t last_lost;
+	uint64_t _pad1[3];
+} __attribute__((aligned(64)));
+
 /* NAK: receiver -> sender, "resend [from_seq, from_seq + count)". */
 struct rsx_nak {
 	uint64_t seq;
@@ -419,6 +534,12 @@ RSX_PAYLOAD_ASSERT(rsx_funding_payment, 64);
 RSX_PAYLOAD_ASSERT(rsx_liquidation, 128);
 RSX_PAYLOAD_ASSERT(rsx_transfer, 64);
 RSX_PAYLOAD_ASSERT(rsx_risk_param, 64);
+RSX_PAYLOAD_ASSERT(rsx_query, 64);
+RSX_PAYLOAD_ASSERT(rsx_position, 128);
+RSX_PAYLOAD_ASSERT(rsx_account, 128);
+RSX_PAYLOAD_ASSERT(rsx_open_order, 128);
+RSX_PAYLOAD_ASSERT(rsx_query_done, 64);
+RSX_PAYLOAD_ASSERT(rsx_seq_lost, 64);
 RSX_PAYLOAD_ASSERT(rsx_nak, 64);
 RSX_PAYLOAD_ASSERT(rsx_heartbeat, 64);
 RSX_PAYLOAD_ASSERT(rsx_replay_request, 64);

@@ -52,6 +52,18 @@ enum rsx_symbol_status {
 	RSX_SYMBOL_HALTED = 2,	/* nothing */
 };
 
+/* QUERY.kind and QUERY_DONE.kind: what a gateway asks a risk shard for (specs/records.md). */
+enum rsx_query_kind {
+	RSX_QUERY_OPEN_ORDERS = 1,	/* answered by OPEN_ORDER records */
+	RSX_QUERY_POSITIONS   = 2,	/* answered by POSITION records */
+	RSX_QUERY_ACCOUNT     = 3,	/* answered by one ACCOUNT record */
+};
+
+/* ACCOUNT.flags bits. */
+enum rsx_account_flag {
+	RSX_ACCOUNT_IN_LIQUIDATION = 1,
+};
+
 enum rsx_liq_kind {
 	RSX_LIQ_ROUND     = 1,	/* a reduce-only IOC round was placed */
 	RSX_LIQ_INSURANCE = 2,	/* the insurance fund absorbed a shortfall */
