@@ -67,7 +67,7 @@ void rsx_book_destroy(struct rsx_book *b);
 
 /*
  * Replace the symbol config (tick, lot, limits, status). Resting orders are
- * kept as they are; a tick change recentres the map. Returns 0, RSX_EINVALID
+ * kept as they are; a tick change rebuilds the window around the same centre. Returns 0, RSX_EINVALID
  * for an incoherent config, -EBUSY while a request is suspended.
  */
 int rsx_book_set_config(struct rsx_book *b, const struct rsx_symbol_config *cfg);
