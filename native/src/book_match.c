@@ -924,25 +924,36 @@ static inline int numbers_fast_ok(const struct rsx_book *b, int64_t price, int64
 	return !__builtin_mul_overflow(price, qty, &notional);
 }
 
-/* A new order that crosses: it becomes the taker and sweeps (specs/matching.md §2). */
-static inline int taker_sweep(struct rsx_book *b, struct rsx_book_sink *s, uint32_t attrs, uint32_t user_id,
-			      uint32_t uix, const rsx_oid_t *oid, int64_t price, int64_t qty)
+/*
+ * b->tk for a sweep: a new order's (slot NIL, filled 0) or a price amend's (its
+ * own slot and fills so far). attrs = side | tif << 8 | flags << 16 | stp << 24.
+ * The caller sets dirty.
+ */
+static inline void taker_start(struct rsx_book *b, uint32_t attrs, uint32_t user_id, uint32_t uix, uint32_t slot,
+			       const rsx_oid_t *oid, int64_t price, int64_t qty, int64_t filled)
 {
 	struct bk_taker *t = &b->tk;
 	t->kind = PEND_SWEEP;
 	memcpy(&t->side, &attrs, 4);
 	t->fill_sf = (uint16_t)(t->side | t->flags << 8);
-	t->dirty = 0;
-	t->amend = 0;
+	t->amend = slot != NIL;
 	t->from_run = 0;
 	t->stopped = 0;
 	t->user_id = user_id;
 	t->uix = uix;
-	t->slot = NIL;
+	t->slot = slot;
 	t->oid = *oid;
 	t->limit = price;
 	t->rem = qty;
-	t->filled = 0;
+	t->filled = filled;
+}
+
+/* A new order that crosses: it becomes the taker and sweeps (specs/matching.md §2). */
+static inline int taker_sweep(struct rsx_book *b, struct rsx_book_sink *s, uint32_t attrs, uint32_t user_id,
+			      uint32_t uix, const rsx_oid_t *oid, int64_t price, int64_t qty)
+{
+	taker_start(b, attrs, user_id, uix, NIL, oid, price, qty, 0);
+	b->tk.dirty = 0;
 	return sweep_and_finish(b, s);
 }
 
@@ -1198,22 +1209,7 @@ static int op_amend(struct rsx_book *b, struct rsx_book_sink *s, uint32_t user_i
 	O->lvl = AMEND_LVL;
 	user_unlink(b, oi);
 	user_append(b, u, oi);
-	t->kind = PEND_SWEEP;
-	t->side = (uint8_t)side;
-	t->tif = O->tif;
-	t->flags = O->flags;
-	t->stp = O->stp;
-	t->fill_sf = (uint16_t)(t->side | t->flags << 8);
-	t->stopped = 0;
-	t->amend = 1;
-	t->from_run = 0;
-	t->user_id = user_id;
-	t->uix = u;
-	t->slot = oi;
-	t->oid = *oid;
-	t->limit = np;
-	t->rem = qty;
-	t->filled = O->filled;
+	taker_start(b, attrs_at(&O->side), user_id, u, oi, oid, np, qty, O->filled);
 	if (crosses && sweep(b, s))
 		return RSX_BOOK_MORE;
 	return finish_sweep(b, s);

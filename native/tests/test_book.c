@@ -596,16 +596,10 @@ static void test_drift(void)
 	T_CHECK(st.recentres >= 20);
 	T_CHECK(st.center > 67000 && st.center < 73000);
 	T_CHECK(t_best(b, BUY) < t_best(b, SELL));
-	/* asks left behind up to 140,000 sit in coarse zones now: a sweep takes them in price order */
+	/* asks left behind up to 140,000 are far levels now: a sweep takes them in price order */
 	t_new(b, 42, id++, BUY, 200000, 1000000, RSX_TIF_IOC, 0, RSX_STP_NONE);
-	int64_t last = 0;
-	int fills = 0;
-	for (int i = 0; i < t_nev; i++)
-		if (t_ev[i].type == FILL) {
-			T_CHECK(t_ev[i].price >= last);
-			last = t_ev[i].price;
-			fills++;
-		}
+	int64_t last;
+	int fills = t_fills_in_order(1, &last);
 	T_CHECK(fills > 1000);
 	T_CHECK(last > 139000);
 	T_EQ(t_best(b, SELL), 0);

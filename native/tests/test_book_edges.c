@@ -133,14 +133,12 @@ static void test_far_crowd_keeps_one_level_per_price(void)
 	T_BOOK_OK(b);
 	/* sweep through 120500: the older order there fills, the newer one keeps its place */
 	t_new(b, 77, 6000, BUY, 120500, 1 + 1 + 500 + 1, IOC, 0, NONE);	/* top ask, 120000 x2, 120001..120499, one at 120500 */
-	int64_t last = 0;
+	int64_t last;
+	t_fills_in_order(1, &last);
 	uint64_t last_maker = 0;
 	for (int i = 0; i < t_nev; i++)
-		if (t_ev[i].type == FILL) {
-			T_CHECK(t_ev[i].price >= last);
-			last = t_ev[i].price;
+		if (t_ev[i].type == FILL)
 			last_maker = t_id(&t_ev[i].maker_order_id);
-		}
 	T_EQ(last, 120500);
 	T_CHECK(last_maker != 5000 && last_maker >= 100 && last_maker < 1100);
 	T_EQ(done_filled(), 503);
@@ -327,15 +325,9 @@ static void test_offgrid_levels_share_a_tick(void)
 		T_CHECK(rows[i].price < rows[i - 1].price);
 	/* a sweep takes them in price order, the on-grid ones where they belong */
 	t_new(b, 8, 200, SELL, 10, 1000, IOC, 0, NONE);
-	int64_t last = INT64_MAX;
-	int fills = 0;
-	for (int i = 0; i < t_nev; i++)
-		if (t_ev[i].type == FILL) {
-			T_CHECK(t_ev[i].price < last);
-			last = t_ev[i].price;
-			fills++;
-		}
-	T_EQ(fills, 19 - 2 + 2);
+	int64_t last;
+	int fills = t_fills_in_order(0, &last);
+	T_EQ(fills, 19 - 2 + 2);	/* one order per price: descending strictly */
 	T_EQ(last, 99980);
 	T_BOOK_OK(b);
 	/* the same through a slide: off-grid levels leave and come back a tick at a time */
@@ -499,14 +491,8 @@ static void test_slide_over_thousands_of_levels(void)
 	T_CHECK(m.far_levels[BUY] >= 6000);	/* the old bids are all outside the new window */
 	/* every old bid is still there, in price order, and sweeps in priority */
 	t_new(b, 12, id++, SELL, 1, 1000000000, IOC, 0, NONE);
-	int64_t last = INT64_MAX;
-	int fills = 0;
-	for (int i = 0; i < t_nev; i++)
-		if (t_ev[i].type == FILL) {
-			T_CHECK(t_ev[i].price <= last);
-			last = t_ev[i].price;
-			fills++;
-		}
+	int64_t last;
+	int fills = t_fills_in_order(0, &last);
 	T_CHECK(fills > 6000);
 	T_EQ(last, 99999 - 5999);
 	T_BOOK_OK(b);
