@@ -25,7 +25,7 @@ from .numbers import SymbolConfig
 from .tune import _toml
 from .tune.errors import TuneInputError
 
-__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "Account", "MarketdataConfig", "MarkConfig",
+__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
            "MarkSourceConfig", "load_config", "default_config",
            "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER"]
 
@@ -39,6 +39,8 @@ _TOPOLOGY_KEYS = {"me": {"symbols", "slab_mib", "buffers_mib", "isolate", "node"
                   "risk": {"shards", "buffers_mib", "isolate", "node"}}
 _INSTANCE_KEYS = {"instances", "buffers_mib", "isolate", "node"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+LOCAL_HOST = "local"  # the one host of a configuration without [hosts]
 _MAX_PER_ROLE = 100  # ports are base + role offset + index (specs/config.md 5)
 _PORT_OFFSET = {"me": (0, 100), "risk": (200, 300), "gateway": (400, None),
                 "marketdata": (500, None), "mark": (600, 700), "recorder": (None, None)}
@@ -204,14 +206,25 @@ class ProcessSpec:
     ws: tuple[str, int] | None = None  # public WebSocket
     stream_id: int | None = None  # the journaled stream it owns
     symbol_id: int | None = None  # me only
+    host: str = LOCAL_HOST  # the [hosts] entry it runs on (specs/config.md 4.1)
 
     def to_dict(self) -> dict[str, Any]:
         def addr(a):
             return None if a is None else f"{a[0]}:{a[1]}"
-        return {"name": self.name, "role": self.role, "index": self.index, "data_dir": str(self.data_dir),
+        return {"name": self.name, "role": self.role, "index": self.index, "host": self.host,
+                "data_dir": str(self.data_dir),
                 "cmp": addr(self.cmp), "dxs": addr(self.dxs), "ws": addr(self.ws),
                 "stream_id": self.stream_id,
                 "stream": None if self.stream_id is None else streams.describe(self.stream_id)}
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One host of the exchange: its name and the private address its CMP endpoints and DXS servers bind."""
+
+    name: str
+    address: str
+    nic: str | None = None  # the host's NIC for the tuning plan (else the file's [nic])
 
 
 @dataclass(frozen=True)
@@ -223,12 +236,14 @@ class Account:
 @dataclass(frozen=True)
 class EngineConfig:
     durability: str = "fsync"
-    batch_records: int = 256
-    batch_us: int = 100
+    batch_records: int = 1  # N = 1, T = 0: a batch is what was appended during the previous sync
+    batch_us: int = 0
     snapshot_records: int = 1_000_000
     snapshot_seconds: int = 60
     snapshots_kept: int = 3
     dedup_window_s: int = 3600
+    dedup_capacity: int = 1 << 22  # dedup entries, a power of two (specs/me.md 4)
+    order_timeout_ms: int = 5000  # refuse orders risk released longer ago (specs/risk.md 11)
     max_orders: int = 1_000_000
     wait: str = "auto"
 
@@ -239,6 +254,10 @@ class RiskConfig:
     collateral_decimals: int = 6
     snapshot_seconds: int = 60
     max_accounts: int = 1_000_000
+    max_positions: int = 2_000_000
+    max_orders: int = 1_000_000
+    push_ms: int = 100
+    scan_slice: int = 10_000
     wait: str = "auto"
 
 
@@ -383,6 +402,8 @@ class Config:
     engine_symbols: tuple[str, ...] = ()  # names of the symbols with an ME on this host
     processes: tuple[ProcessSpec, ...] = field(default=())
     mark: MarkConfig = field(default=MarkConfig())
+    hosts: tuple[HostSpec, ...] = ()  # one "local" host without [hosts]
+    role_hosts: dict = field(default_factory=dict)  # role -> host name per process index
 
     # -- lookups -------------------------------------------------------------
 
@@ -400,6 +421,26 @@ class Config:
 
     def role(self, role: str) -> tuple[ProcessSpec, ...]:
         return tuple(p for p in self.processes if p.role == role)
+
+    def host(self, name: str) -> HostSpec:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise ConfigError(f"{self.path}: no host {name!r} (hosts: {', '.join(h.name for h in self.hosts)})")
+
+    def processes_on(self, host: str) -> tuple[ProcessSpec, ...]:
+        """The processes of one host, in start order."""
+        self.host(host)
+        return tuple(p for p in self.processes if p.host == host)
+
+    def topology_for(self, host: str):
+        """The tuning topology of one host: only its processes, and its NIC (specs/config.md 4.1)."""
+        names = {p.name for p in self.processes_on(host)}
+        roles = tuple(replace(r, names=tuple(n for n in r.names if n in names)) for r in self.topology.roles)
+        own = self.host(host).nic
+        return replace(self.topology, roles=tuple(r for r in roles if r.names), nic=own or self.topology.nic,
+                       nic_node=None if own else self.topology.nic_node, profile=self.profile,
+                       path=self.topology.path if len(self.hosts) == 1 else f"{self.topology.path} [host {host}]")
 
     def cmp_consumers(self, name: str) -> list[tuple[str, int]]:
         """CMP endpoints that receive the journaled stream of process `name`."""
@@ -426,6 +467,7 @@ class Config:
                 "gateway": asdict(self.gateway), "marketdata": asdict(self.marketdata),
                 "mark": asdict(self.mark),
                 "network": asdict(self.network), "auth": asdict(self.auth),
+                "hosts": [asdict(h) for h in self.hosts],
                 "accounts": [{"user_id": a.user_id, "deposit": a.deposit} for a in self.accounts],
                 "processes": [p.to_dict() for p in self.processes]}
 
@@ -528,13 +570,17 @@ def _engines(t: _toml.Table) -> EngineConfig:
         raise t.fail("durability", f"must be \"fsync\" or \"async\", not {durability!r}")
     out = EngineConfig(durability=durability,
                        batch_records=t.count("batch_records", d.batch_records, minimum=1),
-                       batch_us=t.count("batch_us", d.batch_us, minimum=1),
+                       batch_us=t.count("batch_us", d.batch_us, minimum=0),
                        snapshot_records=t.count("snapshot_records", d.snapshot_records, minimum=1),
                        snapshot_seconds=t.count("snapshot_seconds", d.snapshot_seconds, minimum=1),
                        snapshots_kept=t.count("snapshots_kept", d.snapshots_kept, minimum=1),
                        dedup_window_s=t.count("dedup_window_s", d.dedup_window_s, minimum=1),
+                       dedup_capacity=t.count("dedup_capacity", d.dedup_capacity, minimum=64),
+                       order_timeout_ms=t.count("order_timeout_ms", d.order_timeout_ms, minimum=0),
                        max_orders=t.count("max_orders", d.max_orders, minimum=1),
                        wait=_wait(t))
+    if out.dedup_capacity & (out.dedup_capacity - 1):
+        raise t.fail("dedup_capacity", f"must be a power of two, not {out.dedup_capacity}")
     t.done()
     return out
 
@@ -544,9 +590,17 @@ def _risk(t: _toml.Table, shards: int) -> RiskConfig:
     cd = t.count("collateral_decimals", d.collateral_decimals)
     if cd > 18:
         raise t.fail("collateral_decimals", f"must be in 0..18, not {cd}")
+    accounts = t.count("max_accounts", d.max_accounts, minimum=1)
     out = RiskConfig(shards=shards, collateral_decimals=cd,
                      snapshot_seconds=t.count("snapshot_seconds", d.snapshot_seconds, minimum=1),
-                     max_accounts=t.count("max_accounts", d.max_accounts, minimum=1), wait=_wait(t))
+                     max_accounts=accounts,
+                     max_positions=t.count("max_positions", 2 * accounts, minimum=1),
+                     max_orders=t.count("max_orders", d.max_orders, minimum=1),
+                     push_ms=t.count("push_ms", d.push_ms),
+                     scan_slice=t.count("scan_slice", d.scan_slice, minimum=1), wait=_wait(t))
+    for key in ("max_accounts", "max_positions", "max_orders"):
+        if getattr(out, key) > 1 << 30:
+            raise t.fail(key, f"must be at most 2^30, not {getattr(out, key)}")
     t.done()
     return out
 
@@ -672,20 +726,70 @@ def _mark(t: _toml.Table, symbol_names: set[str], collateral_decimals: int) -> M
     return MarkConfig(**kw)
 
 
-def _network(t: _toml.Table | None, where: str) -> NetworkConfig:
+def _ipv4(t: _toml.Table, key: str, default: str) -> str:
+    value = t.get(key, str, default)
+    if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", value) or any(int(x) > 255 for x in value.split(".")):
+        raise t.fail(key, f"{value!r} is not an IPv4 address")
+    return value
+
+
+def _network(t: _toml.Table | None, where: str, multi_host: bool) -> NetworkConfig:
     if t is None:
         return NetworkConfig()
     backend = t.get("cmp_backend", str, "auto")
     if backend not in ("auto", "udp", "uring", "xdp"):
         raise t.fail("cmp_backend", f"must be auto, udp, uring or xdp, not {backend!r}")
-    host = t.get("host", str, "127.0.0.1")
-    if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", host) or any(int(x) > 255 for x in host.split(".")):
-        raise t.fail("host", f"{host!r} is not an IPv4 address")
+    if multi_host and "host" in t.data:
+        raise t.fail("host", "cannot be used with [hosts]: each host's address is hosts.<name>.address")
+    host = _ipv4(t, "host", "127.0.0.1")
     base = t.count("base_port", 7400, minimum=1024)
     if base + 800 > 65535:
         raise t.fail("base_port", f"{base} leaves no room for the 800 derived ports below 65536")
     t.done()
     return NetworkConfig(backend, host, base)
+
+
+def _hosts(top: _toml.Table, network: NetworkConfig) -> tuple[HostSpec, ...]:
+    """``[hosts]`` (specs/config.md 4.1), or the one host "local" at ``network.host``."""
+    t = top.table("hosts")
+    if t is None:
+        return (HostSpec(LOCAL_HOST, network.host),)
+    out: list[HostSpec] = []
+    for name in t.data:
+        if not _HOST_NAME.fullmatch(name):
+            raise t.fail(name, f"{name!r} is not a host name (1-32 of A-Z a-z 0-9 _ -)")
+        h = t.table(name)
+        address = _ipv4(h, "address", ...)
+        nic = h.get("nic", str, None)
+        h.done()
+        dup = next((o for o in out if o.address == address), None)
+        if dup is not None:
+            raise h.fail("address", f"{address} is already the address of host {dup.name!r}")
+        out.append(HostSpec(name, address, nic))
+    if not out:
+        raise top.fail("hosts", "must define at least one host (or leave [hosts] out for one host)")
+    return tuple(out)
+
+
+def _role_hosts(raw: dict[str, tuple[Any, str]], counts: dict[str, int],
+                hosts: tuple[HostSpec, ...]) -> dict[str, tuple[str, ...]]:
+    """Each role's ``host`` key: one host name for all its processes, or a list with one per process."""
+    names = [h.name for h in hosts]
+    out = {}
+    for role, (value, where) in raw.items():
+        n = counts.get(role, 0)
+        if isinstance(value, str):
+            value = [value] * n
+        elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: must be a host name or a list of host names, not {value!r}")
+        elif len(value) != n:
+            raise ConfigError(f"{where}: lists {len(value)} hosts for {n} {role} processes (one per process, "
+                              "in order)")
+        for v in value:
+            if v not in names:
+                raise ConfigError(f"{where}: {v!r} is not a host of [hosts] (hosts: {', '.join(names)})")
+        out[role] = tuple(value)
+    return out
 
 
 def _auth(t: _toml.Table | None) -> AuthConfig:
@@ -719,7 +823,8 @@ def _accounts(top: _toml.Table, collateral_decimals: int) -> tuple[Account, ...]
 
 
 def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
-    host, base, out = cfg.network.host, cfg.network.base_port, []
+    base, out = cfg.network.base_port, []
+    address = {h.name: h.address for h in cfg.hosts}
     counts = {"me": len(cfg.engine_symbols), "risk": cfg.risk.shards,
               "gateway": cfg.gateway.instances, "marketdata": cfg.marketdata.instances,
               "mark": cfg.mark_instances, "recorder": cfg.recorder_instances}
@@ -737,8 +842,10 @@ def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
             if role in ("gateway", "marketdata"):
                 lc = getattr(cfg, role)
                 ws = (lc.listen, lc.port + i)
+            on = cfg.role_hosts[role][i] if role in cfg.role_hosts else cfg.hosts[0].name
+            host = address[on]
             out.append(ProcessSpec(
-                name=f"{role}.{suffix}", role=role, index=i, data_dir=cfg.data_dir / role / suffix,
+                name=f"{role}.{suffix}", role=role, index=i, data_dir=cfg.data_dir / role / suffix, host=on,
                 cmp=None if cmp_off is None else (host, base + cmp_off + i),
                 dxs=None if dxs_off is None else (host, base + dxs_off + i),
                 ws=ws, stream_id=stream, symbol_id=sym.id if sym else None))
@@ -792,8 +899,12 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     if "profile" in data:
         topo["profile"] = profile
     parts = {}
+    raw_hosts: dict[str, tuple[Any, str]] = {}
     for role in ROLE_ORDER:
         parts[role] = _split(top, role)
+        rest = parts[role][1]
+        if "host" in rest.data:
+            raw_hosts[role] = (rest.data.pop("host"), f"{rest.where}.host")
         if parts[role][0] or role == "me":
             topo[_TABLE_OF[role]] = dict(parts[role][0])
     topo["engines"].setdefault("symbols", [s.name for s in symbols])
@@ -820,14 +931,17 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     marketdata = _marketdata(parts["marketdata"][1], count.get("marketdata", 0))
     mark = _mark(parts["mark"][1], {s.name for s in symbols}, cd)
     parts["recorder"][1].done()
-    network = _network(top.table("network"), where)
+    network = _network(top.table("network"), where, "hosts" in data)
+    hosts = _hosts(top, network)
+    role_hosts = _role_hosts(raw_hosts, {"me": len(engine_symbols), **count}, hosts)
     auth = _auth(top.table("auth"))
     accounts = _accounts(top, cd)
     top.done()
     cfg = Config(path=where, data_dir=ddir, profile=profile, symbols=symbols, engines=engines, risk=risk,
                  gateway=gateway, marketdata=marketdata, mark_instances=count.get("mark", 0),
                  recorder_instances=count.get("recorder", 0), network=network, auth=auth,
-                 accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark)
+                 accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark,
+                 hosts=hosts, role_hosts=role_hosts)
     return replace(cfg, processes=_processes(cfg))
 
 
