@@ -19,7 +19,7 @@ import faketree
 from rsx_appliance.config import DEFAULT_TOML
 from rsx_appliance.deploy.bundle import render
 from rsx_appliance.deploy.install import install, uninstall
-from rsx_appliance.deploy.ready import NotReady, wait_ready
+from rsx_appliance.status import NotReady, wait_ready
 from rsx_appliance.deploy.verify import check
 
 RSX = str(Path(sys.executable).parent / "rsx")

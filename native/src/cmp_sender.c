@@ -36,6 +36,7 @@ struct rsx_cmp_sender {
 	uint64_t last_seq;		/* last accepted */
 	uint64_t sent[RSX_CMP_MAX_DEST];	/* per destination: last seq the kernel took */
 	uint64_t last_tx_ns;
+	uint64_t hb_ns;			/* the current idle heartbeat interval (back-off, section 3.5) */
 	struct rsx_cmp_sender_stats st;
 	struct cmp_txmsg msgs[CMP_MAX_BATCH];
 	uint8_t scratch[CMP_MAX_BATCH][CMP_TX_SLOT];	/* fetched records being retransmitted */
@@ -94,6 +95,7 @@ int rsx_cmp_sender_open(struct rsx_cmp_endpoint *ep, const struct rsx_cmp_sender
 		return RSX_EINVALID;
 	}
 	s->last_tx_ns = cmp_now();
+	s->hb_ns = (uint64_t)cfg->heartbeat_us * 1000;
 	slot->sender = s;
 	*out = s;
 	return 0;
@@ -148,6 +150,7 @@ static int flush(struct rsx_cmp_sender *s, uint64_t now)
 	if (total) {
 		s->st.sent += total;
 		s->last_tx_ns = now;
+		s->hb_ns = (uint64_t)s->cfg.heartbeat_us * 1000;
 	}
 	return all;
 }
@@ -352,8 +355,10 @@ void cmp_sender_on_nak(struct rsx_cmp_sender *s, const uint8_t *rec, const struc
 		s->st.nak_replies++;
 		sent++;
 	}
-	if (sent)
+	if (sent) {
 		s->last_tx_ns = now;
+		s->hb_ns = (uint64_t)s->cfg.heartbeat_us * 1000;
+	}
 }
 
 static void heartbeat(struct rsx_cmp_sender *s, uint64_t now)
@@ -362,6 +367,10 @@ static void heartbeat(struct rsx_cmp_sender *s, uint64_t now)
 		if (send_heartbeat(s, s->sent[d], &s->cfg.dest[d]))
 			s->st.heartbeats++;
 	s->last_tx_ns = now;
+	/* still idle: the next one later, up to heartbeat_idle_us (tail loss is caught by the first one) */
+	uint64_t cap = (uint64_t)s->cfg.heartbeat_idle_us * 1000;
+	if (cap > s->hb_ns)
+		s->hb_ns = s->hb_ns * 2 < cap ? s->hb_ns * 2 : cap;
 }
 
 uint64_t cmp_sender_tick(struct rsx_cmp_sender *s, uint64_t now)
@@ -370,10 +379,9 @@ uint64_t cmp_sender_tick(struct rsx_cmp_sender *s, uint64_t now)
 		flush(s, now);
 	if (s->cfg.heartbeat_us == 0)
 		return 0;
-	uint64_t hb_ns = (uint64_t)s->cfg.heartbeat_us * 1000;
-	if (now - s->last_tx_ns >= hb_ns)
+	if (now - s->last_tx_ns >= s->hb_ns)
 		heartbeat(s, now);
-	uint64_t next = s->last_tx_ns + hb_ns;
+	uint64_t next = s->last_tx_ns + s->hb_ns;
 	if (s->started && min_sent(s) < s->last_seq && now + 50000 < next)
 		next = now + 50000;	/* pending data: come back soon (sleep mode) */
 	return next;

@@ -352,6 +352,46 @@ static void test_tail_loss_by_heartbeat(void)
 	pair_close(&p);
 }
 
+/* Idle heartbeats back off (heartbeat_idle_us); data starts them over at heartbeat_us (cmp.md 3.5). */
+static void test_idle_heartbeat_backoff(void)
+{
+	struct rsx_cmp_sender_config sc;
+	struct rsx_cmp_sender_stats st;
+	struct pair p;
+	rsx_cmp_sender_config_init(&sc);
+	sc.heartbeat_us = 1000;
+	sc.heartbeat_idle_us = 8000;
+	pair_open(&p, NULL, &sc, NULL);
+	send_range(&p, 1, 5);
+	pump_until(&p, 5, 1000);
+	T_EQ(p.got, 5);
+	rsx_cmp_sender_stats(p.s, &st);
+	uint64_t h0 = st.heartbeats, end = rsx_cmp_now_ns() + 200000000ull;
+	while (rsx_cmp_now_ns() < end) {
+		pump(&p);
+		t_sleep_us(50);
+	}
+	rsx_cmp_sender_stats(p.s, &st);
+	/* 1, 2, 4, 8, 8, ... ms: about 27 in 200 ms, not the 200 of a fixed 1 ms */
+	T_CHECK(st.heartbeats - h0 >= 5 && st.heartbeats - h0 <= 60);
+	/* data: the next heartbeats come 1 ms and 2 ms after it again, not 8 ms apart */
+	send_range(&p, 6, 6);
+	uint64_t t0 = rsx_cmp_now_ns(), h1 = st.heartbeats;
+	end = t0 + 100000000ull;
+	while (rsx_cmp_now_ns() < end) {
+		pump(&p);
+		rsx_cmp_sender_stats(p.s, &st);
+		if (st.heartbeats >= h1 + 2)
+			break;
+		t_sleep_us(50);
+	}
+	T_CHECK(st.heartbeats >= h1 + 2 && rsx_cmp_now_ns() - t0 < 12000000ull);
+	pump_until(&p, 6, 1000);
+	T_EQ(p.got, 6);
+	T_EQ(p.bad, 0);
+	pair_close(&p);
+}
+
 static void test_needs_replay_then_replay(void)
 {
 	struct rsx_cmp_fault_config f;
@@ -710,6 +750,7 @@ int main(void)
 	test_loss_recovered_from_wal();
 	test_fetch_mismatch_not_sent();
 	test_tail_loss_by_heartbeat();
+	test_idle_heartbeat_backoff();
 	test_needs_replay_then_replay();
 	test_silent_sender_does_not_exhaust();
 	test_stall_never_drops();

@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass
 
 from ..config import ROLE_ORDER, ProcessSpec
+from ..launch import UnknownRole, process_args
 from ..tune.cpus import format_list
 from ..tune.knobs import KINDS
 from ..tune.plan import ProcessPlan
@@ -41,18 +42,11 @@ def unit_name(proc: ProcessSpec) -> str:
 
 
 def command(proc: ProcessSpec) -> list[str]:
-    """The subcommand that runs the process (DESIGN.md 11, specs/config.md)."""
-    suffix = proc.name.split(".", 1)[1]
-    if proc.role == "me":
-        args = ["me", "--symbol", suffix]
-    elif proc.role == "risk":
-        args = ["risk", "serve", "--shard", str(proc.index)]
-    elif proc.role in ("gateway", "marketdata", "mark", "recorder"):
-        args = [proc.role, "--instance", str(proc.index)]
-    elif proc.role == "store":
-        args = ["store"]
-    else:
-        raise DeployError(f"{proc.name}: no command is known for role {proc.role!r} (specs/deploy.md 4.2)")
+    """The subcommand that runs the process (the table `rsx up` uses too: launch.process_args)."""
+    try:
+        args = process_args(proc)
+    except UnknownRole as exc:
+        raise DeployError(f"{exc} (specs/deploy.md 4.2)") from None
     return args + ["--config", CONFIG, "--data", DATA]
 
 
