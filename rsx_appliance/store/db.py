@@ -1,0 +1,238 @@
+"""One database connection, SQLite or PostgreSQL, behind the few operations the store needs.
+
+The store speaks one SQL (``?`` placeholders, written for both dialects) and
+two bulk paths: ``executemany`` of row tuples (SQLite) and binary ``COPY`` of
+fixed-width numpy rows (PostgreSQL). Every driver failure that may pass (the
+server is down, the file is locked, the disk is full) becomes
+:class:`StoreUnavailableError`, which the writer retries; anything else is a
+bug and propagates.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import StoreLockedError, StoreUnavailableError
+
+__all__ = ["Database", "StoreUrl", "parse_url", "open_database", "WRITER_LOCK_KEY"]
+
+#: pg_advisory_lock key of the one writer per PostgreSQL database ("RSXS")
+WRITER_LOCK_KEY = 0x52535853
+_PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_PG_TRAILER = b"\xff\xff"
+
+
+@dataclass(frozen=True)
+class StoreUrl:
+    dialect: str  # "sqlite" or "postgresql"
+    target: str  # the SQLite file, or the libpq URI
+    url: str
+
+    @property
+    def redacted(self) -> str:
+        """The URL without its password (for logs and status files)."""
+        return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", self.url)
+
+
+def parse_url(url: str, base: str | os.PathLike | None = None) -> StoreUrl:
+    """``sqlite:PATH`` (relative to ``base`` or the working directory), ``sqlite:///ABS``,
+    ``postgresql://...`` or ``postgres://...``; anything else is a ValueError."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return StoreUrl("postgresql", url, url)
+    if url.startswith("sqlite:"):
+        path = url[len("sqlite:"):]
+        path = path[2:] if path.startswith("///") else path
+        if not path or path.startswith("//"):
+            raise ValueError(f"{url!r}: no database file")
+        p = Path(path)
+        if not p.is_absolute():
+            p = Path(base or os.getcwd()) / p
+        return StoreUrl("sqlite", str(p), f"sqlite:{p}")
+    raise ValueError(f"{url!r}: expected sqlite:PATH, sqlite:///ABS/PATH or postgresql://...")
+
+
+def _unavailable(exc: BaseException, url: StoreUrl) -> StoreUnavailableError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreUnavailableError(f"database {url.redacted}: {first}")
+
+
+class Database:
+    """A connection in autocommit mode; transactions are explicit (:meth:`begin`/:meth:`commit`).
+
+    Thread-confined: use it from the thread that opened it.
+    """
+
+    def __init__(self, url: StoreUrl, conn: Any) -> None:
+        self.url = url
+        self.dialect = url.dialect
+        self.conn = conn
+        self._lock_fd: int | None = None
+        if self.dialect == "postgresql":
+            import psycopg
+
+            self._transient = (psycopg.OperationalError, psycopg.errors.DiskFull,
+                               psycopg.errors.AdminShutdown, psycopg.errors.LockNotAvailable)
+        else:
+            self._transient = (sqlite3.OperationalError,)
+
+    # -- statements ---------------------------------------------------------------
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except self._transient as exc:
+            raise _unavailable(exc, self.url) from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._guard(lambda: self.conn.execute(self._sql(sql), params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        def run():
+            cur = self.conn.execute(self._sql(sql), params)
+            rows = cur.fetchall()
+            return [tuple(r) for r in rows]
+        return self._guard(run)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            def run():
+                with self.conn.cursor() as cur:
+                    cur.executemany(self._sql(sql), rows)
+            self._guard(run)
+        else:
+            self._guard(lambda: self.conn.executemany(sql, rows))
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback() if self.dialect == "postgresql" else self.conn.execute("ROLLBACK")
+        except Exception:  # the connection is gone: nothing to roll back
+            pass
+
+    # -- bulk ----------------------------------------------------------------------
+
+    def insert_rows(self, table: str, columns: Sequence[str], arr: np.ndarray) -> None:
+        """Insert a numpy structured array whose fields are ``columns`` (int64, u1..u8 or V16).
+
+        PostgreSQL: one binary COPY built by numpy; SQLite: executemany of tuples.
+        """
+        if len(arr) == 0:
+            return
+        if self.dialect == "postgresql":
+            data = pg_copy_binary(arr, columns)
+            cols = ", ".join(columns)
+
+            def run():
+                with self.conn.cursor() as cur:
+                    with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
+                        cp.write(data)
+            self._guard(run)
+        else:
+            marks = ", ".join("?" * len(columns))
+            rows = arr[list(columns)].tolist() if list(arr.dtype.names) != list(columns) else arr.tolist()
+            self._guard(lambda: self.conn.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows))
+
+    # -- the one writer ------------------------------------------------------------
+
+    def lock_writer(self) -> None:
+        """Take the writer lock for the life of this connection, or StoreLockedError."""
+        if self.dialect == "postgresql":
+            (got,) = self.query("SELECT pg_try_advisory_lock(?)", (WRITER_LOCK_KEY,))[0]
+            if not got:
+                raise StoreLockedError(f"{self.url.redacted}: another rsx store is writing to this "
+                                       f"database (advisory lock {WRITER_LOCK_KEY:#x} is held)")
+            return
+        path = self.url.target + ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLockedError(f"{self.url.target}: another rsx store is writing to this database "
+                                   f"({path} is locked)") from None
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def pg_copy_binary(arr: np.ndarray, columns: Sequence[str]) -> bytes:
+    """PostgreSQL binary COPY data for fixed-width rows, built by numpy (no Python per row).
+
+    Integer fields become int8 (bigint), 16-byte voids bytea; no NULLs.
+    """
+    names, formats = ["n"], [">i2"]
+    for c in columns:
+        kind = arr.dtype[c]
+        names += [f"l_{c}", f"v_{c}"]
+        if kind.kind in "iu":
+            formats += [">i4", ">i8"]
+        elif kind.kind == "V":
+            formats += [">i4", f"V{kind.itemsize}"]
+        else:
+            raise TypeError(f"column {c}: no binary COPY for dtype {kind}")
+    out = np.empty(len(arr), dtype=np.dtype({"names": names, "formats": formats}))
+    out["n"] = len(columns)
+    for c in columns:
+        kind = arr.dtype[c]
+        out[f"l_{c}"] = 8 if kind.kind in "iu" else kind.itemsize
+        out[f"v_{c}"] = arr[c]
+    return _PG_HEADER + out.tobytes() + _PG_TRAILER
+
+
+def open_database(url: str | StoreUrl, *, readonly: bool = False, base: str | None = None,
+                  connect_timeout: float = 5.0) -> Database:
+    """Connect; raises StoreUnavailableError when the database cannot be reached or opened."""
+    u = url if isinstance(url, StoreUrl) else parse_url(url, base)
+    if u.dialect == "postgresql":
+        import psycopg
+
+        try:
+            conn = psycopg.connect(u.target, autocommit=True, connect_timeout=max(1, int(connect_timeout)))
+        except psycopg.Error as exc:
+            raise _unavailable(exc, u) from exc
+        if readonly:
+            conn.execute("SET default_transaction_read_only = on")
+        return Database(u, conn)
+    path = Path(u.target)
+    try:
+        if readonly:
+            if not path.exists():
+                raise StoreUnavailableError(f"{path}: no store database here (has `rsx store` run?)")
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                   timeout=connect_timeout)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=connect_timeout)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
+    except (sqlite3.Error, OSError) as exc:
+        raise _unavailable(exc, u) from exc
+    return Database(u, conn)

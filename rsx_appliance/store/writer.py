@@ -1,0 +1,178 @@
+"""One transaction per run of batches: rows, order state and stream tips together (specs/store.md 4).
+
+:meth:`Writer.write` stores a :class:`~.ingest.Tables` atomically: the event
+rows, the folded order state, the re-applied liquidation fees and the new tip
+of every stream in it commit together or not at all. A failure the database
+may recover from raises :class:`~.errors.StoreUnavailableError` after a
+rollback; the caller retries the very same Tables.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .._native import ffi, lib
+from ..codes import OrderFlag
+from .db import Database
+from .ingest import FILL_COLUMNS, ORDER_STAGE, Ingest, Tables
+
+__all__ = ["Writer"]
+
+_ORDER_COLS = ORDER_STAGE.names
+_CREATE = ("user_id", "side", "tif", "flags", "stp", "qty", "client_id", "created_ns", "accepted_seq")
+_STAGE_DDL = {
+    "sqlite": "CREATE TEMP TABLE IF NOT EXISTS orders_in ({})",
+    "postgresql": "CREATE TEMP TABLE IF NOT EXISTS orders_in ({}) ON COMMIT DELETE ROWS",
+}
+
+
+def _stage_columns(dialect: str) -> str:
+    blob = "BLOB" if dialect == "sqlite" else "BYTEA"
+    cols = []
+    for name in _ORDER_COLS:
+        if name == "order_id":
+            cols.append(f"{name} {blob}")
+        elif name == "client_id":
+            cols.append(f"{name} {'TEXT' if dialect == 'sqlite' else 'BYTEA'}")
+        else:
+            cols.append(f"{name} {'INTEGER' if dialect == 'sqlite' else 'BIGINT'}")
+    return ", ".join(cols)
+
+
+def _merge_sql(dialect: str) -> tuple[str, str]:
+    client = "i.client_id" if dialect == "sqlite" else r"encode(rtrim(i.client_id, '\x00'::bytea), 'escape')"
+    sets = [f"{c} = CASE WHEN i.has_create = 1 THEN {client if c == 'client_id' else 'i.' + c} "
+            f"ELSE orders.{c} END" for c in _CREATE]
+    sets += ["price = CASE WHEN i.has_price = 1 THEN i.price ELSE orders.price END",
+             "remaining_qty = CASE WHEN i.has_remaining = 1 THEN i.remaining_qty ELSE orders.remaining_qty END",
+             "status = CASE WHEN i.has_status = 1 THEN i.status ELSE orders.status END",
+             "reason = CASE WHEN i.has_status = 1 THEN i.reason ELSE orders.reason END",
+             "filled_qty = CASE WHEN i.has_filled = 1 THEN i.filled_qty ELSE orders.filled_qty END + i.fill_add",
+             "updated_ns = i.updated_ns", "last_seq = i.last_seq"]
+    update = (f"UPDATE orders SET {', '.join(sets)} FROM orders_in AS i WHERE orders.symbol_id = i.symbol_id "
+              f"AND orders.order_id = i.order_id AND i.last_seq > orders.last_seq")
+    when = lambda flag, col: f"CASE WHEN i.{flag} = 1 THEN {col} END"  # noqa: E731
+    insert = (
+        "INSERT INTO orders (symbol_id, order_id, user_id, side, tif, flags, stp, price, qty, client_id, status, "
+        "reason, filled_qty, remaining_qty, created_ns, updated_ns, accepted_seq, last_seq) "
+        f"SELECT i.symbol_id, i.order_id, {when('has_create', 'i.user_id')}, {when('has_create', 'i.side')}, "
+        f"{when('has_create', 'i.tif')}, {when('has_create', 'i.flags')}, {when('has_create', 'i.stp')}, "
+        f"{when('has_price', 'i.price')}, {when('has_create', 'i.qty')}, {when('has_create', client)}, "
+        f"{when('has_status', 'i.status')}, {when('has_status', 'i.reason')}, i.filled_qty + i.fill_add, "
+        f"{when('has_remaining', 'i.remaining_qty')}, {when('has_create', 'i.created_ns')}, i.updated_ns, "
+        f"{when('has_create', 'i.accepted_seq')}, i.last_seq FROM orders_in AS i WHERE 1 = 1 "
+        "ON CONFLICT (symbol_id, order_id) DO NOTHING")
+    return update, insert
+
+
+_TIPS_SQL = ("INSERT INTO stream_tips (stream_id, applied_seq, applied_ts_ns, updated_ns) VALUES (?, ?, ?, ?) "
+             "ON CONFLICT (stream_id) DO UPDATE SET applied_seq = excluded.applied_seq, "
+             "applied_ts_ns = excluded.applied_ts_ns, updated_ns = excluded.updated_ns")
+_INSERTS = {
+    "symbol_configs": ("symbol_id", "seq", "ts_ns", "config_version", "price_decimals", "qty_decimals",
+                       "tick_size", "lot_size", "min_qty", "max_qty", "status", "maker_fee_bps",
+                       "taker_fee_bps", "initial_margin_bps", "maintenance_margin_bps",
+                       "funding_interval_s", "max_funding_rate_bps"),
+    "funding_payments": ("stream_id", "seq", "ts_ns", "symbol_id", "user_id", "interval_id", "amount",
+                         "position", "mark_px", "rate_e8"),
+    "funding_rates": ("stream_id", "seq", "ts_ns", "symbol_id", "interval_id", "rate_e8", "mark_px",
+                      "index_px"),
+    "liquidations": ("stream_id", "seq", "ts_ns", "symbol_id", "user_id", "kind", "side", "round",
+                     "slippage_bps", "order_id", "qty", "price", "mark_px", "equity", "maintenance_margin",
+                     "shortfall", "counterparty_user_id", "fill_tip"),
+    "balance_changes": ("stream_id", "seq", "user_id", "ts_ns", "kind", "amount", "balance_after",
+                        "symbol_id", "request_id"),
+    "risk_params": ("stream_id", "seq", "ts_ns", "symbol_id", "key", "value", "fill_tip"),
+}
+
+
+class Writer:
+    """Writes Tables into one database connection (the writer thread's)."""
+
+    def __init__(self, db: Database, ingest: Ingest) -> None:
+        self.db = db
+        self.ingest = ingest
+        self._update, self._insert = _merge_sql(db.dialect)
+        self._staged = False
+        self.transactions = 0
+
+    def _stage(self) -> None:
+        if not self._staged:
+            self.db.execute(_STAGE_DDL[self.db.dialect].format(_stage_columns(self.db.dialect)))
+            self._staged = True
+
+    def write(self, t: Tables) -> None:
+        """Store t in one transaction; on any error roll back and raise (t can be written again)."""
+        db = self.db
+        try:
+            self._stage()
+            db.begin()
+            self._fills(t)
+            self._orders(t)
+            for table, cols in _INSERTS.items():
+                rows = getattr(t, table)
+                if rows:
+                    db.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                                   f"({', '.join('?' * len(cols))})", rows)
+            self._refee(t)
+            now = time.time_ns()
+            db.executemany(_TIPS_SQL, [(s, q, ts, now) for s, (q, ts) in sorted(t.tips.items())])
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        self.transactions += 1
+
+    def _fills(self, t: Tables) -> None:
+        rows = t.fill_rows()
+        if not len(rows):
+            return
+        bad = rows["value"] < 0
+        if bad.any():
+            nulls = [tuple(None if c in ("value", "taker_fee", "maker_fee") else v
+                           for c, v in zip(FILL_COLUMNS, r)) for r in rows[bad].tolist()]
+            self.db.executemany(f"INSERT INTO fills ({', '.join(FILL_COLUMNS)}) VALUES "
+                                f"({', '.join('?' * len(FILL_COLUMNS))})", nulls)
+            rows = rows[~bad]
+        self.db.insert_rows("fills", FILL_COLUMNS, rows)
+
+    def _orders(self, t: Tables) -> None:
+        rows = t.order_rows()
+        if not len(rows):
+            return
+        if self.db.dialect == "sqlite":
+            ci = _ORDER_COLS.index("client_id")
+            tuples = [r[:ci] + (r[ci].rstrip(b"\0").decode("ascii", "backslashreplace"),) + r[ci + 1:]
+                      for r in rows.tolist()]
+            self.db.executemany(f"INSERT INTO orders_in VALUES ({', '.join('?' * len(_ORDER_COLS))})", tuples)
+        else:
+            self.db.insert_rows("orders_in", _ORDER_COLS, rows)
+        self.db.execute(self._update)
+        self.db.execute(self._insert)
+        if self.db.dialect == "sqlite":
+            self.db.execute("DELETE FROM orders_in")
+
+    def _refee(self, t: Tables) -> None:
+        """Re-apply liquidation fees to stored liquidation fills after a fee parameter arrived."""
+        liq = int(OrderFlag.LIQUIDATION)
+        for sym, tip in t.refee:
+            rows = self.db.query("SELECT seq, taker_user_id, value FROM fills WHERE symbol_id = ? AND seq > ? "
+                                 f"AND (taker_flags & {liq}) != 0 AND value IS NOT NULL", (sym, tip))
+            if not rows:
+                continue
+            seqs = [r[0] for r in rows]
+            value = np.array([r[2] for r in rows], dtype=np.int64)
+            bps = np.array([self.ingest.liquidation_fee_bps(r[1], sym, r[0]) for r in rows], dtype=np.int32)
+            n = len(rows)
+            one = np.ones(n, dtype=np.int64)
+            out_v, out_t, out_m = (np.empty(n, np.int64) for _ in range(3))
+            ok = np.empty(n, np.uint8)
+            i64 = lambda a: ffi.cast("int64_t *", a.ctypes.data)  # noqa: E731
+            i32 = lambda a: ffi.cast("int32_t *", a.ctypes.data)  # noqa: E731
+            # fee(value, bps): the value is already V(p, q), so price = value, qty = 1, divisor = 1
+            lib.rsx_ledger_fill_fees(n, i64(value), i64(one), i64(one), i32(bps), i32(bps), i64(out_v),
+                                     i64(out_t), i64(out_m), ffi.cast("uint8_t *", ok.ctypes.data))
+            self.db.executemany("UPDATE fills SET taker_fee = ? WHERE symbol_id = ? AND seq = ?",
+                                [(int(f), sym, s) for f, s in zip(out_t, seqs)])
