@@ -139,6 +139,7 @@ def fold_orders(ev: np.ndarray) -> np.ndarray:
     out = np.zeros(len(starts), dtype=ORDER_STAGE)
     out["symbol_id"], out["order_id"] = last["symbol_id"], last["order_id"]
     out["updated_ns"], out["last_seq"] = last["updated_ns"], last["last_seq"]
+    out["user_id"] = last["user_id"]
     out["fill_add"] = np.add.reduceat(rows["fill_add"], starts)
 
     def pick(flag: str, cols: tuple[str, ...]) -> None:
@@ -149,7 +150,11 @@ def fold_orders(ev: np.ndarray) -> np.ndarray:
         for c in cols:
             out[c] = np.where(has, src[c], 0)
 
-    pick("has_create", ("user_id", "side", "tif", "flags", "stp", "qty", "created_ns", "accepted_seq"))
+    pick("has_create", ("side", "tif", "flags", "stp", "qty", "accepted_seq"))
+    # created_ns: the ORDER_ACCEPTED's time, else the first record seen of the order (a partial row)
+    at = np.maximum.reduceat(np.where(rows["has_create"] != 0, pos, -1), starts)
+    out["created_ns"] = np.where(at >= 0, rows["created_ns"][np.where(at >= 0, at, 0)],
+                                 rows["updated_ns"][starts])
     at = np.maximum.reduceat(np.where(rows["has_create"] != 0, pos, -1), starts)
     out["client_id"] = np.where(at >= 0, rows["client_id"][np.where(at >= 0, at, 0)], out["client_id"])
     pick("has_price", ("price",))
@@ -339,6 +344,7 @@ class Ingest:
                     ev = _events(len(p))
                     _keyed(ev, sym, p[oid], seq, ts)
                     r = ev["row"]
+                    r["user_id"] = p[f"{side}_user_id"]
                     r["fill_add"] = p["qty"]
                     r["has_remaining"], r["remaining_qty"] = 1, p[rem]
                     parts.append(ev)
@@ -351,6 +357,7 @@ class Ingest:
             ev = _events(len(p))
             _keyed(ev, sym, p["order_id"], seq, ts)
             r = ev["row"]
+            r["user_id"] = p["user_id"]
             if rtype == T.ORDER_ACCEPTED:
                 r["has_create"] = 1
                 for c in ("user_id", "side", "tif", "flags", "stp", "qty"):

@@ -21,7 +21,7 @@ from .ingest import FILL_COLUMNS, ORDER_STAGE, Ingest, Tables
 __all__ = ["Writer"]
 
 _ORDER_COLS = ORDER_STAGE.names
-_CREATE = ("user_id", "side", "tif", "flags", "stp", "qty", "client_id", "created_ns", "accepted_seq")
+_CREATE = ("side", "tif", "flags", "stp", "qty", "client_id", "created_ns", "accepted_seq")
 _STAGE_DDL = {
     "sqlite": "CREATE TEMP TABLE IF NOT EXISTS orders_in ({})",
     "postgresql": "CREATE TEMP TABLE IF NOT EXISTS orders_in ({}) ON COMMIT DELETE ROWS",
@@ -57,11 +57,11 @@ def _merge_sql(dialect: str) -> tuple[str, str]:
     insert = (
         "INSERT INTO orders (symbol_id, order_id, user_id, side, tif, flags, stp, price, qty, client_id, status, "
         "reason, filled_qty, remaining_qty, created_ns, updated_ns, accepted_seq, last_seq) "
-        f"SELECT i.symbol_id, i.order_id, {when('has_create', 'i.user_id')}, {when('has_create', 'i.side')}, "
+        f"SELECT i.symbol_id, i.order_id, i.user_id, {when('has_create', 'i.side')}, "
         f"{when('has_create', 'i.tif')}, {when('has_create', 'i.flags')}, {when('has_create', 'i.stp')}, "
         f"{when('has_price', 'i.price')}, {when('has_create', 'i.qty')}, {when('has_create', client)}, "
         f"{when('has_status', 'i.status')}, {when('has_status', 'i.reason')}, i.filled_qty + i.fill_add, "
-        f"{when('has_remaining', 'i.remaining_qty')}, {when('has_create', 'i.created_ns')}, i.updated_ns, "
+        f"{when('has_remaining', 'i.remaining_qty')}, i.created_ns, i.updated_ns, "
         f"{when('has_create', 'i.accepted_seq')}, i.last_seq FROM orders_in AS i WHERE 1 = 1 "
         "ON CONFLICT (symbol_id, order_id) DO NOTHING")
     return update, insert
