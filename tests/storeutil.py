@@ -224,8 +224,10 @@ class PgServer:
             if self._uid is not None:
                 os.setgid(self._gid)
                 os.setuid(self._uid)
-        return subprocess.run(cmd, preexec_fn=demote, capture_output=True, text=True, check=check,
-                              timeout=60, cwd=self.root)
+        r = subprocess.run(cmd, preexec_fn=demote, capture_output=True, text=True, timeout=60, cwd=self.root)
+        if check and r.returncode:
+            raise RuntimeError(f"{cmd[0]} failed ({r.returncode}): {r.stdout} {r.stderr}")
+        return r
 
     def start(self) -> None:
         opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
