@@ -150,7 +150,7 @@ def _host(c_addr) -> tuple[str, int]:
 
 
 def _struct_dict(obj, ctype: str) -> dict[str, int]:
-    return {name: int(getattr(obj, name)) for name, _ in ffi.typeof(ctype).fields}
+    return {name: int(getattr(obj, name)) for name, _ in ffi.typeof(ctype).fields if not name.startswith("_")}
 
 
 class Endpoint:
@@ -269,10 +269,18 @@ class Endpoint:
 
     def receiver(self, stream_id: int, *, window: int = 4096, start_seq: int = 1, nak_delay_us: int = 100,
                  nak_retry_us: int = 1000, nak_max_retries: int = 8, nak_max_count: int = 1024,
-                 nak_max_runs: int = 64) -> "Receiver":
-        """Attach the receiver of ``stream_id``; see :class:`Receiver`."""
+                 nak_max_runs: int = 64, link: bool = False) -> "Receiver":
+        """Attach the receiver of ``stream_id``; see :class:`Receiver`.
+
+        ``link=True`` for a stream that is not journaled (requests and replies
+        between gateway, risk and ME, specs/cmp.md 4.6): the receiver joins the
+        sender where it is, follows a sender that restarted at seq 1 (counted in
+        ``stats["resyncs"]``), and skips a hole NAKs cannot fill (counted in
+        ``stats["link_losses"]``) instead of needing replay. ``start_seq`` must
+        then be left at 0 or 1. Never for a journaled stream (ME, risk, mark).
+        """
         r = Receiver(self, stream_id, window, start_seq, nak_delay_us, nak_retry_us, nak_max_retries,
-                     nak_max_count, nak_max_runs)
+                     nak_max_count, nak_max_runs, link)
         self._children.append(r)
         return r
 
@@ -369,6 +377,7 @@ class ReceiverInfo:
 
     state: State
     stream_id: int
+    link: bool         # a link receiver (specs/cmp.md 4.6)
     delivered: int     # last seq handed out
     expected: int      # first seq not held: replay from here
     highest: int
@@ -423,16 +432,21 @@ class Receiver:
     NAKs gaps, buffers reordering within ``window``; when a gap cannot be
     filled by NAK it enters NEEDS_REPLAY and :meth:`receive` raises
     :class:`NeedsReplay` once everything before the gap was delivered; feed
-    the replayed records (DXS, seam 2) to :meth:`replay`.
+    the replayed records (DXS, seam 2) to :meth:`replay`. A link receiver
+    (``link=True``) skips and counts such a gap instead, and has no replay.
     """
 
     def __init__(self, ep: Endpoint, stream_id: int, window: int, start_seq: int, nak_delay_us: int,
-                 nak_retry_us: int, nak_max_retries: int, nak_max_count: int, nak_max_runs: int) -> None:
+                 nak_retry_us: int, nak_max_retries: int, nak_max_count: int, nak_max_runs: int,
+                 link: bool = False) -> None:
         c = ffi.new("struct rsx_cmp_receiver_config *")
         lib.rsx_cmp_receiver_config_init(c)
         c.stream_id, c.window, c.start_seq = stream_id, window, start_seq
         c.nak_delay_us, c.nak_retry_us, c.nak_max_retries = nak_delay_us, nak_retry_us, nak_max_retries
         c.nak_max_count, c.nak_max_runs = nak_max_count, nak_max_runs
+        if not isinstance(link, bool):
+            raise InvalidArgumentError(ErrorCode.INVALID, f"link must be True or False, not {link!r}")
+        c.link = int(link)
         out = ffi.new("struct rsx_cmp_receiver **")
         check(lib.rsx_cmp_receiver_open(ep.ptr, c, out), f"receiver of stream {stream_id}")
         self._r = out[0]
@@ -481,7 +495,8 @@ class Receiver:
 
         Records below ``expected`` are ignored (False). Raises ``SeqGapError`` if
         the replay skipped a seq, ``BlockingIOError`` if the window is full of
-        unread records (read first), or the record's error.
+        unread records (read first), the record's error, or
+        ``InvalidArgumentError`` on a link receiver (nothing to replay from).
         """
         return bool(check(lib.rsx_cmp_receiver_replay(self.ptr, ffi.from_buffer(record), len(record)), "replay"))
 
@@ -491,6 +506,7 @@ class Receiver:
         lib.rsx_cmp_receiver_info(self.ptr, i)
         d = _struct_dict(i, "struct rsx_cmp_receiver_info")
         d["state"] = State(d["state"])
+        d["link"] = bool(d["link"])
         return ReceiverInfo(**d)
 
     @property

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .dxs import DxsConsumer, DxsRejected
+from .fsutil import atomic_write, fsync_dir, make_dirs
 from .records import HEADER_SIZE
 from .wal import Batch, read_file
 
@@ -54,14 +55,6 @@ def archive_files(stream_dir: Path, stream_id: int) -> list[Path]:
     return sorted(out, key=lambda p: _day_of(p.name))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def resume_point(stream_dir: Path, stream_id: int) -> tuple[int, int | None]:
     """(last archived seq, day of the newest file); repairs a torn tail first.
 
@@ -82,14 +75,8 @@ def _cut(path: Path, offset: int, why: str) -> None:
     """Keep path[:offset], replacing the file atomically; save the rest beside it."""
     data = path.read_bytes()
     side = path.with_name(f"{path.name}.cut-{offset}")
-    side.write_bytes(data[offset:])
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data[:offset])
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)       # readers that mapped the old file keep it intact
-    _fsync_dir(path.parent)
+    atomic_write(side, data[offset:])    # the evidence is durable before the file loses it
+    atomic_write(path, data[:offset])    # readers that mapped the old file keep it intact
     log.warning("recorder: %s: %s; cut %d bytes (kept in %s); resuming after the last good record",
                 path, why, len(data) - offset, side.name)
 
@@ -136,7 +123,7 @@ class StreamRecorder:
 
     async def run(self) -> None:
         """Record until cancelled; raises DxsRejected when the server refuses (exit loudly)."""
-        self.stream_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.stream_dir)
         last, self._day = resume_point(self.stream_dir, self.stream_id)
         self.stats.archived_seq = last
         start = last + 1 if last else self.from_seq
@@ -208,7 +195,7 @@ class StreamRecorder:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._fd_day = day
         if new:
-            _fsync_dir(self.stream_dir)
+            fsync_dir(self.stream_dir)
         return self._fd
 
     def flush(self) -> None:

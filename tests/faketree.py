@@ -8,7 +8,7 @@ kernel-managed IRQs, cpufreq with the powersave governor, deep C-states, and a
 cgroup layout that is v1, v2 or hybrid. ``isolcpus`` puts isolcpus, nohz_full
 and rcu_nocbs on the command line and in sysfs.
 
-:class:`FakeKernel` is a :class:`~rsx_appliance.sysinfo.Root` whose writes
+:class:`FakeKernel` is a :class:`~rsx_appliance.fsutil.Root` whose writes
 behave like the kernel's: ``smp_affinity_list`` updates ``smp_affinity`` and
 ``effective_affinity_list`` and refuses managed IRQs (EIO) and offline CPUs
 (EINVAL); masks are reformatted to the kernel's width; ``[selected]`` files
@@ -27,7 +27,7 @@ import re
 import shutil
 from pathlib import Path
 
-from rsx_appliance.sysinfo import Root
+from rsx_appliance.fsutil import Root
 from rsx_appliance.tune.cpus import format_list, format_mask, parse_list, parse_mask
 
 NODES = 2

@@ -275,11 +275,11 @@ def test_stale_plan_is_refused_before_any_write(fake):
 
 def test_cli_apply_rollback_show_on_a_fake_root(tmp_path, monkeypatch, capsys):
     """The CLI end to end on the fake tree (in-process, so the fake kernel stands in for Root)."""
-    import rsx_appliance.sysinfo
+    import rsx_appliance.fsutil
     from rsx_appliance.cli import main
 
     f = Fake(tmp_path)
-    monkeypatch.setattr(rsx_appliance.sysinfo, "Root", faketree.FakeKernel)
+    monkeypatch.setattr(rsx_appliance.fsutil, "Root", faketree.FakeKernel)
     monkeypatch.setenv("RSX_TUNE_STATE_DIR", str(tmp_path / "cli-state"))
     before = f.snap()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import faketree
-from rsx_appliance.sysinfo import Root
+from rsx_appliance.fsutil import Root
 from rsx_appliance.tune import (ProfileError, TopologyError, TuneEnvironmentError, TuneInputError,
                                 UnknownKnobError)
 from rsx_appliance.tune.cpus import format_list, format_mask, parse_list, parse_mask

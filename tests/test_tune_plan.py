@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 import faketree
-from rsx_appliance.sysinfo import Root
+from rsx_appliance.fsutil import Root
 from rsx_appliance.tune import PlanError, PlanFileError, TopologyError
 from rsx_appliance.tune.check import run_check
 from rsx_appliance.tune.cpus import format_list, parse_list

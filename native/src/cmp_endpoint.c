@@ -345,8 +345,11 @@ int rsx_cmp_receive(struct rsx_cmp_endpoint *ep, struct rsx_cmp_receiver *r,
 	uint64_t deadline = timeout_us < 0 ? UINT64_MAX : start + (uint64_t)timeout_us * 1000;
 
 	for (;;) {
-		if (cmp_receiver_ready(r))
-			return rsx_cmp_receiver_read(r, out, stride, max);
+		if (cmp_receiver_ready(r)) {
+			int n = rsx_cmp_receiver_read(r, out, stride, max);
+			if (n != 0)
+				return n;	/* 0: only seqs a link receiver skipped as lost */
+		}
 		uint64_t now = cmp_now();
 		if (now >= deadline)
 			return rsx_cmp_receiver_read(r, out, stride, max);

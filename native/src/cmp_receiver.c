@@ -6,7 +6,10 @@
  * Positions: delivered < expected <= delivered + window + 1; every seq in
  * (delivered, expected) is held; a missing seq in [expected, tracked] is a
  * hole with a NAK timer. Nothing here ever moves `expected` over a missing
- * seq: a gap is filled (network, retransmit, replay) or reported.
+ * seq: a gap is filled (network, retransmit, replay) or reported. The one
+ * exception is a link receiver (cfg.link, specs/cmp.md 4.6: a stream that is
+ * not journaled), which marks an unrecoverable hole lost (a slot holding the
+ * seq with len 0), counts it, and follows a sender that restarted at seq 1.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,7 +26,7 @@ struct rmeta {
 	uint64_t due;		/* next NAK time (CLOCK_MONOTONIC ns) */
 	uint64_t nak_ns;	/* when `hole` was last NAKed */
 	uint32_t tries;		/* NAKs for `hole` that a live sender left unanswered */
-	uint16_t len;		/* record size of `held` */
+	uint16_t len;		/* record size of `held`; 0 = lost (link receivers only) */
 	uint16_t _pad;
 };
 
@@ -72,7 +75,7 @@ int rsx_cmp_receiver_open(struct rsx_cmp_endpoint *ep, const struct rsx_cmp_rece
 	uint64_t w = cfg ? cfg->window : 0;
 	if (!ep || !cfg || !out || w < 64 || w > (1u << 20) || (w & (w - 1)) ||
 	    cfg->nak_retry_us == 0 || cfg->nak_max_retries == 0 || cfg->nak_max_count == 0 ||
-	    cfg->nak_max_runs == 0)
+	    cfg->nak_max_runs == 0 || cfg->link > 1 || (cfg->link && cfg->start_seq > 1))
 		return RSX_EINVALID;
 	struct cmp_stream *slot = cmp_stream_get(ep, cfg->stream_id, 0);
 	if (slot && slot->receiver)
@@ -93,8 +96,8 @@ int rsx_cmp_receiver_open(struct rsx_cmp_endpoint *ep, const struct rsx_cmp_rece
 	memset(r->frames, 0, w * CMP_SLOT);	/* prefault */
 	r->delay_ns = (uint64_t)cfg->nak_delay_us * 1000;
 	r->retry_ns = (uint64_t)cfg->nak_retry_us * 1000;
-	if (cfg->start_seq)
-		join(r, cfg->start_seq);
+	if (cfg->start_seq && !cfg->link)
+		join(r, cfg->start_seq);	/* a link joins on first contact */
 	slot = cmp_stream_get(ep, cfg->stream_id, 1);
 	if (!slot) {
 		cmp_receiver_free(r);
@@ -187,6 +190,41 @@ static void store(struct rsx_cmp_receiver *r, const uint8_t *rec, uint32_t len, 
 		r->highest = seq;
 }
 
+/*
+ * Link receivers: a new incarnation of the sender (it restarted at seq 1) is
+ * speaking. Forget the old one (its undelivered records are lost: counted)
+ * and join the new sequence at its start, at most a window back from `seen`,
+ * so the seqs it sent before we noticed are NAKed from its hot ring.
+ */
+static void resync(struct rsx_cmp_receiver *r, uint64_t seen)
+{
+	uint64_t first = seen >= r->w ? seen - r->w + 1 : 1;
+	for (uint64_t s = r->delivered + 1; s < r->expected; s++)
+		if (r->meta[s & r->mask].len)
+			r->st.link_losses++;
+	r->st.link_losses += first - 1;
+	r->st.resyncs++;
+	memset(r->meta, 0, r->w * sizeof(*r->meta));
+	r->nak_next = 0;
+	r->highest_held = 0;
+	join(r, first);
+}
+
+/*
+ * Link receivers: is data record `seq` < expected from a restarted sender
+ * rather than a duplicate? A duplicate or retransmit is byte-identical to
+ * what the window holds for that seq; a new incarnation's record has another
+ * ts_ns, hence other bytes. Seq 1, or a seq a window below delivered, cannot
+ * be a late duplicate unless the window still holds it identically.
+ */
+static int restarted(const struct rsx_cmp_receiver *r, const uint8_t *rec, uint32_t len, uint64_t seq)
+{
+	const struct rmeta *m = &r->meta[seq & r->mask];
+	if (m->held == seq && m->len)
+		return m->len != len || memcmp(r->frames + (seq & r->mask) * CMP_SLOT, rec, len) != 0;
+	return seq == 1 || seq + r->w <= r->delivered;
+}
+
 void cmp_receiver_on_data(struct rsx_cmp_receiver *r, const uint8_t *rec, uint32_t len,
 			  const struct rsx_cmp_addr *from, uint64_t now)
 {
@@ -197,6 +235,9 @@ void cmp_receiver_on_data(struct rsx_cmp_receiver *r, const uint8_t *rec, uint32
 	r->last_heard = now;
 	if (!r->joined)
 		join(r, seq);
+	else if (r->cfg.link && seq < r->expected && restarted(r, rec, len, seq)) {
+		resync(r, seq);		/* store() and track() below arm the seqs before it */
+	}
 	if (seq < r->expected || r->meta[seq & r->mask].held == seq) {
 		r->st.duplicates++;
 		return;
@@ -234,6 +275,13 @@ void cmp_receiver_on_heartbeat(struct rsx_cmp_receiver *r, const uint8_t *rec,
 	}
 	if (h < r->delivered) {
 		r->st.stale_heartbeats++;
+		if (!r->cfg.link)
+			return;
+		resync(r, h);	/* a restarted sender: NAK what it sent before this heartbeat */
+		if (h >= r->expected) {
+			r->highest = h;
+			track(r, now);
+		}
 		return;
 	}
 	if (h > r->highest) {
@@ -259,6 +307,34 @@ static void send_nak(struct rsx_cmp_receiver *r, uint64_t from, uint64_t count)
 	cmp_ep_send(r->ep, &m, 1);	/* a NAK refused by the kernel is retried by its timer */
 	r->st.naks_sent++;
 	r->st.nak_seqs += count;
+}
+
+/*
+ * Link receivers: a hole up to `last` could not be recovered by NAK. Mark
+ * every missing seq in [expected, last] lost (held with len 0), count it, and
+ * let delivery carry on past it; lost seqs at the head are consumed at once.
+ */
+static void skip(struct rsx_cmp_receiver *r, uint64_t last, uint64_t now)
+{
+	for (uint64_t s = r->expected; s <= last; s++) {
+		struct rmeta *m = &r->meta[s & r->mask];
+		if (m->held == s)
+			continue;
+		m->held = s;
+		m->len = 0;
+		m->hole = 0;
+		r->st.link_losses++;
+	}
+	advance(r, now);
+	while (r->delivered + 1 < r->expected && r->meta[(r->delivered + 1) & r->mask].len == 0)
+		r->delivered++;
+	/* Re-arm the earliest timer of the holes left above. */
+	r->nak_next = 0;
+	for (uint64_t s = r->expected; s <= r->tracked; s++) {
+		struct rmeta *m = &r->meta[s & r->mask];
+		if (m->held != s && m->hole == s && (!r->nak_next || m->due < r->nak_next))
+			r->nak_next = m->due;
+	}
 }
 
 /* Scan the holes oldest first; NAK the due ones as runs; detect exhausted holes. */
@@ -318,6 +394,10 @@ uint64_t cmp_receiver_tick(struct rsx_cmp_receiver *r, uint64_t now)
 		send_nak(r, from, count);
 		runs++;
 	}
+	if (exhausted && r->cfg.link) {
+		skip(r, exhausted, now);
+		return r->nak_next;
+	}
 	if (exhausted) {
 		r->needs_replay = 1;
 		r->gap_start = r->expected;
@@ -351,6 +431,10 @@ int rsx_cmp_receiver_read(struct rsx_cmp_receiver *r, void *out, size_t stride, 
 	while (n < max && r->joined && r->delivered + 1 < r->expected) {
 		uint64_t i = (r->delivered + 1) & r->mask;
 		size_t len = r->meta[i].len;
+		if (len == 0) {		/* lost (link receivers): nothing to hand out */
+			r->delivered++;
+			continue;
+		}
 		if (len > stride) {
 			if (n == 0)
 				return RSX_EINVALID;
@@ -385,6 +469,8 @@ int rsx_cmp_receiver_replay(struct rsx_cmp_receiver *r, const void *buf, size_t 
 		return RSX_ETYPE;
 	if (CMP_REC_STREAM(rec) != r->cfg.stream_id)
 		return RSX_ESTREAM;
+	if (r->cfg.link)
+		return RSX_EINVALID;	/* a link stream has no journal to replay from */
 	uint64_t seq = CMP_REC_SEQ(rec);
 	if (seq == 0)
 		return RSX_ESEQ;
@@ -407,6 +493,7 @@ void rsx_cmp_receiver_info(const struct rsx_cmp_receiver *r, struct rsx_cmp_rece
 {
 	memset(out, 0, sizeof(*out));
 	out->stream_id = r->cfg.stream_id;
+	out->link = r->cfg.link;
 	out->state = r->needs_replay ? RSX_CMP_NEEDS_REPLAY
 		   : (r->joined && r->expected <= r->highest) ? RSX_CMP_RECOVERING : RSX_CMP_LIVE;
 	out->delivered = r->delivered;

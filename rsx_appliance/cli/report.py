@@ -46,13 +46,10 @@ def run(args: argparse.Namespace) -> int:
             safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in r.name)
             r.save_hlog(out / f"{safe}.hlog")
     if args.html:
+        from ..fsutil import atomic_write
         from ..latency.html import render_html
 
-        target = Path(args.html)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(render_html(runs, args.unit), encoding="utf-8")
-        tmp.replace(target)
+        target = atomic_write(args.html, render_html(runs, args.unit), make_parents=True)
         print(f"wrote {target}", file=sys.stderr)
     if args.json:
         print(json.dumps(to_json(runs), indent=1))

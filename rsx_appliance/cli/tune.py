@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 # -- shared -----------------------------------------------------------------------------------
 
 def _load(args, *, need_topology: bool = False):
-    from ..sysinfo import Root
+    from ..fsutil import Root
     from ..tune.host import discover
     from ..tune.profile import load_profile
     from ..tune.topology import load_topology
@@ -116,7 +116,7 @@ def _out(obj: dict) -> None:
 # -- host -------------------------------------------------------------------------------------
 
 def run_host(args) -> int:
-    from ..sysinfo import Root
+    from ..fsutil import Root
     from ..tune.host import discover, host_dict
 
     d = host_dict(discover(Root(args.root)))
@@ -225,7 +225,7 @@ def run_apply(args) -> int:
     if bool(args.plan) == bool(args.topology):
         raise TuneInputError("give exactly one of --topology FILE or --plan FILE")
     if args.plan:
-        from ..sysinfo import Root
+        from ..fsutil import Root
         from ..tune.host import discover
         host = discover(Root(args.root))
         try:
@@ -256,7 +256,7 @@ def run_apply(args) -> int:
 
 
 def run_rollback(args) -> int:
-    from ..sysinfo import Root
+    from ..fsutil import Root
     from ..tune.apply import rollback
 
     root = Root(args.root)
@@ -274,7 +274,7 @@ def run_rollback(args) -> int:
 
 
 def run_show(args) -> int:
-    from ..sysinfo import Root
+    from ..fsutil import Root
     from ..tune.knobs import Change
     from ..tune.placement import live_view, placements
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ..codes import ErrorCode
 from ..errors import SeqGapError, StreamMismatchError
+from ..fsutil import atomic_write
 from ..records import RecordType, decode
 from ..wal.block import SCAN_CONTROL, Batch, Stop, scan
 from . import protocol as P
@@ -49,8 +50,8 @@ class TipFile:
 
     ``load()`` returns 0 for a missing file; a file of the wrong size raises
     ValueError (never silently 0: that would replay everything, or worse,
-    skip). ``store(seq)`` writes a temp file, fsyncs it, renames it over the
-    tip and fsyncs the directory.
+    skip). ``store(seq)`` replaces it with :func:`~rsx_appliance.fsutil.atomic_write`
+    (temp file, fsync, rename, directory fsync).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -66,19 +67,7 @@ class TipFile:
         return int.from_bytes(data, "little")
 
     def store(self, seq: int) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, int(seq).to_bytes(8, "little"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(self.path, int(seq).to_bytes(8, "little"))
 
 
 class _Conn:

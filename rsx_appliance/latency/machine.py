@@ -1,7 +1,7 @@
 """The setup block of a run: what machine, how tuned, and who else used the CPUs.
 
-Everything is read through one root path (``root="/"``) so tests can point it
-at a fake /proc and /sys. A fact that cannot be read is recorded as ``None``
+Everything is read through :class:`~rsx_appliance.fsutil.Root` (``root="/"``)
+so tests can point it at a fake /proc and /sys. A fact that cannot be read is recorded as ``None``
 or ``"absent"``, never guessed.
 """
 
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import Root
+
 __all__ = ["machine_setup", "CpuAccount", "cpu_snapshot"]
 
 _SYSCTLS = {
@@ -33,11 +35,8 @@ _SYSCTLS = {
 }
 
 
-def _read(root: Path, rel: str) -> str | None:
-    try:
-        return (root / rel).read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
+def _read(root: str | Path, rel: str) -> str | None:
+    return Root(root).read(rel)
 
 
 def _cpuinfo(root: Path) -> dict[str, Any]:

@@ -24,7 +24,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RsxError
+from ..fsutil import atomic_write
 from .histogram import HOUR_NS, Histogram, InvalidHistogramError, _as_int64
 
 __all__ = ["Run", "Stage", "RunFileError", "write_run", "load_run", "ORDER_PATH_STAGES",
@@ -219,7 +219,7 @@ class Run:
         if self._snap is not None:
             self.finish()
         path = Path(path)
-        _atomic_write(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        atomic_write(path, json.dumps(self.to_dict(), indent=1) + "\n", make_parents=True)
         self.path = path
         return path
 
@@ -227,7 +227,7 @@ class Run:
         from .hlog import write_hlog
 
         path = Path(path)
-        _atomic_write(path, write_hlog(self))
+        atomic_write(path, write_hlog(self), make_parents=True)
         return path
 
     def save_hgrm(self, directory: str | os.PathLike, unit_ratio: float = 1000.0) -> list[Path]:
@@ -237,28 +237,13 @@ class Run:
         out = []
         for st in self.stages.values():
             p = directory / f"{safe}.{st.name}.hgrm"
-            _atomic_write(p, st.histogram.to_hgrm(unit_ratio))
+            atomic_write(p, st.histogram.to_hgrm(unit_ratio), make_parents=True)
             out.append(p)
         return out
 
     def total_stage(self) -> Stage | None:
         """The stage called ``total``, if any."""
         return self.stages.get("total")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def write_run(path: str | os.PathLike, stages: Mapping[str, Any], *, name: str | None = None,

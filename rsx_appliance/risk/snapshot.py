@@ -3,8 +3,8 @@
 File: ``snap-<journal_seq>.rsx`` = magic ``RSXRISK1`` | u32 format | u32 sections |
 per section (u16 name length, name, u64 length, u32 CRC32C, bytes) | u32 CRC32C
 of everything before. Tables are stored as their used rows (raw struct bytes);
-Python state as JSON. Written to a temporary file, fsynced, renamed, and the
-directory fsynced; the newest `keep` are kept.
+Python state as JSON. Written with :func:`~rsx_appliance.fsutil.atomic_write`
+(temporary file, fsync, rename, directory fsync); the newest `keep` are kept.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._native import lib
+from ..fsutil import atomic_write
 from ..records import RecordType
 from . import _recbuild
 from ._core import ACCOUNT_DTYPE, ORDER_DTYPE, POSITION_DTYPE, SYMBOL_DTYPE, Capacity
@@ -38,14 +39,6 @@ def _crc(data: bytes | memoryview) -> int:
     from .._native import ffi
 
     return lib.rsx_crc32c(0, ffi.from_buffer(data), len(data))
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def list_snapshots(directory: str) -> list[str]:
@@ -93,16 +86,9 @@ def encode_snapshot(shard) -> bytes:
 def write_snapshot(shard, directory: str, keep: int = 3) -> str:
     if not directory:
         raise SnapshotError("no snapshot directory configured")
-    os.makedirs(directory, exist_ok=True)
     body = encode_snapshot(shard)
     path = os.path.join(directory, f"snap-{shard.journal_seq:020d}.rsx")
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(directory)
+    atomic_write(path, body, make_parents=True)
     for old in list_snapshots(directory)[keep:]:
         os.unlink(old)
     return path

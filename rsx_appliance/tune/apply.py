@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..sysinfo import Root
+from ..fsutil import Root, atomic_write
 from .errors import ApplyError, RollbackError, TuneEnvironmentError, TuneInputError
 from .knobs import KINDS, Change, normalize, restore_value
 from .plan import Plan
@@ -79,20 +79,7 @@ class StateStore:
                                 "previous apply: inspect it, restore by hand, then delete it") from None
 
     def save(self, state: dict) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, (json.dumps(state, indent=1) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(self.path, json.dumps(state, indent=1) + "\n", mode=0o600, make_parents=True)
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):

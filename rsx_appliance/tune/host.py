@@ -1,6 +1,6 @@
 """The host model: what /proc and /sys say about CPUs, memory, IRQs, NICs and cgroups.
 
-:func:`discover` reads everything through one :class:`~rsx_appliance.sysinfo.Root`
+:func:`discover` reads everything through one :class:`~rsx_appliance.fsutil.Root`
 (specs/tuning.md section 2), so the same code runs on this machine and on the
 tests' fake two-node tree. Reading never changes anything and never needs
 privileges: a file that cannot be read leaves its field empty (``None``), and
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from .. import sysinfo
-from ..sysinfo import Root
+from ..fsutil import Root
 from .cpus import parse_list, parse_mask
 from .errors import TuneEnvironmentError
 

@@ -17,7 +17,7 @@ import os
 import stat
 from dataclasses import asdict, dataclass
 
-from ..sysinfo import Root
+from ..fsutil import Root
 from .cpus import parse_list, parse_mask
 from .errors import UnknownKnobError
 

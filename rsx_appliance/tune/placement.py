@@ -21,10 +21,9 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from ..errors import check
-from ..sysinfo import Root
+from ..fsutil import Root, atomic_write
 from .apply import StateStore, default_state_dir
 from .cpus import parse_list
 from .errors import PlacementError
@@ -91,10 +90,7 @@ def place(name: str, pid: int = 0, *, state_dir: str | os.PathLike | None = None
     rec = Placement(name, target, proc.create_time(), plan.cpus, plan.node, plan.mempolicy, applied,
                     plan.cpuset)
     d = _store(state_dir, root).dir / "placements"
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".{name}.{target}.tmp"
-    tmp.write_text(json.dumps(asdict(rec)) + "\n")
-    os.replace(tmp, d / f"{name}.{target}.json")
+    atomic_write(d / f"{name}.{target}.json", json.dumps(asdict(rec)) + "\n", make_parents=True)
     return rec
 
 
@@ -131,32 +127,25 @@ def placements(*, state_dir: str | os.PathLike | None = None, root: str | Root =
     return out
 
 
-def live_view(pid: int) -> dict:
+def live_view(pid: int, root: Root | str = "/") -> dict:
     """What a process has now: CPU affinity, allowed memory nodes, first mapping's NUMA policy, cpuset."""
     import psutil
 
+    root = root if isinstance(root, Root) else Root(root)
     view: dict = {"pid": pid}
     try:
         view["cpus"] = sorted(psutil.Process(pid).cpu_affinity())
     except psutil.Error as exc:
         view["error"] = str(exc)
         return view
-    status = Path(f"/proc/{pid}/status")
+    m = re.search(r"Mems_allowed_list:\s*(\S+)", root.read(f"proc/{pid}/status") or "")
+    view["mems_allowed"] = parse_list(m.group(1)) if m else None
+    first = (root.read(f"proc/{pid}/numa_maps") or "").split("\n", 1)[0].split()
+    view["mempolicy"] = first[1] if len(first) > 1 else None
     try:
-        m = re.search(r"Mems_allowed_list:\s*(\S+)", status.read_text())
-        view["mems_allowed"] = parse_list(m.group(1)) if m else None
-    except OSError:
-        view["mems_allowed"] = None
-    try:
-        with open(f"/proc/{pid}/numa_maps") as f:
-            first = f.readline().split()
-        view["mempolicy"] = first[1] if len(first) > 1 else None
-    except OSError:
-        view["mempolicy"] = None
-    try:
-        cg = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        cg = (root.read(f"proc/{pid}/cgroup") or "").splitlines()
         view["cpuset"] = next((ln.split(":", 2)[2] for ln in cg
                                if ln.split(":")[1] in ("cpuset", "")), None)
-    except (OSError, IndexError):
+    except IndexError:
         view["cpuset"] = None
     return view

@@ -231,12 +231,14 @@ void rsx_cmp_sender_stats(const struct rsx_cmp_sender *s, struct rsx_cmp_sender_
 struct rsx_cmp_receiver_config {
 	uint32_t stream_id;
 	uint32_t window;	/* reorder + delivery ring, power of two, 64..1M */
-	uint64_t start_seq;	/* first seq wanted; 0 = join at the first seq seen */
+	uint64_t start_seq;	/* first seq wanted; 0 = join at the first seq seen (link: 0 or 1) */
 	uint32_t nak_delay_us;	/* a hole's first NAK, after it was found */
 	uint32_t nak_retry_us;	/* between NAKs of the same hole */
 	uint32_t nak_max_retries;	/* NAKs per hole before NEEDS_REPLAY */
 	uint32_t nak_max_count;	/* seqs per NAK */
 	uint32_t nak_max_runs;	/* NAKs per poll */
+	uint32_t link;		/* 1: a link stream (not journaled): join on first contact, follow
+				   sender restarts, skip and count unrecoverable holes (specs/cmp.md 4.6) */
 };
 
 struct rsx_cmp_receiver_stats {
@@ -244,11 +246,14 @@ struct rsx_cmp_receiver_stats {
 	uint64_t naks_sent, nak_seqs, recovered;
 	uint64_t heartbeats, stale_heartbeats;
 	uint64_t faults, replayed, replay_duplicates, resumes;
+	uint64_t resyncs, link_losses;	/* link receivers: sender restarts followed, seqs skipped */
 };
 
 struct rsx_cmp_receiver_info {
 	uint32_t state;		/* enum rsx_cmp_state */
 	uint32_t stream_id;
+	uint32_t link;		/* a link receiver (section 4.6) */
+	uint32_t _pad0;
 	uint64_t delivered;	/* last seq handed out by read */
 	uint64_t expected;	/* first seq not held: replay from here */
 	uint64_t highest;	/* highest seq known to exist */
@@ -284,7 +289,8 @@ int rsx_cmp_receive(struct rsx_cmp_endpoint *ep, struct rsx_cmp_receiver *r,
  * info.expected. Returns 1 if it closed the unrecoverable gap (the receiver
  * left NEEDS_REPLAY), 0 if accepted or ignored (seq < expected), -EAGAIN if
  * the window is full of unread records, RSX_ESEQ if seq > expected, or the
- * record's error / RSX_ESTREAM / RSX_ETYPE. Nothing changes on an error.
+ * record's error / RSX_ESTREAM / RSX_ETYPE, RSX_EINVALID on a link receiver
+ * (nothing to replay from). Nothing changes on an error.
  */
 int rsx_cmp_receiver_replay(struct rsx_cmp_receiver *r, const void *rec, size_t len);
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import sys
-import time
 
 TARGET_RTT_P50_NS = {"xdp": 4000, "udp": 7000, "uring": 10000}
 TARGET_RATE = 500_000
@@ -50,21 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _busy_jiffies() -> int:
-    with open("/proc/stat") as f:
-        parts = f.readline().split()[1:]
-    vals = [int(x) for x in parts]
-    return sum(vals) - vals[3] - (vals[4] if len(vals) > 4 else 0)  # minus idle and iowait
-
-
-def _own_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def run(args: argparse.Namespace) -> int:
     from ...cmp import Fault
     from ...cmpbench import Side, oneway, percentiles, rtt
+    from ...latency.machine import CpuAccount, cpu_snapshot
     from ..._native import lib
 
     phases = [x.strip() for x in args.phases.split(",") if x.strip()]
@@ -144,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             failed |= not r.ok
         out["failed"] = failed
 
-    busy0, own0, t0 = _busy_jiffies(), _own_cpu(), time.monotonic()
+    snap0 = cpu_snapshot()
     try:
         if args.backend == "xdp":
             from ...netns import VethPair, available
@@ -169,10 +155,9 @@ def run(args: argparse.Namespace) -> int:
     except PermissionError as exc:
         print(f"rsx bench cmp: error: {exc}", file=sys.stderr)
         return 3
-    hz = os.sysconf("SC_CLK_TCK")
-    wall = time.monotonic() - t0
-    out["wall_s"] = round(wall, 3)
-    out["other_cpu_s"] = round(max(0.0, (_busy_jiffies() - busy0) / hz - (_own_cpu() - own0)), 3)
+    cpu = CpuAccount.between(snap0, cpu_snapshot())
+    out["wall_s"] = round(cpu.wall_s, 3)
+    out["other_cpu_s"] = cpu.others_cpu_s
     out["note"] = ("shared 2-core machine: wall-clock figures are indicative; other_cpu_s is the CPU time "
                    "other processes used during the run")
     if args.json:
