@@ -25,7 +25,7 @@ import numpy as np
 from ..config import Config, streams
 from ..dxs import DxsConsumer, DxsRejected
 from ..errors import SeqGapError, StreamError
-from ..latency.run import _atomic_write
+from ..fsutil import atomic_write
 from .db import Database, open_database, parse_url
 from .errors import StoreStreamError, StoreUnavailableError
 from .ingest import Ingest, SymbolFees
@@ -179,7 +179,7 @@ class StoreService:
         return st
 
     def write_status(self) -> None:
-        _atomic_write(self.status_path, json.dumps(self.status()) + "\n")
+        atomic_write(self.status_path, json.dumps(self.status()) + "\n", make_parents=True)
 
     # -- the process ----------------------------------------------------------------------------------
 
@@ -201,7 +201,7 @@ class StoreService:
             self.state = "failed"
             st = self.status()
             st["error"] = str(exc)
-            _atomic_write(self.status_path, json.dumps(st) + "\n")
+            atomic_write(self.status_path, json.dumps(st) + "\n", make_parents=True)
             raise
         queue: asyncio.Queue = asyncio.Queue(maxsize=max(self.cfg.store.queue_mb, 2))
         tasks = [asyncio.create_task(self._consume(src, queue), name=f"store-{src.stream_id:#x}")
