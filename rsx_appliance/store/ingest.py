@@ -19,13 +19,14 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .._native import ffi, lib
-from ..codes import LiqKind, OrderFlag, Status
+from ..codes import LiqKind, OrderFlag
 from ..config import streams
 from ..records import RecordType as T
 from ..risk.params import Key, RiskParams
+from ..errors import check
 from ..wal.block import ENTRY_DTYPE, Block
 
-__all__ = ["Ingest", "Tables", "FILL_COLUMNS", "ORDER_STAGE", "BalanceKind", "SymbolFees"]
+__all__ = ["Ingest", "Tables", "OrderFold", "FILL_COLUMNS", "ORDER_STAGE", "BalanceKind", "SymbolFees"]
 
 log = logging.getLogger("rsx.store")
 
@@ -34,18 +35,47 @@ FILL_COLUMNS = ("symbol_id", "seq", "ts_ns", "taker_user_id", "maker_user_id", "
                 "taker_remaining", "maker_remaining", "value", "taker_fee", "maker_fee")
 _FILL_ROW = np.dtype([(c, "V16" if c.endswith("order_id") else "<i8") for c in FILL_COLUMNS])
 
-#: one row per order touched by a transaction: what its records say, folded in seq order
-ORDER_STAGE = np.dtype([
-    ("symbol_id", "<i8"), ("order_id", "V16"), ("has_create", "<i8"), ("user_id", "<i8"), ("side", "<i8"),
-    ("tif", "<i8"), ("flags", "<i8"), ("stp", "<i8"), ("qty", "<i8"), ("client_id", "V20"),
-    ("created_ns", "<i8"), ("accepted_seq", "<i8"), ("has_price", "<i8"), ("price", "<i8"),
-    ("has_remaining", "<i8"), ("remaining_qty", "<i8"), ("has_status", "<i8"), ("status", "<i8"),
-    ("reason", "<i8"), ("has_filled", "<i8"), ("filled_qty", "<i8"), ("fill_add", "<i8"),
-    ("updated_ns", "<i8"), ("last_seq", "<i8")])
 
-# per-record events on orders, before folding (kind only orders the fold)
-_EVENT = np.dtype([("key_sym", "<u8"), ("key_hi", "<u8"), ("key_lo", "<u8"), ("seq", "<i8"),
-                   ("row", ORDER_STAGE)])
+def _struct_dtype(ctype: str) -> np.dtype:
+    """The numpy dtype of a C struct of int64 fields and byte arrays, from the C declaration."""
+    names, formats, offsets = [], [], []
+    for name, f in ffi.typeof(ctype).fields:
+        names.append(name)
+        offsets.append(f.offset)
+        formats.append(f"V{f.type.length}" if f.type.kind == "array" else "<i8")
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": ffi.sizeof(ctype)})
+
+
+#: one row per order touched by a transaction (struct rsx_store_order: the C fold's output)
+ORDER_STAGE = _struct_dtype("struct rsx_store_order")
+
+
+class OrderFold:
+    """The C order fold (rsx/store.h): a transaction's ME records -> one row per order."""
+
+    def __init__(self, cap: int = 1 << 14) -> None:
+        out = ffi.new("struct rsx_store_fold **")
+        check(lib.rsx_store_fold_new(cap, out), "store order fold")
+        self._f = ffi.gc(out[0], lib.rsx_store_fold_free)
+
+    def add(self, block: Block) -> int:
+        """Fold one ME batch (its records in stream order); returns how many touched an order."""
+        if not len(block):
+            return 0
+        buf = ffi.from_buffer("uint8_t[]", block.raw)
+        idx = np.ascontiguousarray(block.index)
+        return check(lib.rsx_store_fold_add(self._f, buf, len(buf),
+                                            ffi.cast("struct rsx_wal_entry *", idx.ctypes.data), len(idx)),
+                     "store order fold")
+
+    def take(self) -> np.ndarray:
+        """The folded rows (ORDER_STAGE) in the order first seen; the fold is empty afterwards."""
+        out = np.empty(lib.rsx_store_fold_count(self._f), dtype=ORDER_STAGE)
+        n = check(lib.rsx_store_fold_take(self._f, ffi.cast("struct rsx_store_order *", out.ctypes.data),
+                                          len(out)), "store order fold")
+        return out[:n]
+
 
 _LIQ_FLAG = int(OrderFlag.LIQUIDATION)
 _RISK_DEFAULT_LIQ_FEE = RiskParams().default_liq_fee_bps
@@ -70,7 +100,7 @@ class Tables:
     """The rows of one transaction and the stream tips they bring."""
 
     fills: list[np.ndarray] = field(default_factory=list)
-    orders: list[np.ndarray] = field(default_factory=list)  # _EVENT rows, folded by :meth:`order_rows`
+    orders: np.ndarray = field(default_factory=lambda: np.empty(0, ORDER_STAGE))  # folded, one per order
     symbol_configs: list[tuple] = field(default_factory=list)
     funding_payments: list[tuple] = field(default_factory=list)
     funding_rates: list[tuple] = field(default_factory=list)
@@ -88,8 +118,6 @@ class Tables:
     def fill_rows(self) -> np.ndarray:
         return np.concatenate(self.fills) if self.fills else np.empty(0, _FILL_ROW)
 
-    def order_rows(self) -> np.ndarray:
-        return fold_orders(np.concatenate(self.orders)) if self.orders else np.empty(0, ORDER_STAGE)
 
 
 def _cat(blocks: list[Block]) -> Block:
@@ -124,66 +152,6 @@ def _p(arr: np.ndarray, name: str) -> np.ndarray:
     return arr["payload"][name]
 
 
-def fold_orders(ev: np.ndarray) -> np.ndarray:
-    """One ORDER_STAGE row per order: each field from the last record (by seq) that carries it."""
-    order = np.lexsort((ev["seq"], ev["key_lo"], ev["key_hi"], ev["key_sym"]))
-    ev = ev[order]
-    rows = ev["row"]
-    n = len(ev)
-    key_change = np.ones(n, dtype=bool)
-    key_change[1:] = ((ev["key_sym"][1:] != ev["key_sym"][:-1]) | (ev["key_hi"][1:] != ev["key_hi"][:-1])
-                      | (ev["key_lo"][1:] != ev["key_lo"][:-1]))
-    starts = np.flatnonzero(key_change)
-    pos = np.arange(n)
-    last = rows[np.append(starts[1:], n) - 1]
-    out = np.zeros(len(starts), dtype=ORDER_STAGE)
-    out["symbol_id"], out["order_id"] = last["symbol_id"], last["order_id"]
-    out["updated_ns"], out["last_seq"] = last["updated_ns"], last["last_seq"]
-    out["user_id"] = last["user_id"]
-    out["fill_add"] = np.add.reduceat(rows["fill_add"], starts)
-
-    def pick(flag: str, cols: tuple[str, ...]) -> None:
-        at = np.maximum.reduceat(np.where(rows[flag] != 0, pos, -1), starts)
-        has = at >= 0
-        out[flag] = has
-        src = rows[np.where(has, at, 0)]
-        for c in cols:
-            out[c] = np.where(has, src[c], 0)
-
-    pick("has_create", ("side", "tif", "flags", "stp", "qty", "accepted_seq"))
-    # created_ns: the ORDER_ACCEPTED's time, else the first record seen of the order (a partial row)
-    at = np.maximum.reduceat(np.where(rows["has_create"] != 0, pos, -1), starts)
-    out["created_ns"] = np.where(at >= 0, rows["created_ns"][np.where(at >= 0, at, 0)],
-                                 rows["updated_ns"][starts])
-    at = np.maximum.reduceat(np.where(rows["has_create"] != 0, pos, -1), starts)
-    out["client_id"] = np.where(at >= 0, rows["client_id"][np.where(at >= 0, at, 0)], out["client_id"])
-    pick("has_price", ("price",))
-    pick("has_remaining", ("remaining_qty",))
-    pick("has_status", ("status", "reason"))
-    pick("has_filled", ("filled_qty",))
-    # fills after the last ORDER_DONE (there are none in a valid stream) would add to its total
-    at_done = np.maximum.reduceat(np.where(rows["has_filled"] != 0, pos, -1), starts)
-    if np.any(at_done >= 0):
-        after = np.where(rows["fill_add"] != 0, pos, -1)
-        grp = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
-        late = after > at_done[grp]
-        out["fill_add"] = np.where(at_done >= 0,
-                                   np.add.reduceat(np.where(late, rows["fill_add"], 0), starts),
-                                   out["fill_add"])
-    return out
-
-
-def _events(n: int) -> np.ndarray:
-    return np.zeros(n, dtype=_EVENT)
-
-
-def _keyed(ev: np.ndarray, sym: np.ndarray, oid: np.ndarray, seq: np.ndarray, ts: np.ndarray) -> None:
-    halves = np.ascontiguousarray(oid).view("<u8").reshape(-1, 2)
-    ev["key_sym"], ev["key_hi"], ev["key_lo"], ev["seq"] = sym, halves[:, 0], halves[:, 1], seq
-    r = ev["row"]
-    r["symbol_id"], r["order_id"], r["updated_ns"], r["last_seq"] = sym, oid, ts, seq
-
-
 class Ingest:
     """Conversion state across transactions; see the module docstring.
 
@@ -202,6 +170,7 @@ class Ingest:
         self.default_liq: dict[int, int] = {}
         self.held: dict[int, Block] = {}  # risk stream -> records after its last COMMIT
         self.tips: dict[int, int] = {}
+        self.orders = OrderFold()
 
     # -- state from the database ----------------------------------------------
 
@@ -254,6 +223,7 @@ class Ingest:
             else:
                 self._me(t, stream_id, batch)
             t.records += len(batch)
+        t.orders = self.orders.take()
         return t
 
     def _me(self, t: Tables, stream_id: int, b: Block) -> None:
@@ -283,9 +253,7 @@ class Ingest:
             self.fees[stream_id] = SymbolFees(int(p["seq"]), self.divisor(int(p["price_decimals"]),
                                                                            int(p["qty_decimals"])),
                                               int(p["taker_fee_bps"]), int(p["maker_fee_bps"]))
-        ev = self._order_events(b)
-        if ev is not None:
-            t.orders.append(ev)
+        self.orders.add(b)
         ts_last = b.view(int(types[last]))["payload"]["ts_ns"][-1]
         t.tips[stream_id] = (int(seqs[last]), int(ts_last))
         t.newest_ts = max(t.newest_ts, int(ts_last))
@@ -328,64 +296,6 @@ class Ingest:
             # marked with a value of -1; the writer stores NULL (a value is never negative)
             out["value"][ok == 0] = -1
         return out
-
-    def _order_events(self, b: Block) -> np.ndarray | None:
-        parts = []
-        for rtype in (T.ORDER_ACCEPTED, T.FILL, T.ORDER_INSERTED, T.ORDER_AMENDED, T.ORDER_CANCELLED,
-                      T.ORDER_DONE, T.ORDER_FAILED):
-            a = b.view(rtype)
-            if not len(a):
-                continue
-            p = a["payload"]
-            sym, seq, ts = p["symbol_id"], p["seq"].astype(np.int64), p["ts_ns"].astype(np.int64)
-            if rtype == T.FILL:
-                for side, oid, rem in (("taker", "taker_order_id", "taker_remaining"),
-                                       ("maker", "maker_order_id", "maker_remaining")):
-                    ev = _events(len(p))
-                    _keyed(ev, sym, p[oid], seq, ts)
-                    r = ev["row"]
-                    r["user_id"] = p[f"{side}_user_id"]
-                    r["fill_add"] = p["qty"]
-                    r["has_remaining"], r["remaining_qty"] = 1, p[rem]
-                    parts.append(ev)
-                continue
-            if rtype == T.ORDER_FAILED:
-                keep = p["request_type"] == T.NEW_ORDER
-                p, sym, seq, ts = p[keep], sym[keep], seq[keep], ts[keep]
-                if not len(p):
-                    continue
-            ev = _events(len(p))
-            _keyed(ev, sym, p["order_id"], seq, ts)
-            r = ev["row"]
-            r["user_id"] = p["user_id"]
-            if rtype == T.ORDER_ACCEPTED:
-                r["has_create"] = 1
-                for c in ("user_id", "side", "tif", "flags", "stp", "qty"):
-                    r[c] = p[c]
-                r["client_id"] = p["client_id"].view("V20")
-                r["created_ns"], r["accepted_seq"] = ts, seq
-                r["has_price"], r["price"] = 1, p["price"]
-                r["has_remaining"], r["remaining_qty"] = 1, p["qty"]
-                r["has_status"], r["status"] = 1, int(Status.PENDING)
-            elif rtype == T.ORDER_INSERTED:
-                r["has_price"], r["price"] = 1, p["price"]
-                r["has_remaining"], r["remaining_qty"] = 1, p["qty"]
-                r["has_status"], r["status"] = 1, int(Status.RESTING)
-            elif rtype == T.ORDER_AMENDED:
-                r["has_price"], r["price"] = 1, p["price"]
-                r["has_remaining"], r["remaining_qty"] = 1, p["remaining_qty"]
-            elif rtype == T.ORDER_CANCELLED:
-                r["has_price"], r["price"] = 1, p["price"]
-                r["has_remaining"], r["remaining_qty"] = 1, p["remaining_qty"]
-                r["has_status"], r["status"], r["reason"] = 1, int(Status.CANCELLED), p["reason"]
-            elif rtype == T.ORDER_DONE:
-                r["has_remaining"], r["remaining_qty"] = 1, p["remaining_qty"]
-                r["has_status"], r["status"], r["reason"] = 1, p["status"], p["reason"]
-                r["has_filled"], r["filled_qty"] = 1, p["filled_qty"]
-            else:  # ORDER_FAILED of a NEW_ORDER
-                r["has_status"], r["status"], r["reason"] = 1, int(Status.FAILED), p["reason"]
-            parts.append(ev)
-        return np.concatenate(parts) if parts else None
 
     # -- risk journals -------------------------------------------------------------
 

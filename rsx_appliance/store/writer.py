@@ -22,27 +22,25 @@ __all__ = ["Writer"]
 
 _ORDER_COLS = ORDER_STAGE.names
 _CREATE = ("side", "tif", "flags", "stp", "qty", "client_id", "created_ns", "accepted_seq")
-_STAGE_DDL = {
-    "sqlite": "CREATE TEMP TABLE IF NOT EXISTS orders_in ({})",
-    "postgresql": "CREATE TEMP TABLE IF NOT EXISTS orders_in ({}) ON COMMIT DELETE ROWS",
-}
+_ORDER_TABLE = ("symbol_id", "order_id", "user_id", "side", "tif", "flags", "stp", "price", "qty", "client_id",
+                "status", "reason", "filled_qty", "remaining_qty", "created_ns", "updated_ns", "accepted_seq",
+                "last_seq")
+_STAGE_DDL = "CREATE TEMP TABLE IF NOT EXISTS orders_in ({}) ON COMMIT DELETE ROWS"
 
 
-def _stage_columns(dialect: str) -> str:
-    blob = "BLOB" if dialect == "sqlite" else "BYTEA"
-    cols = []
-    for name in _ORDER_COLS:
-        if name == "order_id":
-            cols.append(f"{name} {blob}")
-        elif name == "client_id":
-            cols.append(f"{name} {'TEXT' if dialect == 'sqlite' else 'BYTEA'}")
-        else:
-            cols.append(f"{name} {'INTEGER' if dialect == 'sqlite' else 'BIGINT'}")
-    return ", ".join(cols)
+def _stage_columns() -> str:
+    return ", ".join(f"{c} {'BYTEA' if c in ('order_id', 'client_id') else 'BIGINT'}" for c in _ORDER_COLS)
 
 
-def _merge_sql(dialect: str) -> tuple[str, str]:
-    client = "i.client_id" if dialect == "sqlite" else r"encode(rtrim(i.client_id, '\x00'::bytea), 'escape')"
+def client_text(raw: bytes) -> str:
+    """A client id as text: the 20 bytes without the NUL padding; bytes outside 0x01..0x7f as \\xNN."""
+    return "".join(chr(b) if 0 < b < 0x80 else f"\\x{b:02x}" for b in raw[:20].rstrip(b"\0"))
+
+
+def _merge_sql() -> tuple[str, str]:
+    """PostgreSQL: the orders copied into orders_in merged into orders (update known, insert new)."""
+    client = ("CASE WHEN i.client_plain = 1 THEN "
+              "convert_from(substring(i.client_id from 1 for i.client_len::int), 'UTF8') END")
     sets = [f"{c} = CASE WHEN i.has_create = 1 THEN {client if c == 'client_id' else 'i.' + c} "
             f"ELSE orders.{c} END" for c in _CREATE]
     sets += ["price = CASE WHEN i.has_price = 1 THEN i.price ELSE orders.price END",
@@ -65,6 +63,41 @@ def _merge_sql(dialect: str) -> tuple[str, str]:
         f"{when('has_create', 'i.accepted_seq')}, i.last_seq FROM orders_in AS i WHERE 1 = 1 "
         "ON CONFLICT (symbol_id, order_id) DO NOTHING")
     return update, insert
+
+
+def _upsert_sql() -> str:
+    """SQLite: one INSERT .. ON CONFLICT DO UPDATE per folded order, the ORDER_STAGE row bound as is.
+
+    Numbered parameters let the conflict branch read the has_* flags the row carries: an order new to
+    the database is inserted directly (absent fields NULL: a partial row), a known one gets only the
+    fields its records carry.
+    """
+    at = {c: f"?{i + 1}" for i, c in enumerate(_ORDER_COLS)}
+
+    def when(flag: str, col: str) -> str:
+        return f"CASE WHEN {at[flag]} THEN {at[col]} END"
+
+    def keep(flag: str, col: str) -> str:
+        return f"{col} = CASE WHEN {at[flag]} THEN {at[col]} ELSE {col} END"
+
+    values = [at["symbol_id"], at["order_id"], at["user_id"]] + [when("has_create", c) for c in
+                                                                 ("side", "tif", "flags", "stp")]
+    client = (f"CASE WHEN {at['has_create']} AND {at['client_plain']} THEN "
+              f"CAST(substr({at['client_id']}, 1, {at['client_len']}) AS TEXT) END")
+    values += [when("has_price", "price"), when("has_create", "qty"), client,
+               when("has_status", "status"), when("has_status", "reason"),
+               f"{at['filled_qty']} + {at['fill_add']}", when("has_remaining", "remaining_qty"),
+               at["created_ns"], at["updated_ns"], when("has_create", "accepted_seq"), at["last_seq"]]
+    sets = [f"user_id = {at['user_id']}"] + [keep("has_create", c) for c in _CREATE if c != "client_id"]
+    sets.append(f"client_id = CASE WHEN {at['has_create']} THEN {client} ELSE client_id END")
+    sets += [keep("has_price", "price"), keep("has_remaining", "remaining_qty"), keep("has_status", "status"),
+             keep("has_status", "reason"),
+             f"filled_qty = CASE WHEN {at['has_filled']} THEN {at['filled_qty']} ELSE filled_qty END "
+             f"+ {at['fill_add']}",
+             f"updated_ns = {at['updated_ns']}", f"last_seq = {at['last_seq']}"]
+    return (f"INSERT INTO orders ({', '.join(_ORDER_TABLE)}) VALUES ({', '.join(values)}) "
+            f"ON CONFLICT (symbol_id, order_id) DO UPDATE SET {', '.join(sets)} "
+            f"WHERE {at['last_seq']} > last_seq")
 
 
 _TIPS_SQL = ("INSERT INTO stream_tips (stream_id, applied_seq, applied_ts_ns, updated_ns) VALUES (?, ?, ?, ?) "
@@ -94,20 +127,21 @@ class Writer:
     def __init__(self, db: Database, ingest: Ingest) -> None:
         self.db = db
         self.ingest = ingest
-        self._update, self._insert = _merge_sql(db.dialect)
+        self._update, self._insert = _merge_sql()
+        self._upsert = _upsert_sql()
         self._staged = False
         self.transactions = 0
 
     def _stage(self) -> None:
+        """PostgreSQL: the temporary table the orders are copied into before the merge."""
         if not self._staged:
-            self.db.execute(_STAGE_DDL[self.db.dialect].format(_stage_columns(self.db.dialect)))
+            self.db.execute(_STAGE_DDL.format(_stage_columns()))
             self._staged = True
 
     def write(self, t: Tables) -> None:
         """Store t in one transaction; on any error roll back and raise (t can be written again)."""
         db = self.db
         try:
-            self._stage()
             db.begin()
             self._fills(t)
             self._orders(t)
@@ -139,20 +173,22 @@ class Writer:
         self.db.insert_rows("fills", FILL_COLUMNS, rows)
 
     def _orders(self, t: Tables) -> None:
-        rows = t.order_rows()
+        rows = t.orders
         if not len(rows):
             return
         if self.db.dialect == "sqlite":
-            ci = _ORDER_COLS.index("client_id")
-            tuples = [r[:ci] + (r[ci].rstrip(b"\0").decode("ascii", "backslashreplace"),) + r[ci + 1:]
-                      for r in rows.tolist()]
-            self.db.executemany(f"INSERT INTO orders_in VALUES ({', '.join('?' * len(_ORDER_COLS))})", tuples)
+            self.db.executemany(self._upsert, rows.tolist())
         else:
+            self._stage()
             self.db.insert_rows("orders_in", _ORDER_COLS, rows)
-        self.db.execute(self._update)
-        self.db.execute(self._insert)
-        if self.db.dialect == "sqlite":
-            self.db.execute("DELETE FROM orders_in")
+            self.db.execute(self._update)
+            self.db.execute(self._insert)
+        odd = rows[(rows["has_create"] != 0) & (rows["client_plain"] == 0)]
+        if len(odd):  # client ids that are not plain ASCII: escaped here (rare)
+            self.db.executemany("UPDATE orders SET client_id = ? WHERE symbol_id = ? AND order_id = ? "
+                                "AND accepted_seq = ?", [(client_text(r["client_id"].tobytes()), int(r["symbol_id"]),
+                                                          r["order_id"].tobytes(), int(r["accepted_seq"]))
+                                                         for r in odd])
 
     def _refee(self, t: Tables) -> None:
         """Re-apply liquidation fees to stored liquidation fills after a fee parameter arrived."""
