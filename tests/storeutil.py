@@ -5,12 +5,8 @@ server started in a temporary directory."""
 from __future__ import annotations
 
 import itertools
-import os
-import pwd
 import random
-import shutil
 import socket
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -175,78 +171,11 @@ def write_config(path: Path, data_dir: Path, base_port: int, url: str | None = N
 
 # -- a PostgreSQL server of the test's own ---------------------------------------------------------
 
-def pg_bindir() -> Path | None:
-    for cand in [os.environ.get("RSX_PG_BINDIR")] + sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                                                          reverse=True):
-        if cand and (Path(cand) / "initdb").exists() and (Path(cand) / "pg_ctl").exists():
-            return Path(cand)
-    found = shutil.which("initdb")
-    return Path(found).parent if found and shutil.which("pg_ctl") else None
+def pg_server() -> "TempPostgres":
+    """A fresh server (fsync off: tests), or skip with the reason when it cannot run here."""
+    from rsx_appliance.store.pgtemp import PostgresUnavailableError, TempPostgres
 
-
-class PgServer:
-    """initdb in a temporary directory, run as an unprivileged user, on a private port; stop() removes it."""
-
-    def __init__(self, root: Path) -> None:
-        self.bindir = pg_bindir()
-        if self.bindir is None:
-            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian "
-                        "package postgresql")
-        self.root = root
-        self.data = root / "pgdata"
-        self.sock = root / "sock"
-        self.port = _free_port()
-        self.user = None
-        self._uid = None
-        if os.geteuid() == 0:  # postgres refuses to run as root
-            for name in ("postgres", "nobody"):
-                try:
-                    pw = pwd.getpwnam(name)
-                except KeyError:
-                    continue
-                self.user, self._uid, self._gid = name, pw.pw_uid, pw.pw_gid
-                break
-            if self.user is None:
-                pytest.skip("running as root and no unprivileged user (postgres, nobody) to run PostgreSQL")
-        root.mkdir(parents=True, exist_ok=True)
-        self.sock.mkdir()
-        if self._uid is not None:
-            os.chmod(root, 0o755)
-            for p in (root, self.sock):
-                os.chown(p, self._uid, self._gid)
-        self._run([str(self.bindir / "initdb"), "-D", str(self.data), "-U", "rsx", "-A", "trust",
-                   "-E", "UTF8", "--no-locale", "--no-sync"])
-        self.start()
-        self.url = f"postgresql://rsx@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
-        def demote():
-            if self._uid is not None:
-                os.setgid(self._gid)
-                os.setuid(self._uid)
-        r = subprocess.run(cmd, preexec_fn=demote, capture_output=True, text=True, timeout=60, cwd=self.root)
-        if check and r.returncode:
-            raise RuntimeError(f"{cmd[0]} failed ({r.returncode}): {r.stdout} {r.stderr}")
-        return r
-
-    def start(self) -> None:
-        opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-                f"-c synchronous_commit=on -c full_page_writes=off -c shared_buffers=64MB")
-        r = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-t", "30",
-                       "-l", str(self.root / "server.log"), "start"], check=False)
-        if r.returncode != 0:
-            log = (self.root / "server.log").read_text() if (self.root / "server.log").exists() else ""
-            raise RuntimeError(f"PostgreSQL did not start: {r.stdout} {r.stderr} {log[-2000:]}")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"], check=False)
-
-    def cleanup(self) -> None:
-        self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    try:
+        return TempPostgres(durable=False, shared_buffers="64MB")
+    except PostgresUnavailableError as exc:
+        pytest.skip(str(exc))

@@ -286,3 +286,49 @@ def test_schema_versions(tmp_path):
         migrate(db)
     with pytest.raises(StoreSchemaError, match="newer"):
         open_store(url)
+
+
+@pytest.mark.parametrize("mix", ["crossing", "fills"])
+def test_benchmark_streams_fold_to_the_per_record_model(tmp_path, mix):
+    """The writer path `rsx bench store` times (C order fold, upserts, small transactions so that
+    orders span them) stores exactly what a per-record model of the stream says."""
+    from rsx_appliance.store import _benchlib as B
+
+    shape = B.write_stream(str(tmp_path / "wal"), 3000, mix, users=20)
+    batches = B.read_batches(str(tmp_path / "wal"), max_records=300)
+    r = B.ingest(f"sqlite:{tmp_path}/h.db", batches, 700)
+    assert r["fills"] == r["stored_fills"] == 3000 and r["transactions"] > 3
+    recs = wal_records(tmp_path / "wal", 1)
+    assert len(recs) == shape["records"]
+    want = expected_orders(recs)
+    db = open_database(f"sqlite:{tmp_path}/h.db", readonly=True)
+    have = db_orders(db)
+    assert set(have) == {(1, oid) for _, oid in want}
+    for (sym, oid), o in want.items():
+        assert have[(sym, oid)] == (o.get("status"), o["filled"], o.get("rem")), oid
+    if mix == "crossing":  # every order seen accepted: no partial row; client ids as text
+        assert db.query("SELECT COUNT(*) FROM orders WHERE accepted_seq IS NULL") == [(0,)]
+        assert sorted(db.query("SELECT DISTINCT client_id FROM orders")) == [("mm",), ("taker",)]
+
+
+def test_client_ids_as_text_odd_bytes_escaped(tmp_path):
+    from rsx_appliance.store.ingest import Ingest
+    from rsx_appliance.store.writer import Writer
+
+    spec = load_config().symbol(1)
+    me = MeStandIn(tmp_path / "wal", spec)
+    ids = [b"plain-id", b"caf\xc3\xa9", b"a\x00b", b"x" * 20, b""]
+    oids = [me.submit(1, int(Side.BUY), spec.reference_price - 100 * spec.numbers.tick_size,
+                      spec.numbers.lot_size, client_id=c) for c in ids]
+    me.flush()
+    with WalReader(tmp_path / "wal", 1) as r:
+        r.seek(0)
+        batches = [(1, b) for b in r]
+    url = f"sqlite:{tmp_path}/h.db"
+    db = open_database(url)
+    migrate(db)
+    ing = Ingest(6)
+    Writer(db, ing).write(ing.convert(batches))
+    got = dict(db.query("SELECT order_id, client_id FROM orders"))
+    assert [got[o] for o in oids] == ["plain-id", "caf\\xc3\\xa9", "a\\x00b", "x" * 20, ""]
+    me.close()

@@ -5,9 +5,7 @@ an unprivileged user, stopped afterwards): same rows as the streams; the databas
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,14 +14,13 @@ from rsx_appliance.store import open_store
 from rsx_appliance.store.db import open_database
 from rsx_appliance.store.service import StoreService
 
-from storeutil import PgServer, write_config
+from storeutil import pg_server, write_config
 from test_store import RISK0, Venue, check_equal, run_until, serve, tips_of
 
 
 @pytest.fixture
 def pg():
-    # not under pytest's own temporary root: that is private to root, and the server runs unprivileged
-    server = PgServer(Path(tempfile.mkdtemp(prefix="rsx-pg-")))
+    server = pg_server()
     yield server
     server.cleanup()
 

@@ -1,114 +1,152 @@
-"""`rsx bench store`: history store ingest, fills per second into SQLite and PostgreSQL (one JSON object).
+"""`rsx bench store`: the history store's targets, one JSON object on stdout.
 
-    rsx bench store [--backend sqlite|postgresql|both] [--fills N] [--pg-url URL]
+    rsx bench store [ingest|lag|all] [--backend sqlite|postgresql|both] [--mix crossing|fills]
+                    [--fills N] [--repeat R] [--rate R --seconds S] [--dir DIR] [--pg-url URL]
 
-An ME stream of N fills (makers resting, takers crossing them; one CONFIG_APPLIED first) is
-written to a WAL and read back as DXS-shaped batches (not timed); then the store's writer
-path (conversion with numpy, fees through the C ledger, one transaction per --batch records)
-runs into a fresh database, timed from the first batch to the last commit. PostgreSQL needs
---pg-url (an empty database the benchmark may write). Targets: 200 000 fills/s into SQLite,
-100 000 into PostgreSQL. Wall-clock figures on a shared machine are indicative only.
+ingest: an ME stream of --fills fills (mix crossing: makers resting, takers crossing them, every
+  order's ORDER_ACCEPTED/INSERTED/DONE as the ME writes them; mix fills: FILL records only) is
+  written to a WAL and read back as DXS batches (not timed), then the store's writer path
+  (conversion, the C order fold, fees through the C ledger, one transaction per --batch records)
+  runs into a fresh database, timed from the first batch to the last commit. --repeat runs,
+  the median reported. Targets: >= 200 000 fills/s into SQLite, >= 100 000 into PostgreSQL.
+lag: --rate fills/s offered open loop for --seconds by a producer process (WAL with group
+  commit), served by `rsx dxs serve`, consumed by the store process path; lag = commit time -
+  the time each fill was due. Target: p99 <= 1 s at 10 000 fills/s. --save FILE writes the lags
+  as a run file for `rsx report`.
+
+SQLite files go in --dir (default: the system's temporary directory; use a real disk).
+PostgreSQL: a server the benchmark starts itself in a temporary directory (initdb, durable
+defaults: fsync on), or --pg-url (a fresh schema per run is created and dropped there).
+Wall-clock figures on a shared machine are indicative only: cpu_seconds is this process's CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
-import time
 
-TARGETS = {"sqlite": 200_000, "postgresql": 100_000}
+TARGETS = {"sqlite_fills_per_s": 200_000, "postgresql_fills_per_s": 100_000, "lag_p99_ms": 1000.0}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("store", help="history store: ingest fills/s into SQLite and PostgreSQL",
+    p = sub.add_parser("store", help="history store: ingest fills/s into SQLite and PostgreSQL; lag at a rate",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("case", nargs="?", default="ingest", choices=("ingest", "lag", "all"))
     p.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="sqlite")
-    p.add_argument("--fills", type=int, default=500_000, help="fills in the stream (default 500 000)")
-    p.add_argument("--batch", type=int, default=50_000, help="records per transaction (default 50 000)")
-    p.add_argument("--pg-url", help="an empty PostgreSQL database to write (postgresql://...)")
+    p.add_argument("--mix", choices=("crossing", "fills"), default="crossing",
+                   help="ingest stream (default crossing: the ME's records of resting and crossing orders)")
+    p.add_argument("--fills", type=int, default=500_000, help="ingest: fills in the stream (default 500 000)")
+    p.add_argument("--batch", type=int, default=50_000, help="ingest: records per transaction (default 50 000, "
+                   "the [store] batch_records default)")
+    p.add_argument("--repeat", type=int, default=3, help="ingest: runs per backend; the median is reported")
+    p.add_argument("--users", type=int, default=1000, help="distinct users in the stream (default 1000)")
+    p.add_argument("--rate", type=float, default=10_000, help="lag: fills per second offered (default 10 000)")
+    p.add_argument("--seconds", type=float, default=20.0, help="lag: how long (default 20 s)")
+    p.add_argument("--dir", help="where the WAL and the SQLite files go (default: a temporary directory)")
+    p.add_argument("--pg-url", help="an existing PostgreSQL server to use instead of starting one")
+    p.add_argument("--save", metavar="FILE", help="lag: write the per-fill lags as a run file for `rsx report`")
     p.set_defaults(func=run)
 
 
-def _stream(directory: str, n: int):
-    """A WAL of one CONFIG_APPLIED and n FILLs; returns DXS-shaped batches read back."""
-    import numpy as np
-
-    from ...config import load_config
-    from ...records import PAYLOAD_DTYPES, RecordType
-    from ...wal import WalReader, WalWriter
-
-    spec = load_config().symbol(1)
-    rng = np.random.default_rng(1)
-    with WalWriter(directory, 1, sync="none", prealloc=False, retain_s=None) as w:
-        fields = {k: int(v) for k, v in spec.numbers.record_fields().items() if k != "symbol_id"}
-        w.append(RecordType.CONFIG_APPLIED, symbol_id=1, **fields)
-        p = np.zeros(n, dtype=PAYLOAD_DTYPES[RecordType.FILL])
-        p["ts_ns"] = time.time_ns() + np.arange(n) * 1000
-        p["symbol_id"] = 1
-        p["taker_user_id"] = rng.integers(1, 1000, n)
-        p["maker_user_id"] = rng.integers(1, 1000, n)
-        ids = np.arange(1, 2 * n + 1, dtype=">u8")
-        oid = np.zeros((2 * n, 2), dtype=">u8")
-        oid[:, 0] = (time.time_ns() // 1_000_000) << 16 | 0x7000
-        oid[:, 1] = ids
-        taker = oid[:n].copy().view("V16").ravel()
-        maker = oid[n + (np.arange(n) // 4)].copy().view("V16").ravel()  # a maker fills 4 takers
-        p["taker_order_id"], p["maker_order_id"] = taker, maker
-        p["price"] = spec.reference_price + rng.integers(-50, 50, n) * spec.numbers.tick_size
-        p["qty"] = spec.numbers.lot_size * rng.integers(1, 20, n)
-        p["taker_side"] = rng.integers(0, 2, n)
-        w.append_batch(RecordType.FILL, p)
-        w.flush()
-    with WalReader(directory, 1) as r:
-        r.seek(0)
-        return [b for b in r]
-
-
-def _ingest(url: str, batches, batch_records: int) -> dict:
-    from ...store.db import open_database
-    from ...store.ingest import Ingest
-    from ...store.schema import migrate
-    from ...store.writer import Writer
-
-    db = open_database(url)
-    migrate(db)
-    ingest = Ingest(6)
-    writer = Writer(db, ingest)
-    fills = records = 0
-    t0 = time.perf_counter()
-    group, n = [], 0
-    for b in batches + [None]:
-        if b is not None:
-            group.append((1, b))
-            n += len(b)
-        if group and (b is None or n >= batch_records):
-            t = ingest.convert(group)
-            writer.write(t)
-            fills += t.nfills
-            records += t.records
-            group, n = [], 0
-    elapsed = time.perf_counter() - t0
-    (stored,), = db.query("SELECT COUNT(*) FROM fills")
-    db.close()
-    return {"fills": fills, "records": records, "stored_fills": stored, "seconds": round(elapsed, 3),
-            "fills_per_s": round(fills / elapsed), "transactions": writer.transactions}
+def _backends(args) -> list[str]:
+    return ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
 
 
 def run(args: argparse.Namespace) -> int:
-    out = {"bench": "store", "fills": args.fills, "batch": args.batch, "targets_fills_per_s": TARGETS,
+    from ...store import _benchlib as B
+    from ...store.pgtemp import PostgresUnavailableError, TempPostgres
+
+    if args.fills < 1 or args.repeat < 1 or args.batch < 1 or args.users < 1 or args.rate <= 0 \
+            or args.seconds <= 0:
+        print("rsx bench store: error: --fills, --repeat, --batch, --users, --rate and --seconds must be "
+              "positive", file=sys.stderr)
+        return 2
+    out = {"bench": "store", "case": args.case, "targets": TARGETS,
+           "machine": {"cpus": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()]},
+           "note": "wall-clock on a shared machine is indicative only; cpu_seconds is this process's CPU",
            "results": {}}
-    with tempfile.TemporaryDirectory(prefix="rsx-bench-store-") as d:
-        batches = _stream(f"{d}/wal", args.fills)
-        if args.backend in ("sqlite", "both"):
-            out["results"]["sqlite"] = _ingest(f"sqlite:{d}/h.db", batches, args.batch)
-        if args.backend in ("postgresql", "both"):
-            if not args.pg_url:
-                out["results"]["postgresql"] = {"skipped": "no --pg-url given"}
-            else:
-                out["results"]["postgresql"] = _ingest(args.pg_url, batches, args.batch)
-    for k, r in out["results"].items():
-        if "fills_per_s" in r:
-            r["meets_target"] = r["fills_per_s"] >= TARGETS[k]
+    pg = None
+    with tempfile.TemporaryDirectory(prefix="rsx-bench-store-", dir=args.dir) as d:
+        try:
+            pg_url = args.pg_url
+            if "postgresql" in _backends(args) and not pg_url:
+                try:
+                    pg = TempPostgres()
+                    pg_url = pg.url
+                except PostgresUnavailableError as exc:
+                    out["results"]["postgresql"] = {"skipped": str(exc)}
+            if args.case in ("ingest", "all"):
+                _ingest(args, d, pg_url, out["results"], B)
+            if args.case in ("lag", "all"):
+                _lag(args, d, pg_url, out["results"], B)
+        finally:
+            if pg is not None:
+                pg.cleanup()
     print(json.dumps(out, indent=2))
     return 0
+
+
+def _ingest(args, d: str, pg_url: str | None, results: dict, B) -> None:
+    shape = B.write_stream(os.path.join(d, "ingest-wal"), args.fills, args.mix, args.users)
+    batches = B.read_batches(os.path.join(d, "ingest-wal"))
+    for backend in _backends(args):
+        if backend == "postgresql" and not pg_url:
+            continue
+        runs = []
+        for i in range(args.repeat):
+            if backend == "sqlite":
+                url = B.fresh_sqlite(d, i)
+                try:
+                    runs.append(B.ingest(url, batches, args.batch))
+                finally:
+                    B.remove_sqlite(url)
+            else:
+                url, schema = B.fresh_pg_schema(pg_url, i)
+                try:
+                    runs.append(B.ingest(url, batches, args.batch))
+                finally:
+                    B.drop_pg_schema(pg_url, schema)
+        r = B.median_run(runs)
+        r.update(shape)
+        r["batch_records"] = args.batch
+        r["meets_target"] = r["fills_per_s"] >= TARGETS[f"{backend}_fills_per_s"]
+        results.setdefault(backend, {})["ingest"] = r
+
+
+def _lag(args, d: str, pg_url: str | None, results: dict, B) -> None:
+    from ...latency import Histogram, write_run
+
+    for backend in _backends(args):
+        if backend == "postgresql" and not pg_url:
+            continue
+        run_dir = os.path.join(d, f"lag-{backend}")
+        os.makedirs(run_dir)
+        schema = None
+        if backend == "sqlite":
+            url = B.fresh_sqlite(run_dir, 0)
+        else:
+            url, schema = B.fresh_pg_schema(pg_url, 0)
+        try:
+            r, lags = B.lag(url, run_dir, args.rate, args.seconds, args.users)
+        finally:
+            if schema:
+                B.drop_pg_schema(pg_url, schema)
+        h = Histogram()
+        h.record(lags)
+        r.update({f"lag_{q}_ms": round(float(h.percentile(q)) / 1e6, 3) for q in (50, 90, 99, 99.9)})
+        r["lag_max_ms"] = round(h.max / 1e6, 3)
+        r["meets_target"] = bool(h.total) and r["lag_99_ms"] <= TARGETS["lag_p99_ms"]
+        r["how"] = ("open loop: a producer process appends the crossing mix every 1 ms with each record's "
+                    "ts_ns = when it was due; rsx dxs serve; the store's process path with the [store] "
+                    "defaults; lag = commit time - ts_ns, per fill")
+        if args.save:
+            path = args.save if args.backend != "both" else f"{args.save}.{backend}"
+            write_run(path, {"fill_due_to_commit": lags}, offered_rate=args.rate, load_mode="open-loop",
+                      description=f"history store lag ({backend}): commit time - the time the fill was due",
+                      setup={"backend": backend, "rate": args.rate, "seconds": args.seconds,
+                             "users": args.users})
+            r["saved"] = path
+        results.setdefault(backend, {})["lag"] = r
