@@ -332,3 +332,64 @@ def test_client_ids_as_text_odd_bytes_escaped(tmp_path):
     got = dict(db.query("SELECT order_id, client_id FROM orders"))
     assert [got[o] for o in oids] == ["plain-id", "caf\\xc3\\xa9", "a\\x00b", "x" * 20, ""]
     me.close()
+
+
+def reused_order_id_stream(directory):
+    """ME records where an order id is accepted, filled, done, then accepted again in a later run."""
+    from rsx_appliance.codes import Tif
+    from rsx_appliance.wal import WalWriter
+
+    spec = load_config().symbol(1)
+    px, lot = spec.reference_price, spec.numbers.lot_size
+    oid, maker = uuid.uuid4().bytes, uuid.uuid4().bytes
+    runs = []
+    with WalWriter(directory, 1, retain_s=None, prealloc=False) as w:
+        fields = {k: int(v) for k, v in spec.numbers.record_fields().items() if k != "symbol_id"}
+        w.append(T.CONFIG_APPLIED, symbol_id=1, **fields)
+        w.append(T.ORDER_ACCEPTED, symbol_id=1, user_id=2, side=0, tif=int(Tif.GTC), order_id=maker, price=px,
+                 qty=10 * lot, client_id=b"m")
+        w.append(T.ORDER_INSERTED, symbol_id=1, user_id=2, side=0, order_id=maker, price=px, qty=10 * lot)
+        w.append(T.ORDER_ACCEPTED, symbol_id=1, user_id=3, side=1, tif=int(Tif.IOC), order_id=oid, price=px,
+                 qty=4 * lot, client_id=b"first")
+        w.append(T.FILL, symbol_id=1, taker_user_id=3, maker_user_id=2, taker_order_id=oid, maker_order_id=maker,
+                 price=px, qty=4 * lot, taker_side=1, taker_remaining=0, maker_remaining=6 * lot)
+        w.append(T.ORDER_DONE, symbol_id=1, user_id=3, side=1, status=int(Status.FILLED), order_id=oid,
+                 filled_qty=4 * lot)
+        runs.append(w.next_seq - 1)
+        w.append(T.ORDER_ACCEPTED, symbol_id=1, user_id=3, side=1, tif=int(Tif.IOC), order_id=oid, price=px,
+                 qty=lot, client_id=b"again")
+        w.append(T.FILL, symbol_id=1, taker_user_id=3, maker_user_id=2, taker_order_id=oid, maker_order_id=maker,
+                 price=px, qty=lot, taker_side=1, taker_remaining=0, maker_remaining=5 * lot)
+        w.append(T.ORDER_DONE, symbol_id=1, user_id=3, side=1, status=int(Status.FILLED), order_id=oid,
+                 filled_qty=lot)
+        w.flush()
+        runs.append(w.next_seq - 1)
+    return oid, maker, lot, runs
+
+
+def check_reused_order_id(directory, url):
+    """Each run is one transaction; the second ORDER_ACCEPTED of the id starts its row over."""
+    from rsx_appliance.store.ingest import Ingest
+    from rsx_appliance.store.writer import Writer
+    from rsx_appliance.wal.block import Block
+
+    oid, maker, lot, runs = reused_order_id_stream(directory)
+    with WalReader(directory, 1) as r:
+        r.seek(0)
+        block = next(iter(r))
+    db = open_database(url)
+    migrate(db)
+    ing = Ingest(6)
+    w = Writer(db, ing)
+    w.write(ing.convert([(1, Block(block.raw, block.index[:runs[0]]))]))
+    w.write(ing.convert([(1, Block(block.raw, block.index[runs[0]:]))]))
+    got = {bytes(o): rest for o, *rest in db.query(
+        "SELECT order_id, qty, filled_qty, status, client_id, accepted_seq FROM orders")}
+    assert got[oid] == [lot, lot, int(Status.FILLED), "again", runs[0] + 1]
+    assert got[maker][1] == 5 * lot  # the maker's fills of both runs
+    assert db.query("SELECT COUNT(*) FROM fills") == [(2,)]
+    db.close()
+
+
+def test_an_order_id_accepted_again_starts_its_row_over(tmp_path):
+    check_reused_order_id(tmp_path / "wal", f"sqlite:{tmp_path}/h.db")

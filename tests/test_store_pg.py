@@ -15,7 +15,7 @@ from rsx_appliance.store.db import open_database
 from rsx_appliance.store.service import StoreService
 
 from storeutil import pg_server, write_config
-from test_store import RISK0, Venue, check_equal, run_until, serve, tips_of
+from test_store import RISK0, Venue, check_equal, check_reused_order_id, run_until, serve, tips_of
 
 
 @pytest.fixture
@@ -105,3 +105,8 @@ def test_database_stopped_for_a_while_store_waits_and_catches_up(tmp_path, pg):
     check_equal(venue, db)
     assert dict(db.query("SELECT stream_id, applied_seq FROM stream_tips"))[RISK0] == tips_of(venue)[RISK0]
     venue.close()
+
+
+def test_postgresql_an_order_id_accepted_again_starts_its_row_over(tmp_path, pg):
+    # the COPY of the accepted orders meets the old row: rolled back to its savepoint, merged instead
+    check_reused_order_id(tmp_path / "wal", pg.url)

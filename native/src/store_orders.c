@@ -8,6 +8,7 @@
  * overwrite.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,6 +187,10 @@ int64_t rsx_store_fold_add(struct rsx_store_fold *f, const void *buf, size_t buf
 		case RSX_REC_ORDER_ACCEPTED: {
 			PAYLOAD(rsx_order, r);
 			ROW(r->symbol_id, r->order_id, r, r->user_id);
+			/* an id accepted again (reused after its order ended): the row starts over */
+			memset(&o->has_create, 0, sizeof(*o) - offsetof(struct rsx_store_order, has_create));
+			o->updated_ns = (int64_t)r->ts_ns;
+			o->last_seq = (int64_t)r->seq;
 			o->has_create = 1;
 			o->side = r->side;
 			o->tif = r->tif;

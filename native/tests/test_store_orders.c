@@ -1,7 +1,8 @@
 /*
  * test_store_orders.c - the history store's order fold: an order's records in
  * one run -> one row (specs/store.md 3), partial rows, fills after ORDER_DONE,
- * refused cancels, client ids, growth past the initial size, bad entries.
+ * refused cancels, client ids, an id accepted again, growth past the initial
+ * size, bad entries.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -199,9 +200,37 @@ static void test_growth_and_bad_entries(void)
 	rsx_store_fold_free(f);
 }
 
+static void test_accepted_again(void)
+{
+	static struct run r;
+	struct rsx_store_fold *f;
+	struct rsx_store_order rows[4];
+	memset(&r, 0, sizeof(r));
+	T_EQ(rsx_store_fold_new(16, &f), 0);
+	accept(&r, 9, 7, 100, 5, "first");
+	fill(&r, 9, 1, 5, 0, 0);
+	done(&r, 9, 5, 0);
+	accept(&r, 9, 7, 101, 3, "again");		/* seq 4: the id reused after its order ended */
+	T_EQ(rsx_store_fold_add(f, r.buf, r.len, r.e, r.n), 4);
+	T_EQ(rsx_store_fold_take(f, rows, 4), 2);	/* order 9 and the maker of the fill */
+	const struct rsx_store_order *o = find(rows, 2, 9);
+	T_CHECK(o != NULL);
+	T_EQ(o->has_create, 1);
+	T_EQ(o->accepted_seq, 4);
+	T_EQ(o->qty, 3);
+	T_EQ(o->price, 101);
+	T_EQ(o->has_filled, 0);
+	T_EQ(o->fill_add, 0);
+	T_EQ(o->status, RSX_STATUS_PENDING);
+	T_EQ(o->client_len, 5);
+	T_EQ(o->created_ns, 4000);
+	rsx_store_fold_free(f);
+}
+
 int main(void)
 {
 	test_lifecycle();
+	test_accepted_again();
 	test_growth_and_bad_entries();
 	T_DONE();
 }

@@ -16,14 +16,15 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..fsutil import make_dirs
 from .errors import StoreLockedError, StoreUnavailableError
 
-__all__ = ["Database", "StoreUrl", "parse_url", "open_database", "WRITER_LOCK_KEY"]
+__all__ = ["Database", "DuplicateRowError", "StoreUrl", "parse_url", "open_database", "pg_copy_binary",
+           "WRITER_LOCK_KEY"]
 
 #: the writer's SQLite settings, in this order (specs/store.md 4):
 #: page_size - 16 KiB pages for a new file (fewer, shallower B-tree pages for the user indexes; no effect
@@ -68,6 +69,10 @@ def parse_url(url: str, base: str | os.PathLike | None = None) -> StoreUrl:
     raise ValueError(f"{url!r}: expected sqlite:PATH, sqlite:///ABS/PATH or postgresql://...")
 
 
+class DuplicateRowError(Exception):
+    """A row's key is already in its table (the caller decides: merge instead, or it is a bug)."""
+
+
 def _unavailable(exc: BaseException, url: StoreUrl) -> StoreUnavailableError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return StoreUnavailableError(f"database {url.redacted}: {first}")
@@ -89,8 +94,10 @@ class Database:
 
             self._transient = (psycopg.OperationalError, psycopg.errors.DiskFull,
                                psycopg.errors.AdminShutdown, psycopg.errors.LockNotAvailable)
+            self._duplicate = (psycopg.errors.UniqueViolation,)
         else:
             self._transient = (sqlite3.OperationalError,)
+            self._duplicate = (sqlite3.IntegrityError,)
 
     # -- statements ---------------------------------------------------------------
 
@@ -100,6 +107,10 @@ class Database:
     def _guard(self, fn, *args):
         try:
             return fn(*args)
+        except self._duplicate as exc:
+            if self.dialect == "sqlite" and "UNIQUE" not in str(exc):
+                raise  # NOT NULL, CHECK: a bug
+            raise DuplicateRowError(f"{self.url.redacted}: {str(exc).strip().splitlines()[0]}") from exc
         except self._transient as exc:
             raise _unavailable(exc, self.url) from exc
 
@@ -139,15 +150,20 @@ class Database:
 
     # -- bulk ----------------------------------------------------------------------
 
-    def insert_rows(self, table: str, columns: Sequence[str], arr: np.ndarray) -> None:
+    def insert_rows(self, table: str, columns: Sequence[str], arr: np.ndarray, *,
+                    widths: Mapping[str, np.ndarray] | None = None,
+                    nulls: Mapping[str, np.ndarray] | None = None) -> None:
         """Insert a numpy structured array whose fields are ``columns`` (int64, u1..u8 or V16).
 
-        PostgreSQL: one binary COPY built by numpy; SQLite: executemany of tuples.
+        PostgreSQL: one binary COPY built by numpy (``widths``/``nulls``: :func:`pg_copy_binary`);
+        SQLite: executemany of tuples (no widths or NULLs). A row whose key is already there raises
+        :class:`DuplicateRowError` (the transaction is then aborted on PostgreSQL: roll back to a
+        savepoint).
         """
         if len(arr) == 0:
             return
         if self.dialect == "postgresql":
-            data = pg_copy_binary(arr, columns)
+            data = pg_copy_binary(arr, columns, widths=widths, nulls=nulls)
             cols = ", ".join(columns)
 
             def run():
@@ -191,28 +207,58 @@ class Database:
             self._lock_fd = None
 
 
-def pg_copy_binary(arr: np.ndarray, columns: Sequence[str]) -> bytes:
-    """PostgreSQL binary COPY data for fixed-width rows, built by numpy (no Python per row).
+def pg_copy_binary(arr: np.ndarray, columns: Sequence[str], *, widths: Mapping[str, np.ndarray] | None = None,
+                   nulls: Mapping[str, np.ndarray] | None = None) -> bytes:
+    """PostgreSQL binary COPY data for numpy rows, built by numpy (no Python per row).
 
-    Integer fields become int8 (bigint), 16-byte voids bytea; no NULLs.
+    Integer fields become int8 (bigint), byte fields (``V``) bytea, or text when the target column is
+    text (the bytes must then be UTF-8). ``widths[c]``: per row, how many leading bytes of byte field c
+    to send (the rest is padding); ``nulls[c]``: per row, True where column c is NULL. Rows are grouped
+    by their widths and NULLs (each group one fixed layout), so row order is not kept.
     """
-    names, formats = ["n"], [">i2"]
-    for c in columns:
-        kind = arr.dtype[c]
-        names += [f"l_{c}", f"v_{c}"]
-        if kind.kind in "iu":
-            formats += [">i4", ">i8"]
-        elif kind.kind == "V":
-            formats += [">i4", f"V{kind.itemsize}"]
-        else:
-            raise TypeError(f"column {c}: no binary COPY for dtype {kind}")
-    out = np.empty(len(arr), dtype=np.dtype({"names": names, "formats": formats}))
-    out["n"] = len(columns)
-    for c in columns:
-        kind = arr.dtype[c]
-        out[f"l_{c}"] = 8 if kind.kind in "iu" else kind.itemsize
-        out[f"v_{c}"] = arr[c]
-    return _PG_HEADER + out.tobytes() + _PG_TRAILER
+    widths, nulls = dict(widths or {}), dict(nulls or {})
+    n = len(arr)
+    key = np.zeros(n, dtype=np.int64)
+    for c in nulls:
+        key = key * 2 + nulls[c].astype(np.int64)
+    for c in widths:
+        key = key * (arr.dtype[c].itemsize + 1) + widths[c].astype(np.int64)
+    parts = []
+    for k in np.unique(key) if (widths or nulls) else [None]:
+        rows = arr if k is None else arr[key == k]
+        first = 0 if k is None else int(np.flatnonzero(key == k)[0])
+        names, formats, fill = ["n"], [">i2"], []
+        for c in columns:
+            kind = arr.dtype[c]
+            if c in nulls and nulls[c][first]:
+                names.append(f"l_{c}")
+                formats.append(">i4")
+                fill.append((c, -1, None))
+                continue
+            names += [f"l_{c}", f"v_{c}"]
+            if kind.kind in "iu":
+                formats += [">i4", ">i8"]
+                fill.append((c, 8, None))
+            elif kind.kind == "V":
+                w = int(widths[c][first]) if c in widths else kind.itemsize
+                formats += [">i4", f"V{w}"] if w else [">i4"]
+                if not w:
+                    names.pop()
+                fill.append((c, w, w))
+            else:
+                raise TypeError(f"column {c}: no binary COPY for dtype {kind}")
+        out = np.empty(len(rows), dtype=np.dtype({"names": names, "formats": formats}))
+        out["n"] = len(columns)
+        for c, length, width in fill:
+            out[f"l_{c}"] = length
+            if length > 0:
+                src = rows[c]
+                if width is not None and width != src.dtype.itemsize:
+                    src = np.ascontiguousarray(src).view(np.uint8).reshape(len(rows), -1)[:, :width]
+                    src = np.ascontiguousarray(src).view(f"V{width}").ravel()
+                out[f"v_{c}"] = src
+        parts.append(out.tobytes())
+    return _PG_HEADER + b"".join(parts) + _PG_TRAILER
 
 
 def open_database(url: str | StoreUrl, *, readonly: bool = False, base: str | None = None,

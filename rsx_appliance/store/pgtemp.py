@@ -63,7 +63,7 @@ class TempPostgres:
     """initdb in a temporary directory, start on a private port; :meth:`cleanup` stops and removes it."""
 
     def __init__(self, root: str | os.PathLike | None = None, *, durable: bool = True,
-                 shared_buffers: str = "128MB") -> None:
+                 shared_buffers: str = "128MB", settings: dict[str, str] | None = None) -> None:
         self.bindir = pg_bindir()
         if self.bindir is None:
             raise PostgresUnavailableError("PostgreSQL server binaries (initdb, pg_ctl) not found: install the "
@@ -88,6 +88,7 @@ class TempPostgres:
         self.port = _free_port()
         self.durable = durable
         self.shared_buffers = shared_buffers
+        self.settings = dict(settings or {})
         self.url = f"postgresql://rsx@127.0.0.1:{self.port}/postgres"
         self.root.mkdir(parents=True, exist_ok=True)
         self.sock.mkdir(exist_ok=True)
@@ -119,12 +120,32 @@ class TempPostgres:
                 f"-c shared_buffers={self.shared_buffers} -c synchronous_commit=on")
         if not self.durable:
             opts += " -c fsync=off -c full_page_writes=off"
+        opts += "".join(f" -c {k}={v}" for k, v in self.settings.items())
         log = self.root / "server.log"
         r = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-t", "60",
                        "-l", str(log), "start"], check=False)
         if r.returncode != 0:
             tail = log.read_text()[-2000:] if log.exists() else ""
             raise PostgresUnavailableError(f"PostgreSQL did not start: {r.stdout} {r.stderr} {tail}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes used so far, exited backends included."""
+        import psutil
+
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+            main = psutil.Process(pid)
+            t = main.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for child in main.children(recursive=True):
+                try:
+                    c = child.cpu_times()
+                    total += c.user + c.system
+                except psutil.NoSuchProcess:
+                    pass
+            return total
+        except (OSError, ValueError, psutil.Error):
+            return 0.0
 
     def stop(self, mode: str = "fast") -> None:
         self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"], check=False)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._native import ffi, lib
 from ..codes import OrderFlag
-from .db import Database
+from .db import Database, DuplicateRowError
 from .ingest import FILL_COLUMNS, ORDER_STAGE, Ingest, Tables
 
 __all__ = ["Writer"]
@@ -32,37 +32,57 @@ def _stage_columns() -> str:
     return ", ".join(f"{c} {'BYTEA' if c in ('order_id', 'client_id') else 'BIGINT'}" for c in _ORDER_COLS)
 
 
+_NEW_ORDER = np.dtype([(c, "V16" if c == "order_id" else "V24" if c == "client_id" else "<i8")
+                       for c in _ORDER_TABLE] + [("client_len", "<i8"), ("client_plain", "<i8")])
+
+
+def _new_order_rows(rows: np.ndarray) -> np.ndarray:
+    """Folded rows of orders accepted in this transaction as orders rows (every field present)."""
+    out = np.empty(len(rows), dtype=_NEW_ORDER)
+    for c in _NEW_ORDER.names:
+        if c != "filled_qty":
+            out[c] = rows[c]
+    out["filled_qty"] = np.where(rows["has_filled"] != 0, rows["filled_qty"], 0) + rows["fill_add"]
+    return out
+
+
 def client_text(raw: bytes) -> str:
     """A client id as text: the 20 bytes without the NUL padding; bytes outside 0x01..0x7f as \\xNN."""
     return "".join(chr(b) if 0 < b < 0x80 else f"\\x{b:02x}" for b in raw[:20].rstrip(b"\0"))
 
 
 def _merge_sql() -> tuple[str, str]:
-    """PostgreSQL: the orders copied into orders_in merged into orders (update known, insert new)."""
+    """PostgreSQL: the orders copied into orders_in, merged into orders by two INSERT .. ON CONFLICT.
+
+    A conflict branch sees only the proposed row (``excluded``), so the flags travel as NULLs there:
+    a field the records did not carry is NULL (the partial row of a new order, "keep" for a known one).
+    Only "the ME's total or a sum" cannot be a NULL, so rows with an ORDER_DONE (has_filled) and rows
+    without go through one statement each. Each folded row is inserted or updated exactly once.
+    """
     client = ("CASE WHEN i.client_plain = 1 THEN "
               "convert_from(substring(i.client_id from 1 for i.client_len::int), 'UTF8') END")
-    sets = [f"{c} = CASE WHEN i.has_create = 1 THEN {client if c == 'client_id' else 'i.' + c} "
-            f"ELSE orders.{c} END" for c in _CREATE]
-    sets += ["price = CASE WHEN i.has_price = 1 THEN i.price ELSE orders.price END",
-             "remaining_qty = CASE WHEN i.has_remaining = 1 THEN i.remaining_qty ELSE orders.remaining_qty END",
-             "status = CASE WHEN i.has_status = 1 THEN i.status ELSE orders.status END",
-             "reason = CASE WHEN i.has_status = 1 THEN i.reason ELSE orders.reason END",
-             "filled_qty = CASE WHEN i.has_filled = 1 THEN i.filled_qty ELSE orders.filled_qty END + i.fill_add",
-             "updated_ns = i.updated_ns", "last_seq = i.last_seq"]
-    update = (f"UPDATE orders SET {', '.join(sets)} FROM orders_in AS i WHERE orders.symbol_id = i.symbol_id "
-              f"AND orders.order_id = i.order_id AND i.last_seq > orders.last_seq")
-    when = lambda flag, col: f"CASE WHEN i.{flag} = 1 THEN {col} END"  # noqa: E731
-    insert = (
-        "INSERT INTO orders (symbol_id, order_id, user_id, side, tif, flags, stp, price, qty, client_id, status, "
-        "reason, filled_qty, remaining_qty, created_ns, updated_ns, accepted_seq, last_seq) "
-        f"SELECT i.symbol_id, i.order_id, i.user_id, {when('has_create', 'i.side')}, "
-        f"{when('has_create', 'i.tif')}, {when('has_create', 'i.flags')}, {when('has_create', 'i.stp')}, "
-        f"{when('has_price', 'i.price')}, {when('has_create', 'i.qty')}, {when('has_create', client)}, "
-        f"{when('has_status', 'i.status')}, {when('has_status', 'i.reason')}, i.filled_qty + i.fill_add, "
-        f"{when('has_remaining', 'i.remaining_qty')}, i.created_ns, i.updated_ns, "
-        f"{when('has_create', 'i.accepted_seq')}, i.last_seq FROM orders_in AS i WHERE 1 = 1 "
-        "ON CONFLICT (symbol_id, order_id) DO NOTHING")
-    return update, insert
+
+    def when(flag: str, col: str) -> str:
+        return f"CASE WHEN i.{flag} = 1 THEN {col} END"
+
+    select = (f"SELECT i.symbol_id, i.order_id, i.user_id, {when('has_create', 'i.side')}, "
+              f"{when('has_create', 'i.tif')}, {when('has_create', 'i.flags')}, {when('has_create', 'i.stp')}, "
+              f"{when('has_price', 'i.price')}, {when('has_create', 'i.qty')}, {when('has_create', client)}, "
+              f"{when('has_status', 'i.status')}, {when('has_status', 'i.reason')}, i.filled_qty + i.fill_add, "
+              f"{when('has_remaining', 'i.remaining_qty')}, i.created_ns, i.updated_ns, "
+              f"{when('has_create', 'i.accepted_seq')}, i.last_seq FROM orders_in AS i")
+    created = "excluded.accepted_seq IS NOT NULL"
+    sets = [f"{c} = CASE WHEN {created} THEN excluded.{c} ELSE orders.{c} END" for c in _CREATE]
+    sets += [f"{c} = COALESCE(excluded.{c}, orders.{c})" for c in ("user_id", "price", "remaining_qty", "status")]
+    sets += ["reason = CASE WHEN excluded.status IS NOT NULL THEN excluded.reason ELSE orders.reason END",
+             "updated_ns = excluded.updated_ns", "last_seq = excluded.last_seq"]
+    head = f"INSERT INTO orders ({', '.join(_ORDER_TABLE)}) {select}"
+    tail = "ON CONFLICT (symbol_id, order_id) DO UPDATE SET {} WHERE excluded.last_seq > orders.last_seq"
+    done = (f"{head} WHERE i.has_filled = 1 "
+            + tail.format(", ".join(sets + ["filled_qty = excluded.filled_qty"])))
+    open_ = (f"{head} WHERE i.has_filled = 0 " + tail.format(", ".join(sets + [
+        f"filled_qty = CASE WHEN {created} THEN 0 ELSE orders.filled_qty END + excluded.filled_qty"])))
+    return done, open_
 
 
 def _upsert_sql() -> str:
@@ -92,8 +112,8 @@ def _upsert_sql() -> str:
     sets.append(f"client_id = CASE WHEN {at['has_create']} THEN {client} ELSE client_id END")
     sets += [keep("has_price", "price"), keep("has_remaining", "remaining_qty"), keep("has_status", "status"),
              keep("has_status", "reason"),
-             f"filled_qty = CASE WHEN {at['has_filled']} THEN {at['filled_qty']} ELSE filled_qty END "
-             f"+ {at['fill_add']}",
+             f"filled_qty = CASE WHEN {at['has_filled']} THEN {at['filled_qty']} WHEN {at['has_create']} THEN 0 "
+             f"ELSE filled_qty END + {at['fill_add']}",
              f"updated_ns = {at['updated_ns']}", f"last_seq = {at['last_seq']}"]
     return (f"INSERT INTO orders ({', '.join(_ORDER_TABLE)}) VALUES ({', '.join(values)}) "
             f"ON CONFLICT (symbol_id, order_id) DO UPDATE SET {', '.join(sets)} "
@@ -127,7 +147,7 @@ class Writer:
     def __init__(self, db: Database, ingest: Ingest) -> None:
         self.db = db
         self.ingest = ingest
-        self._update, self._insert = _merge_sql()
+        self._merge = _merge_sql()
         self._upsert = _upsert_sql()
         self._staged = False
         self.transactions = 0
@@ -179,16 +199,36 @@ class Writer:
         if self.db.dialect == "sqlite":
             self.db.executemany(self._upsert, rows.tolist())
         else:
-            self._stage()
-            self.db.insert_rows("orders_in", _ORDER_COLS, rows)
-            self.db.execute(self._update)
-            self.db.execute(self._insert)
+            self._pg_orders(rows)
         odd = rows[(rows["has_create"] != 0) & (rows["client_plain"] == 0)]
         if len(odd):  # client ids that are not plain ASCII: escaped here (rare)
             self.db.executemany("UPDATE orders SET client_id = ? WHERE symbol_id = ? AND order_id = ? "
                                 "AND accepted_seq = ?", [(client_text(r["client_id"].tobytes()), int(r["symbol_id"]),
                                                           r["order_id"].tobytes(), int(r["accepted_seq"]))
                                                          for r in odd])
+
+    def _pg_orders(self, rows: np.ndarray) -> None:
+        """Orders accepted in this transaction: one COPY into orders (no merge: they are new, unless an id
+        was used before, then the COPY fails and they are merged like the rest); the others: COPY into
+        orders_in, then merged."""
+        db = self.db
+        create = rows["has_create"] != 0
+        merge = rows[~create]
+        if create.any():
+            new = _new_order_rows(rows[create])
+            db.execute("SAVEPOINT new_orders")
+            try:
+                db.insert_rows("orders", _ORDER_TABLE, new, widths={"client_id": new["client_len"]},
+                               nulls={"client_id": new["client_plain"] == 0})
+                db.execute("RELEASE SAVEPOINT new_orders")
+            except DuplicateRowError:
+                db.execute("ROLLBACK TO SAVEPOINT new_orders")
+                merge = rows
+        if len(merge):
+            self._stage()
+            db.insert_rows("orders_in", _ORDER_COLS, merge)
+            for statement in self._merge:
+                db.execute(statement)
 
     def _refee(self, t: Tables) -> None:
         """Re-apply liquidation fees to stored liquidation fills after a fee parameter arrived."""
