@@ -78,11 +78,11 @@ def db_orders(db):
 class Venue:
     """Two MEs and one risk shard on WALs, with users trading, funding settled and a deposit."""
 
-    def __init__(self, root, seed=1, orders=600):
+    def __init__(self, root, seed=1, orders=600, batch_records=500):
         self.root = root
         self.base = free_base_port()
         self.cfg_path = write_config(root / "rsx.toml", root / "data", self.base, batch_ms=20,
-                                     batch_records=500)
+                                     batch_records=batch_records)
         self.cfg = load_config(self.cfg_path)
         self.risk = RiskStandIn(root / "wal" / "risk0")
         for u in list(range(1, 11)):
@@ -328,7 +328,7 @@ def test_client_ids_as_text_odd_bytes_escaped(tmp_path):
     db = open_database(url)
     migrate(db)
     ing = Ingest(6)
-    Writer(db, ing).write(ing.convert(batches))
+    Writer(db).write(ing.convert(batches))
     got = dict(db.query("SELECT order_id, client_id FROM orders"))
     assert [got[o] for o in oids] == ["plain-id", "caf\\xc3\\xa9", "a\\x00b", "x" * 20, ""]
     me.close()
@@ -380,7 +380,7 @@ def check_reused_order_id(directory, url):
     db = open_database(url)
     migrate(db)
     ing = Ingest(6)
-    w = Writer(db, ing)
+    w = Writer(db)
     w.write(ing.convert([(1, Block(block.raw, block.index[:runs[0]]))]))
     w.write(ing.convert([(1, Block(block.raw, block.index[runs[0]:]))]))
     got = {bytes(o): rest for o, *rest in db.query(

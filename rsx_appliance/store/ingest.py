@@ -12,7 +12,6 @@ restart rebuilds it from the database with :meth:`Ingest.load`).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -108,6 +107,7 @@ class Tables:
     balance_changes: list[tuple] = field(default_factory=list)
     risk_params: list[tuple] = field(default_factory=list)
     refee: list[tuple[int, int]] = field(default_factory=list)  # (symbol, fill_tip) to re-fee
+    fees: "Ingest | None" = None  # the liquidation fee rates the re-fee reads (set with refee)
     tips: dict[int, tuple[int, int]] = field(default_factory=dict)  # stream -> (seq, ts_ns)
     records: int = 0
     nfills: int = 0
@@ -166,7 +166,7 @@ class Ingest:
         self.cd = collateral_decimals
         self.fees: dict[int, SymbolFees] = dict(fallback or {})
         self.shard_of = shard_of
-        self.liq_fee: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+        self.liq_fee: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
         self.default_liq: dict[int, int] = {}
         self.held: dict[int, Block] = {}  # risk stream -> records after its last COMMIT
         self.tips: dict[int, int] = {}
@@ -188,15 +188,20 @@ class Ingest:
         self.tips = {int(s): int(q) for s, q in tips}
 
     def _param(self, stream_id: int, seq: int, symbol_id: int, key: int, value: int, fill_tip: int | None) -> bool:
-        """Track a liquidation fee parameter; True if it is one."""
+        """Track a liquidation fee parameter; True if it is one.
+
+        Copy on write: the writer thread reads these tables (:meth:`liquidation_fee_bps`, re-feeing
+        transaction N) while the next transaction is converted; it sees the old or the new table,
+        never a half-updated one, and either gives the same end state (transaction N+1 re-fees what
+        its parameters change).
+        """
         shard = stream_id & 0x7FFFFFFF
         if key == Key.LIQUIDATION_FEE_BPS:
-            lst = self.liq_fee[(shard, symbol_id)]
-            lst.append((fill_tip or 0, seq, value))
-            lst.sort()
+            self.liq_fee[(shard, symbol_id)] = sorted([*self.liq_fee.get((shard, symbol_id), ()),
+                                                       (fill_tip or 0, seq, value)])
             return True
         if key == Key.DEFAULT_LIQ_FEE_BPS:
-            self.default_liq[shard] = value
+            self.default_liq = {**self.default_liq, shard: value}
             return True
         return False
 
@@ -224,6 +229,8 @@ class Ingest:
                 self._me(t, stream_id, batch)
             t.records += len(batch)
         t.orders = self.orders.take()
+        if t.refee:
+            t.fees = self
         return t
 
     def _me(self, t: Tables, stream_id: int, b: Block) -> None:

@@ -94,23 +94,14 @@ CREATE TABLE risk_params (
     PRIMARY KEY (stream_id, seq)) {NOROWID}
 """
 
-_V2 = """
-CREATE TABLE positions (
-    user_id {INT} NOT NULL, symbol_id {INT} NOT NULL, through_ns {INT} NOT NULL, net {INT} NOT NULL,
-    cost {INT} NOT NULL, realised_pnl {INT} NOT NULL, fees {INT} NOT NULL, funding {INT} NOT NULL,
-    fills {INT} NOT NULL,
-    PRIMARY KEY (user_id, symbol_id, through_ns)) {NOROWID}
-"""
-
 MIGRATIONS = (
     Migration(1, "stream tips, symbol configs, fills, orders, funding, liquidations, balance changes, "
                  "risk parameters", _V1),
-    Migration(2, "positions at intervals", _V2),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 #: every table the store writes, for `rsx store info`
 TABLES = ("stream_tips", "symbol_configs", "fills", "orders", "funding_payments", "funding_rates",
-          "liquidations", "balance_changes", "risk_params", "positions")
+          "liquidations", "balance_changes", "risk_params")
 
 _VERSION_DDL = ("CREATE TABLE IF NOT EXISTS schema_version (version {INT} PRIMARY KEY, "
                 "applied_ns {INT} NOT NULL, description TEXT NOT NULL)")

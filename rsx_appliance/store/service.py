@@ -28,7 +28,7 @@ from ..errors import SeqGapError, StreamError
 from ..fsutil import atomic_write
 from .db import Database, open_database, parse_url
 from .errors import StoreStreamError, StoreUnavailableError
-from .ingest import Ingest, SymbolFees
+from .ingest import Ingest, SymbolFees, Tables
 from .schema import migrate
 from .writer import Writer
 
@@ -81,6 +81,8 @@ class StoreService:
         self.db_state, self.db_error = "ok", ""
         self.started_ns = time.time_ns()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rsx-store-writer")
+        # the next run of batches is converted while the writer commits the previous one
+        self._convert_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rsx-store-convert")
         self._db: Database | None = None
         self._writer: Writer | None = None
         self._stop = asyncio.Event()
@@ -104,7 +106,7 @@ class StoreService:
         except BaseException:
             db.close()
             raise
-        self._db, self._writer = db, Writer(db, self.ingest)
+        self._db, self._writer = db, Writer(db)
 
     def _disconnect(self) -> None:
         if self._db is not None:
@@ -126,9 +128,8 @@ class StoreService:
         for src in self.sources:
             src.applied_seq, src.applied_ts = by_id.get(src.stream_id, (0, 0))
 
-    def _write(self, items: list) -> tuple[dict, int, np.ndarray | None]:
-        """Convert and commit one run of batches, retrying while the database is unavailable."""
-        tables = self.ingest.convert(items)
+    def _write(self, tables: Tables) -> tuple[dict, int, np.ndarray | None]:
+        """Commit one converted run of batches, retrying while the database is unavailable."""
         delay = 0.1
         while True:
             try:
@@ -231,6 +232,7 @@ class StoreService:
                     await src.consumer.close()
             await loop.run_in_executor(self._pool, self._disconnect)
             self._pool.shutdown(wait=False)
+            self._convert_pool.shutdown(wait=False)
             if self.state != "failed":
                 self.state = "stopped"
             self.write_status()
@@ -258,11 +260,25 @@ class StoreService:
             self.write_status()
 
     async def _drain(self, queue: asyncio.Queue) -> None:
+        """Take runs of batches off the queue; convert run N+1 while run N is being committed.
+
+        A commit is reported (tips, acks) as soon as it returns, even while the queue is idle.
+        """
         loop = asyncio.get_running_loop()
         max_records, max_wait = self.cfg.store.batch_records, self.cfg.store.batch_ms / 1000
         closing = False
+        writing: asyncio.Future | None = None
         while not closing:
-            item = await queue.get()
+            get = asyncio.ensure_future(queue.get())
+            try:
+                if writing is not None:
+                    await asyncio.wait({get, writing}, return_when=asyncio.FIRST_COMPLETED)
+                    if writing.done():
+                        self._committed(writing.result())
+                        writing = None
+                item = await get
+            finally:
+                get.cancel()
             if item is None:
                 break
             items, n = [item], len(item[1])
@@ -278,15 +294,24 @@ class StoreService:
                     break
                 items.append(item)
                 n += len(item[1])
-            tips, now, lags = await loop.run_in_executor(self._pool, self._write, items)
-            if lags is not None:
-                self.counters.lag_samples.append(lags)
-            for src in self.sources:
-                if src.stream_id in tips:
-                    src.applied_seq, src.applied_ts = tips[src.stream_id]
-                    src.lag_ms = (now - src.applied_ts) / 1e6 if src.applied_ts else 0.0
-                    if src.consumer is not None:
-                        src.consumer.ack(src.applied_seq)
+            tables = await loop.run_in_executor(self._convert_pool, self.ingest.convert, items)
+            if writing is not None:
+                self._committed(await writing)
+            writing = loop.run_in_executor(self._pool, self._write, tables)
+        if writing is not None:
+            self._committed(await writing)
+
+    def _committed(self, result: tuple[dict, int, np.ndarray | None]) -> None:
+        """After a commit: the new tips, the lag, and the acks to the producers."""
+        tips, now, lags = result
+        if lags is not None:
+            self.counters.lag_samples.append(lags)
+        for src in self.sources:
+            if src.stream_id in tips:
+                src.applied_seq, src.applied_ts = tips[src.stream_id]
+                src.lag_ms = (now - src.applied_ts) / 1e6 if src.applied_ts else 0.0
+                if src.consumer is not None:
+                    src.consumer.ack(src.applied_seq)
 
     async def _status_loop(self) -> None:
         while True:

@@ -16,7 +16,7 @@ import numpy as np
 from .._native import ffi, lib
 from ..codes import OrderFlag
 from .db import Database, DuplicateRowError
-from .ingest import FILL_COLUMNS, ORDER_STAGE, Ingest, Tables
+from .ingest import FILL_COLUMNS, ORDER_STAGE, Tables
 
 __all__ = ["Writer"]
 
@@ -144,9 +144,8 @@ _INSERTS = {
 class Writer:
     """Writes Tables into one database connection (the writer thread's)."""
 
-    def __init__(self, db: Database, ingest: Ingest) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.ingest = ingest
         self._merge = _merge_sql()
         self._upsert = _upsert_sql()
         self._staged = False
@@ -240,7 +239,7 @@ class Writer:
                 continue
             seqs = [r[0] for r in rows]
             value = np.array([r[2] for r in rows], dtype=np.int64)
-            bps = np.array([self.ingest.liquidation_fee_bps(r[1], sym, r[0]) for r in rows], dtype=np.int32)
+            bps = np.array([t.fees.liquidation_fee_bps(r[1], sym, r[0]) for r in rows], dtype=np.int32)
             n = len(rows)
             one = np.ones(n, dtype=np.int64)
             out_v, out_t, out_m = (np.empty(n, np.int64) for _ in range(3))

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 except PostgresUnavailableError as exc:
                     out["results"]["postgresql"] = {"skipped": str(exc)}
             if args.case in ("ingest", "all"):
-                _ingest(args, d, pg_url, out["results"], B)
+                _ingest(args, d, pg_url, pg, out["results"], B)
             if args.case in ("lag", "all"):
                 _lag(args, d, pg_url, out["results"], B)
         finally:
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ingest(args, d: str, pg_url: str | None, results: dict, B) -> None:
+def _ingest(args, d: str, pg_url: str | None, pg, results: dict, B) -> None:
     shape = B.write_stream(os.path.join(d, "ingest-wal"), args.fills, args.mix, args.users)
     batches = B.read_batches(os.path.join(d, "ingest-wal"))
     for backend in _backends(args):
@@ -106,7 +106,7 @@ def _ingest(args, d: str, pg_url: str | None, results: dict, B) -> None:
             else:
                 url, schema = B.fresh_pg_schema(pg_url, i)
                 try:
-                    runs.append(B.ingest(url, batches, args.batch))
+                    runs.append(B.ingest(url, batches, args.batch, server_cpu=pg.cpu_seconds if pg else None))
                 finally:
                     B.drop_pg_schema(pg_url, schema)
         r = B.median_run(runs)
