@@ -393,3 +393,12 @@ def check_reused_order_id(directory, url):
 
 def test_an_order_id_accepted_again_starts_its_row_over(tmp_path):
     check_reused_order_id(tmp_path / "wal", f"sqlite:{tmp_path}/h.db")
+
+
+def test_postgresql_without_its_driver_is_an_environment_error(monkeypatch):
+    from rsx_appliance.store import StoreUnavailableError
+
+    monkeypatch.setitem(__import__("sys").modules, "psycopg", None)  # `import psycopg` now fails
+    with pytest.raises(StoreUnavailableError, match=r"rsx-appliance\[postgres\]") as e:
+        open_database("postgresql://rsx@127.0.0.1:1/postgres")
+    assert e.value.exit_code == 3

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed (pip install -e '.[test]')")
+
 from rsx_appliance.config import load_config
 from rsx_appliance.store import open_store
 from rsx_appliance.store.db import open_database

@@ -266,8 +266,11 @@ def open_database(url: str | StoreUrl, *, readonly: bool = False, base: str | No
     """Connect; raises StoreUnavailableError when the database cannot be reached or opened."""
     u = url if isinstance(url, StoreUrl) else parse_url(url, base)
     if u.dialect == "postgresql":
-        import psycopg
-
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreUnavailableError(f"{u.redacted}: PostgreSQL needs the psycopg driver: "
+                                        "pip install 'rsx-appliance[postgres]'") from None
         try:
             conn = psycopg.connect(u.target, autocommit=True, connect_timeout=max(1, int(connect_timeout)))
         except psycopg.Error as exc:

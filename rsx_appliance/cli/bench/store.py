@@ -72,10 +72,16 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="rsx-bench-store-", dir=args.dir) as d:
         try:
             pg_url = args.pg_url
-            if "postgresql" in _backends(args) and not pg_url:
+            if "postgresql" in _backends(args):
                 try:
-                    pg = TempPostgres()
-                    pg_url = pg.url
+                    import psycopg  # noqa: F401
+                    if not pg_url:
+                        pg = TempPostgres()
+                        pg_url = pg.url
+                except ImportError:
+                    pg_url = None
+                    out["results"]["postgresql"] = {"skipped": "the psycopg driver is not installed: pip "
+                                                               "install 'rsx-appliance[postgres]'"}
                 except PostgresUnavailableError as exc:
                     out["results"]["postgresql"] = {"skipped": str(exc)}
             if args.case in ("ingest", "all"):
