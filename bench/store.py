@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""History store ingest benchmark: the same as `rsx bench store` (prints one JSON object).
+"""History store benchmarks: the same as `rsx bench store` (prints one JSON object).
 
-    python bench/store.py --backend both --pg-url postgresql://...
+    python bench/store.py all --backend both
 """
 
 import sys
