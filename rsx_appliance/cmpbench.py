@@ -1,4 +1,4 @@
-"""The CMP benchmark harness from Python (native/src/cmp_bench.c).
+"""The CMP benchmark harness from Python (native/bench/driver/cmp_bench.c, module rsx_appliance._bench).
 
 Two C threads, pinned to two CPUs, each driving its own endpoint; every
 delivered record is checked in C. Used by ``rsx bench cmp`` and by the
@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from ._native import ffi, lib
+from ._bench import ffi, lib  # the benchmark driver (native/bench), not the production library
 from .cmp import Backend, Fault, Mode, _addr, _enum, _struct_dict
 from .codes import ErrorCode
 from .errors import InvalidArgumentError, check, error_for
 
-__all__ = ["Side", "Run", "rtt", "oneway", "percentiles"]
+__all__ = ["Side", "Run", "rtt", "oneway"]
 
 
 @dataclass(frozen=True)
@@ -134,14 +134,3 @@ def oneway(a: Side, b: Side, *, count: int = 200_000, payload: int = 64, batch: 
     check(lib.rsx_cmp_bench_oneway(c, res), "one-way benchmark")
     return _run(c, res)
 
-
-def percentiles(samples: np.ndarray) -> dict[str, float]:
-    """min, p50, p90, p99, p99.9, p99.99, max, mean of ns samples (rsx_appliance.latency histogram, 3 digits)."""
-    from .latency import Histogram
-
-    if len(samples) == 0:
-        return {}
-    h = Histogram()
-    h.record(samples.astype(np.int64))
-    s = h.summary()
-    return {k: float(s[k]) for k in ("min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "mean")}

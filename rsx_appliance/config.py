@@ -25,7 +25,8 @@ from .numbers import SymbolConfig
 from .tune import _toml
 from .tune.errors import TuneInputError
 
-__all__ = ["Config", "SymbolSpec", "ProcessSpec", "Account", "StoreConfig", "load_config", "default_config",
+__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
+           "MarkSourceConfig", "StoreConfig", "load_config", "default_config",
            "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER", "PROCESS_ORDER"]
 
 WAIT_MODES = ("auto", "spin", "backoff", "block")
@@ -40,6 +41,8 @@ _TOPOLOGY_KEYS = {"me": {"symbols", "slab_mib", "buffers_mib", "isolate", "node"
                   "risk": {"shards", "buffers_mib", "isolate", "node"}}
 _INSTANCE_KEYS = {"instances", "buffers_mib", "isolate", "node"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+LOCAL_HOST = "local"  # the one host of a configuration without [hosts]
 _MAX_PER_ROLE = 100  # ports are base + role offset + index (specs/config.md 5)
 _PORT_OFFSET = {"me": (0, 100), "risk": (200, 300), "gateway": (400, None),
                 "marketdata": (500, None), "mark": (600, 700), "recorder": (None, None),
@@ -209,14 +212,25 @@ class ProcessSpec:
     ws: tuple[str, int] | None = None  # public WebSocket
     stream_id: int | None = None  # the journaled stream it owns
     symbol_id: int | None = None  # me only
+    host: str = LOCAL_HOST  # the [hosts] entry it runs on (specs/config.md 4.1)
 
     def to_dict(self) -> dict[str, Any]:
         def addr(a):
             return None if a is None else f"{a[0]}:{a[1]}"
-        return {"name": self.name, "role": self.role, "index": self.index, "data_dir": str(self.data_dir),
+        return {"name": self.name, "role": self.role, "index": self.index, "host": self.host,
+                "data_dir": str(self.data_dir),
                 "cmp": addr(self.cmp), "dxs": addr(self.dxs), "ws": addr(self.ws),
                 "stream_id": self.stream_id,
                 "stream": None if self.stream_id is None else streams.describe(self.stream_id)}
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One host of the exchange: its name and the private address its CMP endpoints and DXS servers bind."""
+
+    name: str
+    address: str
+    nic: str | None = None  # the host's NIC for the tuning plan (else the file's [nic])
 
 
 @dataclass(frozen=True)
@@ -257,6 +271,103 @@ class ListenConfig:
 
 
 @dataclass(frozen=True)
+class GatewayConfig:
+    """`[gateway]`: the public WebSocket and its limits (specs/ws-api.md 8, 9)."""
+
+    instances: int = 1
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    order_rate_user: int = 50          # orders (N, AM) per second; 0 = no limit
+    order_rate_ip: int = 200
+    order_rate_instance: int = 20_000
+    cancel_rate_user: int = 100        # cancels (C, CA) per second
+    cancel_rate_ip: int = 400
+    cancel_rate_instance: int = 40_000
+    frame_rate_connection: int = 1_000  # frames of any type per connection per second
+    max_connections_per_user: int = 5
+    max_connections_per_ip: int = 50
+    max_connections: int = 10_000
+    max_frame_bytes: int = 4096
+    max_pending: int = 10_000
+    max_queries_in_flight: int = 16
+    order_timeout_ms: int = 10_000
+    query_timeout_ms: int = 5_000
+    idle_timeout_s: int = 15
+    heartbeat_s: int = 5
+    write_limit_bytes: int = 1 << 20
+    breaker_failures: int = 10
+    breaker_window_s: int = 60
+    breaker_cooldown_s: int = 5
+    token_leeway_s: int = 5
+    token_max_lifetime_s: int = 86_400
+
+
+@dataclass(frozen=True)
+class MarketdataConfig(ListenConfig):
+    """`[marketdata]`: the public feed (specs/marketdata.md 5)."""
+
+    depth: int = 20
+    max_queue_bytes: int = 1 << 20
+    max_connections: int = 10_000
+    max_subscriptions: int = 64
+    heartbeat_s: int = 5
+    idle_timeout_s: int = 0
+
+
+MARK_SOURCE_KINDS = ("sim", "file", "binance", "okx")
+# keys each source kind accepts besides `kind` (specs/mark.md 7)
+_SOURCE_KEYS = {"sim": {"interval_ms", "step_bps", "revert_bps", "noise_bps", "seed"},
+                "file": {"path", "speed", "loop"},
+                "binance": {"url", "symbols", "field", "reconnect_min_ms", "reconnect_max_ms"},
+                "okx": {"url", "symbols", "reconnect_min_ms", "reconnect_max_ms"}}
+
+
+@dataclass(frozen=True)
+class MarkSourceConfig:
+    """One `[[mark.sources]]` table; `id` is its position from 1 (specs/mark.md 1)."""
+
+    id: int
+    kind: str
+    url: str | None = None
+    symbols: tuple[tuple[str, str], ...] = ()  # (our symbol name, the venue's instrument)
+    field: str = "p"
+    path: str | None = None
+    speed: float = 1.0
+    loop: bool = True
+    interval_ms: int = 200
+    step_bps: int = 5
+    revert_bps: int = 1
+    noise_bps: int = 2
+    seed: int | None = None
+    reconnect_min_ms: int = 1000
+    reconnect_max_ms: int = 30_000
+
+
+@dataclass(frozen=True)
+class MarkConfig:
+    """`[mark]`: index, mark and funding rules (specs/mark.md 7)."""
+
+    stale_ms: int = 10_000
+    min_sources: int = 2
+    band_bps: int = 500
+    sweep_ms: int = 100
+    publish_ms: int = 1000
+    premium_sample_ms: int = 1000
+    ema_bps: int = 1000
+    mark_band_bps: int = 500
+    impact_notional: int = 0  # raw collateral units
+    funding_interest_e8: int = 10_000
+    funding_clamp_e8: int = 50_000
+    bbo_lookback: int = 10_000
+    sources: tuple[MarkSourceConfig, ...] = ()  # empty: three simulated sources
+
+    @property
+    def effective_sources(self) -> tuple[MarkSourceConfig, ...]:
+        """The configured sources, or the three simulated ones of the default."""
+        return self.sources or tuple(MarkSourceConfig(id=i, kind="sim") for i in (1, 2, 3))
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     cmp_backend: str = "auto"
     host: str = "127.0.0.1"
@@ -292,8 +403,8 @@ class Config:
     symbols: tuple[SymbolSpec, ...]
     engines: EngineConfig
     risk: RiskConfig
-    gateway: ListenConfig
-    marketdata: ListenConfig
+    gateway: GatewayConfig
+    marketdata: MarketdataConfig
     mark_instances: int
     recorder_instances: int
     network: NetworkConfig
@@ -302,6 +413,9 @@ class Config:
     topology: Any  # rsx_appliance.tune.topology.Topology
     engine_symbols: tuple[str, ...] = ()  # names of the symbols with an ME on this host
     processes: tuple[ProcessSpec, ...] = field(default=())
+    mark: MarkConfig = field(default=MarkConfig())
+    hosts: tuple[HostSpec, ...] = ()  # one "local" host without [hosts]
+    role_hosts: dict = field(default_factory=dict)  # role -> host name per process index
     store: StoreConfig = StoreConfig()
 
     # -- lookups -------------------------------------------------------------
@@ -320,6 +434,26 @@ class Config:
 
     def role(self, role: str) -> tuple[ProcessSpec, ...]:
         return tuple(p for p in self.processes if p.role == role)
+
+    def host(self, name: str) -> HostSpec:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise ConfigError(f"{self.path}: no host {name!r} (hosts: {', '.join(h.name for h in self.hosts)})")
+
+    def processes_on(self, host: str) -> tuple[ProcessSpec, ...]:
+        """The processes of one host, in start order."""
+        self.host(host)
+        return tuple(p for p in self.processes if p.host == host)
+
+    def topology_for(self, host: str):
+        """The tuning topology of one host: only its processes, and its NIC (specs/config.md 4.1)."""
+        names = {p.name for p in self.processes_on(host)}
+        roles = tuple(replace(r, names=tuple(n for n in r.names if n in names)) for r in self.topology.roles)
+        own = self.host(host).nic
+        return replace(self.topology, roles=tuple(r for r in roles if r.names), nic=own or self.topology.nic,
+                       nic_node=None if own else self.topology.nic_node, profile=self.profile,
+                       path=self.topology.path if len(self.hosts) == 1 else f"{self.topology.path} [host {host}]")
 
     def cmp_consumers(self, name: str) -> list[tuple[str, int]]:
         """CMP endpoints that receive the journaled stream of process `name`."""
@@ -344,7 +478,9 @@ class Config:
                 "symbols": [s.to_dict() for s in self.symbols],
                 "engines": asdict(self.engines), "risk": asdict(self.risk),
                 "gateway": asdict(self.gateway), "marketdata": asdict(self.marketdata),
+                "mark": asdict(self.mark),
                 "network": asdict(self.network), "auth": asdict(self.auth), "store": asdict(self.store),
+                "hosts": [asdict(h) for h in self.hosts],
                 "accounts": [{"user_id": a.user_id, "deposit": a.deposit} for a in self.accounts],
                 "processes": [p.to_dict() for p in self.processes]}
 
@@ -479,20 +615,182 @@ def _listen(t: _toml.Table, instances: int, default_port: int) -> ListenConfig:
     return ListenConfig(instances, listen, port)
 
 
-def _network(t: _toml.Table | None, where: str) -> NetworkConfig:
+def _gateway(t: _toml.Table, instances: int) -> GatewayConfig:
+    d = GatewayConfig()
+    values: dict[str, Any] = {"instances": instances, "listen": t.get("listen", str, d.listen)}
+    minimum = {"port": 1, "max_connections_per_user": 1, "max_connections_per_ip": 1, "max_connections": 1,
+               "max_frame_bytes": 256, "max_pending": 1, "max_queries_in_flight": 1,
+               "order_timeout_ms": 10, "query_timeout_ms": 10, "idle_timeout_s": 1, "heartbeat_s": 1,
+               "write_limit_bytes": 4096, "breaker_failures": 1, "breaker_window_s": 1,
+               "breaker_cooldown_s": 1, "token_max_lifetime_s": 60}
+    for name in GatewayConfig.__dataclass_fields__:
+        if name not in ("instances", "listen"):
+            values[name] = t.count(name, getattr(d, name), minimum=minimum.get(name, 0))
+    out = GatewayConfig(**values)
+    if out.port + max(instances - 1, 0) > 65535:
+        raise t.fail("port", f"{out.port} + instances does not fit in a port number")
+    if out.max_frame_bytes > 1 << 20:
+        raise t.fail("max_frame_bytes", f"must be <= 1048576, not {out.max_frame_bytes}")
+    if out.heartbeat_s >= out.idle_timeout_s:
+        raise t.fail("heartbeat_s", f"must be below idle_timeout_s ({out.idle_timeout_s}), not {out.heartbeat_s}")
+    t.done()
+    return out
+
+
+def _marketdata(t: _toml.Table, instances: int) -> MarketdataConfig:
+    d = MarketdataConfig()
+    kw = {}
+    for key, lo, hi in (("depth", 1, 1000), ("max_queue_bytes", 4096, 1 << 30),
+                        ("max_connections", 1, 1_000_000), ("max_subscriptions", 1, 10_000),
+                        ("heartbeat_s", 1, 3600), ("idle_timeout_s", 0, 86400)):
+        v = t.count(key, getattr(d, key), minimum=lo)
+        if v > hi:
+            raise t.fail(key, f"must be at most {hi}, not {v}")
+        kw[key] = v
+    lc = _listen(t, instances, 8180)  # reads listen/port and checks the table is done
+    return MarketdataConfig(instances=lc.instances, listen=lc.listen, port=lc.port, **kw)
+
+
+def _mark_source(t: _toml.Table, k: int, symbol_names: set[str]) -> MarkSourceConfig:
+    kind = t.get("kind", str, required=True)
+    if kind not in MARK_SOURCE_KINDS:
+        raise t.fail("kind", f"must be one of {', '.join(MARK_SOURCE_KINDS)}, not {kind!r}")
+    allowed = _SOURCE_KEYS[kind] | {"kind"}
+    extra = sorted(set(t.data) - allowed)
+    if extra:
+        raise t.fail(extra[0], f"is not a key of a {kind!r} source (known: {', '.join(sorted(allowed))})")
+    d = MarkSourceConfig(id=k, kind=kind)
+    kw: dict[str, Any] = {}
+    if kind in ("binance", "okx"):
+        url = t.get("url", str, required=True)
+        if not re.fullmatch(r"wss?://\S+", url):
+            raise t.fail("url", f"{url!r} is not a ws:// or wss:// URL")
+        kw["url"] = url
+        table = t.get("symbols", dict, required=True)
+        pairs = []
+        for name, inst in table.items():
+            if name not in symbol_names:
+                raise t.fail(f"symbols.{name}", "is not a symbol of [[symbols]]")
+            if not isinstance(inst, str) or not inst:
+                raise t.fail(f"symbols.{name}", "must be the venue's instrument name (a string)")
+            pairs.append((name, inst))
+        if not pairs:
+            raise t.fail("symbols", "must map at least one symbol")
+        kw["symbols"] = tuple(pairs)
+        lo = t.count("reconnect_min_ms", d.reconnect_min_ms, minimum=1)
+        hi = t.count("reconnect_max_ms", d.reconnect_max_ms, minimum=lo)
+        kw.update(reconnect_min_ms=lo, reconnect_max_ms=hi)
+        if kind == "binance":
+            f = t.get("field", str, "p")
+            if f not in ("p", "i"):
+                raise t.fail("field", f"must be \"p\" (mark) or \"i\" (index), not {f!r}")
+            kw["field"] = f
+    elif kind == "file":
+        kw["path"] = t.get("path", str, required=True)
+        speed = t.get("speed", (int, float), 1.0)
+        if not 0 < speed <= 1e6:
+            raise t.fail("speed", f"must be > 0, not {speed}")
+        kw.update(speed=float(speed), loop=t.get("loop", bool, True))
+    else:
+        kw["interval_ms"] = t.count("interval_ms", d.interval_ms, minimum=1)
+        for key in ("step_bps", "revert_bps", "noise_bps"):
+            v = t.count(key, getattr(d, key))
+            if v > 1000:
+                raise t.fail(key, f"must be at most 1000, not {v}")
+            kw[key] = v
+        kw["seed"] = t.get("seed", int, None)
+    return MarkSourceConfig(id=k, kind=kind, **kw)
+
+
+def _mark(t: _toml.Table, symbol_names: set[str], collateral_decimals: int) -> MarkConfig:
+    d = MarkConfig()
+    kw: dict[str, Any] = {}
+    for key in ("stale_ms", "sweep_ms", "publish_ms", "premium_sample_ms", "min_sources"):
+        kw[key] = t.count(key, getattr(d, key), minimum=1)
+    for key, hi in (("band_bps", 10_000), ("ema_bps", 10_000), ("mark_band_bps", 10_000),
+                    ("funding_interest_e8", 10**8), ("funding_clamp_e8", 10**8)):
+        v = t.count(key, getattr(d, key))
+        if v > hi:
+            raise t.fail(key, f"must be at most {hi}, not {v}")
+        kw[key] = v
+    kw["bbo_lookback"] = t.count("bbo_lookback", d.bbo_lookback)
+    kw["impact_notional"] = _decimal_raw(t, "impact_notional", collateral_decimals, 0)
+    raw_sources = t.get("sources", list, [])
+    if len(raw_sources) > 8:
+        raise t.fail("sources", f"at most 8 sources (source ids 1..8), not {len(raw_sources)}")
+    kw["sources"] = tuple(_mark_source(_toml.Table(item, f"{t.where}.sources[{k}]", ConfigError), k + 1,
+                                       symbol_names) for k, item in enumerate(raw_sources))
+    n = len(kw["sources"]) or 3
+    if kw["min_sources"] > n:
+        raise t.fail("min_sources", f"{kw['min_sources']} is more than the {n} sources configured")
+    t.done()
+    return MarkConfig(**kw)
+
+
+def _ipv4(t: _toml.Table, key: str, default: str) -> str:
+    value = t.get(key, str, default)
+    if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", value) or any(int(x) > 255 for x in value.split(".")):
+        raise t.fail(key, f"{value!r} is not an IPv4 address")
+    return value
+
+
+def _network(t: _toml.Table | None, where: str, multi_host: bool) -> NetworkConfig:
     if t is None:
         return NetworkConfig()
     backend = t.get("cmp_backend", str, "auto")
     if backend not in ("auto", "udp", "uring", "xdp"):
         raise t.fail("cmp_backend", f"must be auto, udp, uring or xdp, not {backend!r}")
-    host = t.get("host", str, "127.0.0.1")
-    if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", host) or any(int(x) > 255 for x in host.split(".")):
-        raise t.fail("host", f"{host!r} is not an IPv4 address")
+    if multi_host and "host" in t.data:
+        raise t.fail("host", "cannot be used with [hosts]: each host's address is hosts.<name>.address")
+    host = _ipv4(t, "host", "127.0.0.1")
     base = t.count("base_port", 7400, minimum=1024)
     if base + 800 > 65535:
         raise t.fail("base_port", f"{base} leaves no room for the 800 derived ports below 65536")
     t.done()
     return NetworkConfig(backend, host, base)
+
+
+def _hosts(top: _toml.Table, network: NetworkConfig) -> tuple[HostSpec, ...]:
+    """``[hosts]`` (specs/config.md 4.1), or the one host "local" at ``network.host``."""
+    t = top.table("hosts")
+    if t is None:
+        return (HostSpec(LOCAL_HOST, network.host),)
+    out: list[HostSpec] = []
+    for name in t.data:
+        if not _HOST_NAME.fullmatch(name):
+            raise t.fail(name, f"{name!r} is not a host name (1-32 of A-Z a-z 0-9 _ -)")
+        h = t.table(name)
+        address = _ipv4(h, "address", ...)
+        nic = h.get("nic", str, None)
+        h.done()
+        dup = next((o for o in out if o.address == address), None)
+        if dup is not None:
+            raise h.fail("address", f"{address} is already the address of host {dup.name!r}")
+        out.append(HostSpec(name, address, nic))
+    if not out:
+        raise top.fail("hosts", "must define at least one host (or leave [hosts] out for one host)")
+    return tuple(out)
+
+
+def _role_hosts(raw: dict[str, tuple[Any, str]], counts: dict[str, int],
+                hosts: tuple[HostSpec, ...]) -> dict[str, tuple[str, ...]]:
+    """Each role's ``host`` key: one host name for all its processes, or a list with one per process."""
+    names = [h.name for h in hosts]
+    out = {}
+    for role, (value, where) in raw.items():
+        n = counts.get(role, 0)
+        if isinstance(value, str):
+            value = [value] * n
+        elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: must be a host name or a list of host names, not {value!r}")
+        elif len(value) != n:
+            raise ConfigError(f"{where}: lists {len(value)} hosts for {n} {role} processes (one per process, "
+                              "in order)")
+        for v in value:
+            if v not in names:
+                raise ConfigError(f"{where}: {v!r} is not a host of [hosts] (hosts: {', '.join(names)})")
+        out[role] = tuple(value)
+    return out
 
 
 def _auth(t: _toml.Table | None) -> AuthConfig:
@@ -556,7 +854,8 @@ def _accounts(top: _toml.Table, collateral_decimals: int) -> tuple[Account, ...]
 
 
 def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
-    host, base, out = cfg.network.host, cfg.network.base_port, []
+    base, out = cfg.network.base_port, []
+    address = {h.name: h.address for h in cfg.hosts}
     counts = {"me": len(cfg.engine_symbols), "risk": cfg.risk.shards,
               "gateway": cfg.gateway.instances, "marketdata": cfg.marketdata.instances,
               "mark": cfg.mark_instances, "recorder": cfg.recorder_instances,
@@ -575,8 +874,10 @@ def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
             if role in ("gateway", "marketdata"):
                 lc = getattr(cfg, role)
                 ws = (lc.listen, lc.port + i)
+            on = cfg.role_hosts[role][i] if role in cfg.role_hosts else cfg.hosts[0].name
+            host = address[on]
             out.append(ProcessSpec(
-                name=f"{role}.{suffix}", role=role, index=i, data_dir=cfg.data_dir / role / suffix,
+                name=f"{role}.{suffix}", role=role, index=i, data_dir=cfg.data_dir / role / suffix, host=on,
                 cmp=None if cmp_off is None else (host, base + cmp_off + i),
                 dxs=None if dxs_off is None else (host, base + dxs_off + i),
                 ws=ws, stream_id=stream, symbol_id=sym.id if sym else None))
@@ -630,8 +931,12 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     if "profile" in data:
         topo["profile"] = profile
     parts = {}
+    raw_hosts: dict[str, tuple[Any, str]] = {}
     for role in ROLE_ORDER:
         parts[role] = _split(top, role)
+        rest = parts[role][1]
+        if "host" in rest.data:
+            raw_hosts[role] = (rest.data.pop("host"), f"{rest.where}.host")
         if parts[role][0] or role == "me":
             topo[_TABLE_OF[role]] = dict(parts[role][0])
     topo["engines"].setdefault("symbols", [s.name for s in symbols])
@@ -654,11 +959,13 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     risk = _risk(parts["risk"][1], count.get("risk", 0))
     if risk.shards < 1:
         raise ConfigError(f"{where}.risk.shards: must be >= 1")
-    gateway = _listen(parts["gateway"][1], count.get("gateway", 0), 8080)
-    marketdata = _listen(parts["marketdata"][1], count.get("marketdata", 0), 8180)
-    for role in ("mark", "recorder"):
-        parts[role][1].done()
-    network = _network(top.table("network"), where)
+    gateway = _gateway(parts["gateway"][1], count.get("gateway", 0))
+    marketdata = _marketdata(parts["marketdata"][1], count.get("marketdata", 0))
+    mark = _mark(parts["mark"][1], {s.name for s in symbols}, cd)
+    parts["recorder"][1].done()
+    network = _network(top.table("network"), where, "hosts" in data)
+    hosts = _hosts(top, network)
+    role_hosts = _role_hosts(raw_hosts, {"me": len(engine_symbols), **count}, hosts)
     auth = _auth(top.table("auth"))
     store = _store(top.table("store"), ddir)
     accounts = _accounts(top, cd)
@@ -666,7 +973,8 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     cfg = Config(path=where, data_dir=ddir, profile=profile, symbols=symbols, engines=engines, risk=risk,
                  gateway=gateway, marketdata=marketdata, mark_instances=count.get("mark", 0),
                  recorder_instances=count.get("recorder", 0), network=network, auth=auth,
-                 accounts=accounts, topology=topology, engine_symbols=engine_symbols, store=store)
+                 accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark,
+                 hosts=hosts, role_hosts=role_hosts, store=store)
     return replace(cfg, processes=_processes(cfg))
 
 

@@ -23,7 +23,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "fsync_dir", "make_dirs", "Root"]
+__all__ = ["atomic_write", "fsync_dir", "make_dirs", "replace_dir", "Root"]
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -61,7 +61,7 @@ def make_dirs(path: str | os.PathLike) -> Path:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o644,
-                 make_parents: bool = False, encoding: str = "utf-8") -> Path:
+                 make_parents: bool = False, encoding: str = "utf-8", durable: bool = True) -> Path:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content.
 
     A temporary file ``.<name>.<random>.tmp`` is created beside ``path`` (same file system, so the
@@ -71,20 +71,28 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
 
     On any error (``OSError`` from the kernel: ENOSPC, EACCES, ...) the temporary file is removed
     and ``path`` is untouched. Returns ``path`` as a :class:`~pathlib.Path`.
+
+    ``durable=False`` skips both fsyncs: still atomic for readers (old or new content, never a
+    mix), but a power cut may leave the old content. Only for files that describe a live process
+    and are rewritten every second (status files), never for state that must survive.
     """
     path = Path(path)
     body = data.encode(encoding) if isinstance(data, str) else bytes(data)
     if make_parents:
         make_dirs(path.parent)
     directory = path.parent
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the file the caller asked for, not our temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
         try:
             view = memoryview(body)
             while view:
                 view = view[os.write(fd, view):]
             os.fchmod(fd, mode)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -94,8 +102,34 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
     return path
+
+
+def replace_dir(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Put the directory ``src`` (written in full beforehand) at ``dest``, replacing a directory there.
+
+    Both are in one parent directory (the renames are atomic): a previous ``dest`` is renamed aside
+    (``.<name>.old``), ``src`` renamed to ``dest``, the parent fsynced, then the old tree removed. A
+    reader sees the old tree or the new one; a crash between the two renames leaves ``dest`` absent
+    and the old tree beside it. Returns ``dest``.
+    """
+    import shutil
+
+    src, dest = Path(src), Path(dest)
+    old = dest.parent / f".{dest.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    moved = False
+    if dest.exists():
+        os.rename(dest, old)
+        moved = True
+    os.rename(src, dest)
+    fsync_dir(dest.parent)
+    if moved:
+        shutil.rmtree(old)
+    return dest
 
 
 class Root:

@@ -23,7 +23,7 @@ import refmatch  # noqa: E402
 import workload  # noqa: E402
 
 from rsx_appliance.cli import main as rsx_main  # noqa: E402
-from rsx_appliance.cli.book import digest, digest_line, replay_book  # noqa: E402
+from rsx_appliance.workload import digest, digest_line, replay_book  # noqa: E402
 from rsx_appliance.book import Stp, parse_workload  # noqa: E402
 
 SIDES = "BS"

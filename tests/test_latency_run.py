@@ -36,7 +36,7 @@ def test_write_and_load_run(tmp_path):
         assert run.stages[name].histogram == ref
     s = run.setup
     assert s["benchmark"] == {"orders": 20_000, "mode": "slab"}
-    assert s["load"] == {"offered_rate": 50_000, "mode": "open-loop"}
+    assert s["load"] == {"offered_rate_per_s": 50_000, "mode": "open-loop"}
     assert s["cpu"] is None  # write_run cannot know: documented
     m = s["machine"]
     assert m["cpus_online"] >= 1 and m["kernel"] and "cpu" in m and "sysctl" in m
@@ -88,7 +88,7 @@ def test_load_errors_name_the_file(tmp_path):
         "badblob.lat.json": json.dumps({"format": "rsx-latency-run", "version": 1,
                                         "stages": [{"name": "t", "histogram": "HISTFxxxx"}]}),
         "badname.lat.json": json.dumps({"format": "rsx-latency-run", "version": 1,
-                                        "stages": [{"name": "A B", "histogram": Histogram().encode()}]}),
+                                        "stages": [{"name": "A\nB", "histogram": Histogram().encode()}]}),
         "garbage.hlog": "hello\nworld\n",
         "empty.hlog": "#[Histogram log format version 1.3]\n",
     }
@@ -157,7 +157,7 @@ def test_report_cli_text_json_export(tmp_path, capsys):
     st = d["runs"][0]["stages"]["total"]
     ref = Histogram()
     ref.record(sample(1)["total"])
-    assert st["p99_9"] == ref.percentile(99.9) and st["count"] == 20_000
+    assert st["p99_9_ns"] == ref.percentile(99.9) and st["count"] == 20_000
     assert main(["report", str(a), "--export", str(tmp_path / "exp")]) == 0
     names = sorted(p.name for p in (tmp_path / "exp").iterdir())
     assert names == ["a.hlog", "a.match.hgrm", "a.risk.hgrm", "a.total.hgrm"]
@@ -173,6 +173,46 @@ def test_report_warns_about_others_and_small_counts(tmp_path, capsys):
     assert main(["report", str(p)]) == 0
     out = capsys.readouterr().out
     assert "other processes used 1.20 CPU-s" in out and "only 499 values" in out
+
+
+def _run_of(tmp_path, name, body_ns, tail_ns, n=100_000, tail_every=2_000):
+    """n values around body_ns, one in tail_every at tail_ns."""
+    rng = np.random.default_rng(len(name))
+    v = rng.normal(body_ns, body_ns / 20, n).clip(1).astype(np.int64)
+    v[::tail_every] = tail_ns
+    return write_run(tmp_path / f"{name}.lat.json", {"total": v})
+
+
+def test_a_tail_several_times_worse_is_flagged_even_when_the_median_is_better(tmp_path, capsys):
+    base = _run_of(tmp_path, "base", 10_000, 200_000)
+    # 20 % faster in the body, but its 0.05 % tail is 5x the baseline's: p99.99 and max regress
+    new = _run_of(tmp_path, "new", 8_000, 1_000_000)
+    assert main(["report", str(base), str(new), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["comparisons"]
+    assert row["ratios"]["p50"] < 0.85 and row["ratios"]["p99_99"] >= 4.9 and row["ratios"]["max"] >= 4.9
+    assert row["verdict"] == "tail_regression" and row["flags"] == ["p99_99", "max"]
+    assert main(["report", str(base), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "TAIL REGRESSION (p99.99" in out
+    html = tmp_path / "r.html"
+    assert main(["report", str(base), str(new), "--html", str(html)]) == 0
+    page = html.read_text()
+    assert 'class="verdict-tail_regression"' in page and '<td class="bad">tail regression</td>' in page
+    assert '<td class="good">' not in page
+
+
+def test_faster_only_when_the_tail_is_not_slower(tmp_path, capsys):
+    base = _run_of(tmp_path, "base", 10_000, 200_000)
+    faster = _run_of(tmp_path, "faster", 6_000, 120_000)
+    body_only = _run_of(tmp_path, "bodyonly", 6_000, 300_000)  # tail 1.5x: not a regression, not green
+    assert main(["report", str(base), str(faster), str(body_only), "--json"]) == 0
+    rows = {r["run"]: r for r in json.loads(capsys.readouterr().out)["comparisons"]}
+    assert rows["faster"]["verdict"] == "faster" and rows["faster"]["flags"] == []
+    assert rows["bodyonly"]["verdict"] == "similar" and rows["bodyonly"]["flags"] == []
+    slower = _run_of(tmp_path, "slower", 13_000, 200_000)
+    assert main(["report", str(base), str(slower), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["comparisons"]
+    assert row["verdict"] == "slower" and "p50" in row["flags"]
 
 
 def test_stages_from_stamps():

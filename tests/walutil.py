@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from rsx_appliance.launch import rsx_argv
 from rsx_appliance.records import PAYLOAD_DTYPES, RecordType
 from rsx_appliance.wal import WalReader, WalWriter
 
@@ -88,7 +88,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-RSX = [sys.executable, "-c", "import sys; from rsx_appliance.cli import main; sys.exit(main())"]
+RSX = rsx_argv()  # the installed package, never the source tree by accident (specs/cli.md)
 
 
 def start_server(wal: Path, port: int, *extra: str) -> subprocess.Popen:

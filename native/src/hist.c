@@ -1,10 +1,11 @@
 /*
  * hist.c - HdrHistogram geometry, recording, merging and percentile queries.
  *
- * The arithmetic follows HdrHistogram_c / the PyPI port line by line where it
- * decides a result (bucket count, equivalent values, the percentile rank and
- * the percentile iterator), so that our percentiles and .hgrm output match
- * theirs exactly, not just within precision.
+ * The arithmetic follows Java HdrHistogram 2.2 line by line where it decides a
+ * result (bucket count, equivalent values, the percentile rank and the
+ * percentile iterator's ticks), so that our percentiles and .hgrm output match
+ * Java's exactly, not just within precision. (HdrHistogram_c and the PyPI
+ * port round the percentile rank and space the .hgrm ticks differently.)
  */
 #include <errno.h>
 #include <math.h>
@@ -38,7 +39,7 @@ static int32_t buckets_needed(int64_t value, int32_t sub_bucket_count, int32_t u
 
 static int geometry(int64_t lowest, int64_t highest, int digits, struct geometry *g)
 {
-	if (lowest < 1 || digits < 1 || digits > 5 || highest < 2 * lowest)
+	if (lowest < 1 || digits < 0 || digits > 5 || highest < 2 * lowest)
 		return RSX_EINVALID;
 	/* 2 x 10^digits values must be told apart at unit resolution */
 	int64_t largest_single_unit = 2;
@@ -255,10 +256,14 @@ static int64_t median_equivalent(const struct rsx_hist *h, int64_t v)
 
 static int64_t target_count(const struct rsx_hist *h, double p)
 {
-	/* the same float expression as HdrHistogram_c and hdrhistogram (PyPI) */
-	double requested = p < 100.0 ? p : 100.0;
-	int64_t count = (int64_t)((requested * (double)h->total) / 100 + 0.5);
-	return count > 1 ? count : 1;
+	/* Java 2.2's getValueAtPercentile: one ulp below p (so a product like
+	 * 99.99 x 10000 / 100 that lands a hair above an integer does not reach
+	 * the next rank), then the rank rounded up: the smallest count whose
+	 * share of the total is >= p */
+	double requested = nextafter(p, -INFINITY);
+	requested = requested < 0.0 ? 0.0 : requested > 100.0 ? 100.0 : requested;
+	double count = ceil((requested * (double)h->total) / 100.0);
+	return count > 1.0 ? (int64_t)count : 1;
 }
 
 static int64_t at_index(const struct rsx_hist *h, int32_t i, double p)
@@ -393,10 +398,14 @@ int rsx_hist_iter_next(struct rsx_hist_iter *it)
 			it->cumulative = it->total_to_index;
 			it->total_to_prev = it->total_to_index;
 			double gap = 100.0 - it->percentile_to;
-			if (gap != 0.0) {
-				double half_distance = pow(2, (log(100 / gap) / log(2)) + 1);
-				double ticks = it->ticks_per_half_distance * half_distance;
-				it->percentile_to += 100.0 / ticks;
+			if (gap > 0.0) {
+				/* Java's PercentileIterator: a whole number of halvings, so every
+				 * half distance to 100 % gets the same `ticks` equal steps */
+				int64_t halvings = (int64_t)(log(100.0 / gap) / log(2));
+				if (halvings > 56)
+					halvings = 56;
+				int64_t ticks = it->ticks_per_half_distance * ((int64_t)1 << (halvings + 1));
+				it->percentile_to += 100.0 / (double)ticks;
 			}
 			return 1;
 		}

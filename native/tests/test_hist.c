@@ -1,6 +1,8 @@
 /*
  * test_hist.c - geometry, recording, percentiles, merging, iteration and the
- * V2 codec of rsx_hist, against values worked out from HdrHistogram's rules.
+ * codec of rsx_hist, against values worked out from Java HdrHistogram 2.2's
+ * rules (tests/data/java/ holds what Java itself printed; the Python tests
+ * compare against those files).
  */
 #include <math.h>
 #include <stdint.h>
@@ -31,6 +33,12 @@ static void test_geometry(void)
 	T_EQ(h->counts_len, 23552);
 	rsx_hist_free(h);
 
+	/* 0 digits (Java allows it): 2 sub-buckets, each bucket one power of two */
+	h = new_hist(1, 1000000, 0);
+	T_EQ(h->sub_bucket_count, 2);
+	T_EQ(rsx_hist_highest_equivalent(h, 600000), 1048575);
+	rsx_hist_free(h);
+
 	/* 2 digits: 256 sub-buckets; 5 digits: 262144 */
 	h = new_hist(1, 1000000, 2);
 	T_EQ(h->sub_bucket_count, 256);
@@ -42,7 +50,7 @@ static void test_geometry(void)
 	/* bad geometry */
 	struct rsx_hist *bad = NULL;
 	T_EQ(rsx_hist_new(0, 100, 3, &bad), RSX_EINVALID);
-	T_EQ(rsx_hist_new(1, 100, 0, &bad), RSX_EINVALID);
+	T_EQ(rsx_hist_new(1, 100, -1, &bad), RSX_EINVALID);
 	T_EQ(rsx_hist_new(1, 100, 6, &bad), RSX_EINVALID);
 	T_EQ(rsx_hist_new(10, 19, 3, &bad), RSX_EINVALID);
 	T_CHECK(bad == NULL);
@@ -98,7 +106,7 @@ static void test_percentiles(void)
 	T_EQ(h->total, 10001);
 	T_EQ(rsx_hist_value_at_percentile(h, 30), 1000);
 	T_EQ(rsx_hist_value_at_percentile(h, 99), 1000);
-	T_EQ(rsx_hist_value_at_percentile(h, 99.99), 1000);	/* rank floor(9999.9999 + .5) = 10000 */
+	T_EQ(rsx_hist_value_at_percentile(h, 99.99), 1000);	/* rank ceil(10001 x 99.99 % = 10000.0) */
 	int64_t top = rsx_hist_value_at_percentile(h, 99.999);
 	T_EQ(rsx_hist_lowest_equivalent(h, top), rsx_hist_lowest_equivalent(h, 100000000));
 	T_EQ(top, rsx_hist_highest_equivalent(h, 100000000));
@@ -122,6 +130,24 @@ static void test_percentiles(void)
 	T_EQ(rsx_hist_value_at_percentile(h, -1), RSX_EINVALID);
 	T_EQ(rsx_hist_value_at_percentile(h, 100.5), RSX_EINVALID);
 	T_EQ(rsx_hist_value_at_percentile(h, NAN), RSX_EINVALID);
+
+	/* Java's rank: ceil(p x N / 100), not floor(p x N / 100 + 0.5). With 1..7
+	 * recorded, p90 is rank ceil(6.3) = 7, p50 rank ceil(3.5) = 4, p0.1 rank 1 */
+	struct rsx_hist *r = new_hist(1, 1000, 3);
+	for (int v = 1; v <= 7; v++)
+		rsx_hist_record(r, (uint64_t)v);
+	T_EQ(rsx_hist_value_at_percentile(r, 90), 7);
+	T_EQ(rsx_hist_value_at_percentile(r, 50), 4);
+	T_EQ(rsx_hist_value_at_percentile(r, 0.1), 1);
+	T_EQ(rsx_hist_value_at_percentile(r, 100.0 * 3 / 7), 3);	/* exactly 3/7: not rank 4 */
+	rsx_hist_free(r);
+	/* 1..1700: p99.9 is rank ceil(1698.3) = 1699 (the rounding rule said 1698) */
+	r = new_hist(1, 100000, 3);
+	for (int v = 1; v <= 1700; v++)
+		rsx_hist_record(r, (uint64_t)v);
+	T_EQ(rsx_hist_value_at_percentile(r, 99.9), 1699);
+	T_EQ(rsx_hist_value_at_percentile(r, 99.99), 1700);
+	rsx_hist_free(r);
 
 	/* mean: (10000 x 1000 + median_equiv(1e8)) / 10001 */
 	double mean = rsx_hist_mean(h);
@@ -228,6 +254,15 @@ static void test_iterator(void)
 	}
 	T_CHECK(lines > 50 && lines < 400);
 	T_CHECK(last_p == 100.0);
+
+	/* Java's ticks: 5 per half distance, a whole number of halvings each, so
+	 * the levels are 0, 10, ..., 50, 55, ..., 75, 77.5, ..., 87.5, 88.75 ... */
+	static const double java_levels[] = {0, 10, 20, 30, 40, 50, 55, 60, 65, 70, 75, 77.5, 80, 82.5, 85, 87.5, 88.75};
+	T_EQ(rsx_hist_iter_percentiles(&it, h, 5), 0);
+	for (size_t i = 0; i < sizeof(java_levels) / sizeof(java_levels[0]); i++) {
+		T_EQ(rsx_hist_iter_next(&it), 1);
+		T_CHECK(fabs(it.percentile - java_levels[i]) < 1e-9);
+	}
 	T_EQ(last_c, 10000);
 	T_EQ(last_v, rsx_hist_max(h));
 	rsx_hist_free(h);
@@ -256,13 +291,13 @@ static void test_codec(void)
 
 	int64_t lo, hi;
 	int digits;
-	T_EQ(rsx_hist_decode_v2_header(buf, (size_t)n, &lo, &hi, &digits), 0);
+	T_EQ(rsx_hist_decode_header(buf, (size_t)n, &lo, &hi, &digits), RSX_HIST_ENC_V2);
 	T_EQ(lo, 1);
 	T_EQ(hi, RSX_HIST_DEFAULT_HIGHEST);
 	T_EQ(digits, 3);
 
 	struct rsx_hist *d = new_hist(lo, hi, digits);
-	T_EQ(rsx_hist_decode_v2_add(d, buf, (size_t)n), 0);
+	T_EQ(rsx_hist_decode_add(d, buf, (size_t)n), 0);
 	T_EQ(d->total, h->total);
 	T_CHECK(memcmp(d->counts, h->counts, sizeof(int64_t) * (size_t)h->counts_len) == 0);
 	T_EQ(rsx_hist_max(d), rsx_hist_max(h));
@@ -271,18 +306,18 @@ static void test_codec(void)
 
 	/* every kind of damage is refused and leaves d unchanged */
 	int64_t total = d->total;
-	T_EQ(rsx_hist_decode_v2_add(d, buf, (size_t)n - 1), RSX_EINVALID);	/* payload_len > len */
+	T_EQ(rsx_hist_decode_add(d, buf, (size_t)n - 1), RSX_EINVALID);	/* payload_len > len */
 	uint8_t save = buf[0];
 	buf[0] ^= 1;
-	T_EQ(rsx_hist_decode_v2_add(d, buf, (size_t)n), RSX_EINVALID);	/* cookie */
+	T_EQ(rsx_hist_decode_add(d, buf, (size_t)n), RSX_EINVALID);	/* cookie */
 	buf[0] = save;
 	save = buf[(size_t)n - 1];
 	buf[(size_t)n - 1] |= 0x80;	/* last varint now runs off the end */
-	T_EQ(rsx_hist_decode_v2_add(d, buf, (size_t)n), RSX_EINVALID);
+	T_EQ(rsx_hist_decode_add(d, buf, (size_t)n), RSX_EINVALID);
 	buf[(size_t)n - 1] = save;
-	T_EQ(rsx_hist_decode_v2_add(d, buf, 39), RSX_EINVALID);
+	T_EQ(rsx_hist_decode_add(d, buf, 39), RSX_EINVALID);
 	struct rsx_hist *other = new_hist(1, RSX_HIST_DEFAULT_HIGHEST, 2);
-	T_EQ(rsx_hist_decode_v2_add(other, buf, (size_t)n), RSX_EINVALID);	/* geometry */
+	T_EQ(rsx_hist_decode_add(other, buf, (size_t)n), RSX_EINVALID);	/* geometry */
 	T_EQ(d->total, total);
 	T_EQ(other->total, 0);
 
@@ -299,12 +334,91 @@ static void test_codec(void)
 	uint32_t plen = (uint32_t)(k - 40);
 	evil[4] = (uint8_t)(plen >> 24), evil[5] = (uint8_t)(plen >> 16);
 	evil[6] = (uint8_t)(plen >> 8), evil[7] = (uint8_t)plen;
-	T_EQ(rsx_hist_decode_v2_add(d, evil, k), RSX_EINVALID);
+	T_EQ(rsx_hist_decode_add(d, evil, k), RSX_EINVALID);
 	T_EQ(d->total, total);
 
 	rsx_hist_free(h);
 	rsx_hist_free(d);
 	rsx_hist_free(other);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)(v >> 32));
+	put32(p + 4, (uint32_t)v);
+}
+
+/* Java's older encodings: V1 (2.0 - 2.1.6) and V0 (1.x), raw big-endian words. */
+static void test_old_encodings(void)
+{
+	uint8_t b[40 + 8 * 8];
+	int64_t lo, hi;
+	int digits;
+	uint32_t zlen;
+
+	/* V1, 2-byte words: counts 0, 3, 0, 5 at indices 0..3 */
+	memset(b, 0, sizeof(b));
+	put32(b, RSX_HIST_V1_ENCODING_COOKIE_BASE + (2 << 4));
+	put32(b + 4, 8);
+	put32(b + 12, 3);
+	put64(b + 16, 1);
+	put64(b + 24, 1000000);
+	b[40 + 3] = 3;
+	b[40 + 7] = 5;
+	T_EQ(rsx_hist_decode_header(b, 48, &lo, &hi, &digits), RSX_HIST_ENC_V1);
+	T_EQ(hi, 1000000);
+	struct rsx_hist *h = new_hist(1, 1000000, 3);
+	T_EQ(rsx_hist_decode_add(h, b, 48), 0);
+	T_EQ(h->total, 8);
+	T_EQ(h->counts[1], 3);
+	T_EQ(h->counts[3], 5);
+	T_EQ(rsx_hist_max(h), 3);
+	put32(b + 8, 7);	/* a normalizing offset: 2.1.x wrote its physical array */
+	T_EQ(rsx_hist_decode_add(h, b, 48), RSX_EINVALID);
+	put32(b + 8, 0);
+	b[40 + 6] = 0x80;	/* a negative count */
+	T_EQ(rsx_hist_decode_add(h, b, 48), RSX_EINVALID);
+	b[40 + 6] = 0;
+	put32(b + 4, 7);	/* not a whole number of words */
+	T_EQ(rsx_hist_decode_add(h, b, 48), RSX_EINVALID);
+	put32(b, RSX_HIST_V1_ENCODING_COOKIE_BASE + (6 << 4));	/* no such word size */
+	put32(b + 4, 8);
+	T_EQ(rsx_hist_decode_header(b, 48, &lo, &hi, &digits), RSX_EINVALID);
+	T_EQ(h->total, 8);
+
+	/* V0, 8-byte words, counts to the end of the buffer */
+	memset(b, 0, sizeof(b));
+	put32(b, RSX_HIST_V0_ENCODING_COOKIE_BASE + (8 << 4));
+	put32(b + 4, 3);
+	put64(b + 8, 1);
+	put64(b + 16, 1000000);
+	put64(b + 24, 9);	/* total count: ignored, the counts decide */
+	put64(b + 32 + 8 * 2, 9);
+	T_EQ(rsx_hist_decode_header(b, 32 + 8 * 4, &lo, &hi, &digits), RSX_HIST_ENC_V0);
+	T_EQ(rsx_hist_decode_add(h, b, 32 + 8 * 4), 0);
+	T_EQ(h->total, 17);
+	T_EQ(h->counts[2], 9);
+
+	/* compressed envelopes: V2, V1, V0 and a DoubleHistogram are told apart */
+	put32(b, RSX_HIST_V2_COMPRESSION_COOKIE);
+	put32(b + 4, 77);
+	T_EQ(rsx_hist_compressed_encoding(b, 8, &zlen), RSX_HIST_ENC_V2);
+	T_EQ(zlen, 77);
+	put32(b, RSX_HIST_V1_COMPRESSION_COOKIE_BASE + (8 << 4));
+	T_EQ(rsx_hist_compressed_encoding(b, 8, &zlen), RSX_HIST_ENC_V1);
+	put32(b, RSX_HIST_V0_COMPRESSION_COOKIE_BASE + (4 << 4));
+	T_EQ(rsx_hist_compressed_encoding(b, 8, &zlen), RSX_HIST_ENC_V0);
+	put32(b, RSX_HIST_DOUBLE_COMPRESSION_COOKIE);
+	T_EQ(rsx_hist_compressed_encoding(b, 8, &zlen), RSX_HIST_ENC_DOUBLE);
+	put32(b, 0x12345678);
+	T_EQ(rsx_hist_compressed_encoding(b, 8, &zlen), RSX_EINVALID);
+	T_EQ(rsx_hist_compressed_encoding(b, 7, &zlen), RSX_EINVALID);
+	rsx_hist_free(h);
 }
 
 int main(void)
@@ -316,5 +430,6 @@ int main(void)
 	test_add();
 	test_iterator();
 	test_codec();
+	test_old_encodings();
 	T_DONE();
 }

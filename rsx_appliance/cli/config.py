@@ -4,40 +4,31 @@ from __future__ import annotations
 
 import argparse
 
-
-def add_config_args(p: argparse.ArgumentParser) -> None:
-    """--config and --data, the same on every command that runs or inspects the exchange."""
-    p.add_argument("--config", metavar="FILE", help="exchange configuration (default: the embedded demo)")
-    p.add_argument("--data", metavar="DIR", help="data directory (default: the file's data_dir, "
-                                                  "$RSX_DATA, ./rsx-data)")
+from ._common import add_config_args, add_json, command_group, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("config", help="the exchange configuration",
-                       description="Print the effective exchange configuration, or the embedded default "
-                                   "as a starting point for your own rsx.toml (specs/config.md).")
-    inner = p.add_subparsers(dest="config_command", metavar="COMMAND")
+    _, inner = command_group(sub, "config", help="the exchange configuration",
+                             description="Print the effective exchange configuration, or the embedded default "
+                                         "as a starting point for your own rsx.toml (specs/config.md).")
     s = inner.add_parser("show", help="the effective configuration: symbols, processes, ports, streams",
                          description="Load the configuration (or the embedded default) and print every "
                                      "symbol and process with its derived ports, stream and directory. "
                                      "Exit 2 if the file does not load.")
     add_config_args(s)
-    s.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(s)
     s.set_defaults(func=show)
     d = inner.add_parser("default", help="print the embedded default configuration (TOML)",
                          description="Print the embedded default configuration file.")
     d.set_defaults(func=default)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def show(args: argparse.Namespace) -> int:
-    import json
-
     from ..config import load_config
 
     cfg = load_config(args.config, args.data)
     if args.json:
-        print(json.dumps(cfg.to_dict(), indent=2))
+        print_json(cfg.to_dict())
         return 0
     print(f"config      {cfg.path}")
     print(f"data        {cfg.data_dir}")

@@ -6,45 +6,61 @@ specs/tuning.md is the contract: knobs, topology format, state file, exit codes.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from ._common import add_json, command_group, print_json
 
 _KINDS_HELP = "hugepages,sysctl,thp,ksm,cpufreq,workqueue,writeback,irq,rps,cpuset"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tune", help="host tuning: check, plan, apply, rollback, show, jitter",
-                       description="CPU isolation, IRQ affinity, NUMA placement and hugepages for the "
-                                   "appliance (specs/tuning.md).")
-    inner = p.add_subparsers(dest="tune_command", metavar="ACTION")
+    _, inner = command_group(sub, "tune", help="host tuning: check, plan, apply, rollback, show, jitter",
+                             description="CPU isolation, IRQ affinity, NUMA placement and hugepages for the "
+                                         "appliance (specs/tuning.md).\n\n"
+                                         "Exit codes: 0 ok, 1 a check failed / an apply or rollback failed / "
+                                         "drift, 2 bad usage or input, 3 the environment refused "
+                                         "(permissions), 130 Ctrl-C.")
 
     def common(q: argparse.ArgumentParser, *, topology: bool = False, profile: bool = True) -> None:
         q.add_argument("--root", default="/", help="system root to read and write (default /); "
                                                    "a copy of another host's /proc and /sys plans offline")
-        q.add_argument("--json", action="store_true", help="print one JSON object")
+        add_json(q)
         if profile:
             q.add_argument("--profile", help="profile name in tuning/ or a path "
                                              "(default: the topology's, else 'latency')")
         if topology:
-            q.add_argument("--topology", metavar="FILE", help="topology TOML (specs/tuning.md section 5)")
+            q.add_argument("--topology", metavar="FILE", help="topology TOML (specs/tuning.md section 5) or "
+                                                            "an exchange configuration (specs/config.md)")
+            q.add_argument("--host", help="with an exchange configuration that places roles on several hosts: "
+                                          "this host's name")
 
     def state(q: argparse.ArgumentParser) -> None:
         q.add_argument("--state-dir", help="state directory (default $RSX_TUNE_STATE_DIR or ROOT/run/rsx/tune)")
 
-    q = inner.add_parser("host", help="what discovery read: CPUs, cores, nodes, IRQs, NICs, cgroups")
+    q = inner.add_parser("host", help="what discovery read: CPUs, cores, nodes, IRQs, NICs, cgroups",
+                         description="What discovery read from /proc and /sys: CPUs, cores, NUMA nodes, IRQs, "
+                                     "NICs and their queues, cgroups, THP, governors, idle states.")
     common(q, profile=False)
     q.set_defaults(func=run_host)
 
-    q = inner.add_parser("check", help="every knob as pass/warn/fail/unsupported (read-only)")
+    q = inner.add_parser("check", help="every knob as pass/warn/fail/unsupported (read-only)",
+                         description="Every knob of the profile as pass, warn, fail or unsupported, with the "
+                                     "current and wanted value and why (read-only). Exit 1 when one fails.")
     common(q, topology=True)
     q.set_defaults(func=run_check)
 
-    q = inner.add_parser("plan", help="where every process, IRQ and hugepage goes, and the cmdline to add")
+    q = inner.add_parser("plan", help="where every process, IRQ and hugepage goes, and the cmdline to add",
+                         description="Where every process of the topology, every IRQ and every hugepage goes, "
+                                     "the runtime changes apply would make and the kernel command line to "
+                                     "add (read-only).")
     common(q)
-    q.add_argument("--topology", metavar="FILE", required=True, help="topology TOML")
+    q.add_argument("--topology", metavar="FILE", required=True, help="topology TOML or exchange configuration")
+    q.add_argument("--host", help="the host's name in an exchange configuration with [hosts]")
     q.set_defaults(func=run_plan)
 
-    q = inner.add_parser("apply", help="write the plan's runtime changes (dry run unless --execute)")
+    q = inner.add_parser("apply", help="write the plan's runtime changes (dry run unless --execute)",
+                         description="Write the plan's runtime changes, remembering every original value in "
+                                     "the state file first (dry run unless --execute). A previous apply is "
+                                     "rolled back first.")
     common(q, topology=True)
     state(q)
     q.add_argument("--plan", metavar="FILE", help="a plan saved with `rsx tune plan --json` (instead of --topology)")
@@ -52,26 +68,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--execute", action="store_true", help="really write (default: print what would change)")
     q.set_defaults(func=run_apply)
 
-    q = inner.add_parser("rollback", help="restore every value the last apply changed")
+    q = inner.add_parser("rollback", help="restore every value the last apply changed",
+                         description="Restore every value the last apply changed, from the state file. "
+                                     "Exit 1 when a value cannot be restored.")
     common(q, profile=False)
     state(q)
     q.set_defaults(func=run_rollback)
 
-    q = inner.add_parser("show", help="the applied state and every placed process, planned vs actual")
+    q = inner.add_parser("show", help="the applied state and every placed process, planned vs actual",
+                         description="The applied state (each change: original, wanted, current, drift) and "
+                                     "every placed process, planned against actual. Exit 1 on drift.")
     common(q, profile=False)
     state(q)
     q.set_defaults(func=run_show)
 
-    q = inner.add_parser("jitter", help="spin on CPUs and report every gap (isolation by measurement)")
+    q = inner.add_parser("jitter", help="spin on CPUs and report every gap (isolation by measurement)",
+                         description="Spin on each CPU at once and record every gap between two clock reads "
+                                     "longer than the threshold: how isolated the CPU really is.")
     q.add_argument("--cpus", required=True, help="CPU list, e.g. 1 or 2-5,8")
     q.add_argument("--seconds", type=float, required=True, help="how long to spin on each CPU (in parallel)")
     q.add_argument("--threshold-ns", type=int, default=1000, help="gaps longer than this are recorded (default 1000)")
     q.add_argument("--save", metavar="FILE", help="also write the per-CPU gap histograms as a run file "
                    "(FILE.lat.json) for `rsx report`")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(q)
     q.set_defaults(func=run_jitter)
-
-    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
 # -- shared -----------------------------------------------------------------------------------
@@ -82,18 +102,23 @@ def _load(args, *, need_topology: bool = False):
     from ..tune.profile import load_profile
     from ..tune.topology import load_topology
 
-    topo = load_topology(args.topology) if getattr(args, "topology", None) else None
+    from ..tune.apply import original_view
+
+    topo = load_topology(args.topology, getattr(args, "host", None)) if getattr(args, "topology", None) else None
     if need_topology and topo is None:
         from ..tune.errors import TuneInputError
         raise TuneInputError("--topology FILE is required")
     profile = load_profile(getattr(args, "profile", None) or (topo.profile if topo and topo.profile else "latency"))
-    host = discover(Root(args.root))
-    return host, topo, profile
+    root = Root(args.root)
+    host = discover(root)
+    # plans are made from the host as it was before an applied plan (specs/tuning.md 7)
+    view = original_view(root, _store(args, root))
+    return host, topo, profile, (host if view is root else discover(view))
 
 
 def _store(args, host_root):
     from ..tune.apply import StateStore, default_state_dir
-    return StateStore(args.state_dir or default_state_dir(host_root))
+    return StateStore(getattr(args, "state_dir", None) or default_state_dir(host_root))
 
 
 def _cell(c, last: bool) -> str:
@@ -110,7 +135,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _out(obj: dict) -> None:
-    print(json.dumps(obj, indent=2))
+    print_json(obj)
 
 
 # -- host -------------------------------------------------------------------------------------
@@ -143,10 +168,19 @@ def run_host(args) -> int:
 # -- check ------------------------------------------------------------------------------------
 
 def run_check(args) -> int:
+    from ..errors import RsxError
     from ..tune.check import STATUSES, run_check as check
 
-    host, topo, profile = _load(args)
-    rows = check(host, profile, topo)
+    host, topo, profile, original = _load(args)
+    try:
+        state = _store(args, host.root).load()
+    except RsxError:  # a corrupt state: apply and rollback say so; check judges the host as it is
+        state = None
+    from ..tune.placement import placements
+
+    placed = {p.pid for p in placements(state_dir=_store(args, host.root).dir, root=host.root, prune=False)} \
+        if host.root.is_live else set()
+    rows = check(host, profile, topo, state=state, plan_host=original, placed=placed)
     summary = {s: sum(r.status == s for r in rows) for s in STATUSES}
     code = 1 if summary["fail"] else 0
     if args.json:
@@ -175,10 +209,10 @@ def _print_plan(plan) -> None:
     print(f"housekeeping cpus: {format_list(plan.housekeeping)}\n")
     print("PROCESSES")
     print(_table([[p.name, p.role, format_list(p.cpus) + (f" (+{format_list(p.reserved)} idle)" if p.reserved else ""),
-                   p.node, "yes" if p.isolated else "no", p.mempolicy,
+                   format_list(p.helpers) or "-", p.node, "yes" if p.isolated else "no", p.mempolicy,
                    ("/" + p.cpuset) if p.cpuset else "-", p.hugepages_mib]
                   for p in plan.processes],
-                 ["NAME", "ROLE", "CPUS", "NODE", "ISOLATED", "MEMPOLICY", "CPUSET", "HUGEPAGE MiB"]))
+                 ["NAME", "ROLE", "CPUS", "HELPERS", "NODE", "ISOLATED", "MEMPOLICY", "CPUSET", "HUGEPAGE MiB"]))
     moved = [i for i in plan.irqs if i.current != i.wanted]
     print(f"\nIRQS ({len(moved)} to move, {len(plan.irqs) - len(moved)} already placed)")
     if plan.irqs:
@@ -206,8 +240,8 @@ def _print_plan(plan) -> None:
 def run_plan(args) -> int:
     from ..tune.plan import make_plan
 
-    host, topo, profile = _load(args, need_topology=True)
-    plan = make_plan(host, topo, profile)
+    _, topo, profile, original = _load(args, need_topology=True)
+    plan = make_plan(original, topo, profile)
     if args.json:
         _out(plan.to_dict())
     else:
@@ -228,17 +262,27 @@ def run_apply(args) -> int:
         from ..fsutil import Root
         from ..tune.host import discover
         host = discover(Root(args.root))
+        import json
+        from pathlib import Path
+
         try:
-            data = json.loads(open(args.plan).read())
+            data = json.loads(Path(args.plan).read_text())
         except (OSError, ValueError) as exc:
             raise PlanFileError(f"{args.plan}: cannot read a JSON plan: {exc}") from None
         plan = plan_from_dict(data, host)
     else:
-        host, topo, profile = _load(args, need_topology=True)
-        plan = make_plan(host, topo, profile)
+        host, topo, profile, original = _load(args, need_topology=True)
+        if args.execute:  # made after the previous apply is rolled back: from the original values
+            from ..tune.host import discover
+
+            def plan():
+                return make_plan(discover(host.root), topo, profile)
+        else:
+            plan = make_plan(original, topo, profile)
     only = {k.strip() for k in args.only.split(",") if k.strip()} if args.only else None
     store = _store(args, host.root)
     report = apply_plan(host.root, plan, store, execute=args.execute, only=only)
+    plan = report.plan
     if args.json:
         _out(report.to_dict() | {"state": str(store.path), "cmdline": plan.cmdline})
         return 0
@@ -275,7 +319,7 @@ def run_rollback(args) -> int:
 
 def run_show(args) -> int:
     from ..fsutil import Root
-    from ..tune.knobs import Change
+    from ..tune.apply import state_rows
     from ..tune.placement import live_view, placements
 
     root = Root(args.root)
@@ -283,15 +327,7 @@ def run_show(args) -> int:
     state = store.load()
     out: dict = {"state": str(store.path), "status": state["status"] if state else "none"}
     if state:
-        rows = []
-        for e in state["changes"]:
-            ch = Change(**{k: e[k] for k in Change.__dataclass_fields__})
-            cur = ch.current(root)
-            drift = (e["done"] and not e.get("skipped") and not ch.satisfied(root))
-            rows.append({"id": e["id"], "path": "/" + e["path"],
-                         "original": e["original"].strip() if e["original"] else None,
-                         "wanted": e["wanted"], "current": cur, "done": e["done"],
-                         "skipped": e.get("skipped"), "drift": drift})
+        rows = state_rows(root, state)
         out |= {"created": state["created"], "profile": state["plan"]["profile"], "changes": rows}
         planned = {p["name"]: p for p in state["plan"]["processes"]}
     else:
@@ -314,7 +350,7 @@ def run_show(args) -> int:
             print(f"applied {out['created']} with profile {out['profile']}; "
                   f"{sum(r['drift'] for r in out['changes'])} drifted of {len(out['changes'])} changes")
             print(_table([[r["id"], r["original"], r["wanted"], r["current"],
-                           "skipped" if r["skipped"] else ("DRIFT" if r["drift"] else ("ok" if r["done"] else "pending"))]
+                           "DRIFT" if r["drift"] else r["state"]]
                           for r in out["changes"]], ["KNOB", "ORIGINAL", "WANTED", "NOW", "STATE"]))
         print("\nPLACED PROCESSES")
         print(_table([[p["name"], p["pid"], format_list(p["planned_cpus"]),
@@ -361,7 +397,7 @@ def run_jitter(args) -> int:
         return 0
     print(f"rsx tune jitter: {args.seconds:g} s per CPU, gaps > {_ns(args.threshold_ns)}")
     print(_table([[r.cpu, r.loops, _ns(r.loop_ns), r.gaps, f"{r.lost_pct:.2f}%", _ns(r.p99_ns),
-                   _ns(r.p999_ns), _ns(r.max_ns)] for r in res],
+                   _ns(r.p99_9_ns), _ns(r.max_ns)] for r in res],
                  ["CPU", "LOOPS", "LOOP", "GAPS", "LOST", "P99", "P99.9", "MAX"]))
     for r in res:
         print(f"\ncpu {r.cpu} gaps" + (" WARNING: the thread migrated" if r.migrated else ""))

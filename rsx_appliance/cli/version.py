@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from ._common import add_json, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("version", help="package version and the machine's appliance support",
-                       description="Print the package version and what this machine supports: "
-                                   "hugepages, io_uring, AF_XDP, CPUs, NUMA nodes.")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+                       description="Print the package version and what this machine supports: kernel, CPUs, "
+                                   "NUMA nodes, hugepages, transparent hugepages, io_uring, AF_XDP, CRC32C "
+                                   "(specs/cli.md). `rsx --version` prints the version alone.")
+    add_json(p)
     p.set_defaults(func=run)
 
 
@@ -46,5 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from ..sysinfo import collect
 
     info = collect()
-    print(json.dumps(info.to_dict(), indent=2) if args.json else _format(info))
+    if args.json:
+        print_json(info.to_dict())
+    else:
+        print(_format(info))
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,15 +29,19 @@ from ..errors import InvalidArgumentError, RsxError, check
 
 __all__ = [
     "HOUR_NS", "Histogram", "EmptyHistogramError", "InvalidHistogramError", "PercentileRow",
-    "SUMMARY_PERCENTILES", "merged",
+    "SUMMARY_PERCENTILES", "PERCENTILE_KEYS", "UNIT_NS", "merged", "blob_encoding",
 ]
 
 HOUR_NS = 3_600_000_000_000
-#: Percentiles every summary shows (the columns of `rsx report`).
+#: Percentiles every summary shows (the columns of `rsx report`), and their key stems.
 SUMMARY_PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
+PERCENTILE_KEYS = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p99_9", 99.99: "p99_99"}
+#: Units a summary can be given in, as ns per unit (the key suffix is the unit's name).
+UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
-_COMPRESSION_COOKIE = 0x1C849314
 _MAX_PAYLOAD = 64 << 20  # decompression bomb guard: far above any real histogram
+_ENCODING_NAMES = {lib.RSX_HIST_ENC_V0: "V0 (HdrHistogram 1.x)", lib.RSX_HIST_ENC_V1: "V1 (HdrHistogram 2.0-2.1.6)",
+                   lib.RSX_HIST_ENC_V2: "V2"}
 
 
 class EmptyHistogramError(RsxError, ValueError):
@@ -74,7 +79,7 @@ class Histogram:
     to ``highest`` at ``digits`` significant decimal digits (3: within
     1/1024 of the value). Raises :class:`~rsx_appliance.errors.InvalidArgumentError`
     (a ``ValueError``) for an impossible geometry (lowest < 1, digits outside
-    1..5, highest < 2 x lowest).
+    0..5, highest < 2 x lowest).
     """
 
     __slots__ = ("_h", "_counts", "__weakref__")
@@ -258,16 +263,30 @@ class Histogram:
         check(lib.rsx_hist_values_at_percentiles(self._h, c_ps, out, len(uniq)), "percentiles")
         return {p: out[i] for i, p in enumerate(uniq)}
 
-    def summary(self) -> dict[str, Any]:
-        """count, min, p50..p99.99, max, mean, stddev, clamped (ns); count 0 -> the rest None."""
-        keys = ["min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "mean", "stddev"]
+    def summary(self, unit: str = "ns") -> dict[str, Any]:
+        """The one percentile dict (specs/cli.md, JSON keys): count, then min, p50, p90, p99,
+        p99_9, p99_99, max, mean, stddev with the unit as suffix (``p99_ns``), then clamped.
+
+        ``unit``: ns (integers; mean and stddev to 0.1 ns), us, ms or s (floats rounded to
+        keep ns resolution). An empty histogram gives count 0 and None for the values.
+        """
+        if unit not in UNIT_NS:
+            raise ValueError(f"unit must be one of {', '.join(UNIT_NS)}, not {unit!r}")
+        stems = ["min", *PERCENTILE_KEYS.values(), "max", "mean", "stddev"]
         if not self.total:
-            return {"count": 0, **{k: None for k in keys}, "clamped": 0}
+            return {"count": 0, **{f"{k}_{unit}": None for k in stems}, "clamped": 0}
         pv = self.percentiles(SUMMARY_PERCENTILES)
-        return {"count": self.total, "min": self.min,
-                "p50": pv[50.0], "p90": pv[90.0], "p99": pv[99.0], "p99_9": pv[99.9],
-                "p99_99": pv[99.99], "max": self.max, "mean": self.mean, "stddev": self.stddev,
-                "clamped": self.clamped}
+        values = [self.min, *(pv[p] for p in SUMMARY_PERCENTILES), self.max, self.mean, self.stddev]
+        scale = UNIT_NS[unit]
+        digits = len(str(scale)) - 1
+        out: dict[str, Any] = {"count": self.total}
+        for k, v in zip(stems, values, strict=True):
+            if unit == "ns":
+                out[f"{k}_ns"] = v if isinstance(v, int) else round(v, 1)
+            else:
+                out[f"{k}_{unit}"] = round(v / scale, digits)
+        out["clamped"] = self.clamped
+        return out
 
     def bucket_values(self) -> tuple[np.ndarray, np.ndarray]:
         """(lowest, highest) value of every counter, as two int64 arrays."""
@@ -300,15 +319,16 @@ class Histogram:
         buf = ffi.new("uint8_t[]", cap)
         n = check(lib.rsx_hist_encode_v2(self._h, buf, cap), "encode")
         body = zlib.compress(ffi.buffer(buf, n)[:])
-        return base64.b64encode(struct.pack(">II", _COMPRESSION_COOKIE, len(body)) + body).decode("ascii")
+        return base64.b64encode(struct.pack(">II", lib.RSX_HIST_V2_COMPRESSION_COOKIE, len(body)) + body).decode("ascii")
 
     @classmethod
     def decode(cls, blob: str | bytes) -> Histogram:
-        """A histogram from a V2 blob (ours or any HdrHistogram's).
+        """A histogram from a compressed blob: ours, or any Java HdrHistogram's (V2, and the
+        older V1 of 2.0-2.1.6 and V0 of 1.x).
 
-        Raises :class:`InvalidHistogramError` for bad base64, an unknown
-        cookie (V0/V1 blobs included), a length mismatch, bad zlib data, a
-        malformed payload or a non-zero normalizing index offset.
+        Raises :class:`InvalidHistogramError` for bad base64, an unknown cookie, a
+        DoubleHistogram (floating-point values), a length mismatch, bad zlib data or a
+        malformed payload.
         """
         try:
             raw = base64.b64decode(blob, validate=True)
@@ -316,9 +336,15 @@ class Histogram:
             raise InvalidHistogramError(f"not base64: {exc}") from None
         if len(raw) < 8:
             raise InvalidHistogramError("histogram blob shorter than its 8-byte header")
-        cookie, length = struct.unpack_from(">II", raw)
-        if cookie != _COMPRESSION_COOKIE:
-            raise InvalidHistogramError(f"unsupported histogram cookie {cookie:#x} (only V2 compressed)")
+        zlen = ffi.new("uint32_t *")
+        encoding = lib.rsx_hist_compressed_encoding(raw, len(raw), zlen)
+        if encoding == lib.RSX_HIST_ENC_DOUBLE:
+            raise InvalidHistogramError("a DoubleHistogram (floating-point values) is not an integer latency "
+                                        "histogram; record integer nanoseconds (Histogram, Recorder)")
+        if encoding < 0:
+            cookie = struct.unpack_from(">I", raw)[0]
+            raise InvalidHistogramError(f"not a compressed HdrHistogram (cookie {cookie:#010x})")
+        length = zlen[0]
         if length != len(raw) - 8:
             raise InvalidHistogramError(f"histogram blob says {length} bytes, has {len(raw) - 8}")
         try:
@@ -328,41 +354,66 @@ class Histogram:
                 raise InvalidHistogramError("histogram payload too large")
         except zlib.error as exc:
             raise InvalidHistogramError(f"bad zlib data: {exc}") from None
+        name = _ENCODING_NAMES[encoding]
         lo, hi, dg = ffi.new("int64_t *"), ffi.new("int64_t *"), ffi.new("int *")
-        if lib.rsx_hist_decode_v2_header(payload, len(payload), lo, hi, dg) < 0:
-            raise InvalidHistogramError("bad V2 payload header (cookie, length, offset or geometry)")
+        if lib.rsx_hist_decode_header(payload, len(payload), lo, hi, dg) != encoding:
+            raise InvalidHistogramError(f"bad {name} payload header (cookie, length, word size, "
+                                        "normalizing offset or geometry)")
         h = cls(lo[0], hi[0], dg[0])
-        if lib.rsx_hist_decode_v2_add(h._h, payload, len(payload)) < 0:
-            raise InvalidHistogramError("malformed V2 counts")
+        if lib.rsx_hist_decode_add(h._h, payload, len(payload)) < 0:
+            raise InvalidHistogramError(f"malformed {name} counts")
         return h
 
     # --- .hgrm ---------------------------------------------------------------
 
     def to_hgrm(self, unit_ratio: float = 1000.0, ticks_per_half_distance: int = 5) -> str:
-        """HdrHistogram's percentile distribution text (Java/C layout).
+        """Java HdrHistogram's ``outputPercentileDistribution`` text, byte for byte.
 
-        Values are divided by ``unit_ratio`` (1000: microseconds from ns).
-        An empty histogram gives the header and footer only.
+        Values are divided by ``unit_ratio`` (1000: microseconds from ns). Java's ticks
+        (:meth:`percentile_distribution`) and Java's number formatting (the shortest
+        decimal of the double, rounded half up). An empty histogram gives the header
+        and footer only.
         """
         if not unit_ratio > 0:
             raise ValueError("unit_ratio must be > 0")
         d = self.digits
+
+        def f(x: float, decimals: int, width: int) -> str:
+            return _java_fixed(x, decimals).rjust(width)
+
         out = ["%12s %14s %10s %14s\n\n" % ("Value", "Percentile", "TotalCount", "1/(1-Percentile)")]
         for row in self.percentile_distribution(ticks_per_half_distance):
-            value = row.value / unit_ratio
-            if row.percentile != 100.0:
-                out.append(f"%12.{d}f %2.12f %10d %14.2f\n" % (
-                    value, row.percentile / 100, row.total_count, 1 / (1 - row.percentile / 100)))
-            else:
-                out.append(f"%12.{d}f %2.12f %10d\n" % (value, row.percentile / 100, row.total_count))
+            level = row.percentile / 100.0
+            line = f"{f(row.value / unit_ratio, d, 12)} {f(level, 12, 2)} {row.total_count:10d}"
+            out.append(line + (f" {f(1 / (1.0 - level), 2, 14)}\n" if row.percentile != 100.0 else "\n"))
         mean = self.mean / unit_ratio if self.total else 0.0
         std = self.stddev / unit_ratio if self.total else 0.0
         mx = self.max / unit_ratio if self.total else 0.0
-        out.append(f"#[Mean    = %12.{d}f, StdDeviation   = %12.{d}f]\n" % (mean, std))
-        out.append(f"#[Max     = %12.{d}f, Total count    = %12d]\n" % (mx, self.total))
+        out.append(f"#[Mean    = {f(mean, d, 12)}, StdDeviation   = {f(std, d, 12)}]\n")
+        out.append(f"#[Max     = {f(mx, d, 12)}, Total count    = {self.total:12d}]\n")
         out.append("#[Buckets = %12d, SubBuckets     = %12d]\n" % (self._h.bucket_count,
                                                                    self._h.sub_bucket_count))
         return "".join(out)
+
+
+def blob_encoding(blob: str | bytes) -> str:
+    """"V0", "V1", "V2" or "double": the encoding a compressed blob's cookie names ("" if none)."""
+    try:
+        raw = base64.b64decode(blob[:12], validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        return ""
+    zlen = ffi.new("uint32_t *")
+    return {lib.RSX_HIST_ENC_V0: "V0", lib.RSX_HIST_ENC_V1: "V1", lib.RSX_HIST_ENC_V2: "V2",
+            lib.RSX_HIST_ENC_DOUBLE: "double"}.get(lib.rsx_hist_compressed_encoding(raw, len(raw), zlen), "")
+
+
+def _java_fixed(x: float, decimals: int) -> str:
+    """``String.format("%.Nf", x)`` as Java prints it: the shortest decimal that reads back as
+    ``x``, rounded half up (C and Python round the exact binary value half to even, so
+    1.0005 shows as 1.000 there and 1.001 in Java)."""
+    q = decimal.Decimal(repr(float(x))).quantize(decimal.Decimal(1).scaleb(-decimals),
+                                                  rounding=decimal.ROUND_HALF_UP)
+    return f"{q:f}"
 
 
 def merged(hists: Sequence[Histogram]) -> Histogram:

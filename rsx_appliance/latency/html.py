@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .report import COLUMNS, UNITS, choose_unit, ordered_stages, setup_line, warnings_for
+from .report import (COLUMNS, COMPARED, TAIL_REGRESSION_RATIO, UNITS, choose_unit, compare, ordered_stages,
+                     setup_line, warnings_for)
 from .run import Run
 
 __all__ = ["render_html", "CHART_IDS"]
@@ -175,14 +176,48 @@ def _summary_table(run: Run, unit: str) -> str:
     head = "".join(f"<th>{c}</th>" for c, _ in COLUMNS)
     rows = []
     for st in ordered_stages(run):
-        sm = st.histogram.summary()
-        cells = "".join(f"<td>{'-' if sm[k] is None else f'{sm[k] / scale:,.3f}'}</td>" for _, k in COLUMNS)
+        sm = st.histogram.summary("ns")
+        values = [sm[f"{k}_ns"] for _, k in COLUMNS]
+        cells = "".join("<td>-</td>" if v is None else f"<td>{v / scale:,.3f}</td>" for v in values)
         desc = f' title="{html.escape(st.description)}"' if st.description else ""
         rows.append(f"<tr><th{desc}>{html.escape(st.name)}</th><td>{sm['count']:,}</td>{cells}</tr>")
     warn = "".join(f'<li class="warn">{html.escape(w)}</li>' for w in warnings_for(run))
     return (f'<h3>{html.escape(run.name)}</h3><p class="setup">{html.escape(setup_line(run))}</p>'
             f'<table class="summary"><tr><th>stage</th><th>count</th>{head}</tr>{"".join(rows)}</table>'
             f'<p class="unit">values in {unit}</p>' + (f"<ul>{warn}</ul>" if warn else ""))
+
+
+_VERDICT = {"tail_regression": ("bad", "tail regression"), "slower": ("bad", "slower"),
+            "faster": ("good", "faster"), "similar": ("same", "similar")}
+
+
+def _comparison_table(runs: Sequence[Run], unit: str) -> str:
+    """Each later run against the first: ratios, and a verdict coloured red, green or grey.
+
+    Green only for a run faster in the body whose tail is not slower either: a run whose
+    p99.99 or max is several times worse is a tail regression, red, whatever its p50 says.
+    """
+    rows = compare(runs)
+    if not rows:
+        return '<p class="meta">No stage is common to all runs: nothing to compare.</p>'
+    scale = UNITS[unit]
+    head = "".join(f"<th>{lbl}</th>" for lbl, _ in COMPARED)
+    body = []
+    for row in rows:
+        cls, text = _VERDICT[row["verdict"]]
+        cells = []
+        for _, k in COMPARED:
+            ratio = row["ratios"][k]
+            mark = ' class="bad"' if k in row["flags"] else ""
+            tip = f"{row['run_ns'][k] / scale:,.3f} vs {row['baseline_ns'][k] / scale:,.3f} {unit}"
+            cells.append(f'<td{mark} title="{html.escape(tip)}">' + ("-" if ratio is None else f"{ratio:.2f}x")
+                         + "</td>")
+        body.append(f'<tr class="verdict-{row["verdict"]}"><th>{html.escape(row["stage"])}</th>'
+                    f'<th>{html.escape(row["run"])}</th>{"".join(cells)}<td class="{cls}">{text}</td></tr>')
+    return (f'<p class="meta">Ratios to {html.escape(runs[0].name)} (&lt; 1 is faster). A p99.99 or max at least '
+            f'{TAIL_REGRESSION_RATIO:g}x the baseline is a tail regression, whatever the median does.</p>'
+            f'<table class="compare"><tr><th>stage</th><th>run</th>{head}<th>verdict</th></tr>'
+            f'{"".join(body)}</table>')
 
 
 def _setup_table(runs: Sequence[Run]) -> str:
@@ -205,6 +240,8 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
 th{background:#f6f6f6}table.setup td,table.setup th{text-align:left;max-width:520px;word-break:break-all}
 tr.diff td{background:#fff3c4}.warn{color:#a15c00}.setup,.unit,.meta{color:#555;font-size:13px}
+td.bad{background:#fbd5d5;color:#8a1c1c;font-weight:600}td.good{background:#d6f5d6;color:#1c5e1c}
+td.same{color:#555}
 .chart{min-height:380px}
 """
 
@@ -243,6 +280,7 @@ def render_html(runs: Sequence[Run], unit: str = "auto", title: str | None = Non
 load was open-loop.</p>
 <h2>Summary</h2>
 {''.join(_summary_table(r, unit) for r in runs)}
+{"<h2>Comparison</h2>" + _comparison_table(runs, unit) if len(runs) > 1 else ""}
 <h2>Charts</h2>
 {''.join(charts)}
 <h2>Setup</h2>

@@ -25,7 +25,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,8 +56,22 @@ class RunFileError(RsxError, ValueError):
 
 
 def _check_stage(name: str) -> str:
+    """A stage name this package records under (specs/latency.md 3)."""
     if not isinstance(name, str) or not STAGE_NAME.fullmatch(name):
         raise ValueError(f"stage name {name!r} must match [a-z0-9_.-]{{1,64}}")
+    return name
+
+
+def file_name(name: str) -> str:
+    """``name`` as a safe file name component (runs and stages are named by their writers)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip(".")
+    return safe or "_"
+
+
+def _check_read_stage(name: object) -> str:
+    """A stage name read from a file: whatever tag another tool wrote, on one line."""
+    if not isinstance(name, str) or not 0 < len(name) <= 256 or any(c in name for c in "\r\n\0"):
+        raise ValueError(f"stage name {name!r} must be a one-line string of 1..256 characters")
     return name
 
 
@@ -119,7 +133,7 @@ class Run:
         self.setup: dict[str, Any] = {
             "machine": machine_setup() if collect_machine else {},
             "benchmark": json.loads(json.dumps(dict(setup or {}), default=str)),
-            "load": {"offered_rate": offered_rate, "mode": load_mode},
+            "load": {"mode": load_mode, "offered_rate_per_s": offered_rate},
             "clock": clock_info().to_dict(),
             "cpu": None,
             "command": " ".join(sys.argv),
@@ -161,6 +175,17 @@ class Run:
         clamped = st.histogram.record(arr)
         self._interval[stage].record(arr)
         return clamped
+
+    def set_load(self, *, achieved_rate_per_s: float | None = None, max_backlog: int | None = None,
+                 max_lag_ns: int | None = None, count: int | None = None) -> None:
+        """What the load generator achieved (specs/latency.md 7): the rate it kept, the most
+        operations that were due but not yet sent (backlog) and how late the sender ran.
+        `rsx report` says a run fell behind when the achieved rate is below its offered rate."""
+        load = self.setup.setdefault("load", {})
+        for key, value in (("achieved_rate_per_s", achieved_rate_per_s), ("max_backlog", max_backlog),
+                           ("max_lag_ns", max_lag_ns), ("count", count)):
+            if value is not None:
+                load[key] = round(value, 1) if isinstance(value, float) else int(value)
 
     def elapsed_s(self) -> float:
         return (time.monotonic_ns() - self._start_mono) / 1e9
@@ -233,10 +258,13 @@ class Run:
     def save_hgrm(self, directory: str | os.PathLike, unit_ratio: float = 1000.0) -> list[Path]:
         """One ``<run>.<stage>.hgrm`` per stage (values in us by default)."""
         directory = Path(directory)
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
-        out = []
+        out: list[Path] = []
         for st in self.stages.values():
-            p = directory / f"{safe}.{st.name}.hgrm"
+            p = directory / f"{file_name(self.name)}.{file_name(st.name)}.hgrm"
+            n = 1
+            while p in out:  # two tags that differ only in characters a file name cannot hold
+                n += 1
+                p = directory / f"{file_name(self.name)}.{file_name(st.name)}-{n}.hgrm"
             atomic_write(p, st.histogram.to_hgrm(unit_ratio), make_parents=True)
             out.append(p)
         return out
@@ -296,12 +324,13 @@ def stages_from_stamps(**stamps: Any) -> dict[str, np.ndarray]:
 
 # --- reading -----------------------------------------------------------------
 
-def load_run(path: str | os.PathLike) -> Run:
+def load_run(path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> Run:
     """Read a run file (``*.lat.json``) or an HdrHistogram ``.hlog``.
 
     Raises :class:`RunFileError` naming the file for anything unreadable:
     missing, not JSON/hlog, wrong format or a newer version, bad stage names,
-    malformed histograms.
+    malformed histograms. ``progress(done, total)`` is called now and then while
+    a large log is read (lines done of total).
     """
     path = Path(path)
     try:
@@ -317,7 +346,7 @@ def load_run(path: str | os.PathLike) -> Run:
     else:
         from .hlog import read_hlog
 
-        run = read_hlog(path, text)
+        run = read_hlog(path, text, progress)
     run.path = path
     return run
 
@@ -348,7 +377,7 @@ def _from_json(path: Path, text: str) -> Run:
         if not isinstance(stages, list):
             raise RunFileError(f"{path}: 'stages' must be a list")
         for s in stages:
-            name = _check_stage(s.get("name"))
+            name = _check_read_stage(s.get("name"))
             if name in run.stages:
                 raise RunFileError(f"{path}: stage {name!r} appears twice")
             hist = Histogram.decode(s["histogram"])

@@ -80,16 +80,12 @@ def order_records(users, sides, prices, qtys, first_id: int, symbol: int = 1) ->
 
 
 def _pct(samples_ns: np.ndarray) -> dict:
-    """Percentiles of ns samples through the latency histogram (3 significant digits)."""
+    """The latency summary of ns samples in us (the one percentile dict: count, min_us ... max_us)."""
     from ..latency import Histogram
 
-    if len(samples_ns) == 0:
-        return {}
     h = Histogram()
     h.record(samples_ns)
-    p = h.percentiles([50, 90, 99, 99.9])
-    return {"p50_us": p[50] / 1e3, "p90_us": p[90] / 1e3, "p99_us": p[99] / 1e3, "p999_us": p[99.9] / 1e3,
-            "n": int(len(samples_ns))}
+    return h.summary("us")
 
 
 def _chunks(buf: bytes, rec_size: int, per: int) -> list[memoryview]:
@@ -128,7 +124,8 @@ def bench_pretrade(n: int, batch: int, repeat: int) -> dict:
         shard.submit(view[i * rec_size:(i + 1) * rec_size], T0)
         lat[i] = time.perf_counter_ns() - t
     med = float(np.median(times))
-    return {"checks": n, "per_s": n / (med / 1e9), "median_s": med / 1e9, "runs_s": [x / 1e9 for x in times],
+    return {"checks": n, "checks_per_s": n / (med / 1e9), "median_s": med / 1e9,
+            "runs_s": [x / 1e9 for x in times],
             "accepted": accepted, "verified": accepted == n * repeat and shard.audit() == 0,
             "single_call": _pct(lat), "single_call_per_s": 1e9 / float(np.median(lat)),
             "_samples": {"pretrade_single_call": lat}}
@@ -155,7 +152,7 @@ def bench_fills(n: int, batch: int, repeat: int) -> dict:
         times.append(time.perf_counter_ns() - t)
     nets = shard.core.positions["net"][:shard.core.r.n_positions]
     med = float(np.median(times))
-    return {"fills": n, "per_s": n / (med / 1e9), "median_s": med / 1e9, "runs_s": [x / 1e9 for x in times],
+    return {"fills": n, "fills_per_s": n / (med / 1e9), "median_s": med / 1e9, "runs_s": [x / 1e9 for x in times],
             "verified": int(shard.core.r.fills_applied) == total and int(nets.sum()) == 0 and shard.audit() == 0}
 
 
@@ -215,7 +212,7 @@ def bench_mark(exposed: int, repeat: int) -> dict:
     rounds = sum(1 for r in out.gateway_records() if r.type == RecordType.LIQUIDATION)
     med = float(np.median(scans))
     return {"exposed_users": exposed, "positions_scanned": int(len(index)), "liquidatable": found_n,
-            "scan_ms_median": med / 1e6, "scan_ms_runs": [x / 1e6 for x in scans],
+            "scan_median_ms": med / 1e6, "scan_runs_ms": [x / 1e6 for x in scans],
             "full_path_ms": full / 1e6, "liquidation_records": rounds,
             "verified": found_set == expect and rounds >= len(expect) and shard.audit() == 0}
 

@@ -34,7 +34,7 @@ class CoreJitter:
     lost_ns: int
     lost_pct: float
     p99_ns: int | None  # from the histogram (within 1/1024); None when there are no gaps
-    p999_ns: int | None
+    p99_9_ns: int | None
     max_ns: int
     histogram: list[dict]  # [{lo_ns, hi_ns, count}] power-of-two buckets of `hist`
     migrated: bool
@@ -72,13 +72,13 @@ def log2_buckets(hist: Histogram) -> list[dict]:
 
 def summarise(cpu: int, res, hist: Histogram, threshold_ns: int) -> CoreJitter:
     """One CPU's numbers: the C loop's counters plus percentiles and buckets of its histogram."""
-    p99 = p999 = None
+    p99 = p99_9 = None
     if hist.total:
-        p99, p999 = hist.percentile(99.0), hist.percentile(99.9)
+        p99, p99_9 = hist.percentile(99.0), hist.percentile(99.9)
     elapsed = max(int(res.elapsed_ns), 1)
     return CoreJitter(cpu, elapsed / 1e9, threshold_ns, int(res.loops), int(res.min_period_ns),
                       int(res.gaps), int(res.lost_ns), round(100.0 * int(res.lost_ns) / elapsed, 3),
-                      p99, p999, int(res.max_gap_ns), log2_buckets(hist), bool(res.migrated), hist)
+                      p99, p99_9, int(res.max_gap_ns), log2_buckets(hist), bool(res.migrated), hist)
 
 
 def measure(cpus: list[int], seconds: float, *, threshold_ns: int = 1000) -> list[CoreJitter]:

@@ -218,7 +218,8 @@ def test_rsx_risk_inspect(tmp_path, capsys):
         f.seek(0, os.SEEK_END)
         f.write(b"\x01\x00\x24")
     size = os.path.getsize(_active_file(tmp_path))
-    assert main(["risk", "inspect", "--snapshots", str(tmp_path / "snap"), "--journal", str(tmp_path / "j")]) == 0
+    assert main(["risk", "inspect", "--snapshots", str(tmp_path / "snap"), "--journal", str(tmp_path / "j"),
+                 "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["journal"]["torn_tail_bytes"] == 3 and os.path.getsize(_active_file(tmp_path)) == size
     assert out["journal"]["last_seq"] == live.journal_seq
@@ -226,6 +227,17 @@ def test_rsx_risk_inspect(tmp_path, capsys):
     with open(list_snapshots(str(tmp_path / "snap"))[0], "r+b") as f:
         f.seek(60)
         f.write(b"\xff\xff")
-    assert main(["risk", "inspect", "--snapshots", str(tmp_path / "snap")]) == 1
+    assert main(["risk", "inspect", "--snapshots", str(tmp_path / "snap"), "--journal", str(tmp_path / "j")]) == 1
+    text = capsys.readouterr().out
+    assert "CORRUPT" in text and "torn tail: 3 bytes" in text
     assert main(["risk", "inspect"]) == 2
     assert main(["risk", "inspect", "--journal", str(tmp_path / "nope")]) == 2
+    # garbage is refused, never summarised as "nothing wrong"
+    (tmp_path / "notes.txt").write_text("not a journal\n")
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()
+    for bad in (["--journal", str(tmp_path / "notes.txt")], ["--journal", str(tmp_path / "empty")],
+                ["--snapshots", str(tmp_path / "notes.txt")], ["--snapshots", str(tmp_path / "empty")]):
+        assert main(["risk", "inspect", *bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert err.startswith("rsx risk inspect: error: ") and err.count("\n") == 1

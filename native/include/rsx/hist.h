@@ -1,9 +1,11 @@
 /*
  * rsx/hist.h - log-linear latency histograms with HdrHistogram's bucket math.
  *
- * Same geometry, indexing, percentile rule and V2 encoding as HdrHistogram
- * (Java, C, PyPI `hdrhistogram`), so counts, files and percentiles agree
- * across implementations. specs/latency.md section 1 is the prose form.
+ * Same geometry, indexing and V2 encoding as HdrHistogram (Java, C, PyPI
+ * `hdrhistogram`), so counts and files agree across implementations; the
+ * percentile rank and the .hgrm ticks are Java 2.2's (the C and PyPI ports
+ * differ there). Decoding also reads Java's older V0 and V1 encodings.
+ * specs/latency.md section 1 is the prose form.
  *
  * Threading: one writer per histogram, no locks, no atomics. Readers (add,
  * encode, percentile queries) run on the writer's thread or after it
@@ -25,11 +27,28 @@
 #define RSX_HIST_V2_ENCODING_COOKIE 0x1c849313u
 #define RSX_HIST_V2_COMPRESSION_COOKIE 0x1c849314u
 #define RSX_HIST_V2_HEADER_SIZE 40
+/* Java's older encodings (cookie & ~0xf0; the nibble holds the word size). */
+#define RSX_HIST_V1_ENCODING_COOKIE_BASE 0x1c849301u
+#define RSX_HIST_V1_COMPRESSION_COOKIE_BASE 0x1c849302u
+#define RSX_HIST_V0_ENCODING_COOKIE_BASE 0x1c849308u
+#define RSX_HIST_V0_COMPRESSION_COOKIE_BASE 0x1c849309u
+#define RSX_HIST_V0_HEADER_SIZE 32
+/* Java's DoubleHistogram (floating-point values): recognised, never decoded. */
+#define RSX_HIST_DOUBLE_ENCODING_COOKIE 0x0c72124eu
+#define RSX_HIST_DOUBLE_COMPRESSION_COOKIE 0x0c72124fu
+
+/* What an encoded histogram's cookie says (rsx_hist_encoding). */
+enum rsx_hist_encoding {
+	RSX_HIST_ENC_V0 = 0,	/* HdrHistogram 1.x: 32-byte header, raw big-endian counts */
+	RSX_HIST_ENC_V1 = 1,	/* 2.0 - 2.1.6: 40-byte header, raw big-endian counts */
+	RSX_HIST_ENC_V2 = 2,	/* 2.1.7 on: 40-byte header, ZigZag LEB128 counts */
+	RSX_HIST_ENC_DOUBLE = 3,	/* a DoubleHistogram: values are not integers */
+};
 
 struct rsx_hist {
 	int64_t lowest;		/* lowest discernible value, >= 1 */
 	int64_t highest;	/* highest trackable value; larger ones are clamped */
-	int32_t digits;		/* significant decimal digits, 1..5 */
+	int32_t digits;		/* significant decimal digits, 0..5 (as Java) */
 	int32_t unit_magnitude;	/* floor(log2(lowest)) */
 	int32_t sub_bucket_half_count_magnitude;
 	int32_t sub_bucket_half_count;
@@ -51,7 +70,7 @@ struct rsx_hist {
 
 /*
  * Bytes rsx_hist_init needs for this geometry (header + counters), or
- * RSX_EINVALID if lowest < 1, digits outside 1..5, highest < 2 x lowest, or
+ * RSX_EINVALID if lowest < 1, digits outside 0..5, highest < 2 x lowest, or
  * the geometry does not fit 64-bit values.
  */
 int64_t rsx_hist_footprint(int64_t lowest, int64_t highest, int digits);
@@ -142,7 +161,8 @@ int64_t rsx_hist_highest_equivalent(const struct rsx_hist *h, int64_t v);
 
 /*
  * Value at percentile p (0..100; rule in specs/latency.md 1): the highest
- * equivalent value of the bucket holding the rank max(1, floor(p*N/100+0.5))
+ * equivalent value of the bucket holding the rank max(1, ceil(p'*N/100)),
+ * p' = the double just below p (Java 2.2's getValueAtPercentile)
  * value (lowest equivalent for p == 0). Returns the value (>= 0), 0 for an
  * empty histogram, or RSX_EINVALID for p outside [0, 100] or NaN.
  */
@@ -195,7 +215,7 @@ int rsx_hist_iter_percentiles(struct rsx_hist_iter *it, const struct rsx_hist *h
 /* Advance: 1 with it->value/percentile/cumulative set, 0 at the end. */
 int rsx_hist_iter_next(struct rsx_hist_iter *it);
 
-/* --- V2 encoding (the payload before zlib; specs/latency.md 4.3) ---------- */
+/* --- encoding: V2 out, V0 / V1 / V2 in (specs/latency.md 4.3) ------------ */
 
 /* Upper bound of rsx_hist_encode_v2's output for h, in bytes. */
 size_t rsx_hist_encode_v2_bound(const struct rsx_hist *h);
@@ -208,18 +228,26 @@ size_t rsx_hist_encode_v2_bound(const struct rsx_hist *h);
 int64_t rsx_hist_encode_v2(const struct rsx_hist *h, void *buf, size_t cap);
 
 /*
- * Read the geometry from an uncompressed V2 payload header. Returns 0, or
- * RSX_EINVALID (short buffer, unknown cookie, nonzero normalizing offset,
- * impossible geometry).
+ * The encoding of a *compressed* blob from its first 8 bytes (cookie |
+ * compressed length, big-endian): returns an rsx_hist_encoding and sets
+ * *zlen, or RSX_EINVALID (short buffer, unknown cookie).
  */
-int rsx_hist_decode_v2_header(const void *buf, size_t len, int64_t *lowest, int64_t *highest, int *digits);
+int rsx_hist_compressed_encoding(const void *buf, size_t len, uint32_t *zlen);
 
 /*
- * Add the counts of an uncompressed V2 payload to h, whose geometry must be
- * the payload's. The whole payload is validated first (cookie, lengths,
- * varints, indices within counts_len, no negative totals); on any error
+ * Read the geometry from an uncompressed V0, V1 or V2 payload header.
+ * Returns its rsx_hist_encoding, or RSX_EINVALID (short buffer, unknown
+ * cookie or word size, a V1 normalizing index offset, impossible geometry).
+ */
+int rsx_hist_decode_header(const void *buf, size_t len, int64_t *lowest, int64_t *highest, int *digits);
+
+/*
+ * Add the counts of an uncompressed V0, V1 or V2 payload to h, whose
+ * lowest and digits must be the payload's (highest may be larger). The whole
+ * payload is validated first (header, lengths, varints or words, indices
+ * within counts_len, no negative counts or totals); on any error
  * RSX_EINVALID is returned and h is unchanged. Returns 0.
  */
-int rsx_hist_decode_v2_add(struct rsx_hist *h, const void *buf, size_t len);
+int rsx_hist_decode_add(struct rsx_hist *h, const void *buf, size_t len);
 
 #endif

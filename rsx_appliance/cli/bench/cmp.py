@@ -1,90 +1,102 @@
 """`rsx bench cmp`: CMP ping-pong RTT and one-way throughput, loss-free and under injected loss.
 
-One harness for every backend (native/src/cmp_bench.c): two C threads pinned
-to CPUs 0 and 1, each driving its own endpoint. udp and uring run on
-loopback; xdp runs across a veth pair between two network namespaces this
-command creates and removes (root needed). Prints one JSON object with
+One harness for every backend (the CMP benchmark driver, native/bench/): two C
+threads pinned to CPUs 0 and 1, each driving its own endpoint. udp and uring
+run on loopback; xdp runs across a veth pair between two network namespaces
+this command creates and removes (root needed). Prints one JSON object with
 --json (specs/cmp.md section 11).
+
+Exit codes: 0 done, 1 a run failed (records lost, out of order, timed out),
+2 bad usage, 3 the backend is not available here (io_uring disabled, no root
+for the veth pair).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from .._common import CliError, EnvironmentRefused, Progress, add_json, print_json
 
 TARGET_RTT_P50_NS = {"xdp": 4000, "udp": 7000, "uring": 10000}
 TARGET_RATE = 500_000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cmp", help="CMP transport: RTT and throughput per backend",
-                       description="Ping-pong RTT (64-byte payloads) and one-way throughput, loss-free and under "
-                                   "injected loss, with the same harness on every backend.")
-    p.add_argument("--backend", choices=["udp", "uring", "xdp"], default="udp")
-    p.add_argument("--mode", choices=["busy", "sleep"], default="busy", help="wait mode of both endpoints")
+    p = sub.add_parser("cmp", help="CMP transport: RTT and throughput per backend", description=__doc__)
+    p.add_argument("--backend", choices=["udp", "uring", "xdp"], default="udp",
+                   help="socket backend of both endpoints (default udp)")
+    p.add_argument("--mode", choices=["busy", "sleep"], default="busy",
+                   help="wait mode of both endpoints (default busy)")
     p.add_argument("--phases", default="rtt,throughput,lossy",
                    help="comma-separated subset of rtt, throughput, lossy (default: all)")
-    p.add_argument("--rtt", type=int, default=100_000, metavar="N", help="sampled round trips")
-    p.add_argument("--warmup", type=int, default=10_000, metavar="N", help="round trips before sampling")
-    p.add_argument("--records", type=int, default=1_000_000, metavar="N", help="records per throughput run")
+    p.add_argument("--rtt", type=int, default=100_000, metavar="N", help="sampled round trips (default 100000)")
+    p.add_argument("--warmup", type=int, default=10_000, metavar="N",
+                   help="round trips before sampling (default 10000)")
+    p.add_argument("--records", type=int, default=1_000_000, metavar="N",
+                   help="records per throughput run (default 1000000)")
     p.add_argument("--payload", type=int, choices=[64, 128], default=64,
-                   help="payload bytes of the throughput records (RTT always uses 64)")
-    p.add_argument("--batch", type=int, default=32, help="records per send call (1..64)")
+                   help="payload bytes of the throughput records (default 64; RTT always uses 64)")
+    p.add_argument("--batch", type=int, default=32, help="records per send call, 1..64 (default 32)")
     p.add_argument("--rate", type=int, default=0,
-                   help="offered records/s (open loop); 0 = as fast as the sender goes")
+                   help="offered records/s (open loop); default 0: as fast as the sender goes")
     p.add_argument("--inflight", type=int, default=2048,
-                   help="most records the sender may be ahead of the receiver's delivery (0 = no bound)")
-    p.add_argument("--drop", type=float, default=0.05, help="lossy run: drop rate")
-    p.add_argument("--dup", type=float, default=0.01, help="lossy run: duplicate rate")
-    p.add_argument("--reorder", type=float, default=0.01, help="lossy run: reorder rate")
-    p.add_argument("--seed", type=int, default=1)
+                   help="most records the sender may be ahead of the receiver's delivery "
+                        "(default 2048; 0 = no bound)")
+    p.add_argument("--drop", type=float, default=0.05, help="lossy run: drop rate in [0, 1) (default 0.05)")
+    p.add_argument("--dup", type=float, default=0.01, help="lossy run: duplicate rate in [0, 1) (default 0.01)")
+    p.add_argument("--reorder", type=float, default=0.01,
+                   help="lossy run: reorder rate in [0, 1) (default 0.01)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the fault injector (default 1)")
     p.add_argument("--cpus", default="0,1", help="CPUs for the two threads (default 0,1)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds before a run gives up")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds before a run gives up (default 120)")
     p.add_argument("--save", metavar="FILE", help="also write the RTT samples as a latency run file "
                                                   "(rsx report FILE)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ...cmp import Fault
-    from ...cmpbench import Side, oneway, percentiles, rtt
+    from ...cmpbench import Side, oneway, rtt
+    from ...latency import Histogram
     from ...latency.machine import CpuAccount, cpu_snapshot
     from ..._native import lib
 
     phases = [x.strip() for x in args.phases.split(",") if x.strip()]
     bad = set(phases) - {"rtt", "throughput", "lossy"}
     if bad or not phases:
-        print(f"rsx bench cmp: error: unknown phase(s) {', '.join(sorted(bad)) or '(none)'}", file=sys.stderr)
-        return 2
+        raise CliError(f"unknown phase(s) {', '.join(sorted(bad)) or '(none)'}; choose from rtt, throughput, "
+                       "lossy")
     try:
         cpu_a, cpu_b = (int(x) for x in args.cpus.split(","))
     except ValueError:
-        print("rsx bench cmp: error: --cpus wants two CPU numbers, e.g. 0,1", file=sys.stderr)
-        return 2
+        raise CliError("--cpus wants two CPU numbers, e.g. 0,1") from None
     if args.rtt < 1 or args.records < 1 or not 1 <= args.batch <= 64:
-        print("rsx bench cmp: error: --rtt and --records must be >= 1, --batch 1..64", file=sys.stderr)
-        return 2
+        raise CliError("--rtt and --records must be >= 1, --batch 1..64")
+    if not all(0 <= x < 1 for x in (args.drop, args.dup, args.reorder)):
+        raise CliError("--drop, --dup and --reorder are rates in [0, 1)")
     if args.backend == "uring" and lib.rsx_probe_io_uring() != 0:
-        print("rsx bench cmp: error: io_uring is not available here (rsx version)", file=sys.stderr)
-        return 3
+        raise EnvironmentRefused("io_uring is not available here (see rsx version)")
 
     timeout_ms = int(args.timeout * 1000)
     out: dict = {"benchmark": "cmp", "backend": args.backend, "mode": args.mode, "cpus": [cpu_a, cpu_b]}
 
+    bar = Progress(f"rsx bench cmp {args.backend}", total=len(phases), unit="phases")
+
     def measure(a_side, b_side) -> None:
         failed = False
         if "rtt" in phases:
+            bar.update(0, label=f"rsx bench cmp {args.backend}: rtt")
             r = rtt(a_side(), b_side(), count=args.rtt, warmup=args.warmup, payload=64, cpu_a=cpu_a,
                     cpu_b=cpu_b, timeout_ms=timeout_ms)
-            pct = percentiles(r.samples)
+            hist = Histogram()
+            hist.record(r.samples.astype("int64"))
+            pct = {k: v for k, v in hist.summary("ns").items() if k.endswith("_ns")}
             target = TARGET_RTT_P50_NS[args.backend]
             out["rtt"] = {
-                "round_trips": r.done, "payload_bytes": 64, "pinned": r.pinned,
-                **{f"{k}_ns": round(v) for k, v in pct.items()},
+                "round_trips": r.done, "payload_bytes": 64, "pinned": r.pinned, **pct,
                 "round_trips_per_s": round(r.rate),
-                "target_p50_ns": target, "meets_target": bool(pct) and pct["p50"] <= target,
+                "target_p50_ns": target, "meets_target": bool(hist.total) and pct["p50_ns"] <= target,
                 "error": r.error_text or None,
             }
             if args.save and r.done:
@@ -97,8 +109,10 @@ def run(args: argparse.Namespace) -> int:
                           descriptions={"cmp_rtt": "CMP ping-pong round trip, A send to A delivery"})
                 out["rtt"]["saved"] = str(args.save)
             failed |= not r.ok
+            bar.advance()
         base = None
         if "throughput" in phases:
+            bar.update(bar.done, label=f"rsx bench cmp {args.backend}: throughput")
             r = oneway(a_side(), b_side(), count=args.records, payload=args.payload, batch=args.batch,
                        rate=args.rate, inflight=args.inflight, cpu_a=cpu_a, cpu_b=cpu_b, timeout_ms=timeout_ms)
             drops = r.endpoint_b["rx_kernel_drops"]
@@ -111,19 +125,21 @@ def run(args: argparse.Namespace) -> int:
                 "error": r.error_text or None,
             }
             failed |= not r.ok
+            bar.advance()
         if "lossy" in phases:
+            bar.update(bar.done, label=f"rsx bench cmp {args.backend}: lossy")
             fault = Fault(drop=args.drop, dup=args.dup, reorder=args.reorder, seed=args.seed)
             r = oneway(a_side(fault), b_side(), count=args.records, payload=args.payload, batch=args.batch,
                        rate=args.rate, inflight=args.inflight, cpu_a=cpu_a, cpu_b=cpu_b, timeout_ms=timeout_ms)
             ratio = (r.rate / base) if (base and r.ok) else None
             out["lossy_throughput"] = {
                 "records": r.done, "payload_bytes": args.payload, "records_per_s": round(r.rate),
-                "drop": args.drop, "dup": args.dup, "reorder": args.reorder, "seed": args.seed,
+                "drop_share": args.drop, "dup_share": args.dup, "reorder_share": args.reorder, "seed": args.seed,
                 "complete_and_in_order": r.ok and r.done == args.records,
                 "dropped": r.fault_a["dropped"], "duplicated": r.fault_a["duplicated"],
                 "reordered": r.fault_a["reordered"], "naks": r.receiver["naks_sent"],
                 "recovered": r.receiver["recovered"], "retransmits": r.sender["retx_ring"] + r.sender["retx_fetched"],
-                "ratio_to_loss_free": round(ratio, 3) if ratio is not None else None,
+                "to_loss_free_ratio": round(ratio, 3) if ratio is not None else None,
                 "meets_target": ratio is not None and ratio >= 0.5,
                 "error": r.error_text or None,
             }
@@ -137,8 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
             ok, why = available()
             if not ok:
-                print(f"rsx bench cmp: error: xdp runs across a veth pair: {why}", file=sys.stderr)
-                return 3
+                raise EnvironmentRefused(f"xdp runs across a veth pair: {why}")
             with VethPair() as vp:
                 out["topology"] = "AF_XDP copy mode, veth pair between two network namespaces"
 
@@ -153,15 +168,16 @@ def run(args: argparse.Namespace) -> int:
                 return lambda fault=None: Side(backend=args.backend, mode=args.mode, fault=fault)
             measure(mk(), mk())
     except PermissionError as exc:
-        print(f"rsx bench cmp: error: {exc}", file=sys.stderr)
-        return 3
+        raise EnvironmentRefused(str(exc)) from None
+    finally:
+        bar.close()
     cpu = CpuAccount.between(snap0, cpu_snapshot())
     out["wall_s"] = round(cpu.wall_s, 3)
     out["other_cpu_s"] = cpu.others_cpu_s
     out["note"] = ("shared 2-core machine: wall-clock figures are indicative; other_cpu_s is the CPU time "
                    "other processes used during the run")
     if args.json:
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         _print_human(out)
     return 1 if out.get("failed") else 0
@@ -180,7 +196,7 @@ def _print_human(out: dict) -> None:
               f"(target {r['target_records_per_s']:,}: {'met' if r['meets_target'] else 'MISSED'})")
     if "lossy_throughput" in out:
         r = out["lossy_throughput"]
-        print(f"  under loss ({r['drop']:.0%} drop, {r['dup']:.0%} dup, {r['reorder']:.0%} reorder): "
-              f"{r['records_per_s']:,} records/s, complete and in order: {r['complete_and_in_order']}, "
-              f"ratio {r['ratio_to_loss_free']} ({'met' if r['meets_target'] else 'MISSED'})")
+        print(f"  under loss ({r['drop_share']:.0%} drop, {r['dup_share']:.0%} dup, {r['reorder_share']:.0%} "
+              f"reorder): {r['records_per_s']:,} records/s, complete and in order: {r['complete_and_in_order']}, "
+              f"ratio {r['to_loss_free_ratio']} ({'met' if r['meets_target'] else 'MISSED'})")
     print(f"  wall {out['wall_s']} s, other processes' CPU {out['other_cpu_s']} s")

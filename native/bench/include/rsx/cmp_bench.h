@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "cmp.h"
+#include "rsx/cmp.h"
 
 struct rsx_cmp_bench_config {
 	struct rsx_cmp_config a;	/* side A: initiator (rtt) / sender (one-way) */

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "wal.h"
+#include "rsx/wal.h"
 
 struct rsx_wal_bench {
 	uint64_t records;

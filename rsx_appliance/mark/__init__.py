@@ -1,0 +1,1 @@
+"""Mark: index from several sources, mark price, funding rates (specs/mark.md)."""

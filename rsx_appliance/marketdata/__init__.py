@@ -1,0 +1,1 @@
+"""Marketdata: shadow L2 books from the ME streams, served over a public WebSocket (specs/marketdata.md)."""
