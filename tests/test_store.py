@@ -402,3 +402,50 @@ def test_postgresql_without_its_driver_is_an_environment_error(monkeypatch):
     with pytest.raises(StoreUnavailableError, match=r"rsx-appliance\[postgres\]") as e:
         open_database("postgresql://rsx@127.0.0.1:1/postgres")
     assert e.value.exit_code == 3
+
+
+def test_commands_json_against_their_schemas(tmp_path, capsys):
+    """rsx store migrate|info, rsx history and rsx bench store: --json against specs/schemas/ and the key
+    rules of specs/cli.md (snake_case, the unit last)."""
+    pytest.importorskip("jsonschema", reason="jsonschema not installed (test extra)")
+    from cliutil import check
+
+    from rsx_appliance.cli import main
+    from rsx_appliance.store import _benchlib as B
+
+    def rsx(*argv):
+        assert main(list(argv)) == 0
+        return capsys.readouterr().out
+
+    url = f"sqlite:{tmp_path}/h.db"
+    (doc,) = check("store-migrate", rsx("store", "migrate", "--url", url, "--json"))
+    assert doc["applied"] == [SCHEMA_VERSION]
+    B.write_stream(str(tmp_path / "wal"), 500, "crossing", users=5)
+    B.ingest(url, B.read_batches(str(tmp_path / "wal")), 10_000)
+    (doc,) = check("store-info", rsx("store", "info", "--url", url, "--json"))
+    assert doc["rows"]["fills"] == 500 and doc["streams"][0]["applied_seq"] > 500
+    for kind in ("fills", "orders", "pnl"):
+        (doc,) = check("history", rsx("history", kind, "--user", "3", "--url", url, "--json"))
+        assert doc["rows"]
+    (doc,) = check("bench-store", rsx("bench", "store", "--fills", "2000", "--repeat", "1", "--dir",
+                                      str(tmp_path), "--json"))
+    assert doc["results"]["sqlite"]["ingest"]["stored_fills"] == 2000
+
+
+@pytest.mark.slow
+def test_bench_store_lag_runs_the_process_path(tmp_path, capsys):
+    """The lag case end to end, briefly: producer process, rsx dxs serve, the store; a run file."""
+    pytest.importorskip("jsonschema", reason="jsonschema not installed (test extra)")
+    from cliutil import check
+
+    from rsx_appliance.cli import main
+    from rsx_appliance.latency.run import load_run
+
+    save = tmp_path / "lag.lat.json"
+    assert main(["bench", "store", "lag", "--rate", "2000", "--seconds", "1", "--dir", str(tmp_path),
+                 "--save", str(save), "--json"]) == 0
+    (doc,) = check("bench-store", capsys.readouterr().out)
+    lag = doc["results"]["sqlite"]["lag"]
+    assert lag["fills"] == lag["lagged_fills"] == lag["lag"]["count"] == 2000
+    assert 0 < lag["lag"]["p50_ms"] <= lag["lag"]["max_ms"]
+    assert load_run(save).stages["fill_due_to_commit"].histogram.total == 2000

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import add_config_args
+from ._common import add_config_args
 
 KINDS = ("fills", "orders", "funding", "liquidations", "pnl")
 
@@ -144,13 +144,12 @@ _TABLE = {
 
 def run(args: argparse.Namespace) -> int:
     import csv
-    import json
     import sys
 
     from ..config import load_config
-    from ..errors import ConfigError
     from ..store import open_store
     from ..store.db import parse_url
+    from ._common import CliError, print_json
 
     cfg = load_config(args.config, args.data)
     symbol = None
@@ -160,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         since = parse_since(args.since)
         url = parse_url(args.url or cfg.store.url, cfg.data_dir)
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise CliError(str(exc)) from None
     divisors = {}
     for s in cfg.symbols:
         e = s.numbers.price_decimals + s.numbers.qty_decimals - cfg.risk.collateral_decimals
@@ -172,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             result = getattr(st, args.kind)(args.user, symbol, limit=args.limit, since=since)
     rows = rows_of(args.kind, result, cfg)
     if args.json:
-        print(json.dumps({"kind": args.kind, "user": args.user, "rows": rows}))
+        print_json({"kind": args.kind, "user": args.user, "rows": rows})
     elif args.csv:
         if rows:
             w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import add_config_args
+from ._common import add_config_args, print_json
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -43,13 +43,13 @@ def _cfg(args):
 
 
 def _url(args, cfg):
-    from ..errors import ConfigError
     from ..store.db import parse_url
+    from ._common import CliError
 
     try:
         return parse_url(args.url or cfg.store.url, cfg.data_dir)
     except ValueError as exc:
-        raise ConfigError(f"--url: {exc}") from None
+        raise CliError(f"--url: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,8 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    import json
-
     from ..store.db import open_database
     from ..store.schema import SCHEMA_VERSION, migrate as apply
 
@@ -79,7 +77,7 @@ def migrate(args: argparse.Namespace) -> int:
     finally:
         db.close()
     if args.json:
-        print(json.dumps({"url": url.redacted, "applied": done, "version": SCHEMA_VERSION}))
+        print_json({"url": url.redacted, "applied": done, "version": SCHEMA_VERSION})
     else:
         print(f"{url.redacted}: schema version {SCHEMA_VERSION}"
               + (f" (applied {', '.join(map(str, done))})" if done else " (up to date)"))
@@ -87,8 +85,6 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    import json
-
     from ..config import streams
     from ..store.db import open_database
     from ..store.schema import TABLES, schema_version
@@ -113,7 +109,7 @@ def info(args: argparse.Namespace) -> int:
            "streams": [{"stream_id": s, "stream": streams.describe(s), "applied_seq": q, "applied_ts_ns": ts,
                         "updated_ns": u} for s, q, ts, u in tips], "rows": counts}
     if args.json:
-        print(json.dumps(out))
+        print_json(out)
         return 0
     print(f"database        {out['url']} ({url.dialect}), schema version {version}")
     for s in out["streams"]:

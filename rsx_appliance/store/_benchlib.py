@@ -183,9 +183,9 @@ def ingest(url: str, batches: list, batch_records: int, symbol: int = 1,
     (numpy, the C order fold, fees through the C ledger) while the previous one is committed, as
     ``rsx store`` does.
 
-    Timed from the first batch to the last commit; ``cpu_seconds`` is this process's CPU time over
-    the same span, ``server_cpu_seconds`` the database server's (``server_cpu``: a PostgreSQL server
-    of our own); ``fills_per_cpu_s`` counts both (the figure to compare on a loaded machine).
+    Timed from the first batch to the last commit; ``cpu_s`` is this process's CPU time over the same
+    span, ``server_cpu_s`` the database server's (``server_cpu``: a PostgreSQL server of our own);
+    ``fills_per_cpu_s`` counts both (the figure to compare on a loaded machine).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -225,10 +225,10 @@ def ingest(url: str, batches: list, batch_records: int, symbol: int = 1,
     (orders,), = db.query("SELECT COUNT(*) FROM orders")
     db.close()
     out = {"fills": fills, "records": records, "stored_fills": stored, "order_rows": orders,
-           "seconds": round(wall, 3), "fills_per_s": round(fills / wall), "records_per_s": round(records / wall),
-           "cpu_seconds": round(cpu, 3)}
+           "wall_s": round(wall, 3), "fills_per_s": round(fills / wall), "records_per_s": round(records / wall),
+           "cpu_s": round(cpu, 3)}
     if server_cpu:
-        out["server_cpu_seconds"] = round(server, 3)
+        out["server_cpu_s"] = round(server, 3)
     out.update({"fills_per_cpu_s": round(fills / (cpu + server)), "transactions": writer.transactions})
     return out
 
@@ -286,7 +286,7 @@ def produce(directory: str, rate: float, seconds: float, users: int, seed: int, 
     Tick i is intended at t0 + i x tick_s (rsx_appliance.openloop) and appends rate x tick_s fills
     with every record stamped ts_ns = the tick's intended time (CLOCK_REALTIME), so a store that falls
     behind is charged from when the fills were due, never from when a late producer wrote them.
-    Sends (last seq, fills, max lateness ns) on ``conn`` when done.
+    Starts when ``conn`` says "go"; sends (last seq, fills, max lateness ns) on ``conn`` when done.
     """
     from ..latency import now_ns
     from ..openloop import OpenLoop
@@ -302,6 +302,8 @@ def produce(directory: str, rate: float, seconds: float, users: int, seed: int, 
         _config(w, spec)
         w.flush()
         conn.send("ready")
+        if conn.recv() != "go":  # the store is up and caught up: measure the steady state, not its start
+            return
         offset = time.time_ns() - now_ns()  # the schedule's clock -> CLOCK_REALTIME
         for _, intended in loop.schedule():
             late = max(late, now_ns() - intended)
@@ -320,15 +322,16 @@ def lag(url: str, directory: str, rate: float, seconds: float, users: int = 1000
 
     Three processes: the producer (:func:`produce`: a WAL writer with group commit), ``rsx dxs
     serve`` on that WAL, and here the store (StoreService: DXS consumer, queue, writer thread,
-    ``[store]`` defaults: transactions of up to 50 000 records or 50 ms). Returns the summary and
-    every fill's lag (commit time - the time the fill was due, ns).
+    ``[store]`` defaults: transactions of up to 50 000 records or 50 ms). The load starts once the
+    store is ready. Returns the summary and every fill's lag (commit time - the time the fill was
+    due, ns).
     """
     import asyncio
     import multiprocessing
     import subprocess
-    import sys
 
     from ..config import load_config
+    from ..launch import rsx_argv
     from .service import StoreService, StreamSource
 
     wal = os.path.join(directory, "wal")
@@ -344,9 +347,7 @@ def lag(url: str, directory: str, rate: float, seconds: float, users: int = 1000
     try:
         if not parent.poll(60) or parent.recv() != "ready":
             raise RuntimeError("the producer did not start")
-        server = subprocess.Popen([sys.executable, "-c", "import sys; from rsx_appliance.cli import main; sys.exit(main())",
-                                   "dxs", "serve", "--wal", wal,
-                                   "--port", str(port), "--stream", str(symbol)],
+        server = subprocess.Popen(rsx_argv("dxs", "serve", "--wal", wal, "--port", str(port), "--stream", str(symbol)),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = server.stdout.readline()
         if "dxs: stream" not in line:
@@ -357,6 +358,15 @@ def lag(url: str, directory: str, rate: float, seconds: float, users: int = 1000
         async def main() -> tuple[int, int, int]:
             task = asyncio.create_task(svc.run())
             loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while svc.state != "ready":  # connected and caught up with the (empty) stream
+                if task.done():
+                    await task
+                    raise RuntimeError("the store stopped early")
+                if loop.time() > deadline:
+                    raise RuntimeError("the store did not start")
+                await asyncio.sleep(0.01)
+            parent.send("go")
             got = await loop.run_in_executor(None, parent.poll, seconds + timeout_s)
             if not got:
                 raise RuntimeError("the producer did not finish")
@@ -382,7 +392,7 @@ def lag(url: str, directory: str, rate: float, seconds: float, users: int = 1000
         if producer.is_alive():
             producer.kill()
     lags = np.concatenate(svc.counters.lag_samples) if svc.counters.lag_samples else np.empty(0, np.int64)
-    out = {"offered_fills_per_s": rate, "seconds": seconds, "fills": fills, "records": last,
+    out = {"offered_fills_per_s": rate, "duration_s": seconds, "fills": fills, "records": last,
            "lagged_fills": int(len(lags)), "producer_max_late_ms": round(late / 1e6, 3),
            "transactions": svc.counters.transactions, "store_db_errors": svc.counters.db_errors}
     return out, lags

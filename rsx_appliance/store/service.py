@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ import numpy as np
 from ..config import Config, streams
 from ..dxs import DxsConsumer, DxsRejected
 from ..errors import SeqGapError, StreamError
-from ..fsutil import atomic_write
+from ..status import StatusFile
 from .db import Database, open_database, parse_url
 from .errors import StoreStreamError, StoreUnavailableError
 from .ingest import Ingest, SymbolFees, Tables
@@ -73,13 +71,12 @@ class StoreService:
                  record_lag: bool = False) -> None:
         self.cfg = cfg
         self.url = parse_url(url or cfg.store.url, cfg.data_dir)
-        self.status_path = status_path or cfg.data_dir / "run" / "store.0.json"
+        self._status = StatusFile(status_path or cfg.data_dir / "run" / "store.0.json", "store.0", "store")
         self.sources = sources(cfg)
         self.record_lag = record_lag
         self.counters = Counters()
         self.state = "starting"
         self.db_state, self.db_error = "ok", ""
-        self.started_ns = time.time_ns()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rsx-store-writer")
         # the next run of batches is converted while the writer commits the previous one
         self._convert_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rsx-store-convert")
@@ -87,6 +84,7 @@ class StoreService:
         self._writer: Writer | None = None
         self._stop = asyncio.Event()
         self._stopping = False
+        self._interrupted = False
         fallback = {}
         for s in cfg.symbols:
             n = s.numbers
@@ -162,29 +160,28 @@ class StoreService:
 
     # -- status -----------------------------------------------------------------------------------
 
-    def status(self) -> dict:
+    def write_status(self, error: str | None = None) -> None:
+        """D/run/store.0.json (specs/store.md 7): state, per-stream tips and lag, counters, the database."""
         c = self.counters
-        st = {"name": "store.0", "pid": os.getpid(), "role": "store", "state": self.state,
-              "started_ns": self.started_ns, "updated_ns": time.time_ns(), "streams": {},
-              "counters": {"records": c.records, "fills": c.fills, "transactions": c.transactions,
-                           "db_errors": c.db_errors, "aborted_records": c.aborted_records,
-                           "ignored_records": c.ignored_records, "db_wait_s": round(c.db_wait_s, 3)},
-              "database": {"url": self.url.redacted, "dialect": self.url.dialect, "state": self.db_state}}
-        if self.db_error:
-            st["database"]["error"] = self.db_error
+        streams_ = {}
         for src in self.sources:
             server = src.consumer.server_tip if src.consumer else 0
-            st["streams"][streams.describe(src.stream_id)] = {
+            streams_[streams.describe(src.stream_id)] = {
                 "stream_id": src.stream_id, "applied_seq": src.applied_seq,
                 "lag": max(server - src.applied_seq, 0), "lag_ms": round(src.lag_ms, 3)}
-        return st
-
-    def write_status(self) -> None:
-        atomic_write(self.status_path, json.dumps(self.status()) + "\n", make_parents=True)
+        database = {"url": self.url.redacted, "dialect": self.url.dialect, "state": self.db_state}
+        if self.db_error:
+            database["error"] = self.db_error
+        self._status.write(self.state, streams=streams_, error=error, extra={"database": database}, counters={
+            "records": c.records, "fills": c.fills, "transactions": c.transactions, "db_errors": c.db_errors,
+            "aborted_records": c.aborted_records, "ignored_records": c.ignored_records,
+            "db_wait_s": round(c.db_wait_s, 3)})
 
     # -- the process ----------------------------------------------------------------------------------
 
-    def stop(self) -> None:
+    def stop(self, interrupted: bool = False) -> None:
+        """Finish the transaction in flight and stop; ``interrupted``: by Ctrl-C (run() returns 130)."""
+        self._interrupted = self._interrupted or interrupted
         self._stopping = True
         self._stop.set()
 
@@ -192,7 +189,7 @@ class StoreService:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, self.stop, sig == signal.SIGINT)
             except (NotImplementedError, RuntimeError):  # not the main thread (tests)
                 pass
         self.write_status()
@@ -200,9 +197,7 @@ class StoreService:
             await loop.run_in_executor(self._pool, self._open)
         except BaseException as exc:
             self.state = "failed"
-            st = self.status()
-            st["error"] = str(exc)
-            atomic_write(self.status_path, json.dumps(st) + "\n", make_parents=True)
+            self.write_status(error=str(exc))
             raise
         queue: asyncio.Queue = asyncio.Queue(maxsize=max(self.cfg.store.queue_mb, 2))
         tasks = [asyncio.create_task(self._consume(src, queue), name=f"store-{src.stream_id:#x}")
@@ -222,7 +217,7 @@ class StoreService:
             await asyncio.gather(*tasks, return_exceptions=True)
             await queue.put(None)
             await writer
-            return 0
+            return 130 if self._interrupted else 0  # specs/cli.md: Ctrl-C is 130 after an orderly stop
         finally:
             for t in tasks + [writer, status, stop]:
                 t.cancel()
