@@ -254,6 +254,14 @@ def test_fills_pages_walk_every_leg_once(tmp_path):
         orders = st.orders(user, limit=1000).rows
         assert orders and all(o.user_id == user for o in orders)
         assert [o.created_ns for o in orders] == sorted((o.created_ns for o in orders), reverse=True)
+        paged, cursor = [], None
+        while True:  # the orders cursor walks the same rows, each once
+            page = st.orders(user, limit=3, before=cursor)
+            paged += page.rows
+            if page.next is None:
+                break
+            cursor = page.next.encode()
+        assert paged == orders
     venue.close()
 
 

@@ -186,6 +186,26 @@ def _uuid(b: bytes | None) -> uuid.UUID | None:
     return None if b is None else uuid.UUID(bytes=bytes(b))
 
 
+def _where(user_col: str, user: int, symbol: int | None, since: int | None, cols: tuple[str, ...],
+           cur: tuple | None, inclusive: bool = False) -> tuple[str, list]:
+    """The WHERE of a page: the user, the symbol, ``since`` on ``cols[0]`` (the time), and the keyset
+    condition "strictly after ``cur`` in ``cols`` descending" (``inclusive``: equal on the last column too)."""
+    where, args = [f"{user_col} = ?"], [user]
+    if symbol is not None:
+        where.append("symbol_id = ?")
+        args.append(symbol)
+    if since is not None:
+        where.append(f"{cols[0]} >= ?")
+        args.append(since)
+    if cur is not None:
+        cond, cargs = f"{cols[-1]} {'<=' if inclusive else '<'} ?", [cur[-1]]
+        for col, key in zip(reversed(cols[:-1]), reversed(cur[:-1])):
+            cond, cargs = f"({col} < ? OR ({col} = ? AND {cond}))", [key, key, *cargs]
+        where.append(cond)
+        args += cargs
+    return " AND ".join(where), args
+
+
 class Store:
     """Queries on one connection (thread-confined). ``open_store(url)`` makes one."""
 
@@ -212,23 +232,12 @@ class Store:
         legs = []
         for is_maker, who, side_sql in ((0, "taker", "taker_side"), (1, "maker", "1 - taker_side")):
             other = "maker" if who == "taker" else "taker"
-            where, args = [f"{who}_user_id = ?"], [user]
-            if symbol is not None:
-                where.append("symbol_id = ?")
-                args.append(symbol)
-            if since is not None:
-                where.append("ts_ns >= ?")
-                args.append(since)
-            if cur is not None:
-                ts, sym, seq, leg = cur
-                cond = "(ts_ns < ? OR (ts_ns = ? AND (symbol_id < ? OR (symbol_id = ? AND (seq < ?"
-                args += [ts, ts, sym, sym, seq]
-                if is_maker < leg:
-                    cond += " OR seq = ?"
-                    args.append(seq)
-                where.append(cond + ")))))")
+            # the cursor's (ts, symbol, seq) and its leg: this leg's row of the same fill comes after it
+            # when it sorts below the cursor's leg (taker 0 < maker 1)
+            where, args = _where(f"{who}_user_id", user, symbol, since, ("ts_ns", "symbol_id", "seq"),
+                                 cur[:3] if cur else None, inclusive=cur is not None and is_maker < cur[3])
             sql = (f"SELECT symbol_id, seq, ts_ns, {who}_order_id, {side_sql}, price, qty, {who}_fee, "
-                   f"{who}_flags, {other}_user_id, value FROM fills WHERE {' AND '.join(where)} "
+                   f"{who}_flags, {other}_user_id, value FROM fills WHERE {where} "
                    f"ORDER BY ts_ns DESC, symbol_id DESC, seq DESC LIMIT ?")
             for r in self.db.query(sql, args + [limit + 1]):
                 legs.append(((r[2], r[0], r[1], is_maker), r))
@@ -245,19 +254,10 @@ class Store:
                 since: int | None = None) -> Page:
         user, symbol, limit, since = _user(user), _symbol(symbol), _limit(limit), _since(since)
         cur = _cursor(before, "funding", 3)
-        where, args = ["user_id = ?"], [user]
-        if symbol is not None:
-            where.append("symbol_id = ?")
-            args.append(symbol)
-        if since is not None:
-            where.append("ts_ns >= ?")
-            args.append(since)
-        if cur is not None:
-            where.append("(ts_ns < ? OR (ts_ns = ? AND (stream_id < ? OR (stream_id = ? AND seq < ?))))")
-            args += [cur[0], cur[0], cur[1], cur[1], cur[2]]
+        where, args = _where("user_id", user, symbol, since, ("ts_ns", "stream_id", "seq"), cur)
         rows = self.db.query(
             "SELECT symbol_id, interval_id, ts_ns, amount, rate_e8, position, mark_px, stream_id, seq "
-            f"FROM funding_payments WHERE {' AND '.join(where)} "
+            f"FROM funding_payments WHERE {where} "
             "ORDER BY ts_ns DESC, stream_id DESC, seq DESC LIMIT ?", args + [limit + 1])
         more = len(rows) > limit
         rows = [FundingRow(*r) for r in rows[:limit]]
@@ -272,22 +272,12 @@ class Store:
         if isinstance(before, int) and not isinstance(before, bool) and before > 0:
             before = Cursor("orders", (before, 0, 0, 0))
         cur = _cursor(before, "orders", 4)
-        where, args = ["user_id = ?"], [user]
-        if symbol is not None:
-            where.append("symbol_id = ?")
-            args.append(symbol)
-        if since is not None:
-            where.append("created_ns >= ?")
-            args.append(since)
-        if cur is not None:
-            # the order id as two u64 halves keeps the cursor integers
-            oid = ((cur[2] << 64) | cur[3]).to_bytes(16, "big")
-            where.append("(created_ns < ? OR (created_ns = ? AND (symbol_id < ? OR "
-                         "(symbol_id = ? AND order_id < ?))))")
-            args += [cur[0], cur[0], cur[1], cur[1], oid]
+        if cur is not None:  # the order id travels as two u64 halves: the cursor stays integers
+            cur = (cur[0], cur[1], ((cur[2] << 64) | cur[3]).to_bytes(16, "big"))
+        where, args = _where("user_id", user, symbol, since, ("created_ns", "symbol_id", "order_id"), cur)
         rows = self.db.query(
             "SELECT symbol_id, order_id, user_id, side, tif, flags, stp, price, qty, client_id, status, reason, "
-            f"filled_qty, remaining_qty, created_ns, updated_ns FROM orders WHERE {' AND '.join(where)} "
+            f"filled_qty, remaining_qty, created_ns, updated_ns FROM orders WHERE {where} "
             "ORDER BY created_ns DESC, symbol_id DESC, order_id DESC LIMIT ?", args + [limit + 1])
         more = len(rows) > limit
         out = [OrderRow(r[0], _uuid(r[1]), *r[2:]) for r in rows[:limit]]
@@ -308,17 +298,8 @@ class Store:
                 "price, mark_px, equity, maintenance_margin, shortfall, counterparty_user_id, fill_tip")
         found = []
         for who in ("user_id", "counterparty_user_id"):
-            where, args = [f"{who} = ?"], [user]
-            if symbol is not None:
-                where.append("symbol_id = ?")
-                args.append(symbol)
-            if since is not None:
-                where.append("ts_ns >= ?")
-                args.append(since)
-            if cur is not None:
-                where.append("(ts_ns < ? OR (ts_ns = ? AND (stream_id < ? OR (stream_id = ? AND seq < ?))))")
-                args += [cur[0], cur[0], cur[1], cur[1], cur[2]]
-            found += self.db.query(f"SELECT {cols} FROM liquidations WHERE {' AND '.join(where)} "
+            where, args = _where(who, user, symbol, since, ("ts_ns", "stream_id", "seq"), cur)
+            found += self.db.query(f"SELECT {cols} FROM liquidations WHERE {where} "
                                    "ORDER BY ts_ns DESC, stream_id DESC, seq DESC LIMIT ?", args + [limit + 1])
         found = sorted(set(found), key=lambda r: (r[2], r[0], r[1]), reverse=True)
         more = len(found) > limit
