@@ -143,6 +143,24 @@ async def run_until(svc, want: dict, timeout=60.0):
     return await task
 
 
+def store_venue(venue, timeout=120):
+    """Serve the venue's streams over DXS and run a StoreService until it stored all of them."""
+    want = tips_of(venue)
+
+    async def main():
+        servers = await serve(venue)
+        try:
+            svc = StoreService(venue.cfg)
+            return await run_until(svc, want), svc
+        finally:
+            for s in servers:
+                await s.close()
+
+    rc, svc = asyncio.run(asyncio.wait_for(main(), timeout))
+    assert rc == 0
+    return svc
+
+
 def tips_of(venue):
     out = {}
     for sid, d in venue.dirs():
@@ -219,17 +237,7 @@ def test_store_equals_the_streams_and_the_risk_shard(tmp_path):
 
 def test_fills_pages_walk_every_leg_once(tmp_path):
     venue = Venue(tmp_path, seed=3, orders=400)
-    want = tips_of(venue)
-
-    async def main():
-        servers = await serve(venue)
-        try:
-            return await run_until(StoreService(venue.cfg), want)
-        finally:
-            for s in servers:
-                await s.close()
-
-    assert asyncio.run(asyncio.wait_for(main(), 120)) == 0
+    store_venue(venue)
     st = open_store(venue.cfg.store.url)
     db = open_database(venue.cfg.store.url, readonly=True)
     for user in (1, 5):
@@ -262,6 +270,24 @@ def test_fills_pages_walk_every_leg_once(tmp_path):
                 break
             cursor = page.next.encode()
         assert paged == orders
+
+    async def from_asyncio():  # the gateway's API: the same pages, off the event loop
+        from rsx_appliance.gateway.history import History
+        from rsx_appliance.store import AsyncStore
+
+        ast = AsyncStore(venue.cfg.store.url)
+        try:
+            page = await ast.fills(1, None, 5, None)
+            nxt = await ast.fills(1, None, 5, page.next)
+            wire = await History(ast).fills(1, 0, 5, 0)
+            return page, nxt, wire, await ast.funding(1, 1, 50, None)
+        finally:
+            await ast.close()
+
+    page, nxt, wire, funding = asyncio.run(from_asyncio())
+    assert page.rows == st.fills(1, limit=5).rows and nxt.rows == st.fills(1, limit=5, before=page.next).rows
+    assert [w[-1] for w in wire] == [r.seq for r in page.rows]
+    assert funding.rows == st.funding(1, 1).rows
     venue.close()
 
 

@@ -17,7 +17,7 @@ from rsx_appliance.store.db import open_database
 from rsx_appliance.store.service import StoreService
 
 from storeutil import pg_server, write_config
-from test_store import RISK0, Venue, check_equal, check_reused_order_id, run_until, serve, tips_of
+from test_store import RISK0, Venue, check_equal, check_reused_order_id, serve, store_venue, tips_of
 
 
 @pytest.fixture
@@ -38,17 +38,7 @@ def pg_venue(tmp_path, pg, **kw):
 def test_postgresql_rows_equal_the_streams(tmp_path, pg):
     venue = pg_venue(tmp_path, pg)
     venue.settle_funding()
-    want = tips_of(venue)
-
-    async def main():
-        servers = await serve(venue)
-        try:
-            return await run_until(StoreService(venue.cfg), want)
-        finally:
-            for s in servers:
-                await s.close()
-
-    assert asyncio.run(asyncio.wait_for(main(), 120)) == 0
+    store_venue(venue)
     db = open_database(pg.url, readonly=True)
     check_equal(venue, db)
     st = open_store(pg.url)

@@ -379,6 +379,17 @@ def open_store(url: str, *, collateral_decimals: int = 6, divisors: dict[int, in
     return Store(db, divisors, collateral_decimals)
 
 
+def _paged(name: str):
+    """AsyncStore's coroutine for Store.<name> (user, symbol, limit, before, since) -> Page."""
+    async def query(self: "AsyncStore", user: int, symbol: int | None = None, limit: int = 50, before: Any = None,
+                    since: int | None = None) -> Page:
+        return await self._run(name, user, symbol, limit, before, since)
+
+    query.__name__ = query.__qualname__ = name
+    query.__doc__ = f"``Store.{name}`` on the worker thread (same arguments, same Page)."
+    return query
+
+
 class AsyncStore:
     """The same queries for asyncio: each runs on one worker thread that owns the connection.
 
@@ -401,21 +412,10 @@ class AsyncStore:
         fn: Callable[[], Any] = lambda: self._call(name, *args, **kw)  # noqa: E731
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
-    async def fills(self, user: int, symbol: int | None = None, limit: int = 50, before: Any = None,
-                    since: int | None = None) -> Page:
-        return await self._run("fills", user, symbol, limit, before, since)
-
-    async def funding(self, user: int, symbol: int | None = None, limit: int = 50, before: Any = None,
-                      since: int | None = None) -> Page:
-        return await self._run("funding", user, symbol, limit, before, since)
-
-    async def orders(self, user: int, symbol: int | None = None, limit: int = 50, before: Any = None,
-                     since: int | None = None) -> Page:
-        return await self._run("orders", user, symbol, limit, before, since)
-
-    async def liquidations(self, user: int, symbol: int | None = None, limit: int = 50, before: Any = None,
-                           since: int | None = None) -> Page:
-        return await self._run("liquidations", user, symbol, limit, before, since)
+    fills = _paged("fills")
+    funding = _paged("funding")
+    orders = _paged("orders")
+    liquidations = _paged("liquidations")
 
     async def pnl(self, user: int, symbol: int | None = None) -> list[PnlRow]:
         return await self._run("pnl", user, symbol)
