@@ -322,8 +322,19 @@ def test_schema_versions(tmp_path):
         open_store(url)
 
 
+@pytest.fixture(params=["native", "module"])
+def binder(request, monkeypatch):
+    """The SQLite writer binding rows in C (native), or through the sqlite3 module (a Python whose
+    sqlite3 uses no shared libsqlite3): both must store the same rows."""
+    from rsx_appliance.store import sqlite_native
+
+    if request.param == "module":
+        monkeypatch.setattr(sqlite_native, "connect", lambda *a, **k: None)
+    return request.param
+
+
 @pytest.mark.parametrize("mix", ["crossing", "fills"])
-def test_benchmark_streams_fold_to_the_per_record_model(tmp_path, mix):
+def test_benchmark_streams_fold_to_the_per_record_model(tmp_path, mix, binder):
     """The writer path `rsx bench store` times (C order fold, upserts, small transactions so that
     orders span them) stores exactly what a per-record model of the stream says."""
     from rsx_appliance.store import _benchlib as B
@@ -345,7 +356,7 @@ def test_benchmark_streams_fold_to_the_per_record_model(tmp_path, mix):
         assert sorted(db.query("SELECT DISTINCT client_id FROM orders")) == [("mm",), ("taker",)]
 
 
-def test_client_ids_as_text_odd_bytes_escaped(tmp_path):
+def test_client_ids_as_text_odd_bytes_escaped(tmp_path, binder):
     from rsx_appliance.store.ingest import Ingest
     from rsx_appliance.store.writer import Writer
 
@@ -425,7 +436,7 @@ def check_reused_order_id(directory, url):
     db.close()
 
 
-def test_an_order_id_accepted_again_starts_its_row_over(tmp_path):
+def test_an_order_id_accepted_again_starts_its_row_over(tmp_path, binder):
     check_reused_order_id(tmp_path / "wal", f"sqlite:{tmp_path}/h.db")
 
 
@@ -483,3 +494,32 @@ def test_bench_store_lag_runs_the_process_path(tmp_path, capsys):
     assert lag["fills"] == lag["lagged_fills"] == lag["lag"]["count"] == 2000
     assert 0 < lag["lag"]["p50_ms"] <= lag["lag"]["max_ms"]
     assert load_run(save).stages["fill_due_to_commit"].histogram.total == 2000
+
+
+def test_fills_that_cannot_be_valued_keep_null_value_and_fees(tmp_path, binder):
+    check_unvalued_fills(tmp_path / "wal", f"sqlite:{tmp_path}/h.db")
+
+
+def check_unvalued_fills(directory, url):
+    """No CONFIG_APPLIED and no configured symbol: no value divisor, so value and fees are NULL, the rest
+    of the fill is stored."""
+    from rsx_appliance.records import PAYLOAD_DTYPES
+    from rsx_appliance.store.ingest import Ingest
+    from rsx_appliance.store.writer import Writer
+    from rsx_appliance.wal import WalWriter
+
+    p = np.zeros(5, dtype=PAYLOAD_DTYPES[T.FILL])
+    p["symbol_id"], p["taker_user_id"], p["maker_user_id"], p["price"], p["qty"] = 1, 3, 4, 100, 7
+    p["taker_order_id"] = np.frombuffer(b"".join(uuid.uuid4().bytes for _ in range(5)), dtype="V16")
+    p["maker_order_id"] = np.frombuffer(b"".join(uuid.uuid4().bytes for _ in range(5)), dtype="V16")
+    with WalWriter(directory, 1, retain_s=None, prealloc=False) as w:
+        w.append_batch(T.FILL, p)
+    with WalReader(directory, 1) as r:
+        r.seek(0)
+        batches = [(1, b) for b in r]
+    db = open_database(url)
+    migrate(db)
+    ing = Ingest(6)  # no fallback fees: nothing to value with
+    Writer(db).write(ing.convert(batches))
+    assert db.query("SELECT seq, qty, value, taker_fee, maker_fee FROM fills ORDER BY seq") == [
+        (seq, 7, None, None, None) for seq in range(1, 6)]

@@ -17,7 +17,8 @@ from rsx_appliance.store.db import open_database
 from rsx_appliance.store.service import StoreService
 
 from storeutil import pg_server, write_config
-from test_store import RISK0, Venue, check_equal, check_reused_order_id, serve, store_venue, tips_of
+from test_store import (RISK0, Venue, check_equal, check_reused_order_id, check_unvalued_fills, serve, store_venue,
+                        tips_of)
 
 
 @pytest.fixture
@@ -102,3 +103,7 @@ def test_database_stopped_for_a_while_store_waits_and_catches_up(tmp_path, pg):
 def test_postgresql_an_order_id_accepted_again_starts_its_row_over(tmp_path, pg):
     # the COPY of the accepted orders meets the old row: rolled back to its savepoint, merged instead
     check_reused_order_id(tmp_path / "wal", pg.url)
+
+
+def test_postgresql_fills_that_cannot_be_valued_keep_null_value_and_fees(tmp_path, pg):
+    check_unvalued_fills(tmp_path / "wal", pg.url)

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..fsutil import make_dirs
+from . import sqlite_native
 from .errors import StoreLockedError, StoreUnavailableError
 
 __all__ = ["Database", "DuplicateRowError", "StoreUrl", "parse_url", "open_database", "pg_copy_binary",
@@ -152,18 +153,19 @@ class Database:
 
     def insert_rows(self, table: str, columns: Sequence[str], arr: np.ndarray, *,
                     widths: Mapping[str, np.ndarray] | None = None,
-                    nulls: Mapping[str, np.ndarray] | None = None) -> None:
-        """Insert a numpy structured array whose fields are ``columns`` (int64, u1..u8 or V16).
+                    nulls: Mapping[str, str] | None = None) -> None:
+        """Insert a numpy structured array whose fields are ``columns`` (int64 or bytes fields).
 
-        PostgreSQL: one binary COPY built by numpy (``widths``/``nulls``: :func:`pg_copy_binary`);
-        SQLite: executemany of tuples (no widths or NULLs). A row whose key is already there raises
-        :class:`DuplicateRowError` (the transaction is then aborted on PostgreSQL: roll back to a
-        savepoint).
+        ``nulls[c]``: the name of an int64 field of arr; where it is not 0, column c is NULL.
+        PostgreSQL: one binary COPY built by numpy (``widths``: :func:`pg_copy_binary`); SQLite:
+        :meth:`bind_rows`. A row whose key is already there raises :class:`DuplicateRowError` (the
+        transaction is then aborted on PostgreSQL: roll back to a savepoint).
         """
         if len(arr) == 0:
             return
         if self.dialect == "postgresql":
-            data = pg_copy_binary(arr, columns, widths=widths, nulls=nulls)
+            masks = {c: arr[f] != 0 for c, f in (nulls or {}).items()}
+            data = pg_copy_binary(arr, columns, widths=widths, nulls=masks)
             cols = ", ".join(columns)
 
             def run():
@@ -172,10 +174,27 @@ class Database:
                         cp.write(data)
             self._guard(run)
         else:
-            marks = ", ".join("?" * len(columns))
-            rows = arr[list(columns)].tolist() if list(arr.dtype.names) != list(columns) else arr.tolist()
-            self._guard(lambda: self.conn.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows))
+            if widths:
+                raise TypeError("widths: PostgreSQL only")
+            self.bind_rows(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                           arr, columns, nulls)
+
+    def bind_rows(self, sql: str, arr: np.ndarray, columns: Sequence[str],
+                  nulls: Mapping[str, str] | None = None) -> None:
+        """SQLite: execute sql once per row of arr, parameter k + 1 from field columns[k] (``nulls`` as
+        for :meth:`insert_rows`). In C when the connection is native (no Python object per value),
+        else through the sqlite3 module."""
+        if len(arr) == 0:
+            return
+        if hasattr(self.conn, "bind_rows"):
+            self._guard(lambda: self.conn.bind_rows(sql, arr, columns, nulls))
+            return
+        rows = arr[list(columns)].tolist() if list(arr.dtype.names) != list(columns) else arr.tolist()
+        for c, flag in (nulls or {}).items():
+            k = list(columns).index(c)
+            for i in np.flatnonzero(arr[flag]):
+                rows[i] = rows[i][:k] + (None,) + rows[i][k + 1:]
+        self._guard(lambda: self.conn.executemany(sql, rows))
 
     # -- the one writer ------------------------------------------------------------
 
@@ -288,7 +307,8 @@ def open_database(url: str | StoreUrl, *, readonly: bool = False, base: str | No
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per reader
         else:
             make_dirs(path.parent)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=connect_timeout)
+            conn = sqlite_native.connect(str(path), connect_timeout) or sqlite3.connect(
+                path, isolation_level=None, timeout=connect_timeout)
             for pragma in SQLITE_WRITER_PRAGMAS:
                 conn.execute(f"PRAGMA {pragma}")
     except (sqlite3.Error, OSError) as exc:

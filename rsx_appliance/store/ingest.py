@@ -32,7 +32,8 @@ log = logging.getLogger("rsx.store")
 FILL_COLUMNS = ("symbol_id", "seq", "ts_ns", "taker_user_id", "maker_user_id", "taker_order_id",
                 "maker_order_id", "price", "qty", "taker_side", "taker_flags", "maker_flags",
                 "taker_remaining", "maker_remaining", "value", "taker_fee", "maker_fee")
-_FILL_ROW = np.dtype([(c, "V16" if c.endswith("order_id") else "<i8") for c in FILL_COLUMNS])
+# the fills columns, then a flag: the fill could not be valued (value and fees stored NULL)
+_FILL_ROW = np.dtype([(c, "V16" if c.endswith("order_id") else "<i8") for c in FILL_COLUMNS] + [("unvalued", "<i8")])
 
 
 def _struct_dtype(ctype: str) -> np.dtype:
@@ -297,11 +298,11 @@ class Ingest:
         bad = lib.rsx_ledger_fill_fees(n, i64(price), i64(qty), i64(divisor), i32(taker_bps), i32(maker_bps),
                                        i64(value), i64(tfee), i64(mfee), ffi.cast("uint8_t *", ok.ctypes.data))
         out["value"], out["taker_fee"], out["maker_fee"] = value, tfee, mfee
+        out["unvalued"] = 0
         if bad:
             log.warning("store: %d fill(s) of symbol %d cannot be valued (no valid config or value "
                         "beyond int64): stored with value and fees NULL", bad, symbol_id)
-            # marked with a value of -1; the writer stores NULL (a value is never negative)
-            out["value"][ok == 0] = -1
+            out["unvalued"] = ok == 0
         return out
 
     # -- risk journals -------------------------------------------------------------

@@ -33,15 +33,16 @@ def _stage_columns() -> str:
 
 
 _NEW_ORDER = np.dtype([(c, "V16" if c == "order_id" else "V24" if c == "client_id" else "<i8")
-                       for c in _ORDER_TABLE] + [("client_len", "<i8"), ("client_plain", "<i8")])
+                       for c in _ORDER_TABLE] + [("client_len", "<i8"), ("client_odd", "<i8")])
 
 
 def _new_order_rows(rows: np.ndarray) -> np.ndarray:
     """Folded rows of orders accepted in this transaction as orders rows (every field present)."""
     out = np.empty(len(rows), dtype=_NEW_ORDER)
     for c in _NEW_ORDER.names:
-        if c != "filled_qty":
+        if c not in ("filled_qty", "client_odd"):
             out[c] = rows[c]
+    out["client_odd"] = rows["client_plain"] == 0  # not plain ASCII: NULL here, escaped text after
     out["filled_qty"] = np.where(rows["has_filled"] != 0, rows["filled_qty"], 0) + rows["fill_add"]
     return out
 
@@ -179,24 +180,15 @@ class Writer:
         self.transactions += 1
 
     def _fills(self, t: Tables) -> None:
-        rows = t.fill_rows()
-        if not len(rows):
-            return
-        bad = rows["value"] < 0
-        if bad.any():
-            nulls = [tuple(None if c in ("value", "taker_fee", "maker_fee") else v
-                           for c, v in zip(FILL_COLUMNS, r)) for r in rows[bad].tolist()]
-            self.db.executemany(f"INSERT INTO fills ({', '.join(FILL_COLUMNS)}) VALUES "
-                                f"({', '.join('?' * len(FILL_COLUMNS))})", nulls)
-            rows = rows[~bad]
-        self.db.insert_rows("fills", FILL_COLUMNS, rows)
+        self.db.insert_rows("fills", FILL_COLUMNS, t.fill_rows(),
+                            nulls={c: "unvalued" for c in ("value", "taker_fee", "maker_fee")})
 
     def _orders(self, t: Tables) -> None:
         rows = t.orders
         if not len(rows):
             return
         if self.db.dialect == "sqlite":
-            self.db.executemany(self._upsert, rows.tolist())
+            self.db.bind_rows(self._upsert, rows, _ORDER_COLS)
         else:
             self._pg_orders(rows)
         odd = rows[(rows["has_create"] != 0) & (rows["client_plain"] == 0)]
@@ -218,7 +210,7 @@ class Writer:
             db.execute("SAVEPOINT new_orders")
             try:
                 db.insert_rows("orders", _ORDER_TABLE, new, widths={"client_id": new["client_len"]},
-                               nulls={"client_id": new["client_plain"] == 0})
+                               nulls={"client_id": "client_odd"})
                 db.execute("RELEASE SAVEPOINT new_orders")
             except DuplicateRowError:
                 db.execute("ROLLBACK TO SAVEPOINT new_orders")
