@@ -23,6 +23,7 @@ import numpy as np
 from ..config import Config, streams
 from ..dxs import DxsConsumer, DxsRejected
 from ..errors import SeqGapError, StreamError
+from ..wal.block import Block
 from ..status import StatusFile
 from .db import Database, open_database, parse_url
 from .errors import StoreStreamError, StoreUnavailableError
@@ -237,9 +238,13 @@ class StoreService:
                         name=self.cfg.store.consumer)
         src.consumer = c
         try:
+            step = self.cfg.store.batch_records
             async for batch in c:
-                if len(batch):
-                    await queue.put((src.stream_id, batch))
+                # a replay batch can hold more than a transaction may: split, so that a transaction closes
+                # at batch_records whatever the producer sends at once
+                for i in range(0, len(batch), step):
+                    await queue.put((src.stream_id, batch if len(batch) <= step else
+                                     Block(batch.raw, batch.index[i:i + step])))
                 if batch.caught_up:
                     self._check_ready()
         except DxsRejected as exc:
