@@ -122,9 +122,10 @@ static uint64_t min_sent(const struct rsx_cmp_sender *s)
 	return m;
 }
 
-/* Hand pending records to the kernel, oldest first, per destination. */
-static void flush(struct rsx_cmp_sender *s, uint64_t now)
+/* Hand pending records to the kernel, oldest first, per destination. Returns 0 if the kernel refused some. */
+static int flush(struct rsx_cmp_sender *s, uint64_t now)
 {
+	int all = 1;
 	uint64_t total = 0;
 	for (unsigned d = 0; d < s->cfg.ndest; d++) {
 		while (s->sent[d] < s->last_seq) {
@@ -138,20 +139,23 @@ static void flush(struct rsx_cmp_sender *s, uint64_t now)
 			unsigned k = cmp_ep_send(s->ep, s->msgs, n);
 			s->sent[d] += k;
 			total += k;
-			if (k < n)
+			if (k < n) {
+				all = 0;
 				break;	/* kernel full: stays pending */
+			}
 		}
 	}
 	if (total) {
 		s->st.sent += total;
 		s->last_tx_ns = now;
 	}
+	return all;
 }
 
 /* Check and store one record; no transmission. Returns its size or an error (nothing changed). */
 static int accept(struct rsx_cmp_sender *s, const uint8_t *rec, size_t len, uint64_t now)
 {
-	int size = rsx_record_check(rec, len);
+	int size = s->cfg.owner_sealed ? rsx_record_check_header(rec, len) : rsx_record_check(rec, len);
 	if (size < 0)
 		return size;
 	if ((size_t)size != len)
@@ -204,14 +208,14 @@ int rsx_cmp_sender_send_batch(struct rsx_cmp_sender *s, const void *buf, size_t 
 {
 	const uint8_t *p = buf;
 	size_t off = 0;
-	int n = 0, rc = 0;
+	int n = 0, rc = 0, kernel_full = 0;
 	uint64_t now = cmp_now();
 
 	if (!s || !buf || !used)
 		return RSX_EINVALID;
 	while (off < len) {
-		/* The record's own length comes from its type; check() bounds it by what is left. */
-		int size = rsx_record_check(p + off, len - off);
+		/* The record's size comes from its header, bounded by what is left; accept() checks the rest. */
+		int size = rsx_record_check_header(p + off, len - off);
 		if (size < 0) {
 			rc = size;
 			break;
@@ -221,10 +225,12 @@ int rsx_cmp_sender_send_batch(struct rsx_cmp_sender *s, const void *buf, size_t 
 			break;
 		off += (size_t)size;
 		n++;
-		if (s->last_seq - min_sent(s) >= s->ep->io->batch)
-			flush(s, now);
+		/* a full kernel stays full within one call: retrying after every record costs a batch each */
+		if (!kernel_full && s->last_seq - min_sent(s) >= s->ep->io->batch)
+			kernel_full = !flush(s, now);
 	}
-	flush(s, now);
+	if (!kernel_full)
+		flush(s, now);
 	*used = off;
 	return n > 0 ? n : (len == 0 ? 0 : rc);
 }

@@ -149,6 +149,14 @@ static void test_sender_checks(void)
 	T_EQ(ss.last_seq, 5);
 	n = t_bbo(rec, STREAM, 6);
 	T_EQ(rsx_cmp_sender_send(p.s, rec, (size_t)n), n);	/* state untouched by the refusals */
+	/* A batch is checked record by record too: a bad CRC stops it there. */
+	uint8_t two[2 * RSX_RECORD_MAX];
+	int n1 = t_bbo(two, STREAM, 7), n2 = t_bbo(two + n1, STREAM, 8);
+	two[n1 + 30] ^= 1;
+	size_t used = 0;
+	T_EQ(rsx_cmp_sender_send_batch(p.s, two, (size_t)(n1 + n2), &used), 1);
+	T_EQ(used, (size_t)n1);
+	T_EQ(rsx_cmp_sender_send_batch(p.s, two + n1, (size_t)n2, &used), RSX_ECRC);
 	/* Seq 0 is never data. */
 	struct rsx_cmp_sender *s2;
 	struct rsx_cmp_sender_config sc;
@@ -158,6 +166,22 @@ static void test_sender_checks(void)
 	rsx_cmp_addr_set(&sc.dest[0], "10.0.0.2", 9001);
 	T_EQ(rsx_cmp_sender_open(p.a, &sc, &s2), 0);
 	T_EQ(rsx_cmp_sender_open(p.a, &sc, &s2), RSX_EINVALID);	/* one sender per stream */
+	/*
+	 * owner_sealed: the stream owner's own sealed records; the CRC is not
+	 * hashed again (the receivers check it), every header field still is.
+	 */
+	struct rsx_cmp_sender *s3;
+	sc.stream_id = 98;
+	sc.owner_sealed = 1;
+	T_EQ(rsx_cmp_sender_open(p.a, &sc, &s3), 0);
+	n = t_bbo(rec, 98, 1);
+	rec[30] ^= 1;
+	T_EQ(rsx_cmp_sender_send(s3, rec, (size_t)n), n);
+	n = t_bbo(rec, 98, 2);
+	rec[0] = 2;
+	T_EQ(rsx_cmp_sender_send(s3, rec, (size_t)n), RSX_EVERSION);
+	n = t_bbo(rec, 97, 2);
+	T_EQ(rsx_cmp_sender_send(s3, rec, (size_t)n), RSX_ESTREAM);
 	n = t_bbo(rec, 99, 0);
 	T_EQ(rsx_cmp_sender_send(s2, rec, (size_t)n), RSX_ESEQ);
 	/* Bad configurations are refused. */

@@ -208,6 +208,12 @@ struct rsx_cmp_sender_config {
 	void *fetch_ctx;
 	uint32_t keyed;		/* 1: every datagram of the stream carries a MAC under key */
 	uint8_t key[RSX_CMP_KEY_BYTES];
+	/*
+	 * 1: the caller is the stream's owner handing over records it framed and
+	 * sealed itself (its WAL bytes): their header, stream and seq are checked,
+	 * the CRC is not hashed again (every receiver checks it).
+	 */
+	uint32_t owner_sealed;
 };
 
 struct rsx_cmp_sender_stats {
