@@ -16,18 +16,6 @@
 
 static uint64_t sweep(struct me_dedup *d, uint32_t now_t, uint64_t n);
 
-static inline uint64_t key_hash(uint32_t user, const rsx_oid_t *oid)
-{
-	uint64_t hi, lo;
-	memcpy(&hi, oid->b, 8);
-	memcpy(&lo, oid->b + 8, 8);
-	uint64_t h = lo ^ (hi * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)user * 0xc2b2ae3d27d4eb4full);
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 29;
-	return h;
-}
-
 static inline int same_key(const struct me_dedup_entry *e, uint32_t user, const rsx_oid_t *oid)
 {
 	uint64_t a[2], b[2];
@@ -76,7 +64,7 @@ static inline void put(struct me_dedup_entry *e, uint32_t user, const rsx_oid_t 
 int me_dedup_check_insert(struct me_dedup *d, uint32_t user, const rsx_oid_t *oid, uint32_t t,
 			  uint64_t seq, uint64_t *orig)
 {
-	uint64_t i = key_hash(user, oid) & d->mask;
+	uint64_t i = me_dedup_hash(user, oid) & d->mask;
 	struct me_dedup_entry *reuse = NULL;
 	for (;;) {
 		struct me_dedup_entry *e = &d->tab[i];
@@ -114,7 +102,7 @@ int me_dedup_check_insert(struct me_dedup *d, uint32_t user, const rsx_oid_t *oi
 
 int me_dedup_rebuild_insert(struct me_dedup *d, uint32_t user, const rsx_oid_t *oid, uint32_t t, uint64_t seq)
 {
-	uint64_t i = key_hash(user, oid) & d->mask;
+	uint64_t i = me_dedup_hash(user, oid) & d->mask;
 	for (;;) {
 		struct me_dedup_entry *e = &d->tab[i];
 		if (e->t == 0)
@@ -141,7 +129,7 @@ static void remove_at(struct me_dedup *d, uint64_t i)
 		struct me_dedup_entry *e = &d->tab[j];
 		if (e->t == 0)
 			break;
-		uint64_t k = key_hash(e->user_id, &e->oid) & d->mask;
+		uint64_t k = me_dedup_hash(e->user_id, &e->oid) & d->mask;
 		/* e may move to i only if its home k is not cyclically in (i, j] */
 		int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
 		if (stays)

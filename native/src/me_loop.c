@@ -411,16 +411,42 @@ static __attribute__((noinline)) int me_process(struct rsx_me *me, const uint8_t
 	}
 }
 
+#define ME_PREFETCH_AHEAD 4	/* requests ahead whose dedup slot is loaded while this one runs */
+
+static inline const uint8_t *batch_rec(const struct rsx_me *me, uint32_t i)
+{
+	return me->in + 48 + (size_t)i * ME_STRIDE;
+}
+
+static inline __attribute__((always_inline)) void prefetch_record(const struct rsx_me *me, const uint8_t *rec)
+{
+	uint16_t type;
+	memcpy(&type, rec + 2, 2);
+	if (type == RSX_REC_NEW_ORDER) {
+		const struct rsx_order *o = (const void *)(rec + RSX_HEADER_SIZE);
+		me_dedup_prefetch(&me->dd, o->user_id, &o->order_id);
+	}
+}
+
+static inline __attribute__((always_inline)) void prefetch_request(const struct rsx_me *me, uint32_t i)
+{
+	prefetch_record(me, batch_rec(me, i));
+}
+
 /* Process the read batch from in_pos on; stops (returns 0) when the rings are full. */
 static int process_batch(struct rsx_me *me)
 {
 	int done = 0;
+	for (uint32_t i = me->in_pos; i < me->in_n && i < me->in_pos + ME_PREFETCH_AHEAD; i++)
+		prefetch_request(me, i);
 	while (me->in_pos < me->in_n) {
 		if (UNLIKELY(!has_room(me))) {
 			me->c[MC_out_stalls]++;
 			break;
 		}
-		const uint8_t *rec = me->in + 48 + (size_t)me->in_pos * ME_STRIDE;
+		if (me->in_pos + ME_PREFETCH_AHEAD < me->in_n)
+			prefetch_request(me, me->in_pos + ME_PREFETCH_AHEAD);
+		const uint8_t *rec = batch_rec(me, me->in_pos);
 		int rc = me_process(me, rec, me->in_t);
 		if (UNLIKELY(rc < 0))
 			return rc;
@@ -679,15 +705,24 @@ int rsx_me_run(struct rsx_me *me)
 int64_t rsx_me_submit(struct rsx_me *me, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	size_t off = 0;
-	int64_t n = 0;
+	size_t off = 0, ahead = 0;
+	int64_t n = 0, queued = 0;	/* records from off to ahead, whose slots are being prefetched */
 	if (me->error)
 		return me->error;
 	set_running(me);
 	while (off < len) {
+		while (queued <= ME_PREFETCH_AHEAD && ahead < len) {
+			int sz = rsx_record_check(p + ahead, len - ahead);
+			if (sz < 0)
+				break;
+			prefetch_record(me, p + ahead);
+			ahead += (size_t)sz;
+			queued++;
+		}
 		int size = rsx_record_check(p + off, len - off);
 		if (size < 0)
 			return n ? n : size;
+		queued--;
 		int rc = make_room(me);
 		if (rc < 0)
 			return rc;
