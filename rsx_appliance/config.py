@@ -26,7 +26,7 @@ from .tune import _toml
 from .tune.errors import TuneInputError
 
 __all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "Account", "MarketdataConfig", "MarkConfig",
-           "MarkSourceConfig", "load_config", "default_config",
+           "MarkSourceConfig", "ConsoleConfig", "load_config", "default_config",
            "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER"]
 
 WAIT_MODES = ("auto", "spin", "backoff", "block")
@@ -72,6 +72,10 @@ port = 8080
 [marketdata]
 listen = "127.0.0.1"
 port = 8180
+
+[console]
+listen = "127.0.0.1"
+port = 8280                     # the web console: http://127.0.0.1:8280/
 
 [network]
 cmp_backend = "auto"
@@ -349,6 +353,19 @@ class MarkConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """`[console]`: the web console (specs/console.md 2)."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = 8280
+    refresh_s: int = 2
+    latency_window_s: int = 30
+    tune_check_s: int = 60
+    operator_audience: str = "rsx-operator"
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     cmp_backend: str = "auto"
     host: str = "127.0.0.1"
@@ -383,6 +400,7 @@ class Config:
     engine_symbols: tuple[str, ...] = ()  # names of the symbols with an ME on this host
     processes: tuple[ProcessSpec, ...] = field(default=())
     mark: MarkConfig = field(default=MarkConfig())
+    console: ConsoleConfig = field(default=ConsoleConfig())
 
     # -- lookups -------------------------------------------------------------
 
@@ -424,7 +442,7 @@ class Config:
                 "symbols": [s.to_dict() for s in self.symbols],
                 "engines": asdict(self.engines), "risk": asdict(self.risk),
                 "gateway": asdict(self.gateway), "marketdata": asdict(self.marketdata),
-                "mark": asdict(self.mark),
+                "mark": asdict(self.mark), "console": asdict(self.console),
                 "network": asdict(self.network), "auth": asdict(self.auth),
                 "accounts": [{"user_id": a.user_id, "deposit": a.deposit} for a in self.accounts],
                 "processes": [p.to_dict() for p in self.processes]}
@@ -672,6 +690,29 @@ def _mark(t: _toml.Table, symbol_names: set[str], collateral_decimals: int) -> M
     return MarkConfig(**kw)
 
 
+def _console(t: _toml.Table | None, audience: str) -> ConsoleConfig:
+    if t is None:
+        return ConsoleConfig()
+    d = ConsoleConfig()
+    kw: dict[str, Any] = {"enabled": t.get("enabled", bool, d.enabled), "listen": t.get("listen", str, d.listen)}
+    for key, lo, hi in (("port", 1, 65535), ("refresh_s", 1, 60), ("tune_check_s", 10, 86400)):
+        v = t.count(key, getattr(d, key), minimum=lo)
+        if v > hi:
+            raise t.fail(key, f"must be at most {hi}, not {v}")
+        kw[key] = v
+    window = t.count("latency_window_s", d.latency_window_s, minimum=kw["refresh_s"])
+    if window > 3600:
+        raise t.fail("latency_window_s", f"must be at most 3600, not {window}")
+    kw["latency_window_s"] = window
+    aud = t.get("operator_audience", str, d.operator_audience)
+    if not aud or aud == audience:
+        raise t.fail("operator_audience", f"must be a non-empty audience other than auth.audience ({audience!r}): "
+                     "a trading token must never act as an operator's")
+    kw["operator_audience"] = aud
+    t.done()
+    return ConsoleConfig(**kw)
+
+
 def _network(t: _toml.Table | None, where: str) -> NetworkConfig:
     if t is None:
         return NetworkConfig()
@@ -742,6 +783,9 @@ def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
                 cmp=None if cmp_off is None else (host, base + cmp_off + i),
                 dxs=None if dxs_off is None else (host, base + dxs_off + i),
                 ws=ws, stream_id=stream, symbol_id=sym.id if sym else None))
+    if cfg.console.enabled:  # last: it reads what the others publish (specs/console.md 2)
+        out.append(ProcessSpec(name="console.0", role="console", index=0, data_dir=cfg.data_dir / "console" / "0",
+                               ws=(cfg.console.listen, cfg.console.port)))
     seen: dict[tuple, str] = {}
     for p in out:
         for kind, addr in (("udp", p.cmp), ("tcp", p.dxs), ("tcp", p.ws)):
@@ -822,12 +866,13 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     parts["recorder"][1].done()
     network = _network(top.table("network"), where)
     auth = _auth(top.table("auth"))
+    console = _console(top.table("console"), auth.audience)
     accounts = _accounts(top, cd)
     top.done()
     cfg = Config(path=where, data_dir=ddir, profile=profile, symbols=symbols, engines=engines, risk=risk,
                  gateway=gateway, marketdata=marketdata, mark_instances=count.get("mark", 0),
                  recorder_instances=count.get("recorder", 0), network=network, auth=auth,
-                 accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark)
+                 accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark, console=console)
     return replace(cfg, processes=_processes(cfg))
 
 
