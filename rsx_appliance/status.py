@@ -1,4 +1,8 @@
-"""Status files: ``D/run/<process>.json``, written atomically (specs/config.md, "Status files")."""
+"""Status files: ``D/run/<process>.json``, written atomically (specs/config.md, "Status files").
+
+:class:`StatusFile` writes one process's file; :func:`read_status_dir` reads
+every file of a run directory (the console's operate page, specs/console.md 5.2).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 
 from .fsutil import atomic_write
 
-__all__ = ["StatusFile"]
+__all__ = ["StatusFile", "read_status_dir"]
 
 
 class StatusFile:
@@ -31,3 +35,28 @@ class StatusFile:
             doc.update(extra)
         # not fsynced: rewritten every second, it describes a live process (a reader never sees a mix)
         atomic_write(self.path, json.dumps(doc, default=int), make_parents=True, durable=False)
+
+
+def read_status_dir(run_dir: str | os.PathLike) -> dict[str, dict]:
+    """{process name: its status document} for every ``*.json`` in ``run_dir``.
+
+    A file that is not a JSON object (a partial copy from elsewhere, a foreign
+    file) is reported as ``{"name", "state": "unreadable", "error"}`` rather
+    than skipped. A missing directory is an empty result (nothing has run).
+    """
+    out: dict[str, dict] = {}
+    try:
+        paths = sorted(Path(run_dir).glob("*.json"))
+    except OSError:
+        return out
+    for path in paths:
+        try:
+            doc = json.loads(path.read_text())
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+        except FileNotFoundError:   # removed between the listing and the read
+            continue
+        except (OSError, ValueError) as exc:
+            doc = {"name": path.stem, "state": "unreadable", "error": f"{path.name}: {exc}"}
+        out[str(doc.get("name") or path.stem)] = doc
+    return out
