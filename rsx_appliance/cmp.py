@@ -144,6 +144,16 @@ def _addr(c_addr, host: str, port: int, mac: str | None = None) -> None:
         c_addr.mac = list(raw)
 
 
+def _key(c, key: bytes | None) -> None:
+    """Set a config's optional per-stream MAC key (specs/cmp.md section 12)."""
+    if key is None:
+        return
+    if not isinstance(key, (bytes, bytearray)) or len(key) != lib.RSX_CMP_KEY_BYTES:
+        raise InvalidArgumentError(ErrorCode.INVALID, f"key must be {lib.RSX_CMP_KEY_BYTES} bytes")
+    c.keyed = 1
+    c.key = list(bytes(key))
+
+
 def _host(c_addr) -> tuple[str, int]:
     ip = int(c_addr.ip).to_bytes(4, "little")
     return ".".join(str(b) for b in ip), int(c_addr.port)
@@ -233,6 +243,14 @@ class Endpoint:
         lib.rsx_cmp_endpoint_stats(self.ptr, st)
         return _struct_dict(st, "struct rsx_cmp_endpoint_stats")
 
+    def fileno(self) -> int:
+        """A descriptor that polls readable when datagrams wait (udp, xdp), for an event loop's
+        ``add_reader``; the endpoint owns it. Still call :meth:`poll` by the timers' deadline.
+
+        Raises ``OSError(EOPNOTSUPP)`` for the uring and mem backends, which wait inside :meth:`poll`.
+        """
+        return check(lib.rsx_cmp_endpoint_fd(self.ptr), "fileno")
+
     @property
     def fault_stats(self) -> dict[str, int]:
         """Fault-layer counters (all zero without a fault layer)."""
@@ -261,15 +279,20 @@ class Endpoint:
 
     def sender(self, stream_id: int, destinations: Iterable[tuple[str, int] | tuple[str, int, str]], *,
                ring_size: int = 4096, heartbeat_us: int = 10_000, retx_dedup_us: int = 250,
-               fetch: "WalReader | Callable[[int], bytes | None] | None" = None) -> "Sender":
-        """Attach the sender of ``stream_id``; see :class:`Sender`."""
-        s = Sender(self, stream_id, list(destinations), ring_size, heartbeat_us, retx_dedup_us, fetch)
+               fetch: "WalReader | Callable[[int], bytes | None] | None" = None,
+               key: bytes | None = None) -> "Sender":
+        """Attach the sender of ``stream_id``; see :class:`Sender`.
+
+        ``key`` (16 bytes, shared with the stream's receivers) tags every datagram
+        of the stream with a MAC, for networks that are not private.
+        """
+        s = Sender(self, stream_id, list(destinations), ring_size, heartbeat_us, retx_dedup_us, fetch, key)
         self._children.append(s)
         return s
 
     def receiver(self, stream_id: int, *, window: int = 4096, start_seq: int = 1, nak_delay_us: int = 100,
                  nak_retry_us: int = 1000, nak_max_retries: int = 8, nak_max_count: int = 1024,
-                 nak_max_runs: int = 64, link: bool = False) -> "Receiver":
+                 nak_max_runs: int = 64, link: bool = False, key: bytes | None = None) -> "Receiver":
         """Attach the receiver of ``stream_id``; see :class:`Receiver`.
 
         ``link=True`` for a stream that is not journaled (requests and replies
@@ -278,9 +301,11 @@ class Endpoint:
         ``stats["resyncs"]``), and skips a hole NAKs cannot fill (counted in
         ``stats["link_losses"]``) instead of needing replay. ``start_seq`` must
         then be left at 0 or 1. Never for a journaled stream (ME, risk, mark).
+        ``key``: the stream's MAC key (see :meth:`sender`); datagrams without a
+        valid tag are dropped (``stats["rx_bad_mac"]`` of the endpoint).
         """
         r = Receiver(self, stream_id, window, start_seq, nak_delay_us, nak_retry_us, nak_max_retries,
-                     nak_max_count, nak_max_runs, link)
+                     nak_max_count, nak_max_runs, link, key)
         self._children.append(r)
         return r
 
@@ -298,10 +323,12 @@ class Sender:
     """
 
     def __init__(self, ep: Endpoint, stream_id: int, destinations: list, ring_size: int, heartbeat_us: int,
-                 retx_dedup_us: int, fetch: "WalReader | Callable[[int], bytes | None] | None") -> None:
+                 retx_dedup_us: int, fetch: "WalReader | Callable[[int], bytes | None] | None",
+                 key: bytes | None = None) -> None:
         c = ffi.new("struct rsx_cmp_sender_config *")
         lib.rsx_cmp_sender_config_init(c)
         c.stream_id = stream_id
+        _key(c, key)
         if not 1 <= len(destinations) <= lib.RSX_CMP_MAX_DEST:
             raise InvalidArgumentError(ErrorCode.INVALID, f"1..{lib.RSX_CMP_MAX_DEST} destinations")
         c.ndest = len(destinations)
@@ -438,9 +465,10 @@ class Receiver:
 
     def __init__(self, ep: Endpoint, stream_id: int, window: int, start_seq: int, nak_delay_us: int,
                  nak_retry_us: int, nak_max_retries: int, nak_max_count: int, nak_max_runs: int,
-                 link: bool = False) -> None:
+                 link: bool = False, key: bytes | None = None) -> None:
         c = ffi.new("struct rsx_cmp_receiver_config *")
         lib.rsx_cmp_receiver_config_init(c)
+        _key(c, key)
         c.stream_id, c.window, c.start_seq = stream_id, window, start_seq
         c.nak_delay_us, c.nak_retry_us, c.nak_max_retries = nak_delay_us, nak_retry_us, nak_max_retries
         c.nak_max_count, c.nak_max_runs = nak_max_count, nak_max_runs
@@ -472,7 +500,8 @@ class Receiver:
     def receive(self, max: int = 1024, timeout: float | None = 0.0) -> Batch:
         """Poll the endpoint until records are deliverable or ``timeout`` s passed, then read up to ``max``.
 
-        One C call. Returns a possibly empty :class:`Batch`; raises
+        One C call; ``timeout=0`` polls the socket once without waiting.
+        Returns a possibly empty :class:`Batch`; raises
         :class:`NeedsReplay` (with ``.info``) when nothing is deliverable and
         the stream needs replay.
         """

@@ -117,6 +117,10 @@ class StreamMismatchError(StreamError, ValueError):
     """A record, file or request belongs to another stream (RSX_ESTREAM)."""
 
 
+class DurableLossError(StreamError):
+    """Records the WAL had reported durable are missing: its tail was lost or a file shrank (RSX_ELOST)."""
+
+
 class NeedsReplay(StreamError):
     """The stream has a gap NAKs could not fill: replay it (DXS) from ``info.expected`` (RSX_EREPLAY).
 
@@ -189,6 +193,7 @@ _NATIVE = {
     "AHEAD": SeqAheadError,
     "STREAM": StreamMismatchError,
     "REPLAY": NeedsReplay,
+    "LOST": DurableLossError,
 }
 # Every C code must have a class: fail at import, not on the first error.
 _missing = {e.name for e in ErrorCode} - set(_NATIVE)

@@ -76,7 +76,7 @@ def test_help_and_version(capsys):
 @pytest.mark.parametrize("argv,command,text", [
     ([], "rsx", "missing command: one of"),
     (["nosuch"], "rsx", "invalid choice: 'nosuch'"),
-    (["wal"], "rsx wal", "missing command: dump, stats, verify, follow or consumers"),
+    (["wal"], "rsx wal", "missing command: dump, stats, verify, follow, consumers or accept-loss"),
     (["bench"], "rsx bench", "missing command"),
     (["wal", "dump"], "rsx wal dump", "the following arguments are required: PATH"),
     (["report"], "rsx report", "the following arguments are required: FILE"),

@@ -195,9 +195,11 @@ def test_fetch_that_raises_is_counted_not_fatal():
             tx.send(rec(q))
             if q % 50 == 0:
                 b.poll(0)
-        got = pump(a, b, rx, 200, seconds=0.05)
-        assert got == [1, 2]
-        assert tx.stats["fetch_errors"] >= 1
+        # the sender answers that it cannot serve seq 3 (its tip says 3 exists): replay, without delay
+        with pytest.raises(NeedsReplay) as e:
+            pump(a, b, rx, 200, seconds=2)
+        assert e.value.info.gap_start == 3 and rx.info.delivered == 2
+        assert tx.stats["fetch_errors"] >= 1 and tx.stats["nak_replies"] >= 1
 
 
 def test_malformed_datagrams_are_counted_and_dropped():
@@ -329,3 +331,35 @@ def test_needs_replay_over_udp_sockets():
         assert [rx.replay(rec(q)) for q in range(21, 26)] == [False] * 4 + [True]
         got.extend(int(s) for s in rx.receive(256, timeout=1.0).seq)
         assert got == list(range(1, 201))
+
+
+def test_receive_with_timeout_zero_polls_the_socket_once():
+    """timeout=0 is a non-blocking poll: what already sits in the socket buffer is delivered."""
+    with cmp.Endpoint("udp", ("127.0.0.1", 0)) as a, cmp.Endpoint("udp", ("127.0.0.1", 0)) as b:
+        tx = a.sender(STREAM, [b.local])
+        rx = b.receiver(STREAM)
+        for q in range(1, 6):
+            tx.send(rec(q))
+        time.sleep(0.05)                     # the datagrams are in b's socket buffer
+        assert rx.receive(16, timeout=0).seq.tolist() == [1, 2, 3, 4, 5]
+        assert len(rx.receive(16, timeout=0)) == 0
+
+
+def test_fileno_polls_readable_when_datagrams_wait():
+    """An event loop can sleep on the endpoint's descriptor (udp); mem and uring wait inside poll()."""
+    import select
+
+    with cmp.Endpoint("udp", ("127.0.0.1", 0)) as a, cmp.Endpoint("udp", ("127.0.0.1", 0)) as b:
+        tx = a.sender(STREAM, [b.local], heartbeat_us=0)
+        rx = b.receiver(STREAM)
+        fd = b.fileno()
+        assert select.select([fd], [], [], 0) == ([], [], [])      # nothing waits yet
+        tx.send(rec(1))
+        assert select.select([fd], [], [], 2)[0] == [fd]           # the datagram makes it readable
+        b.poll(0)
+        assert [int(s) for s in rx.read(10).seq] == [1]
+        assert select.select([fd], [], [], 0)[0] == []             # drained by poll
+    a, b = mem_pair()
+    with a, b, pytest.raises(OSError) as exc:
+        b.fileno()
+    assert exc.value.errno == errno.EOPNOTSUPP

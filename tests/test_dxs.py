@@ -326,3 +326,69 @@ def test_tip_file(tmp_path):
     (tmp_path / "risk.tip").write_bytes(b"\x01\x02\x03")
     with pytest.raises(ValueError):
         tip.load()                              # never silently 0
+
+
+@pytest.mark.parametrize("name", ["a.tmp", ".hidden", "bad name"])
+def test_a_consumer_name_retention_could_not_keep_is_rejected_with_a_reason(tmp_path, name):
+    """The server refuses to register it (REPLAY_REJECT INVALID) instead of closing without a word."""
+    write_stream(tmp_path, 10)
+
+    async def main():
+        async with DxsServer(tmp_path) as srv:
+            req = encode(RecordType.REPLAY_REQUEST, stream_id=1, from_seq=1, consumer=name.encode())
+            r, w = await asyncio.open_connection("127.0.0.1", srv.port)
+            w.write(req)
+            await w.drain()
+            answer = await asyncio.wait_for(r.read(), 5)
+            w.close()
+            return answer
+
+    from rsx_appliance.records import decode
+    rec = decode(run(main()))
+    assert rec.type == RecordType.REPLAY_REJECT and rec.error == ErrorCode.INVALID
+    assert not (tmp_path / "consumers").exists()
+    with pytest.raises(ValueError):
+        DxsConsumer(("127.0.0.1", 1), 1, name=name)         # refused before it is even sent
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_a_file_that_shrinks_under_the_server_is_a_reject_not_a_crash(tmp_path, rotated):
+    """The server maps a file; the file is cut short (a lost tail, an operator's mistake). The consumer
+    gets REPLAY_REJECT with a reason; the server (its own process) survives for everyone else."""
+    wal = tmp_path / "wal"
+    n = 200_000                                       # 16 MB in one file: more than the socket buffers
+    with WalWriter(wal, 1, file_size=64 << 20, prealloc=False) as w:
+        append_n(w, n)
+    victim = next(wal.glob("*_active.wal"))
+    if rotated:                                       # the same bytes under a rotated file's name
+        victim = victim.rename(wal / f"1_1_{n}.wal")
+        with WalWriter(wal, 1, file_size=64 << 20, prealloc=False):
+            pass
+    port = free_port()
+    srv = start_server(wal, port)
+
+    async def main():
+        c = DxsConsumer(("127.0.0.1", port), 1, from_seq=1, max_batch_bytes=64 << 10,
+                        backoff=(0.02, 0.2))
+        got = 0
+        with pytest.raises(DxsRejected) as e:
+            async for b in c:
+                got = c.tip
+                if got and victim.stat().st_size > 1 << 20:
+                    await asyncio.sleep(0.3)          # let the server fill the socket and stall
+                    os.truncate(victim, 1 << 20)      # then cut the file it has mapped
+        await c.close()
+        return got, e.value
+
+    try:
+        got, rej = run(main(), timeout=60)
+        assert rej.code == ErrorCode.LOST, rej
+        assert rej.from_seq == got + 1 and 0 < got < n        # what it read before the cut was whole
+        assert srv.poll() is None, "the server died"
+        # and it still serves: a fresh consumer gets the records that are left, then the same reject
+        with pytest.raises(DxsRejected):
+            run(collect(("127.0.0.1", port), 1, 1))
+        assert srv.poll() is None
+    finally:
+        srv.kill()
+        srv.wait()

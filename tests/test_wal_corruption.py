@@ -162,3 +162,38 @@ def test_deleted_middle_file_is_a_gap(pristine):
             WalWriter(d, 1)                      # the writer refuses to guess
     finally:
         shutil.rmtree(d)
+
+
+def test_corruption_inside_durable_data_is_not_called_a_torn_tail(pristine):
+    """A bad record below the durable size the tip published: corrupt, and the writer refuses to open."""
+    src, layout = pristine
+    d = _copy(src)
+    try:
+        name, recs = layout[-1]
+        assert name.endswith("_active.wal") and len(recs) > 3
+        off = recs[len(recs) // 2][0]
+        _flip(d / name, off + 20, 3)
+        wf = read_file(d / name)
+        assert wf.brk is not None and not wf.brk.tail
+        rep = verify(d)
+        assert not rep.ok
+        assert "torn tail" not in rep.problems[0] and "cuts" not in rep.problems[0]
+        assert "refuse" in rep.problems[0]
+        with pytest.raises(RecordError):
+            WalWriter(d, 1, file_size=16 << 10, prealloc=False)
+    finally:
+        shutil.rmtree(d)
+
+
+def test_torn_tail_length_does_not_count_preallocated_zeros(tmp_path):
+    write_stream(tmp_path, 100, file_size=1 << 20)      # preallocated: the active file is 1 MiB
+    active = next(tmp_path.glob("*_active.wal"))
+    end = read_file(active).index[-1]
+    end = int(end["offset"]) + int(end["size"])
+    assert active.stat().st_size == 1 << 20
+    with open(active, "r+b") as f:                      # a crash left 37 bytes of a batch past the durable end
+        f.seek(end)
+        f.write(b"\x01" * 37)
+    with WalWriter(tmp_path, 1, file_size=1 << 20) as w:
+        st_ = w.stats()
+        assert st_.recovered_offset == end and st_.recovered_bytes == 37

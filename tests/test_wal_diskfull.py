@@ -108,3 +108,40 @@ def test_full_disk_blocks_a_blocking_writer_until_space_returns(small_disk):
     seqs, qtys = read_all(wal)
     assert seqs.tolist() == list(range(1, total + 1))
     assert (qtys == seqs.astype(np.int64)).all()
+
+
+def test_a_failed_sync_says_failed_and_restart_not_resumes(tmp_path):
+    """fdatasync failing with ENOSPC is fatal (the kernel may have dropped the pages): the message says FAILED."""
+    import shutil
+    import subprocess
+    import sys
+
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is needed to build the fdatasync fault shim")
+    shim = tmp_path / "sync_fault.so"
+    src = os.path.join(os.path.dirname(__file__), "shims", "sync_fault.c")
+    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(shim), str(src)], check=True)
+    flag = tmp_path / "fail-now"
+    script = (
+        "import sys\n"
+        "from rsx_appliance.wal import WalWriter\n"
+        "from rsx_appliance.records import RecordType\n"
+        "w = WalWriter(sys.argv[1], 1, prealloc=False)\n"
+        "w.append(RecordType.ORDER_INSERTED, qty=1)\n"
+        "w.flush()\n"
+        "open(sys.argv[2], 'w').close()\n"
+        "w.append(RecordType.ORDER_INSERTED, qty=2)\n"
+        "try:\n"
+        "    w.wait_durable(2, timeout=10)\n"
+        "except OSError as e:\n"
+        "    print('ERROR', e, '| state', w.stats().state, '| durable', w.durable_seq)\n"
+    )
+    env = {**os.environ, "LD_PRELOAD": str(shim), "RSX_SYNC_FAULT_FLAG": str(flag)}
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "wal"), str(flag)],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip()
+    assert line.startswith("ERROR") and "| state failed | durable 1" in line, line
+    assert "FAILED" in line and "restart" in line, line
+    assert "space is freed" not in line and "resumes" not in line, line

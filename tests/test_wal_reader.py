@@ -126,3 +126,23 @@ def test_scan_of_a_buffer(tmp_path):
     assert len(res.index) == 9 and res.stop.name == "PARTIAL"
     with pytest.raises(ValueError):
         scan(raw, offset=10, length=len(raw))
+
+
+def test_read_file_of_another_stream_is_refused_unless_asked(tmp_path):
+    """A file whose records belong to another stream than its name says is refused, unless asked for."""
+    from rsx_appliance.errors import StreamMismatchError
+
+    write_stream(tmp_path / "s7", 50, stream_id=7, file_size=1 << 20, prealloc=False)
+    src = next((tmp_path / "s7").glob("*_active.wal"))
+    other = tmp_path / "9_1_active.wal"                  # a stream-9 name over stream-7 records
+    other.write_bytes(src.read_bytes())
+    with pytest.raises(StreamMismatchError, match="stream 7"):
+        read_file(other)
+    with pytest.raises(StreamMismatchError):
+        read_file(src, stream_id=9)
+    assert len(read_file(other, stream_id=7)) == 50        # asked for that stream
+    assert len(read_file(other, stream_id=None)) == 50     # asked for any stream
+    unnamed = tmp_path / "copy.bin"
+    unnamed.write_bytes(src.read_bytes())
+    assert len(read_file(unnamed)) == 50                   # no name to hold it to: its first record's stream
+    assert len(read_file(src)) == 50

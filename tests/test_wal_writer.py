@@ -182,3 +182,69 @@ def test_retention_waits_for_registered_consumers(tmp_path, caplog):
     seqs, _ = read_all(tmp_path)
     assert seqs[0] == st.oldest_seq and seqs[-1] == 2500
     assert (np.diff(seqs.astype(np.int64)) == 1).all()
+
+
+def test_close_from_another_thread_fails_a_blocked_appender(tmp_path):
+    """close() wakes the appender stalled on a full ring, which raises; nothing is freed under it."""
+    import threading
+    import time
+
+    w = WalWriter(tmp_path, 1, ring_size=64 << 10, batch_records=1_000_000, batch_us=30_000_000,
+                  prealloc=False)
+    outcome: dict = {}
+
+    def appender():
+        try:
+            w.append_batch(INSERTED, payloads(1, 100_000))
+            outcome["done"] = True
+        except Exception as e:                 # noqa: BLE001 - the test inspects it
+            outcome["error"] = e
+
+    t = threading.Thread(target=appender)
+    t.start()
+    deadline = time.monotonic() + 5
+    while w.stats().stalls == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.02)
+    w.close()
+    t.join(5)
+    assert not t.is_alive()
+    assert isinstance(outcome.get("error"), ValueError) and "closed" in str(outcome["error"])
+    seqs, _ = read_all(tmp_path)
+    assert len(seqs) > 0 and seqs.tolist() == list(range(1, len(seqs) + 1))
+
+
+@pytest.mark.parametrize("name", ["x.tmp", "risk.tmp"])
+def test_a_consumer_name_the_tools_cannot_keep_is_refused_at_registration(tmp_path, name):
+    """`NAME.tmp` is how a position is written: such a name would be invisible to retention."""
+    from rsx_appliance.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        consumer_set(tmp_path, name, 0)
+    assert consumers(tmp_path) == {}
+
+
+@pytest.mark.parametrize("name", ["risk 0", "a.tmpfile", "r" * 80, "ünï"])
+def test_retention_honours_every_registered_consumer_whatever_its_name(tmp_path, name):
+    """A position file put there by hand or an older version still holds retention."""
+    (tmp_path / "consumers").mkdir()
+    (tmp_path / "consumers" / name).write_text("0\n")
+    with WalWriter(tmp_path, 1, file_size=16 << 10, retain_s=0) as w:
+        append_n(w, 2000)
+        w.flush()
+        st = w.stats()
+    assert st.deleted_files == 0 and st.retention_blocks > 0 and st.oldest_seq == 1
+    assert consumers(tmp_path) == {name: 0}
+    consumer_drop(tmp_path, name)                     # the operator can drop it by its name
+    assert consumers(tmp_path) == {}
+
+
+def test_an_unreadable_position_holds_retention(tmp_path):
+    (tmp_path / "consumers").mkdir()
+    (tmp_path / "consumers" / "mangled").write_text("not a seq\n")
+    with WalWriter(tmp_path, 1, file_size=16 << 10, retain_s=0) as w:
+        append_n(w, 2000)
+        w.flush()
+        st = w.stats()
+    assert st.deleted_files == 0 and st.retention_blocks > 0
+    assert consumers(tmp_path) == {"mangled": None}

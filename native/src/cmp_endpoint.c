@@ -143,6 +143,11 @@ void rsx_cmp_local_addr(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_addr *
 	*out = ep->backend->local;
 }
 
+int rsx_cmp_endpoint_fd(const struct rsx_cmp_endpoint *ep)
+{
+	return ep->backend->ops->fd ? ep->backend->ops->fd(ep->backend) : -EOPNOTSUPP;
+}
+
 void rsx_cmp_endpoint_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_endpoint_stats *out)
 {
 	*out = ep->st;
@@ -194,6 +199,24 @@ unsigned cmp_ep_send(struct rsx_cmp_endpoint *ep, const struct cmp_txmsg *m, uns
 	return done;
 }
 
+int cmp_send_control(struct rsx_cmp_endpoint *ep, uint16_t type, void *payload, size_t len,
+		     const uint8_t *key, const struct rsx_cmp_addr *to)
+{
+	uint8_t buf[RSX_RECORD_MAX + RSX_CMP_MAC_BYTES];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	cmp_put64((uint8_t *)payload + 8, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+	int n = rsx_record_frame(buf, RSX_RECORD_MAX, type, payload, len);
+	if (n < 0)
+		return 0;
+	if (key) {
+		rsx_cmp_mac(key, buf, (size_t)n, buf + n);
+		n += RSX_CMP_MAC_BYTES;
+	}
+	struct cmp_txmsg m = { .buf = buf, .len = (uint32_t)n, .to = *to };
+	return cmp_ep_send(ep, &m, 1) == 1;
+}
+
 int rsx_cmp_send_raw(struct rsx_cmp_endpoint *ep, const void *buf, size_t len,
 		     const struct rsx_cmp_addr *to)
 {
@@ -225,7 +248,7 @@ static void dispatch(struct rsx_cmp_endpoint *ep, const struct cmp_rxmsg *m, uin
 		}
 		return;
 	}
-	if ((uint32_t)size != m->len || m->truncated) {
+	if ((uint32_t)size > m->len || m->truncated) {
 		st->rx_bad_length++;
 		return;
 	}
@@ -240,18 +263,28 @@ static void dispatch(struct rsx_cmp_endpoint *ep, const struct cmp_rxmsg *m, uin
 		return;
 	}
 	struct cmp_stream *s = cmp_stream_get(ep, CMP_REC_STREAM(m->buf), 0);
-	if (type == RSX_REC_NAK) {
-		if (!s || !s->sender) {
+	if (!s || !(type == RSX_REC_NAK ? (void *)s->sender : (void *)s->receiver)) {
+		if ((uint32_t)size != m->len)
+			st->rx_bad_length++;
+		else
 			st->rx_unknown_stream++;
-			return;
-		}
+		return;
+	}
+	/* a keyed stream's datagram is the record and its tag; any other is the record alone */
+	const uint8_t *key = type == RSX_REC_NAK ? cmp_sender_key(s->sender) : cmp_receiver_key(s->receiver);
+	if (key ? m->len != (uint32_t)size + RSX_CMP_MAC_BYTES ||
+		  !cmp_mac_ok(key, m->buf, (size_t)size, m->buf + size)
+		: (uint32_t)size != m->len) {
+		if (key)
+			st->rx_bad_mac++;
+		else
+			st->rx_bad_length++;
+		return;
+	}
+	if (type == RSX_REC_NAK) {
 		st->rx_datagrams++;
 		st->rx_bytes += m->len;
 		cmp_sender_on_nak(s->sender, m->buf, &m->from, now);
-		return;
-	}
-	if (!s || !s->receiver) {
-		st->rx_unknown_stream++;
 		return;
 	}
 	st->rx_datagrams++;
@@ -259,7 +292,7 @@ static void dispatch(struct rsx_cmp_endpoint *ep, const struct cmp_rxmsg *m, uin
 	if (type == RSX_REC_HEARTBEAT)
 		cmp_receiver_on_heartbeat(s->receiver, m->buf, &m->from, now);
 	else
-		cmp_receiver_on_data(s->receiver, m->buf, m->len, &m->from, now);
+		cmp_receiver_on_data(s->receiver, m->buf, (uint32_t)size, &m->from, now);
 }
 
 /* Run every timer; returns the earliest next due time (0 = none). */
@@ -344,16 +377,18 @@ int rsx_cmp_receive(struct rsx_cmp_endpoint *ep, struct rsx_cmp_receiver *r,
 	uint64_t start = cmp_now();
 	uint64_t deadline = timeout_us < 0 ? UINT64_MAX : start + (uint64_t)timeout_us * 1000;
 
-	for (;;) {
+	for (int polled = 0;; polled = 1) {
 		if (cmp_receiver_ready(r)) {
 			int n = rsx_cmp_receiver_read(r, out, stride, max);
 			if (n != 0)
 				return n;	/* 0: only seqs a link receiver skipped as lost */
 		}
 		uint64_t now = cmp_now();
-		if (now >= deadline)
+		if (now >= deadline && polled)	/* timeout 0: still one look at the socket */
 			return rsx_cmp_receiver_read(r, out, stride, max);
-		int rc = rsx_cmp_poll(ep, deadline == UINT64_MAX ? -1 : (int64_t)((deadline - now + 999) / 1000));
+		int64_t left = deadline == UINT64_MAX ? -1
+			     : now >= deadline ? 0 : (int64_t)((deadline - now + 999) / 1000);
+		int rc = rsx_cmp_poll(ep, left);
 		if (rc < 0)
 			return rc;
 	}

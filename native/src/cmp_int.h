@@ -20,6 +20,8 @@
 #define CMP_SLOT 144		/* RSX_RECORD_MAX: one frame of any record type */
 #define CMP_MAX_STREAMS 64	/* senders + receivers per endpoint */
 
+#define CMP_TX_SLOT (CMP_SLOT + RSX_CMP_MAC_BYTES)	/* a sender's frame: record + tag */
+
 _Static_assert(CMP_SLOT == RSX_RECORD_MAX, "one slot holds the largest record");
 
 struct rsx_cmp_io;
@@ -60,6 +62,8 @@ struct rsx_cmp_io_ops {
 	uint64_t (*tick)(struct rsx_cmp_io *io, uint64_t now);
 	/* Datagrams the kernel dropped before we could read them (socket or ring full). May be NULL. */
 	uint64_t (*drops)(struct rsx_cmp_io *io);
+	/* A descriptor that polls readable when datagrams wait (udp, xdp). May be NULL. */
+	int (*fd)(struct rsx_cmp_io *io);
 	/* Fill in a destination's MAC (xdp); others leave it. May be NULL. */
 	int (*resolve)(struct rsx_cmp_io *io, struct rsx_cmp_addr *a);
 	void (*close)(struct rsx_cmp_io *io);
@@ -136,6 +140,15 @@ struct cmp_stream *cmp_stream_get(struct rsx_cmp_endpoint *ep, uint32_t stream_i
  */
 unsigned cmp_ep_send(struct rsx_cmp_endpoint *ep, const struct cmp_txmsg *m, unsigned n);
 
+/*
+ * Frame a control record (NAK, HEARTBEAT) whose payload is filled in but for
+ * ts_ns (stamped here, CLOCK_REALTIME), tag it under key (NULL = unkeyed) and
+ * send it to `to`. Returns 1 if the kernel took it (a refused one is retried
+ * by the caller's timer).
+ */
+int cmp_send_control(struct rsx_cmp_endpoint *ep, uint16_t type, void *payload, size_t len,
+		     const uint8_t *key, const struct rsx_cmp_addr *to);
+
 /* Sender hooks called by the endpoint. */
 void cmp_sender_on_nak(struct rsx_cmp_sender *s, const uint8_t *rec, const struct rsx_cmp_addr *from,
 		       uint64_t now);
@@ -151,6 +164,12 @@ void cmp_receiver_on_heartbeat(struct rsx_cmp_receiver *r, const uint8_t *rec,
 uint64_t cmp_receiver_tick(struct rsx_cmp_receiver *r, uint64_t now);
 int cmp_receiver_ready(const struct rsx_cmp_receiver *r);	/* 1 deliverable, -1 needs replay, 0 */
 void cmp_receiver_free(struct rsx_cmp_receiver *r);
+
+/* Whether tag is rec[0..len)'s MAC under key (constant time). */
+int cmp_mac_ok(const uint8_t key[RSX_CMP_KEY_BYTES], const uint8_t *rec, size_t len, const uint8_t *tag);
+/* The key a stream's datagrams of this type are checked with (NULL = unkeyed). */
+const uint8_t *cmp_sender_key(const struct rsx_cmp_sender *s);
+const uint8_t *cmp_receiver_key(const struct rsx_cmp_receiver *r);
 
 /* Unaligned little-endian field access (payloads in buffers are not aligned: lesson 40). */
 static inline uint16_t cmp_get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }

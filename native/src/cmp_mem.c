@@ -113,7 +113,13 @@ int cmp_mem_link(struct rsx_cmp_io *a, struct rsx_cmp_io *b)
 {
 	if (a->ops != &mem_ops || b->ops != &mem_ops)
 		return RSX_EINVALID;
-	((struct mem_io *)a)->peer = (struct mem_io *)b;
-	((struct mem_io *)b)->peer = (struct mem_io *)a;
+	struct mem_io *ma = (struct mem_io *)a, *mb = (struct mem_io *)b;
+	/* re-linking detaches the old partners (no pointer left to a closed endpoint) */
+	if (ma->peer && ma->peer->peer == ma)
+		ma->peer->peer = NULL;
+	if (mb->peer && mb->peer->peer == mb)
+		mb->peer->peer = NULL;
+	ma->peer = mb;
+	mb->peer = ma;
 	return 0;
 }

@@ -45,6 +45,8 @@ struct rsx_cmp_receiver {
 	int have_src;
 	struct rsx_cmp_addr src;	/* where NAKs go: the stream's last datagram came from here */
 	uint64_t last_heard;
+	uint64_t tip_ns;		/* when the sender last said its tip (a HEARTBEAT), 0 = never */
+	uint64_t tip;			/* ... and what it said */
 	struct rsx_cmp_receiver_stats st;
 };
 
@@ -75,7 +77,7 @@ int rsx_cmp_receiver_open(struct rsx_cmp_endpoint *ep, const struct rsx_cmp_rece
 	uint64_t w = cfg ? cfg->window : 0;
 	if (!ep || !cfg || !out || w < 64 || w > (1u << 20) || (w & (w - 1)) ||
 	    cfg->nak_retry_us == 0 || cfg->nak_max_retries == 0 || cfg->nak_max_count == 0 ||
-	    cfg->nak_max_runs == 0 || cfg->link > 1 || (cfg->link && cfg->start_seq > 1))
+	    cfg->nak_max_runs == 0 || cfg->link > 1 || (cfg->link && cfg->start_seq > 1) || cfg->keyed > 1)
 		return RSX_EINVALID;
 	struct cmp_stream *slot = cmp_stream_get(ep, cfg->stream_id, 0);
 	if (slot && slot->receiver)
@@ -106,6 +108,11 @@ int rsx_cmp_receiver_open(struct rsx_cmp_endpoint *ep, const struct rsx_cmp_rece
 	slot->receiver = r;
 	*out = r;
 	return 0;
+}
+
+const uint8_t *cmp_receiver_key(const struct rsx_cmp_receiver *r)
+{
+	return r->cfg.keyed ? r->cfg.key : NULL;
 }
 
 void cmp_receiver_free(struct rsx_cmp_receiver *r)
@@ -260,6 +267,30 @@ void cmp_receiver_on_data(struct rsx_cmp_receiver *r, const uint8_t *rec, uint32
 		track(r, now);
 }
 
+/*
+ * The sender says its tip is h, below what we took as `highest` (a forged
+ * heartbeat or data seq, or a stale claim): holes above both h and every
+ * record we hold do not exist; forget them (counted), never NAK or replay
+ * for them. A real seq above h comes back with the sender's next datagram.
+ */
+static void forget_above(struct rsx_cmp_receiver *r, uint64_t h)
+{
+	uint64_t keep = h > r->highest_held ? h : r->highest_held;
+	if (keep < r->expected - 1)
+		keep = r->expected - 1;
+	if (keep >= r->highest)
+		return;
+	for (uint64_t s = keep + 1; s <= r->tracked; s++) {
+		struct rmeta *m = &r->meta[s & r->mask];
+		if (m->hole == s && m->held != s)
+			m->hole = 0;
+	}
+	if (r->tracked > keep)
+		r->tracked = keep;
+	r->highest = keep;
+	r->st.unconfirmed++;
+}
+
 void cmp_receiver_on_heartbeat(struct rsx_cmp_receiver *r, const uint8_t *rec,
 			       const struct rsx_cmp_addr *from, uint64_t now)
 {
@@ -269,8 +300,17 @@ void cmp_receiver_on_heartbeat(struct rsx_cmp_receiver *r, const uint8_t *rec,
 	r->src = *from;
 	r->have_src = 1;
 	r->last_heard = now;
+	r->tip_ns = now;
+	r->tip = h;
 	if (!r->joined) {
-		join(r, h + 1);	/* start_seq 0: what comes after the sender's tip */
+		/*
+		 * start_seq 0: what comes after the sender's tip. A tip of 0 says
+		 * nothing (a sender that has not sent since it started, such as an
+		 * engine restarted from its WAL): joining at 1 would NAK the whole
+		 * history, so wait for its first record instead.
+		 */
+		if (h)
+			join(r, h + 1);
 		return;
 	}
 	if (h < r->delivered) {
@@ -287,24 +327,20 @@ void cmp_receiver_on_heartbeat(struct rsx_cmp_receiver *r, const uint8_t *rec,
 	if (h > r->highest) {
 		r->highest = h;
 		track(r, now);
+	} else if (h < r->highest) {
+		forget_above(r, h);
 	}
 }
 
 static void send_nak(struct rsx_cmp_receiver *r, uint64_t from, uint64_t count)
 {
 	struct rsx_nak nak;
-	uint8_t buf[RSX_HEADER_SIZE + sizeof(nak)];
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
 	memset(&nak, 0, sizeof(nak));
-	nak.ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	nak.stream_id = r->cfg.stream_id;
 	nak.from_seq = from;
 	nak.count = count;
-	rsx_record_frame(buf, sizeof(buf), RSX_REC_NAK, &nak, sizeof(nak));
-	struct cmp_txmsg m = { .buf = buf, .len = sizeof(buf), .to = r->src };
-	cmp_ep_send(r->ep, &m, 1);	/* a NAK refused by the kernel is retried by its timer */
+	/* a NAK refused by the kernel is retried by its timer */
+	cmp_send_control(r->ep, RSX_REC_NAK, &nak, sizeof(nak), cmp_receiver_key(r), &r->src);
 	r->st.naks_sent++;
 	r->st.nak_seqs += count;
 }
@@ -337,6 +373,18 @@ static void skip(struct rsx_cmp_receiver *r, uint64_t last, uint64_t now)
 	}
 }
 
+/*
+ * Whether hole s's last NAK went unanswered by a live sender: the sender was
+ * heard from since (a silent one may just be descheduled), and it did not
+ * say since (a HEARTBEAT) that its tip is below s. Only such NAKs count
+ * toward NEEDS_REPLAY (or a link's skip): a seq the sender never sent never
+ * exhausts, whatever a forged datagram claimed.
+ */
+static inline int unanswered(const struct rsx_cmp_receiver *r, const struct rmeta *m, uint64_t s)
+{
+	return r->last_heard > m->nak_ns && !(r->tip_ns > m->nak_ns && r->tip < s);
+}
+
 /* Scan the holes oldest first; NAK the due ones as runs; detect exhausted holes. */
 uint64_t cmp_receiver_tick(struct rsx_cmp_receiver *r, uint64_t now)
 {
@@ -363,7 +411,7 @@ uint64_t cmp_receiver_tick(struct rsx_cmp_receiver *r, uint64_t now)
 		 * after it: a sender that is silent (descheduled, restarting) is not
 		 * a sender that cannot serve the seq, so it never exhausts a hole.
 		 */
-		if (m->tries >= r->cfg.nak_max_retries && r->last_heard > m->nak_ns) {
+		if (m->tries >= r->cfg.nak_max_retries && unanswered(r, m, s)) {
 			exhausted = s;
 			s++;
 			continue;
@@ -376,9 +424,9 @@ uint64_t cmp_receiver_tick(struct rsx_cmp_receiver *r, uint64_t now)
 		while (s <= r->tracked && count < r->cfg.nak_max_count) {
 			m = &r->meta[s & r->mask];
 			if (m->held == s || m->hole != s || m->due > now ||
-			    (m->tries >= r->cfg.nak_max_retries && r->last_heard > m->nak_ns))
+			    (m->tries >= r->cfg.nak_max_retries && unanswered(r, m, s)))
 				break;
-			if (m->tries == 0 || r->last_heard > m->nak_ns)
+			if (m->tries == 0 || unanswered(r, m, s))
 				m->tries++;
 			m->nak_ns = now;
 			/*

@@ -4,7 +4,9 @@
  * idle heartbeats (specs/cmp.md section 3).
  *
  * The sender never frames or re-sequences: records arrive sealed from the
- * stream owner and the bytes in the ring are the bytes on the wire.
+ * stream owner and the bytes in the ring are the bytes on the wire (followed
+ * by their tag on a keyed stream). Only the stream's destinations get
+ * retransmits: a NAK from any other address is counted and ignored.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,7 +29,8 @@ struct rsx_cmp_sender {
 	struct rsx_cmp_endpoint *ep;
 	struct rsx_cmp_sender_config cfg;
 	uint64_t mask;
-	uint8_t *frames;		/* ring_size x CMP_SLOT */
+	uint8_t *frames;		/* ring_size x CMP_TX_SLOT: record, then its tag if keyed */
+	uint32_t tag;			/* bytes of tag after each record: 0 or RSX_CMP_MAC_BYTES */
 	struct slot_meta *meta;
 	int started;
 	uint64_t last_seq;		/* last accepted */
@@ -35,7 +38,7 @@ struct rsx_cmp_sender {
 	uint64_t last_tx_ns;
 	struct rsx_cmp_sender_stats st;
 	struct cmp_txmsg msgs[CMP_MAX_BATCH];
-	uint8_t scratch[CMP_MAX_BATCH][CMP_SLOT];	/* fetched records being retransmitted */
+	uint8_t scratch[CMP_MAX_BATCH][CMP_TX_SLOT];	/* fetched records being retransmitted */
 };
 
 void rsx_cmp_sender_config_init(struct rsx_cmp_sender_config *cfg)
@@ -55,7 +58,7 @@ int rsx_cmp_sender_open(struct rsx_cmp_endpoint *ep, const struct rsx_cmp_sender
 			struct rsx_cmp_sender **out)
 {
 	if (!ep || !cfg || !out || cfg->ndest < 1 || cfg->ndest > RSX_CMP_MAX_DEST ||
-	    !pow2_in(cfg->ring_size, 64, 1u << 20))
+	    !pow2_in(cfg->ring_size, 64, 1u << 20) || cfg->keyed > 1)
 		return RSX_EINVALID;
 	for (unsigned d = 0; d < cfg->ndest; d++)
 		if (cfg->dest[d].ip == 0 || cfg->dest[d].port == 0)
@@ -77,13 +80,14 @@ int rsx_cmp_sender_open(struct rsx_cmp_endpoint *ep, const struct rsx_cmp_sender
 	}
 	s->ep = ep;
 	s->mask = cfg->ring_size - 1;
-	if (posix_memalign((void **)&s->frames, 64, (size_t)cfg->ring_size * CMP_SLOT) != 0 ||
+	s->tag = cfg->keyed ? RSX_CMP_MAC_BYTES : 0;
+	if (posix_memalign((void **)&s->frames, 64, (size_t)cfg->ring_size * CMP_TX_SLOT) != 0 ||
 	    !(s->meta = calloc(cfg->ring_size, sizeof(*s->meta)))) {
 		free(s->frames);
 		free(s);
 		return -ENOMEM;
 	}
-	memset(s->frames, 0, (size_t)cfg->ring_size * CMP_SLOT);	/* prefault */
+	memset(s->frames, 0, (size_t)cfg->ring_size * CMP_TX_SLOT);	/* prefault */
 	slot = cmp_stream_get(ep, cfg->stream_id, 1);
 	if (!slot) {
 		cmp_sender_free(s);
@@ -93,6 +97,11 @@ int rsx_cmp_sender_open(struct rsx_cmp_endpoint *ep, const struct rsx_cmp_sender
 	slot->sender = s;
 	*out = s;
 	return 0;
+}
+
+const uint8_t *cmp_sender_key(const struct rsx_cmp_sender *s)
+{
+	return s->cfg.keyed ? s->cfg.key : NULL;
 }
 
 void cmp_sender_free(struct rsx_cmp_sender *s)
@@ -122,8 +131,8 @@ static void flush(struct rsx_cmp_sender *s, uint64_t now)
 			unsigned n = 0;
 			for (uint64_t q = s->sent[d] + 1; q <= s->last_seq && n < s->ep->io->batch; q++, n++) {
 				uint64_t i = q & s->mask;
-				s->msgs[n].buf = s->frames + i * CMP_SLOT;
-				s->msgs[n].len = s->meta[i].len;
+				s->msgs[n].buf = s->frames + i * CMP_TX_SLOT;
+				s->msgs[n].len = s->meta[i].len + s->tag;
 				s->msgs[n].to = s->cfg.dest[d];
 			}
 			unsigned k = cmp_ep_send(s->ep, s->msgs, n);
@@ -168,7 +177,10 @@ static int accept(struct rsx_cmp_sender *s, const uint8_t *rec, size_t len, uint
 			s->sent[d] = seq - 1;
 	}
 	uint64_t i = seq & s->mask;
-	memcpy(s->frames + i * CMP_SLOT, rec, (size_t)size);
+	uint8_t *frame = s->frames + i * CMP_TX_SLOT;
+	memcpy(frame, rec, (size_t)size);
+	if (s->tag)
+		rsx_cmp_mac(s->cfg.key, frame, (size_t)size, frame + size);
 	s->meta[i].seq = seq;
 	s->meta[i].len = (uint16_t)size;
 	s->meta[i].retx_ns = 0;
@@ -225,6 +237,25 @@ void rsx_cmp_sender_stats(const struct rsx_cmp_sender *s, struct rsx_cmp_sender_
 	out->pending = s->started ? s->last_seq - min_sent(s) : 0;
 }
 
+/* A HEARTBEAT {highest_seq = sent} to `to`, tagged on a keyed stream. Returns 1 if sent. */
+static int send_heartbeat(struct rsx_cmp_sender *s, uint64_t sent, const struct rsx_cmp_addr *to)
+{
+	struct rsx_heartbeat hb;
+	memset(&hb, 0, sizeof(hb));
+	hb.stream_id = s->cfg.stream_id;
+	hb.highest_seq = sent;
+	return cmp_send_control(s->ep, RSX_REC_HEARTBEAT, &hb, sizeof(hb), cmp_sender_key(s), to);
+}
+
+/* The destination a NAK came from, or -1: only the stream's receivers get retransmits. */
+static int nak_peer(const struct rsx_cmp_sender *s, const struct rsx_cmp_addr *from)
+{
+	for (unsigned d = 0; d < s->cfg.ndest; d++)
+		if (s->cfg.dest[d].ip == from->ip && s->cfg.dest[d].port == from->port)
+			return (int)d;
+	return -1;
+}
+
 void cmp_sender_on_nak(struct rsx_cmp_sender *s, const uint8_t *rec, const struct rsx_cmp_addr *from,
 		       uint64_t now)
 {
@@ -233,13 +264,29 @@ void cmp_sender_on_nak(struct rsx_cmp_sender *s, const uint8_t *rec, const struc
 	uint64_t dedup_ns = (uint64_t)s->cfg.retx_dedup_us * 1000;
 
 	s->st.naks_received++;
-	if (count == 0 || from_seq == 0 || !s->started || from_seq > s->last_seq) {
+	int d = nak_peer(s, from);
+	if (d < 0) {
+		/* not a receiver of this stream: no data to strangers, no amplification */
+		s->st.naks_unknown++;
+		return;
+	}
+	if (count == 0 || from_seq == 0) {
 		s->st.naks_invalid++;
 		return;
 	}
+	if (!s->started || from_seq > s->last_seq) {
+		/* seqs we never sent (a forged seq misled the receiver): tell it our tip */
+		s->st.naks_invalid++;
+		if (send_heartbeat(s, s->sent[d], from))
+			s->st.nak_replies++;
+		return;
+	}
 	uint64_t end = from_seq + (count < s->cfg.ring_size ? count : s->cfg.ring_size);
-	if (end < from_seq || end > s->last_seq + 1)	/* overflow or past the tip */
+	int unserved = count > s->cfg.ring_size;
+	if (end < from_seq || end > s->last_seq + 1) {	/* overflow or past the tip */
 		end = s->last_seq + 1;
+		unserved = 1;
+	}
 	s->st.nak_seqs += end - from_seq;
 
 	unsigned n = 0, sent = 0;
@@ -255,27 +302,32 @@ void cmp_sender_on_nak(struct rsx_cmp_sender *s, const uint8_t *rec, const struc
 			m->retx_ns = now;
 			m->retx_ip = from->ip;
 			m->retx_port = from->port;
-			s->msgs[n].buf = s->frames + i * CMP_SLOT;
-			s->msgs[n].len = m->len;
+			s->msgs[n].buf = s->frames + i * CMP_TX_SLOT;
+			s->msgs[n].len = m->len + s->tag;
 			s->st.retx_ring++;
 		} else {
 			if (!s->cfg.fetch) {
 				s->st.retx_gone++;
+				unserved = 1;
 				continue;
 			}
 			int rc = s->cfg.fetch(s->cfg.fetch_ctx, s->cfg.stream_id, q, s->scratch[n], CMP_SLOT);
 			if (rc == RSX_EGONE) {
 				s->st.retx_gone++;
+				unserved = 1;
 				continue;
 			}
 			if (rc < 0 || rc > CMP_SLOT || rsx_record_check(s->scratch[n], (size_t)rc) != rc ||
 			    CMP_REC_SEQ(s->scratch[n]) != q || CMP_REC_STREAM(s->scratch[n]) != s->cfg.stream_id ||
 			    !CMP_IS_DATA(CMP_REC_TYPE(s->scratch[n]))) {
 				s->st.fetch_errors++;
+				unserved = 1;
 				continue;
 			}
+			if (s->tag)
+				rsx_cmp_mac(s->cfg.key, s->scratch[n], (size_t)rc, s->scratch[n] + rc);
 			s->msgs[n].buf = s->scratch[n];
-			s->msgs[n].len = (uint32_t)rc;
+			s->msgs[n].len = (uint32_t)rc + s->tag;
 			s->st.retx_fetched++;
 		}
 		s->msgs[n].to = *from;
@@ -286,27 +338,23 @@ void cmp_sender_on_nak(struct rsx_cmp_sender *s, const uint8_t *rec, const struc
 	}
 	if (n)
 		sent += cmp_ep_send(s->ep, s->msgs, n);
+	/*
+	 * Seqs we cannot serve (past the horizon, beyond the tip): our tip tells the
+	 * receiver which of its holes exist, so only those count toward its replay.
+	 */
+	if (unserved && send_heartbeat(s, s->sent[d], from)) {
+		s->st.nak_replies++;
+		sent++;
+	}
 	if (sent)
 		s->last_tx_ns = now;
 }
 
 static void heartbeat(struct rsx_cmp_sender *s, uint64_t now)
 {
-	struct rsx_heartbeat hb;
-	uint8_t buf[RSX_HEADER_SIZE + sizeof(hb)];
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	for (unsigned d = 0; d < s->cfg.ndest; d++) {
-		memset(&hb, 0, sizeof(hb));
-		hb.ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-		hb.stream_id = s->cfg.stream_id;
-		hb.highest_seq = s->sent[d];
-		rsx_record_frame(buf, sizeof(buf), RSX_REC_HEARTBEAT, &hb, sizeof(hb));
-		struct cmp_txmsg m = { .buf = buf, .len = sizeof(buf), .to = s->cfg.dest[d] };
-		if (cmp_ep_send(s->ep, &m, 1) == 1)
+	for (unsigned d = 0; d < s->cfg.ndest; d++)
+		if (send_heartbeat(s, s->sent[d], &s->cfg.dest[d]))
 			s->st.heartbeats++;
-	}
 	s->last_tx_ns = now;
 }
 

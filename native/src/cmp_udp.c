@@ -121,12 +121,18 @@ static void udp_close(struct rsx_cmp_io *io)
 	free(u);
 }
 
+static int udp_fd(struct rsx_cmp_io *io)
+{
+	return ((struct udp_io *)io)->fd;
+}
+
 static const struct rsx_cmp_io_ops udp_ops = {
 	.send = udp_send,
 	.recv = udp_recv,
 	.release = udp_release,
 	.wait = udp_wait,
 	.drops = udp_drops,
+	.fd = udp_fd,
 	.close = udp_close,
 };
 

@@ -337,6 +337,11 @@ static void xdp_close(struct rsx_cmp_io *io)
 	free(x);
 }
 
+static int xdp_fd(struct rsx_cmp_io *io)
+{
+	return ((struct xdp_io *)io)->fd;
+}
+
 static const struct rsx_cmp_io_ops xdp_ops = {
 	.send = xdp_send,
 	.recv = xdp_recv,
@@ -345,6 +350,7 @@ static const struct rsx_cmp_io_ops xdp_ops = {
 	.tick = xdp_tick,
 	.drops = xdp_drops,
 	.resolve = xdp_resolve,
+	.fd = xdp_fd,
 	.close = xdp_close,
 };
 

@@ -162,6 +162,11 @@
 	F(st, _pad0, PAD, 29) F(st, reason, U16, 30) F(st, request_id, OID, 32) \
 	F(st, count, U32, 48) F(st, _pad1, PAD, 52) F(st, _pad2, PAD, 56)
 
+#define FIELDS_rsx_seq_lost(F, st) \
+	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
+	F(st, _pad0, PAD, 20) F(st, first_lost, U64, 24) F(st, last_lost, U64, 32) \
+	F(st, _pad1, PAD, 40)
+
 #define FIELDS_rsx_nak(F, st) \
 	F(st, seq, U64, 0) F(st, ts_ns, U64, 8) F(st, stream_id, U32, 16) \
 	F(st, _pad0, PAD, 20) F(st, from_seq, U64, 24) F(st, count, U64, 32) \
@@ -234,6 +239,7 @@ LAYOUT(rsx_position)
 LAYOUT(rsx_account)
 LAYOUT(rsx_open_order)
 LAYOUT(rsx_query_done)
+LAYOUT(rsx_seq_lost)
 LAYOUT(rsx_nak)
 LAYOUT(rsx_heartbeat)
 LAYOUT(rsx_replay_request)

@@ -312,16 +312,33 @@ int rsx_wal_tip_read(const char *dir, uint32_t stream_id, struct rsx_wal_tip *ou
 
 /* ---- consumer positions: dir/consumers/NAME = "<seq>\n" ---- */
 
-static int check_consumer_name(const char *name)
+int rsx_wal_consumer_name_check(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
 	if (n == 0 || n > 63 || name[0] == '.')
+		return RSX_EINVALID;
+	/* NAME.tmp is how a position is written (temp + rename): never a name */
+	if (n >= 4 && strcmp(name + n - 4, ".tmp") == 0)
 		return RSX_EINVALID;
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
 		if (!(isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-'))
 			return RSX_EINVALID;
 	}
+	return 0;
+}
+
+/*
+ * Reading and dropping take any name retention honours (a plain file name in
+ * consumers/, not a temp file), so a position that predates the name rules
+ * or was put there by hand can still be seen and removed.
+ */
+static int check_consumer_file(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > WAL_NAME_MAX || strchr(name, '/') || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0 || (n >= 4 && strcmp(name + n - 4, ".tmp") == 0))
+		return RSX_EINVALID;
 	return 0;
 }
 
@@ -333,7 +350,7 @@ static int consumers_dir(char *out, const char *dir)
 int rsx_wal_consumer_set(const char *dir, const char *name, uint64_t seq)
 {
 	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX], tmp[WAL_PATH_MAX + 8];
-	int rc = check_consumer_name(name);
+	int rc = rsx_wal_consumer_name_check(name);
 	if (rc < 0)
 		return rc;
 	if ((rc = consumers_dir(cdir, dir)) < 0 || (rc = wal_mkdirs(cdir)) < 0 ||
@@ -360,14 +377,10 @@ int rsx_wal_consumer_set(const char *dir, const char *name, uint64_t seq)
 	return wal_fsync_dir(cdir);
 }
 
-int rsx_wal_consumer_get(const char *dir, const char *name, uint64_t *seq)
+/* The stored position in path; 0 or RSX_EINVALID (not "<decimal>\n"), -errno. */
+static int read_position(const char *path, uint64_t *seq)
 {
-	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX], line[32];
-	int rc = check_consumer_name(name);
-	if (rc < 0)
-		return rc;
-	if ((rc = consumers_dir(cdir, dir)) < 0 || (rc = wal_path(path, cdir, name)) < 0)
-		return rc;
+	char line[32];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -380,13 +393,82 @@ int rsx_wal_consumer_get(const char *dir, const char *name, uint64_t *seq)
 	return used > 0 && (line[used] == '\n' || line[used] == '\0') ? 0 : RSX_EINVALID;
 }
 
+/* dir/consumers and the position file of a name retention honours. Returns 0 or an error. */
+static int consumer_file(const char *dir, const char *name, char *cdir, char *path)
+{
+	int rc = check_consumer_file(name);
+	if (rc < 0 || (rc = consumers_dir(cdir, dir)) < 0)
+		return rc;
+	return wal_path(path, cdir, name);
+}
+
+int rsx_wal_consumer_get(const char *dir, const char *name, uint64_t *seq)
+{
+	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX];
+	int rc = consumer_file(dir, name, cdir, path);
+	return rc < 0 ? rc : read_position(path, seq);
+}
+
+int wal_consumer_bounds(const char *dir, struct wal_consumer_bounds *b)
+{
+	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX];
+	memset(b, 0, sizeof *b);
+	b->min = UINT64_MAX;
+	int rc = consumers_dir(cdir, dir);
+	if (rc < 0)
+		return rc;
+	DIR *d = opendir(cdir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		/* a position being written (NAME.tmp): no registered name ends in .tmp */
+		if (n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0)
+			continue;
+		uint64_t seq;
+		b->count++;
+		if (wal_path(path, cdir, de->d_name) < 0 || read_position(path, &seq) < 0) {
+			b->unreadable++;
+			b->min = 0;	/* whatever it needs is kept */
+			continue;
+		}
+		if (seq < b->min)
+			b->min = seq;
+		if (seq > b->max) {
+			b->max = seq;
+			snprintf(b->max_name, sizeof b->max_name, "%s", de->d_name);
+		}
+	}
+	closedir(d);
+	return b->count;
+}
+
+int rsx_wal_published(const char *dir, uint32_t stream_id, struct rsx_wal_loss *out)
+{
+	struct rsx_wal_tip tip;
+	struct wal_consumer_bounds b;
+	if (!dir || !out || stream_id == 0)
+		return RSX_EINVALID;
+	memset(out, 0, sizeof *out);
+	if (rsx_wal_tip_read(dir, stream_id, &tip) == 0)
+		out->tip_seq = tip.durable_seq;
+	int rc = wal_consumer_bounds(dir, &b);
+	if (rc < 0)
+		return rc;
+	out->consumer_seq = b.max;
+	memcpy(out->consumer, b.max_name, sizeof out->consumer);
+	out->published_seq = out->tip_seq > out->consumer_seq ? out->tip_seq : out->consumer_seq;
+	return 0;
+}
+
 int rsx_wal_consumer_drop(const char *dir, const char *name)
 {
 	char cdir[WAL_PATH_MAX], path[WAL_PATH_MAX];
-	int rc = check_consumer_name(name);
+	int rc = consumer_file(dir, name, cdir, path);
 	if (rc < 0)
-		return rc;
-	if ((rc = consumers_dir(cdir, dir)) < 0 || (rc = wal_path(path, cdir, name)) < 0)
 		return rc;
 	if (unlink(path) < 0)
 		return -errno;

@@ -55,6 +55,18 @@ int wal_all_zero(const void *p, size_t n);
 /* Whether pid holds the writer lock of dir/stream right now (1/0). */
 int wal_lock_held(const char *dir, uint32_t stream);
 
+/* Every registered consumer's stored position (dir/consumers/NAME). */
+struct wal_consumer_bounds {
+	uint64_t min;		/* lowest position; 0 if one is unreadable, UINT64_MAX if none */
+	uint64_t max;		/* highest position (0 = none) */
+	char max_name[64];	/* whose */
+	uint32_t count;		/* consumers registered */
+	uint32_t unreadable;	/* position files that do not parse (they hold retention at 0) */
+};
+
+/* Fill b from dir/consumers, whatever the names. Returns the count or -errno. */
+int wal_consumer_bounds(const char *dir, struct wal_consumer_bounds *b);
+
 /* The tip file name "S.tip" into out. */
 void wal_tip_name(char *out, size_t cap, uint32_t stream);
 

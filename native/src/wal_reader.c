@@ -1,9 +1,12 @@
 /*
  * wal_reader.c - read a stream directory by seq (specs/wal.md section 3.2).
  *
- * A set holds the directory's files, each mapped read-only on first use,
- * with a sparse seq -> offset index built while records are validated (one
- * checkpoint every CP_STRIDE records). Readers navigate by seq, never by
+ * A set holds the directory's files, each opened on first use, with a
+ * sparse seq -> offset index built while records are validated (one
+ * checkpoint every CP_STRIDE records). Files are read with pread(), never
+ * mapped: a file that shrinks under a reader (a lost tail, an operator's
+ * truncate) is a short read and a break (RSX_ELOST), not a SIGBUS that
+ * would kill a server for every consumer. Readers navigate by seq, never by
  * file position, so a rotation (rename) or a deletion between two reads
  * cannot make them skip or repeat a record. Files are matched across
  * re-listings by inode: the active file keeps its mapping and its index when
@@ -26,6 +29,8 @@
 
 #define CP_STRIDE 64
 #define SCAN_CHUNK 1024		/* entries per scan call while indexing */
+#define INDEX_BUF (1u << 20)	/* bytes read per pread while indexing */
+#define RA_BYTES (64u << 10)	/* read-ahead window for small reads (read_seq, CMP retransmits) */
 
 struct cp {
 	uint64_t seq;
@@ -42,8 +47,6 @@ struct wal_file {
 	int listed;		/* present in the latest listing */
 	uint64_t final_size;	/* size once known to be complete (0 = not yet) */
 	int fd;
-	const uint8_t *map;
-	uint64_t map_len;
 	/* index: records in [0, indexed_end) are valid and contiguous */
 	struct cp *cp;
 	size_t ncp, capcp;
@@ -65,6 +68,10 @@ struct rsx_wal_set {
 	int tip_ok;
 	uint64_t listed_active_first;	/* tip.active_first_seq at the last listing */
 	int readers;
+	uint8_t *buf;			/* INDEX_BUF bytes for indexing and header walks */
+	uint8_t *ra;			/* RA_BYTES of one file, below its bound when read */
+	struct wal_file *ra_file;
+	uint64_t ra_off, ra_len;
 };
 
 struct rsx_wal_reader {
@@ -114,17 +121,10 @@ static void tip_refresh(struct rsx_wal_set *s)
 
 /* ------------------------------------------------------------ files */
 
-static void file_unmap(struct wal_file *f)
-{
-	if (f->map)
-		munmap((void *)f->map, f->map_len);
-	f->map = NULL;
-	f->map_len = 0;
-}
+static int64_t file_pread(const struct wal_file *f, void *buf, uint64_t off, uint64_t n);
 
 static void file_free(struct wal_file *f)
 {
-	file_unmap(f);
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f->cp);
@@ -168,31 +168,58 @@ static int file_open(struct rsx_wal_set *s, struct wal_file *f)
 	return f->listed ? file_open_once(s, f) : -ENOENT;
 }
 
-/* Open (if needed) and map at least `need` bytes. Returns 0 or -errno. */
-static int file_map(struct rsx_wal_set *s, struct wal_file *f, uint64_t need)
+/*
+ * Read up to n bytes at off. Returns the bytes read: fewer than n only at the
+ * end of the file (it is shorter than asked: it shrank), or -errno.
+ */
+static int64_t file_pread(const struct wal_file *f, void *buf, uint64_t off, uint64_t n)
 {
-	if (f->map && f->map_len >= need)
-		return 0;
-	int rc = file_open(s, f);
-	if (rc < 0)
-		return rc;
-	struct stat st;
-	if (fstat(f->fd, &st) < 0)
-		return -errno;
-	uint64_t size = (uint64_t)st.st_size;
-	if (size < need)
-		need = size;
-	if (f->map && f->map_len >= need)
-		return 0;
-	file_unmap(f);
-	if (size == 0)
-		return 0;
-	void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, f->fd, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	f->map = p;
-	f->map_len = size;
-	return 0;
+	uint64_t done = 0;
+	while (done < n) {
+		ssize_t r = pread(f->fd, (uint8_t *)buf + done, n - done, (off_t)(off + done));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		done += (uint64_t)r;
+	}
+	return (int64_t)done;
+}
+
+/*
+ * Read like file_pread, through a read-ahead window for small reads: one
+ * pread serves the next records of a sequential read_seq (the CMP deep
+ * retransmit path). The window only ever holds bytes below `limit` (the
+ * file's bound when it was filled), which never change.
+ */
+static int64_t file_read(struct rsx_wal_set *s, struct wal_file *f, void *buf, uint64_t off,
+			 uint64_t n, uint64_t limit)
+{
+	if (n > RA_BYTES / 4)
+		return file_pread(f, buf, off, n);
+	if (s->ra_file != f || off < s->ra_off || off + n > s->ra_off + s->ra_len) {
+		uint64_t want = limit > off ? limit - off : 0;
+		if (want > RA_BYTES)
+			want = RA_BYTES;
+		if (want < n)
+			want = n;
+		int64_t got = file_pread(f, s->ra, off, want);
+		if (got < 0) {
+			s->ra_file = NULL;
+			return got;
+		}
+		s->ra_file = f;
+		s->ra_off = off;
+		s->ra_len = (uint64_t)got;
+	}
+	uint64_t have = s->ra_off + s->ra_len - off;
+	if (have > n)
+		have = n;
+	memcpy(buf, s->ra + (off - s->ra_off), have);
+	return (int64_t)have;
 }
 
 static uint64_t file_size_now(struct wal_file *f)
@@ -387,6 +414,11 @@ int rsx_wal_set_open(struct rsx_wal_set **out, const char *dir, uint32_t stream_
 	snprintf(s->dir, sizeof s->dir, "%s", dir);
 	s->stream = stream_id;
 	s->tip_fd = -1;
+	if (!(s->buf = malloc(INDEX_BUF)) || !(s->ra = malloc(RA_BYTES))) {
+		free(s->buf);
+		free(s);
+		return -ENOMEM;
+	}
 	int rc = rsx_wal_set_refresh(s);
 	if (rc < 0) {
 		rsx_wal_set_close(s);
@@ -407,6 +439,8 @@ void rsx_wal_set_close(struct rsx_wal_set *s)
 		f = next;
 	}
 	free(s->files);
+	free(s->buf);
+	free(s->ra);
 	if (s->tip)
 		munmap((void *)s->tip, sizeof(struct rsx_wal_tip));
 	if (s->tip_fd >= 0)
@@ -433,19 +467,32 @@ const char *rsx_wal_set_file(struct rsx_wal_set *s, uint32_t i, uint64_t *first_
 static int index_to(struct rsx_wal_set *s, struct wal_file *f, uint64_t bound, uint64_t until_seq,
 		    struct rsx_wal_entry *ent, int *stop_out, int32_t *err_out, uint64_t *found)
 {
-	int rc = file_map(s, f, bound);
+	int rc = file_open(s, f);
 	if (rc < 0)
 		return rc;
-	if (bound > f->map_len)
-		bound = f->map_len;
 	*stop_out = RSX_WAL_STOP_END;
 	while (f->indexed_end < bound && (until_seq == 0 || f->indexed_next <= until_seq)) {
 		struct rsx_wal_scan sc = { .next_seq = f->indexed_next, .stream_id = s->stream,
 					   .flags = RSX_WAL_SCAN_ZEROS };
 		uint64_t base = f->indexed_end;
-		rsx_wal_scan(f->map + base, bound - base, ent, SCAN_CHUNK, &sc);
+		uint64_t want = bound - base < INDEX_BUF ? bound - base : INDEX_BUF;
+		int64_t got = file_pread(f, s->buf, base, want);
+		if (got < 0)
+			return (int)got;
+		rsx_wal_scan(s->buf, (size_t)got, ent, SCAN_CHUNK, &sc);
 		index_add(f, base, ent, sc.count, base + sc.end, sc.next_seq);
-		if (sc.stop != RSX_WAL_STOP_FULL) {
+		if (sc.stop == RSX_WAL_STOP_FULL)
+			continue;
+		if ((uint64_t)got < want && (sc.stop == RSX_WAL_STOP_END || sc.stop == RSX_WAL_STOP_PARTIAL)) {
+			*stop_out = RSX_WAL_STOP_BAD;	/* the file ends before its bound: it shrank */
+			*err_out = RSX_ELOST;
+			*found = 0;
+			break;
+		}
+		if ((sc.stop == RSX_WAL_STOP_END || sc.stop == RSX_WAL_STOP_PARTIAL) && base + got < bound &&
+		    sc.end > 0)
+			continue;	/* a chunk boundary, not the bound: read on */
+		if (sc.stop != RSX_WAL_STOP_END || base + got >= bound) {
 			*stop_out = sc.stop;
 			*err_out = sc.error;
 			*found = sc.found_seq;
@@ -575,14 +622,26 @@ static int position(struct rsx_wal_reader *r, uint64_t seq)
 		off = f->cp[lo - 1].off;
 		at = f->cp[lo - 1].seq;
 	}
-	/* walk headers (validated while indexing) to seq, or to the indexed end */
-	if (f->map) {
-		while (at < seq && off < f->indexed_end) {
+	/* walk headers (validated while indexing) to seq, or to the indexed end: < CP_STRIDE records */
+	if (at < seq && off < f->indexed_end) {
+		uint64_t want = f->indexed_end - off;
+		if (want > (uint64_t)CP_STRIDE * RSX_RECORD_MAX)
+			want = (uint64_t)CP_STRIDE * RSX_RECORD_MAX;
+		int64_t got = file_pread(f, s->buf, off, want);
+		if (got < 0)
+			return (int)got;
+		uint64_t walked = 0;
+		while (at < seq && walked + RSX_HEADER_SIZE <= (uint64_t)got) {
 			uint16_t len;
-			memcpy(&len, f->map + off + 4, 2);
-			off += RSX_HEADER_SIZE + len;
+			memcpy(&len, s->buf + walked + 4, 2);
+			walked += RSX_HEADER_SIZE + len;
 			at++;
 		}
+		if (at < seq && off + walked < f->indexed_end && (uint64_t)got < want) {
+			r->next_seq = at;	/* indexed bytes are gone: the file shrank */
+			return set_break(r, f, off + walked, RSX_ELOST, 0, 0);
+		}
+		off += walked;
 	}
 	r->cur = f;
 	r->off = off;
@@ -680,31 +739,36 @@ int64_t rsx_wal_reader_read(struct rsx_wal_reader *r, void *buf, size_t cap,
 		struct wal_file *f = r->cur;
 		int complete, newest = is_newest(s, f);
 		int64_t b = file_bound(s, f, newest, &complete);
-		int rc = b < 0 ? (int)b : file_map(s, f, (uint64_t)b);
+		int rc = b < 0 ? (int)b : 0;
 		uint64_t bound = b < 0 ? 0 : (uint64_t)b;
 		if (rc == -ENOENT)
 			return count ? (int64_t)count : RSX_EGONE;
 		if (rc < 0)
 			return count ? (int64_t)count : rc;
-		if (bound > f->map_len)
-			bound = f->map_len;
 		if (r->off < bound) {
 			uint64_t avail = bound - r->off;
 			uint64_t room = cap - used;
 			uint64_t n = avail < room ? avail : room;
+			size_t want = ecap - count < SCAN_CHUNK ? ecap - count : SCAN_CHUNK;
+			if (n > (uint64_t)want * RSX_RECORD_MAX)
+				n = (uint64_t)want * RSX_RECORD_MAX;	/* no more than one scan can take */
+			/* read straight into the caller's buffer, then check what arrived */
+			int64_t got = file_read(s, f, out + used, r->off, n, bound);
+			if (got < 0)
+				return count ? (int64_t)count : (int)got;
 			struct rsx_wal_scan sc = { .next_seq = r->next_seq, .stream_id = s->stream,
 						   .flags = RSX_WAL_SCAN_ZEROS };
-			size_t want = ecap - count < SCAN_CHUNK ? ecap - count : SCAN_CHUNK;
-			rsx_wal_scan(f->map + r->off, n, r->ent, want, &sc);
+			rsx_wal_scan(out + used, (size_t)got, r->ent, want, &sc);
 			index_add(f, r->off, r->ent, sc.count, r->off + sc.end, sc.next_seq);
-			/* copy the records >= target */
+			/* keep the records >= target, moved to the front of what was read */
 			size_t skip = 0;
 			while (skip < sc.count && r->ent[skip].seq < r->target)
 				skip++;
 			if (skip < sc.count) {
 				uint64_t from = r->ent[skip].offset;
 				uint64_t len = sc.end - from;
-				memcpy(out + used, f->map + r->off + from, len);
+				if (from)
+					memmove(out + used, out + used + from, len);
 				for (size_t i = skip; i < sc.count; i++) {
 					entries[count] = r->ent[i];
 					entries[count].offset = used + (r->ent[i].offset - from);
@@ -720,8 +784,16 @@ int64_t rsx_wal_reader_read(struct rsx_wal_reader *r, void *buf, size_t cap,
 				set_break(r, f, r->off, sc.error, sc.found_seq, tail);
 				break;
 			}
-			if (sc.stop == RSX_WAL_STOP_PARTIAL && n < avail)
+			if ((uint64_t)got < n && (sc.stop == RSX_WAL_STOP_END || sc.stop == RSX_WAL_STOP_PARTIAL)) {
+				/* the file ends before what it held when we listed it, or before its durable size */
+				set_break(r, f, r->off, RSX_ELOST, 0, 0);
+				break;
+			}
+			if (sc.stop == RSX_WAL_STOP_PARTIAL && n < avail) {
+				if (n < room && sc.end > 0)
+					continue;	/* a record cut by the read size: read on */
 				break;	/* the caller's buffer is full */
+			}
 			if (sc.stop == RSX_WAL_STOP_FULL)
 				continue;
 			if (sc.stop == RSX_WAL_STOP_PARTIAL || sc.stop == RSX_WAL_STOP_ZEROS) {
@@ -769,9 +841,11 @@ int rsx_wal_read_seq(struct rsx_wal_reader *r, uint64_t seq, void *out, size_t c
 			struct rsx_wal_set *s = r->s;
 			int complete;
 			int64_t bound = file_bound(s, r->cur, is_newest(s, r->cur), &complete);
-			if (bound >= 0 && r->off + RSX_HEADER_SIZE <= (uint64_t)bound && r->cur->map) {
+			uint8_t head[RSX_HEADER_SIZE];
+			if (bound >= 0 && r->off + RSX_HEADER_SIZE <= (uint64_t)bound &&
+			    file_pread(r->cur, head, r->off, sizeof head) == (int64_t)sizeof head) {
 				uint16_t len;
-				memcpy(&len, r->cur->map + r->off + 4, 2);
+				memcpy(&len, head + 4, 2);
 				if (RSX_HEADER_SIZE + (size_t)len > cap)
 					return RSX_ESHORT;
 			}

@@ -72,6 +72,8 @@ struct rsx_wal {
 	_Alignas(CACHELINE) _Atomic uint32_t durable_word;
 	_Atomic uint32_t durable_waiters;
 	_Atomic int fatal;		/* sticky: a sync failed */
+	_Atomic int closing;		/* rsx_wal_close has begun: blocked calls fail with -ECANCELED */
+	_Atomic uint32_t blocked;	/* appenders inside a stalled append (close waits for them) */
 	_Atomic int stall_error;	/* transient: the current batch cannot be written */
 	_Atomic int stopping;
 	_Atomic uint64_t flush_req;	/* rsx_wal_flush: flush up to this head now, whatever N and T say */
@@ -82,6 +84,7 @@ struct rsx_wal {
 	uint64_t file_bytes;		/* data bytes written into it */
 	uint64_t file_last;		/* last seq written into it (file_first - 1 if none) */
 	int file_prezeroed;		/* zeros follow the data up to the file's size */
+	int sync_failed;		/* a sync failed (fatal whatever its errno) */
 	uint64_t tail_local;
 	uint64_t written_local;
 	uint64_t oldest_seq;
@@ -106,6 +109,8 @@ struct rsx_wal {
 	int prep_stop;
 
 	/* ---- recovery report ---- */
+	struct rsx_wal_loss loss;	/* published vs held at open (specs/wal.md 2.7) */
+	uint64_t lost_first, lost_last;	/* recorded as SEQ_LOST at this open */
 	uint64_t recovered_offset, recovered_bytes;
 	int32_t recovered_error;
 	char recovered_file[256];
@@ -193,7 +198,12 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off, size_t *
 
 /* ------------------------------------------------------------ tip */
 
-static void tip_publish(struct rsx_wal *w)
+/*
+ * Rewrite the tip under its seqlock. `durable` is the durable seq to publish:
+ * the flusher publishes a new one here before the in-process watermark moves
+ * (publish_durable), so nobody can see a durable seq the tip does not cover.
+ */
+static void tip_publish_seq(struct rsx_wal *w, uint64_t durable)
 {
 	struct rsx_wal_tip *t = w->tip;
 	if (!t)
@@ -203,7 +213,7 @@ static void tip_publish(struct rsx_wal *w)
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	t->state = atomic_load(&w->state);
 	t->error = atomic_load(&w->last_error);
-	t->durable_seq = __atomic_load_n(&w->durable_seq, __ATOMIC_RELAXED);
+	t->durable_seq = durable;
 	t->active_first_seq = w->file_first;
 	t->active_durable_bytes = w->file_bytes;
 	t->appended_seq = atomic_load_explicit(&w->appended_seq, memory_order_relaxed);
@@ -218,6 +228,11 @@ static void tip_publish(struct rsx_wal *w)
 	t->sync_ns_max = atomic_load(&w->sync_ns_max);
 	t->retention_blocked_seq = atomic_load(&w->retention_blocked_seq);
 	__atomic_store_n(&t->version, v + 2, __ATOMIC_RELEASE);
+}
+
+static void tip_publish(struct rsx_wal *w)
+{
+	tip_publish_seq(w, __atomic_load_n(&w->durable_seq, __ATOMIC_RELAXED));
 }
 
 static int tip_open(struct rsx_wal *w)
@@ -387,25 +402,15 @@ static int open_active(struct rsx_wal *w)
 
 /* ------------------------------------------------------------ retention */
 
+/*
+ * The lowest position of every registered consumer, whatever its name; one
+ * whose position cannot be read holds everything (0). Retention never
+ * deletes what a consumer might need because its file looked odd.
+ */
 static uint64_t min_consumer_seq(const struct rsx_wal *w)
 {
-	char cdir[WAL_PATH_MAX];
-	uint64_t min = UINT64_MAX;
-	if (wal_path(cdir, w->dir, "consumers") < 0)
-		return 0;
-	DIR *d = opendir(cdir);
-	if (!d)
-		return UINT64_MAX;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		uint64_t seq;
-		if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp"))
-			continue;
-		if (rsx_wal_consumer_get(w->dir, de->d_name, &seq) == 0 && seq < min)
-			min = seq;
-	}
-	closedir(d);
-	return min;
+	struct wal_consumer_bounds b;
+	return wal_consumer_bounds(w->dir, &b) < 0 ? 0 : b.min;
 }
 
 static void gc(struct rsx_wal *w)
@@ -465,8 +470,10 @@ static int rotate_close(struct rsx_wal *w)
 		w->file_prezeroed = 0;
 	}
 	/* fsync, not fdatasync: the size just changed */
-	if (!(w->cfg.flags & RSX_WAL_NOSYNC) && fsync(w->fd) < 0)
-		return -errno;
+	if (!(w->cfg.flags & RSX_WAL_NOSYNC) && fsync(w->fd) < 0) {
+		w->sync_failed = -errno;	/* as fatal as a failed batch sync */
+		return w->sync_failed;
+	}
 	active_name(name, sizeof name, w->cfg.stream_id, w->file_first);
 	if ((rc = wal_file_path(w, from, name)) < 0)
 		return rc;
@@ -576,7 +583,7 @@ static int flush_to(struct rsx_wal *w, uint64_t head)
 		uint64_t dt = wal_mono_ns() - t0;
 		if (rc < 0) {
 			/* after a failed fsync the dirty pages may be gone: never trust them again */
-			atomic_store(&w->fatal, rc);
+			w->sync_failed = rc;
 			return rc;
 		}
 		atomic_store_explicit(&w->sync_ns_last, dt, memory_order_relaxed);
@@ -590,9 +597,12 @@ static int flush_to(struct rsx_wal *w, uint64_t head)
 			atomic_store(&w->stall_error, 0);
 			set_state(w, RSX_WAL_RUNNING, 0);
 		}
-		/* the tip first: whoever wait_durable() wakes finds it current too */
-		__atomic_store_n(&w->durable_seq, last, __ATOMIC_RELEASE);
-		tip_publish(w);
+		/*
+		 * The tip first, then the watermark (a release store): whoever sees
+		 * the new durable seq (a hot loop, a woken waiter) finds the tip
+		 * covering it, so the seq is on record before it can leave.
+		 */
+		tip_publish_seq(w, last);
 		publish_durable(w, last);
 		/* rotate eagerly once no record of the largest type fits any more */
 		if (w->cfg.file_size - w->file_bytes < RSX_RECORD_MAX && (rc = rotate(w)) < 0)
@@ -606,10 +616,12 @@ static int flush_once(struct rsx_wal *w, uint64_t head)
 {
 	int rc = flush_to(w, head);
 	if (rc < 0) {
-		if (atomic_load(&w->fatal) || !is_transient(rc)) {
+		/* the tip says what happened before anyone woken here can look at it */
+		if (w->sync_failed || atomic_load(&w->fatal) || !is_transient(rc)) {
+			set_state(w, RSX_WAL_FAILED, rc);
+			tip_publish(w);
 			if (!atomic_load(&w->fatal))
 				atomic_store(&w->fatal, rc);
-			set_state(w, RSX_WAL_FAILED, rc);
 			/* wake everyone: they must see the error */
 			atomic_fetch_add(&w->space_word, 1);
 			futex_wake(&w->space_word);
@@ -618,11 +630,11 @@ static int flush_once(struct rsx_wal *w, uint64_t head)
 		} else {
 			atomic_store(&w->stall_error, rc);
 			set_state(w, RSX_WAL_STALLED, rc);
+			tip_publish(w);
 			atomic_fetch_add(&w->n_write_retries, 1);
 			atomic_fetch_add(&w->space_word, 1);
 			futex_wake(&w->space_word);
 		}
-		tip_publish(w);
 	}
 	return rc;
 }
@@ -719,6 +731,10 @@ static int wait_space(struct rsx_wal *w, uint64_t need)
 			break;
 		if ((rc = sticky(w)) != 0)
 			break;
+		if (atomic_load(&w->closing)) {
+			rc = -ECANCELED;	/* the writer is being closed under us: nothing appended */
+			break;
+		}
 		if (w->cfg.flags & RSX_WAL_MANUAL) {
 			publish_head(w);
 			if ((rc = flush_once(w, w->head)) < 0)
@@ -738,7 +754,8 @@ static int wait_space(struct rsx_wal *w, uint64_t need)
 		}
 		uint32_t word = atomic_load(&w->space_word);
 		atomic_store(&w->space_waiting, 1);
-		if (w->ring_size - (w->head - atomic_load(&w->tail)) < need && !sticky(w))
+		if (w->ring_size - (w->head - atomic_load(&w->tail)) < need && !sticky(w) &&
+		    !atomic_load(&w->closing))
 			futex_wait(&w->space_word, word, UINT64_MAX);
 	}
 	if (t0) {
@@ -790,13 +807,23 @@ int rsx_wal_append(struct rsx_wal *w, uint16_t type, const void *payload, size_t
 		return rc;
 	if ((rc = sticky(w)) != 0)
 		return rc;
+	if (atomic_load_explicit(&w->closing, memory_order_relaxed))
+		return -ECANCELED;
 	uint64_t need = RSX_HEADER_SIZE + len;
-	if (w->ring_size - (w->head - w->tail_seen) < need && (rc = wait_space(w, need)) < 0)
-		return rc;
+	int slow = w->ring_size - (w->head - w->tail_seen) < need;
+	if (slow) {
+		atomic_fetch_add(&w->blocked, 1);	/* close() waits until we have left */
+		if ((rc = wait_space(w, need)) < 0) {
+			atomic_fetch_sub(&w->blocked, 1);
+			return rc;
+		}
+	}
 	if (seq)
 		*seq = w->next_seq;
 	put_record(w, type, payload, len);
 	publish_head(w);
+	if (slow)
+		atomic_fetch_sub(&w->blocked, 1);
 	return (int)need;
 }
 
@@ -810,13 +837,18 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
 		return RSX_EINVALID;
 	if ((rc = sticky(w)) != 0)
 		return rc;
+	if (atomic_load_explicit(&w->closing, memory_order_relaxed))
+		return -ECANCELED;
 	uint64_t need = RSX_HEADER_SIZE + len;
 	const uint8_t *p = payloads;
 	size_t i;
+	int slow = 0;
 	if (first_seq)
 		*first_seq = w->next_seq;
 	for (i = 0; i < count; i++) {
 		if (w->ring_size - (w->head - w->tail_seen) < need) {
+			if (!slow++)
+				atomic_fetch_add(&w->blocked, 1);	/* close() waits until we have left */
 			publish_head(w);
 			if ((rc = wait_space(w, need)) < 0)
 				break;
@@ -825,6 +857,8 @@ int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *paylo
 	}
 	if (i > 0)
 		publish_head(w);
+	if (slow)
+		atomic_fetch_sub(&w->blocked, 1);
 	return i > 0 ? (int64_t)i : (count == 0 ? 0 : rc);
 }
 
@@ -882,14 +916,18 @@ int rsx_wal_wait_durable(struct rsx_wal *w, uint64_t seq, int64_t timeout_ns)
 			break;
 		if ((rc = sticky(w)) != 0)
 			break;
+		if (atomic_load(&w->closing)) {
+			rc = -ECANCELED;
+			break;
+		}
 		uint64_t now = wal_mono_ns();
 		if (now >= deadline) {
 			rc = -ETIMEDOUT;
 			break;
 		}
 		uint32_t word = atomic_load(&w->durable_word);
-		if (rsx_wal_durable_seq(w) >= seq)
-			break;
+		if (rsx_wal_durable_seq(w) >= seq || atomic_load(&w->closing))
+			continue;
 		futex_wait(&w->durable_word, word, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
 	}
 	atomic_fetch_sub(&w->durable_waiters, 1);
@@ -929,6 +967,8 @@ int rsx_wal_stats(const struct rsx_wal *w, struct rsx_wal_stats *o)
 	o->recovered_bytes = w->recovered_bytes;
 	o->recovered_error = w->recovered_error;
 	memcpy(o->recovered_file, w->recovered_file, sizeof o->recovered_file);
+	o->lost_first = w->lost_first;
+	o->lost_last = w->lost_last;
 	return 0;
 }
 
@@ -944,6 +984,38 @@ void rsx_wal_config_default(struct rsx_wal_config *cfg)
 	cfg->retain_ns = 4ull * 3600 * 1000000000ull;
 	cfg->first_seq = 1;
 	cfg->prealloc_rate = 32 * MiB;
+}
+
+/*
+ * RSX_WAL_ACCEPT_LOSS: spend the lost seqs first..last on SEQ_LOST tombstones
+ * and make them durable, so no seq is ever handed out twice (specs/wal.md
+ * 2.7). Runs in open, before the threads start and before the tip is reset.
+ */
+static int record_loss(struct rsx_wal *w, uint64_t first, uint64_t last)
+{
+	struct rsx_seq_lost t;
+	memset(&t, 0, sizeof t);
+	t.ts_ns = wal_real_ns();
+	t.first_lost = first;
+	t.last_lost = last;
+	const uint64_t need = RSX_HEADER_SIZE + sizeof t;
+	for (uint64_t s = first; s <= last; s++) {
+		if (w->ring_size - (w->head - w->tail_local) < need) {
+			publish_head(w);
+			int rc = flush_once(w, w->head);
+			if (rc < 0)
+				return rc;
+		}
+		put_record(w, RSX_REC_SEQ_LOST, &t, sizeof t);
+	}
+	publish_head(w);
+	int rc = flush_once(w, w->head);
+	if (rc < 0)
+		return rc;
+	w->tail_seen = atomic_load(&w->tail);
+	w->lost_first = first;
+	w->lost_last = last;
+	return 0;
 }
 
 /* A memfd mapped twice back to back: every record and batch is contiguous. */
@@ -1009,6 +1081,7 @@ static int take_lock(struct rsx_wal *w)
 static int recover_active(struct rsx_wal *w, const char *name, uint64_t first,
 			  const struct rsx_wal_tip *old, int have_old, uint64_t *last)
 {
+	const uint64_t published = w->loss.published_seq;
 	char path[WAL_PATH_MAX];
 	int rc = wal_file_path(w, path, name);
 	if (rc < 0)
@@ -1056,8 +1129,27 @@ static int recover_active(struct rsx_wal *w, const char *name, uint64_t first,
 			munmap((void *)map, size);
 			goto fail;
 		}
+	}
+	w->loss.last_seq = last_seq;
+	if (last_seq < published && !(w->cfg.flags & RSX_WAL_ACCEPT_LOSS)) {
+		/*
+		 * Whole records are missing below a seq this stream reported durable
+		 * (truncated or zeroed at a record boundary): handing those seqs out
+		 * again would give consumers two different records under one seq.
+		 * Refuse, touching nothing; the operator restores or accepts (2.7).
+		 */
+		if (map)
+			munmap((void *)map, size);
+		rc = RSX_ELOST;
+		goto fail;
+	}
+	if (torn) {
+		/* what a crashed batch left, not the zeros of a preallocated file after it */
+		uint64_t dirty = size;
+		while (size >= w->cfg.file_size && dirty > end && map[dirty - 1] == 0)
+			dirty--;
 		w->recovered_offset = end;
-		w->recovered_bytes = size - end;
+		w->recovered_bytes = dirty - end;
 		w->recovered_error = sc.stop == RSX_WAL_STOP_PARTIAL ? RSX_ESHORT : sc.error;
 		snprintf(w->recovered_file, sizeof w->recovered_file, "%s", name);
 	}
@@ -1095,6 +1187,10 @@ static int open_files(struct rsx_wal *w)
 {
 	struct rsx_wal_tip old;
 	int have_old = rsx_wal_tip_read(w->dir, w->cfg.stream_id, &old) == 0;
+	/* what was ever reported durable: the files must reach it (2.7) */
+	int rc0 = rsx_wal_published(w->dir, w->cfg.stream_id, &w->loss);
+	if (rc0 < 0)
+		return rc0;
 	struct wal_name *v = NULL;
 	uint32_t any = 0;
 	int n = wal_list(w->dir, &any, &v);
@@ -1202,6 +1298,10 @@ int rsx_wal_open(struct rsx_wal **out, const struct rsx_wal_config *cfg)
 	w->written_local = w->file_last;
 	__atomic_store_n(&w->durable_seq, w->file_last, __ATOMIC_RELEASE);
 	set_state(w, RSX_WAL_RUNNING, 0);
+	/* an accepted loss is on record before the tip can forget it (2.7) */
+	if (w->loss.published_seq > w->file_last &&
+	    (rc = record_loss(w, w->file_last + 1, w->loss.published_seq)) < 0)
+		goto fail;
 	if ((rc = tip_open(w)) < 0)
 		goto fail;
 	if (!(w->cfg.flags & RSX_WAL_NO_PREALLOC)) {
@@ -1219,9 +1319,13 @@ int rsx_wal_open(struct rsx_wal **out, const struct rsx_wal_config *cfg)
 		}
 		w->flusher_started = 1;
 	}
+	if (cfg->loss)
+		*cfg->loss = w->loss;
 	*out = w;
 	return 0;
 fail:
+	if (cfg->loss)
+		*cfg->loss = w->loss;
 	atomic_store(&w->stopping, 1);
 	if (w->preparer_started) {
 		pthread_mutex_lock(&w->prep_lock);
@@ -1251,6 +1355,23 @@ int rsx_wal_close(struct rsx_wal *w)
 	int rc = 0;
 	if (!w)
 		return 0;
+	/*
+	 * Fail every call blocked in another thread (a stalled append, a wait
+	 * for durability) and wait until each has left, before anything is
+	 * freed. An append running on its fast path concurrently with close is
+	 * the caller's bug: appends and close belong to one appender.
+	 */
+	atomic_store(&w->closing, 1);
+	for (;;) {
+		atomic_fetch_add(&w->space_word, 1);
+		futex_wake(&w->space_word);
+		atomic_fetch_add(&w->durable_word, 1);
+		futex_wake(&w->durable_word);
+		if (!atomic_load(&w->blocked) && !atomic_load(&w->durable_waiters))
+			break;
+		struct timespec ts = { 0, 50000 };
+		nanosleep(&ts, NULL);
+	}
 	publish_head(w);
 	if (w->cfg.flags & RSX_WAL_MANUAL) {
 		if (!sticky(w) && w->tail_local < w->head)

@@ -80,4 +80,33 @@ static inline struct rsx_cmp_endpoint *t_mem_ep(int host, uint16_t port, const s
 	return ep;
 }
 
+/* f = one rule: drop data datagrams [first, first + count) (ordinals in the data class, 0-based). */
+static inline void t_drop(struct rsx_cmp_fault_config *f, uint64_t first, uint64_t count)
+{
+	memset(f, 0, sizeof(*f));
+	f->nrules = 1;
+	f->rules[0] = (struct rsx_cmp_fault_rule){ RSX_CMP_FAULT_DROP, RSX_CMP_FC_DATA, first, count, 0 };
+}
+
+/*
+ * The usual pair: sender side a = 10.0.0.1:9000 (with faults, if given),
+ * receiver side b = 10.0.0.2:9001, linked. Returns 0, or -1 if either failed.
+ */
+static inline int t_mem_pair(struct rsx_cmp_endpoint **a, struct rsx_cmp_endpoint **b,
+			     const struct rsx_cmp_fault_config *fault)
+{
+	*a = t_mem_ep(1, 9000, fault);
+	*b = t_mem_ep(2, 9001, NULL);
+	return *a && *b && rsx_cmp_mem_link(*a, *b) == 0 ? 0 : -1;
+}
+
+/* A sender config of stream to the pair's receiver side (10.0.0.2:9001). */
+static inline void t_sender_config(struct rsx_cmp_sender_config *sc, uint32_t stream)
+{
+	rsx_cmp_sender_config_init(sc);
+	sc->stream_id = stream;
+	sc->ndest = 1;
+	rsx_cmp_addr_set(&sc->dest[0], "10.0.0.2", 9001);
+}
+
 #endif

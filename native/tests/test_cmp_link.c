@@ -240,9 +240,7 @@ static void test_sender_restart_first_lost(void)
 	struct side a = { 0 }, b = { 0 };
 	struct got g = { 0 };
 	struct rsx_cmp_fault_config f;
-	memset(&f, 0, sizeof(f));
-	f.nrules = 1;
-	f.rules[0] = (struct rsx_cmp_fault_rule){ RSX_CMP_FAULT_DROP, RSX_CMP_FC_DATA, 0, 1, 0 };
+	t_drop(&f, 0, 1);
 	sender_up(&a, &b, NULL, 4096, 0);
 	receiver_up(&b, &a, 1, 4096);
 	send_range(&a, 1, 50, 1);
@@ -292,9 +290,7 @@ static void test_sender_restart_by_heartbeat(void)
 	drain(&a, &b, &g, 5);
 	T_EQ(g.n, 200);
 	down(&a);
-	memset(&f, 0, sizeof(f));
-	f.nrules = 1;
-	f.rules[0] = (struct rsx_cmp_fault_rule){ RSX_CMP_FAULT_DROP, RSX_CMP_FC_DATA, 0, 5, 0 };
+	t_drop(&f, 0, 5);
 	sender_up(&a, &b, &f, 4096, 1000);
 	send_range(&a, 1, 5, 3);
 	drain(&a, &b, &g, 20);		/* heartbeat 5 < 100: resync at 1, NAK 1..5 */
@@ -362,9 +358,7 @@ static void test_unrecoverable_hole(int link)
 	struct side a = { 0 }, b = { 0 };
 	struct got g = { 0 };
 	struct rsx_cmp_fault_config f;
-	memset(&f, 0, sizeof(f));
-	f.nrules = 1;
-	f.rules[0] = (struct rsx_cmp_fault_rule){ RSX_CMP_FAULT_DROP, RSX_CMP_FC_DATA, 9, 3, 0 };
+	t_drop(&f, 9, 3);
 	sender_up(&a, &b, &f, 64, 1000);	/* heartbeats: a live sender that cannot serve the seqs */
 	receiver_up(&b, &a, link, 4096);
 	send_range(&a, 1, 200, 1);	/* 10..12 lost; the ring keeps 137..200 */
@@ -408,9 +402,7 @@ static void test_receive_across_skipped(void)
 	struct rsx_cmp_fault_config f;
 	uint8_t out[16 * RSX_RECORD_MAX];
 	uint64_t seqs[128], n = 0;
-	memset(&f, 0, sizeof(f));
-	f.nrules = 1;
-	f.rules[0] = (struct rsx_cmp_fault_rule){ RSX_CMP_FAULT_DROP, RSX_CMP_FC_DATA, 5, 1, 0 };
+	t_drop(&f, 5, 1);
 	sender_up(&a, &b, &f, 64, 1000);
 	receiver_up(&b, &a, 1, 4096);
 	send_range(&a, 1, 100, 1);	/* seq 6 lost and past the ring */

@@ -30,7 +30,7 @@ static void check_tables(void)
 		T_CHECK(strcmp(d->fields[1].name, "ts_ns") == 0 && d->fields[1].offset == 8);
 		T_CHECK(strcmp(d->fields[2].name, "stream_id") == 0 && d->fields[2].offset == 16);
 	}
-	T_EQ(n, 30);	/* 24 foundation types + RISK_PARAM (specs/risk.md 8.2) + QUERY and its 4 answers */
+	T_EQ(n, 31);	/* 24 foundation types + RISK_PARAM (specs/risk.md 8.2) + QUERY and its 4 answers + SEQ_LOST (specs/wal.md 2.7) */
 	T_EQ(rsx_record_payload_len(0), 0);
 	T_EQ(rsx_record_payload_len(255), 0);
 	T_EQ(rsx_record_payload_len(65535), 0);

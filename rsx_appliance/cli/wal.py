@@ -1,4 +1,4 @@
-"""`rsx wal dump|stats|verify|follow|consumers PATH` (specs/wal.md section 7).
+"""`rsx wal dump|stats|verify|follow|consumers|accept-loss PATH` (specs/wal.md section 7).
 
 PATH is a stream's WAL directory, an archive directory, or one .wal file; anything else
 (a missing path, a text file, a directory without WAL files) is refused (exit 2).
@@ -74,6 +74,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--drop", metavar="NAME", help="unregister NAME (exit 2 if it is not registered)")
     add_json(c)
     c.set_defaults(func=consumers)
+
+    a = inner.add_parser("accept-loss", help="record a lost tail as SEQ_LOST so the writer can start",
+                         description="When the active file lost records that were reported durable, the "
+                                     "writer refuses to start. This records the lost seqs as SEQ_LOST "
+                                     "tombstones (no seq is ever reused) so it can: the operator's explicit "
+                                     "decision (specs/wal.md 2.7). Exit 1 if the writer cannot open for "
+                                     "another reason (another writer runs, corrupt durable data).")
+    a.add_argument("path", metavar="DIR", help="the stream's WAL directory")
+    add_json(a)
+    a.set_defaults(func=accept_loss)
 
 
 def _make_filter(args):
@@ -181,11 +191,13 @@ def verify(args) -> int:
         rep = check(path, args.stream)
     if args.json:
         print_json({"ok": rep.ok, "files": rep.files, "records": rep.records, "first_seq": rep.first_seq,
-                    "last_seq": rep.last_seq, "problems": rep.problems,
+                    "last_seq": rep.last_seq, "problems": rep.problems, "notes": rep.notes,
                     "breaks": [b.to_dict() for b in rep.breaks]})
         return 0 if rep.ok else 1
     for p in rep.problems:
         print(f"BREAK: {p}")
+    for n in rep.notes:
+        print(f"NOTE: {n}")
     if rep.ok:
         print(f"OK: {rep.files} file(s), {rep.records} records, seqs {rep.first_seq}..{rep.last_seq}, "
               f"contiguous, every CRC checks")
@@ -193,6 +205,29 @@ def verify(args) -> int:
     print(f"FAILED: {len(rep.problems)} problem(s); the stream is valid up to the first break "
           f"({rep.records} records checked)")
     return 1
+
+
+def accept_loss(args) -> int:
+    from ..errors import RsxError
+    from ..wal import WalSet, WalWriter
+
+    path = wal_input(existing(args.path, "dir"), args.stream)
+    try:
+        sid = args.stream or WalSet(path).stream_id
+        with WalWriter(path, sid, prealloc=False, accept_loss=True) as w:
+            st = w.stats()
+    except RsxError as e:           # the writer refuses for another reason: a failure, not bad usage
+        e.exit_code = 1
+        raise
+    if args.json:
+        print_json({"path": path, "stream_id": sid, "lost_first": st.lost_first,
+                    "lost_last": st.lost_last, "next_seq": st.next_seq})
+    elif st.lost_first:
+        print(f"stream {sid}: recorded seqs {st.lost_first}..{st.lost_last} as lost (SEQ_LOST); "
+              f"the stream continues at seq {st.lost_last + 1}")
+    else:
+        print(f"stream {sid}: nothing lost; durable up to seq {st.durable_seq}")
+    return 0
 
 
 def follow(args) -> int:
@@ -260,5 +295,5 @@ def consumers(args) -> int:
         print(f"no consumers registered in {args.path}")
     else:
         for name, seq in found.items():
-            print(f"{name}\t{seq}")
+            print(f"{name}\t{'unreadable (holds retention at 0)' if seq is None else seq}")
     return 0

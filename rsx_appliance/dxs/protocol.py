@@ -12,6 +12,7 @@ import time
 from ..codes import ErrorCode, error_message
 from ..errors import RsxError
 from ..records import HEADER_SIZE, PAYLOAD_DTYPES, Record, RecordType, encode
+from ..wal import consumer_name_ok
 
 __all__ = [
     "REQUEST_SIZE", "CONTROL_SIZE", "request", "caught_up", "reject", "heartbeat", "DxsRejected",
@@ -28,9 +29,12 @@ def _now() -> int:
 
 def request(stream_id: int, from_seq: int, consumer: str = "") -> bytes:
     """A REPLAY_REQUEST: replay ``stream_id`` from ``from_seq`` (0 = oldest)."""
-    name = consumer.encode("ascii")
+    name = consumer.encode("ascii", errors="replace")
     if len(name) > 16:
         raise ValueError("consumer name: at most 16 ASCII characters")
+    if consumer and not consumer_name_ok(consumer):
+        raise ValueError(f"consumer name {consumer!r}: A-Z a-z 0-9 . _ - only, not starting with '.', "
+                         f"not ending in '.tmp' (retention must be able to keep it)")
     return encode(RecordType.REPLAY_REQUEST, ts_ns=_now(), stream_id=stream_id,
                   from_seq=from_seq, consumer=name)
 
@@ -49,11 +53,13 @@ def heartbeat(stream_id: int, highest_seq: int) -> bytes:
 
 
 def consumer_name(rec: Record) -> str:
-    """The consumer name of a REPLAY_REQUEST ('' = anonymous); raises ValueError if not text."""
+    """The consumer name of a REPLAY_REQUEST ('' = anonymous); raises ValueError if it could not be
+    registered (the WAL's rule: rsx_wal_consumer_name_check)."""
     raw = rec.consumer.rstrip(b"\0")
-    name = raw.decode("ascii")
-    if name and not all(c.isalnum() or c in "._-" for c in name) or name.startswith("."):
-        raise ValueError(f"bad consumer name {name!r}")
+    name = raw.decode("ascii", errors="replace")
+    if name and (b"\0" in raw or not consumer_name_ok(name)):
+        raise ValueError(f"consumer name {name!r} cannot be registered (A-Z a-z 0-9 . _ -, not "
+                         f"starting with '.', not ending in '.tmp')")
     return name
 
 

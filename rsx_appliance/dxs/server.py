@@ -183,8 +183,11 @@ class DxsServer:
         oldest, durable = tip.oldest_seq, tip.durable_seq
         try:
             name = P.consumer_name(req)
-        except (UnicodeDecodeError, ValueError) as e:
+        except ValueError as e:
+            # a name retention could not keep: refuse it, with the reason, before it is registered
             log.warning("dxs: %s: %s", peer, e)
+            writer.write(P.reject(req.stream_id, ErrorCode.INVALID, req.from_seq, oldest, durable))
+            await writer.drain()
             return
         if req.stream_id != self.stream_id:
             # echo the stream asked for: the consumer matches the answer to its request

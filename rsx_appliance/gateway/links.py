@@ -21,9 +21,7 @@ Timers (NAK retries, heartbeats) run from a light periodic poll.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-import os
 import time
 from collections.abc import Callable
 
@@ -37,7 +35,6 @@ __all__ = ["Links", "RecordBuilder"]
 
 log = logging.getLogger("rsx.gateway")
 
-_HAS_LINK = "link" in inspect.signature(cmp.Endpoint.receiver).parameters
 POLL_IDLE_S = 0.005     # timers: CMP heartbeats every 10 ms, NAK retries every 1 ms while recovering
 POLL_BUSY_S = 0.0005
 READ_MAX = 256          # records per read: the batch array stays below malloc's mmap threshold
@@ -64,28 +61,6 @@ class RecordBuilder:
         buf += c.struct.pack(*values)
         lib.rsx_record_seal(ffi.from_buffer(buf), len(buf))   # our own fields, already in range
         return buf
-
-
-def _socket_fd(port: int, root=None) -> int | None:
-    """The fd of this process's UDP socket bound to ``port`` (the C endpoint's), found through /proc."""
-    from ..fsutil import Root
-
-    root = root or Root("/")
-    inodes = set()
-    for table in ("proc/net/udp", "proc/net/udp6"):
-        for line in (root.read(table) or "").splitlines()[1:]:
-            parts = line.split()
-            if len(parts) > 9 and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(parts[9])
-    fds = root / "proc/self/fd"
-    for entry in (os.listdir(fds) if fds.is_dir() else ()):
-        try:
-            target = os.readlink(fds / entry)
-        except OSError:
-            continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            return int(entry)
-    return None
 
 
 class Links:
@@ -130,20 +105,14 @@ class Links:
                          "replayed_records": 0, "send_errors": 0}
 
     def _receiver(self, stream_id: int, link: bool) -> cmp.Receiver:
-        if _HAS_LINK:
-            return self.ep.receiver(stream_id, link=link, start_seq=0, window=8192)
-        # before CMP link receivers: the senders must start at seq 1 (tests, benchmarks)
-        return self.ep.receiver(stream_id, window=8192)
+        return self.ep.receiver(stream_id, link=link, start_seq=0, window=8192)
 
     # -- lifetime --------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._fd = _socket_fd(self.ep.local[1])
-        if self._fd is not None:
-            loop.add_reader(self._fd, self.pump)
-        else:  # pragma: no cover - /proc not mounted
-            log.warning("gateway: CMP socket fd not found; polling every %.1f ms", POLL_BUSY_S * 1e3)
+        self._fd = self.ep.fileno()    # the udp socket: readable when datagrams wait
+        loop.add_reader(self._fd, self.pump)
         self._timer = loop.call_later(POLL_IDLE_S, self._tick)
 
     def close(self) -> None:

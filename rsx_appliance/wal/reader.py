@@ -24,12 +24,13 @@ import numpy as np
 
 from .._native import ffi, lib
 from ..codes import ErrorCode, error_message
-from ..errors import RsxError, check, error_for
+from ..errors import RsxError, StreamMismatchError, check, error_for
+from ..records import HEADER_SIZE, RECORD_VERSION
 from .block import ENTRY_DTYPE, SCAN_ANYSEQ, SCAN_ZEROS, Batch, Block, Stop, scan
 
 __all__ = [
     "Break", "WalBreakError", "WalFile", "read_file", "WalSet", "WalReader", "SetInfo", "Tip",
-    "read_tip", "STATES",
+    "read_tip", "tip_durable_bytes", "STATES",
 ]
 
 STATES = {0: "none", lib.RSX_WAL_RUNNING: "running", lib.RSX_WAL_STALLED: "stalled",
@@ -49,9 +50,9 @@ def _code_name(code: int) -> str:
 class Break:
     """Where a stream of records stops being valid.
 
-    ``tail`` is True for a torn tail (the end of the newest file, no live
-    writer: bytes a crashed writer never synced, which the next writer start
-    cuts off); False for corruption or a gap.
+    ``tail`` is True for a torn tail (the end of the newest file, past what
+    any writer reported durable: bytes a crashed writer never synced, which
+    the next writer start cuts off); False for corruption or a gap.
     """
 
     file: str
@@ -92,6 +93,7 @@ class WalBreakError(RsxError):
 # ---------------------------------------------------------------- one file
 
 _NAMED = re.compile(r"^\d+_(\d+)_(?:\d+|active)\.wal$")
+_STREAM_NAMED = re.compile(r"^(\d+)_[^/]*\.wal$")
 
 class WalFile(Block):
     """One WAL or archive file, mapped read-only and indexed.
@@ -115,17 +117,25 @@ class WalFile(Block):
 
 
 def read_file(path: str | os.PathLike, *, next_seq: int = 0, check_seq: bool = True,
-              stream_id: int = 0, newest: bool = True, limit: int | None = None) -> WalFile:
+              stream_id: int | None = 0, newest: bool = True, limit: int | None = None,
+              durable: int | None = None) -> WalFile:
     """Map and index one file.
 
     ``next_seq``: the seq the first record must carry (0 = the first seq in
     the file's name for WAL files named ``S_F_L.wal`` / ``S_F_active.wal``,
     else whatever it is).
     ``check_seq=False`` accepts any seq order (for ``stats``, which reports
-    gaps instead of stopping at them). ``stream_id``: required stream (0 =
-    any). ``newest``: whether a break at the end may be a torn tail (the file
+    gaps instead of stopping at them). ``stream_id``: the stream every record
+    must belong to; 0 (default) = the stream the file's name says
+    (``S_...wal``), or for a file without one the stream of its first record;
+    None = any stream, as asked for. A file whose first record belongs to
+    another stream raises :class:`StreamMismatchError`; a later record of
+    another stream is a break. ``newest``: whether a break at the end may be a torn tail (the file
     is the last of its stream). ``limit``: read only this many bytes (a live
-    writer's durable size: bytes past it may be in flight).
+    writer's durable size: bytes past it may be in flight). ``durable``: how
+    many bytes of the file its writer's tip reported durable (None: read
+    from the tip beside an active file): a break below that is corruption,
+    never a torn tail.
     """
     path = Path(path)
     if next_seq == 0 and check_seq:
@@ -139,14 +149,55 @@ def read_file(path: str | os.PathLike, *, next_seq: int = 0, check_seq: bool = T
         return WalFile(path, b"", np.empty(0, dtype=ENTRY_DTYPE), None, size)
     raw = np.memmap(path, dtype=np.uint8, mode="r")
     flags = SCAN_ZEROS | (0 if check_seq else SCAN_ANYSEQ)
-    res = scan(raw, length=length, next_seq=next_seq, stream_id=stream_id, flags=flags)
+    want = _stream_of(path, raw[:length]) if stream_id == 0 else (stream_id or 0)
+    if want and length >= HEADER_SIZE + 20:
+        first_stream = int(raw[HEADER_SIZE + 16:HEADER_SIZE + 20].view("<u4")[0])
+        if raw[0] == RECORD_VERSION and first_stream != want:
+            raise StreamMismatchError(
+                int(ErrorCode.STREAM),
+                f"{path}: holds records of stream {first_stream}, not stream {want}"
+                f"{' as its name says' if stream_id == 0 else ''}; pass stream_id={first_stream} "
+                f"(or None for any) to read it anyway")
+    res = scan(raw, length=length, next_seq=next_seq, stream_id=want, flags=flags)
+    if durable is None and res.stop in (Stop.PARTIAL, Stop.BAD):
+        durable = tip_durable_bytes(path, want)
     brk = None
     if res.stop in (Stop.PARTIAL, Stop.BAD):
         error = res.error if res.stop == Stop.BAD else ErrorCode.SHORT
         last = int(res.index["seq"][-1]) if len(res.index) else max(next_seq - 1, 0)
-        torn = newest and res.error not in (ErrorCode.SEQ, ErrorCode.STREAM)
+        # a torn tail is only what no writer ever reported durable (specs/wal.md 2.7)
+        torn = (newest and res.error not in (ErrorCode.SEQ, ErrorCode.STREAM) and limit is None
+                and (durable is None or res.end >= durable))
         brk = Break(str(path), res.end, last, res.found_seq, int(error), torn)
     return WalFile(path, raw, res.index, brk, size)
+
+
+_ACTIVE_NAMED = re.compile(r"^(\d+)_(\d+)_active\.wal$")
+
+
+def tip_durable_bytes(path: str | os.PathLike, stream_id: int) -> int | None:
+    """Bytes of an active file that its writer's tip (running, closed or dead) reported durable, or None."""
+    path = Path(path)
+    m = _ACTIVE_NAMED.match(path.name)
+    if not m or not stream_id:
+        return None
+    try:
+        tip = read_tip(path.parent, stream_id)
+    except RsxError:
+        return None
+    if tip is None or tip.active_first_seq != int(m.group(2)):
+        return None
+    return tip.active_durable_bytes
+
+
+def _stream_of(path: Path, raw) -> int:
+    """The stream a file must hold: its name's (``S_...wal``), else its first record's (0 = unknown)."""
+    m = _STREAM_NAMED.match(path.name)
+    if m and 0 < int(m.group(1)) < 1 << 32:
+        return int(m.group(1))
+    if len(raw) >= HEADER_SIZE + 20 and raw[0] == RECORD_VERSION:
+        return int(raw[HEADER_SIZE + 16:HEADER_SIZE + 20].view("<u4")[0])
+    return 0
 
 
 # ---------------------------------------------------------------- directories

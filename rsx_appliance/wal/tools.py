@@ -19,7 +19,7 @@ import numpy as np
 from ..codes import ErrorCode
 from ..records import FIELDS, HEADER_SIZE, RecordType
 from .block import Block
-from .reader import Break, WalFile, WalSet, read_file, read_tip
+from .reader import Break, WalFile, WalSet, read_file, read_tip, tip_durable_bytes
 
 __all__ = [
     "StreamFile", "stream_files", "Filter", "parse_time", "VerifyReport", "verify",
@@ -39,6 +39,7 @@ class StreamFile:
     newest: bool
     name_range: tuple[int, int] | None   # (first, last) a rotated file's name promises
     name_first: int = 0                  # first seq a WAL file's name promises (0 = none)
+    durable: int | None = None           # bytes its writer's tip reported durable (None = unknown)
 
 
 def stream_files(path: str | os.PathLike, stream_id: int = 0) -> tuple[list[StreamFile], int]:
@@ -48,7 +49,8 @@ def stream_files(path: str | os.PathLike, stream_id: int = 0) -> tuple[list[Stre
         m = _RANGED.match(path.name) or _ACTIVE.match(path.name)
         sid = int(path.name.split("_", 1)[0]) if "_" in path.name and path.name.split("_", 1)[0].isdigit() else 0
         nr = (int(m.group(2)), int(m.group(3))) if m and m.re is _RANGED else None
-        return [StreamFile(path, 0, _limit(path, sid), True, nr, int(m.group(2)) if m else 0)], sid
+        return [StreamFile(path, 0, _limit(path, sid), True, nr, int(m.group(2)) if m else 0,
+                           tip_durable_bytes(path, sid))], sid
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or directory")
     with WalSet(path, stream_id) as s:
@@ -61,7 +63,7 @@ def stream_files(path: str | os.PathLike, stream_id: int = 0) -> tuple[list[Stre
         a = _ACTIVE.match(name)
         out.append(StreamFile(p, first, _limit(p, sid), i == len(listed) - 1,
                               (int(m.group(2)), int(m.group(3))) if m else None,
-                              int((m or a).group(2)) if (m or a) else 0))
+                              int((m or a).group(2)) if (m or a) else 0, tip_durable_bytes(p, sid)))
     return out, sid
 
 
@@ -78,7 +80,7 @@ def _limit(p: Path, sid: int) -> int | None:
 
 def _open(f: StreamFile, next_seq: int = 0, check_seq: bool = True, stream_id: int = 0) -> WalFile:
     wf = read_file(f.path, next_seq=next_seq, check_seq=check_seq, stream_id=stream_id,
-                   newest=f.newest, limit=f.limit)
+                   newest=f.newest, limit=f.limit, durable=f.durable)
     return wf
 
 
@@ -92,6 +94,7 @@ class VerifyReport:
     last_seq: int = 0
     problems: list[str] = field(default_factory=list)
     breaks: list[Break] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)    # facts that are not failures (accepted losses)
 
     @property
     def ok(self) -> bool:
@@ -99,13 +102,30 @@ class VerifyReport:
 
 
 def verify(path: str | os.PathLike, stream_id: int = 0) -> VerifyReport:
-    """Check every record and the seq continuity within and across files."""
+    """Check every record, the seq continuity within and across files, and that the files
+    reach every seq the stream reported durable (a lost tail, specs/wal.md 2.7)."""
+    from . import published
+
+    # read before the files: the published seq only grows, so a live writer cannot look like a loss
+    pub = published(path, stream_id) if Path(path).is_dir() and stream_id else None
     files, sid = stream_files(path, stream_id)
+    if pub is None and Path(path).is_dir() and sid:
+        pub = published(path, sid)
     rep = VerifyReport()
     expect = 0
+    lost: list[tuple[int, int, int]] = []        # (first_lost, last_lost, tombstones)
     for f in files:
         rep.files += 1
         wf = _open(f, next_seq=expect, stream_id=sid)
+        tomb = wf.types == RecordType.SEQ_LOST
+        if tomb.any():
+            t = wf.view(RecordType.SEQ_LOST)["payload"]
+            for a, b in sorted(set(zip(t["first_lost"].tolist(), t["last_lost"].tolist()))):
+                n = int(((t["first_lost"] == a) & (t["last_lost"] == b)).sum())
+                if lost and lost[-1][:2] == (a, b):
+                    lost[-1] = (a, b, lost[-1][2] + n)
+                else:
+                    lost.append((a, b, n))
         if len(wf):
             if not rep.first_seq:
                 rep.first_seq = wf.first_seq
@@ -113,8 +133,15 @@ def verify(path: str | os.PathLike, stream_id: int = 0) -> VerifyReport:
             rep.records += len(wf)
         if wf.brk is not None:
             rep.breaks.append(wf.brk)
-            note = (" (bytes a crashed writer never synced; the writer cuts them at its next start)"
-                    if wf.brk.tail else "")
+            if wf.brk.tail:
+                note = " (bytes a crashed writer never synced; the writer cuts them at its next start)"
+            elif _ACTIVE.match(f.path.name) and wf.brk.error not in (ErrorCode.SEQ, ErrorCode.STREAM):
+                note = (" (corrupt inside data reported durable: the writer will refuse to open; "
+                        "restore the file from a replica or archive)")
+            elif wf.brk.error == ErrorCode.SEQ:
+                note = " (a gap: replays stop here)"
+            else:
+                note = " (corrupt: replays stop here)"
             rep.problems.append(f"{wf.brk}{note}")
             # seqs after a break cannot be trusted to chain; restart the chain at the next file
             expect = 0
@@ -130,6 +157,14 @@ def verify(path: str | os.PathLike, stream_id: int = 0) -> VerifyReport:
         expect = wf.last_seq + 1 if len(wf) else expect
     if not files:
         rep.problems.append(f"{path}: no WAL files")
+    if pub is not None and pub.seq > rep.last_seq and not rep.breaks:
+        rep.problems.append(
+            f"{path}: the files end at seq {rep.last_seq} but seq {pub.seq} was reported durable "
+            f"({pub.evidence}): seqs {rep.last_seq + 1}..{pub.seq} are lost; the writer will refuse "
+            f"to open (restore them, or accept the loss: rsx wal accept-loss)")
+    for a, b, n in lost:
+        rep.notes.append(f"seqs {a}..{b} were lost and the loss accepted by an operator "
+                         f"({n} SEQ_LOST tombstones)")
     return rep
 
 

@@ -9,8 +9,9 @@ Errors: bad input raises FieldError / RecordTypeError / RecordLengthError and
 appends nothing; a full ring raises BlockingIOError in non-blocking mode (retry
 the same record later); a disk that stays full raises ``OSError(ENOSPC)`` from a
 non-blocking append once the ring is full (the writer keeps retrying and
-recovers when space is freed); a failed sync raises that OSError forever after
-(the writer is FAILED; restart the process).
+recovers when space is freed); a failed sync, whatever its errno (ENOSPC
+included), raises that OSError forever after (the writer is FAILED; restart
+the process).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from .._native import ffi, lib
-from ..errors import FieldError, error_for
+from ..codes import ErrorCode
+from ..errors import DurableLossError, FieldError, error_for
 from ..records import HEADER_SIZE, PAYLOAD_DTYPES, RecordType, encode
 from .reader import STATES
 
@@ -67,6 +69,27 @@ class WalStats:
     recovered_offset: int
     recovered_bytes: int
     recovered_error: int
+    lost_first: int      # seqs recorded as SEQ_LOST at this open (accept_loss), 0 = none
+    lost_last: int
+
+
+def loss_evidence(loss) -> str:
+    """Who reported the highest durable seq (a struct rsx_wal_loss), for messages."""
+    who = []
+    if loss.tip_seq and loss.tip_seq == loss.published_seq:
+        who.append("the writer's tip file")
+    if loss.consumer_seq and loss.consumer_seq == loss.published_seq:
+        who.append(f"consumer {ffi.string(loss.consumer).decode(errors='replace')!r}")
+    return " and ".join(who) or "the stream"
+
+
+def _loss_message(directory: Path, stream_id: int, loss) -> str:
+    return (f"WAL {directory} (stream {stream_id}): the files end at seq {loss.last_seq} but seq "
+            f"{loss.published_seq} was reported durable ({loss_evidence(loss)}): seqs "
+            f"{loss.last_seq + 1}..{loss.published_seq} are lost. The writer refuses to start, so "
+            f"no seq is handed out twice. Restore the missing records (a replica, the archive), or "
+            f"accept the loss: `rsx wal accept-loss {directory}` (WalWriter(accept_loss=True)) "
+            f"records those seqs as SEQ_LOST and the stream continues after them")
 
 
 class WalWriter:
@@ -81,13 +104,19 @@ class WalWriter:
     benchmarks only), ``prealloc`` (zero-filled next file), ``nonblocking``
     (a full ring raises BlockingIOError instead of blocking), ``manual`` (no
     flusher thread: call :meth:`flush`).
+
+    A writer never starts below a seq its stream reported durable (the tip
+    file, a consumer's stored position): if the files lost their tail it
+    raises :class:`DurableLossError`. ``accept_loss=True`` is the operator's
+    explicit choice to go on: the lost seqs are spent on SEQ_LOST tombstones
+    (``stats().lost_first..lost_last``), so no seq is ever reused.
     """
 
     def __init__(self, directory: str | os.PathLike, stream_id: int, *,
                  file_size: int = 64 << 20, ring_size: int = 32 << 20, batch_records: int = 1,
                  batch_us: int = 0, retain_s: float | None = 4 * 3600, first_seq: int = 1,
                  sync: str = "data", prealloc: bool = True, prealloc_rate: int = 32 << 20,
-                 nonblocking: bool = False, manual: bool = False) -> None:
+                 nonblocking: bool = False, manual: bool = False, accept_loss: bool = False) -> None:
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {sorted(SYNC_MODES)}")
         if not 0 < stream_id < 1 << 32:
@@ -101,7 +130,8 @@ class WalWriter:
         cfg.stream_id = stream_id
         cfg.flags = (SYNC_MODES[sync] | (0 if prealloc else lib.RSX_WAL_NO_PREALLOC)
                      | (lib.RSX_WAL_NONBLOCK if nonblocking else 0)
-                     | (lib.RSX_WAL_MANUAL if manual else 0))
+                     | (lib.RSX_WAL_MANUAL if manual else 0)
+                     | (lib.RSX_WAL_ACCEPT_LOSS if accept_loss else 0))
         cfg.file_size = file_size
         cfg.ring_size = ring_size
         cfg.batch_records = batch_records
@@ -109,16 +139,25 @@ class WalWriter:
         cfg.retain_ns = (1 << 64) - 1 if retain_s is None else int(retain_s * 1e9)
         cfg.first_seq = first_seq
         cfg.prealloc_rate = prealloc_rate
+        loss = ffi.new("struct rsx_wal_loss *")
+        cfg.loss = loss
         out = ffi.new("struct rsx_wal **")
         rc = lib.rsx_wal_open(out, cfg)
         if rc < 0:
+            if rc == ErrorCode.LOST:
+                raise DurableLossError(rc, _loss_message(self.directory, stream_id, loss))
             if rc == -errno.EBUSY:
                 raise BlockingIOError(errno.EBUSY, f"{self.directory}: another writer holds stream "
                                                    f"{stream_id}")
             raise error_for(rc, f"open WAL {self.directory} (stream {stream_id})")
         self._w = out[0]
+        self._nonblocking = nonblocking
         self._blocked_warned = 0
         st = self.stats()
+        if st.lost_first:
+            log.warning("WAL %s: seqs %d..%d were reported durable but are missing; recorded as "
+                        "lost (SEQ_LOST) as the operator accepted; the stream continues at seq %d",
+                        self.directory, st.lost_first, st.lost_last, st.lost_last + 1)
         if st.recovered_bytes:
             log.warning("WAL %s: cut a torn tail of %d bytes at offset %d of %s (%s); "
                         "records up to seq %d are intact", self.directory, st.recovered_bytes,
@@ -159,14 +198,19 @@ class WalWriter:
         if rc == -errno.EAGAIN:
             return BlockingIOError(errno.EAGAIN, f"{what}: WAL ring full (the flusher is behind); "
                                                  f"append the same record again later")
+        if rc == -errno.ECANCELED:
+            return ValueError(f"{what}: WAL writer {self.directory} was closed while this call "
+                              f"waited; nothing was appended")
         st = self.stats()
+        # FAILED first: a failed sync is fatal whatever its errno (ENOSPC included)
+        if st.state == "failed":
+            return error_for(rc, f"{what}: WAL {self.directory} FAILED: a sync failed, so nothing "
+                                 f"after seq {st.durable_seq} can be trusted and nothing more becomes "
+                                 f"durable; restart the process (recovery re-reads the disk)")
         if rc in (-errno.ENOSPC, -errno.EDQUOT, -errno.EFBIG):
             return OSError(-rc, f"{what}: WAL {self.directory} stalled: {os.strerror(-rc)} "
                                 f"(ring full; durable up to seq {st.durable_seq}; the writer "
-                                f"retries and resumes once space is freed)")
-        if st.state == "failed":
-            return error_for(rc, f"{what}: WAL {self.directory} FAILED (durable up to seq "
-                                 f"{st.durable_seq}); restart to recover")
+                                f"retries the write and resumes once space is freed)")
         return error_for(rc, what)
 
     # -------------------------------------------------------------- appends
@@ -205,6 +249,11 @@ class WalWriter:
                                      first)
         if n < 0:
             raise self._error(n, f"append {len(payloads)} {t.name}")
+        if n < len(payloads) and not self._nonblocking:
+            # a blocking append stops short only when close() cancelled it
+            raise ValueError(f"append {len(payloads)} {t.name}: WAL writer {self.directory} was "
+                             f"closed while this call waited; only seqs {int(first[0])}.."
+                             f"{int(first[0]) + int(n) - 1} were appended")
         return int(first[0]), int(n)
 
     # -------------------------------------------------------------- watermarks
@@ -248,7 +297,7 @@ class WalWriter:
             s.deleted_files, s.retention_blocks, s.retention_blocked_seq, s.prealloc_misses,
             s.write_retries, bool(s.prealloc_ready), STATES.get(s.state, str(s.state)), s.error,
             ffi.string(s.recovered_file).decode(), s.recovered_offset, s.recovered_bytes,
-            s.recovered_error)
+            s.recovered_error, s.lost_first, s.lost_last)
         if st.retention_blocks > self._blocked_warned:
             self._blocked_warned = st.retention_blocks
             log.warning("WAL %s: retention blocked: a registered consumer is at seq %d and "

@@ -50,6 +50,15 @@ struct rsx_cmp_addr {
 /* Parse a dotted IPv4 address into a. Returns 0 or RSX_EINVALID. */
 int rsx_cmp_addr_set(struct rsx_cmp_addr *a, const char *ip, uint16_t port);
 
+/* ---- optional per-stream MAC (specs/cmp.md section 12) ---- */
+
+#define RSX_CMP_KEY_BYTES 16	/* a stream's shared key */
+#define RSX_CMP_MAC_BYTES 16	/* the tag after the record in every datagram of a keyed stream */
+
+/* SipHash-2-4 with a 128-bit output of msg[0..len) under key (the CMP tag). */
+void rsx_cmp_mac(const uint8_t key[RSX_CMP_KEY_BYTES], const void *msg, size_t len,
+		 uint8_t out[RSX_CMP_MAC_BYTES]);
+
 /* ---- fault injection (specs/cmp.md section 6) ---- */
 
 enum rsx_cmp_fault_action {
@@ -117,6 +126,7 @@ struct rsx_cmp_endpoint_stats {
 	uint64_t tx_would_block, tx_errors;
 	uint64_t rx_kernel_drops;	/* dropped by the kernel before we read them (full socket buffer / rx ring) */
 	uint64_t polls, waits;
+	uint64_t rx_bad_mac;		/* keyed stream: missing or wrong tag */
 };
 
 struct rsx_cmp_endpoint;
@@ -156,6 +166,17 @@ int rsx_cmp_poll(struct rsx_cmp_endpoint *ep, int64_t timeout_us);
 int rsx_cmp_send_raw(struct rsx_cmp_endpoint *ep, const void *buf, size_t len,
 		     const struct rsx_cmp_addr *to);
 
+/*
+ * A descriptor that polls readable (POLLIN) when datagrams wait for the
+ * endpoint, for callers that sleep in their own event loop (epoll, asyncio):
+ * the udp socket, the xdp socket. -EOPNOTSUPP for uring and mem (they wait in
+ * rsx_cmp_poll). Readiness says only that the kernel holds datagrams: the
+ * caller still calls rsx_cmp_poll by its timers' deadline (heartbeats, NAKs,
+ * the fault layer's delayed datagrams). The endpoint keeps ownership: never
+ * read from or close it.
+ */
+int rsx_cmp_endpoint_fd(const struct rsx_cmp_endpoint *ep);
+
 void rsx_cmp_endpoint_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_endpoint_stats *out);
 /* Fault-layer counters; all zero when the endpoint has no fault layer. */
 void rsx_cmp_fault_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_fault_stats *out);
@@ -185,6 +206,8 @@ struct rsx_cmp_sender_config {
 	uint32_t retx_dedup_us;	/* ignore a repeat NAK of a seq from the same address within this */
 	rsx_cmp_fetch_fn fetch;	/* NULL: the horizon is the hot ring */
 	void *fetch_ctx;
+	uint32_t keyed;		/* 1: every datagram of the stream carries a MAC under key */
+	uint8_t key[RSX_CMP_KEY_BYTES];
 };
 
 struct rsx_cmp_sender_stats {
@@ -195,6 +218,8 @@ struct rsx_cmp_sender_stats {
 	uint64_t last_seq;	/* gauge: last seq accepted */
 	uint64_t sent_seq;	/* gauge: last seq handed to the kernel for every destination */
 	uint64_t pending;	/* gauge: accepted, not yet handed to the kernel */
+	uint64_t naks_unknown;	/* NAKs from an address that is not a destination: ignored */
+	uint64_t nak_replies;	/* heartbeats sent to a NAKer for seqs this sender cannot serve */
 };
 
 void rsx_cmp_sender_config_init(struct rsx_cmp_sender_config *cfg);
@@ -239,6 +264,8 @@ struct rsx_cmp_receiver_config {
 	uint32_t nak_max_runs;	/* NAKs per poll */
 	uint32_t link;		/* 1: a link stream (not journaled): join on first contact, follow
 				   sender restarts, skip and count unrecoverable holes (specs/cmp.md 4.6) */
+	uint32_t keyed;		/* 1: every datagram of the stream carries a MAC under key */
+	uint8_t key[RSX_CMP_KEY_BYTES];
 };
 
 struct rsx_cmp_receiver_stats {
@@ -247,6 +274,7 @@ struct rsx_cmp_receiver_stats {
 	uint64_t heartbeats, stale_heartbeats;
 	uint64_t faults, replayed, replay_duplicates, resumes;
 	uint64_t resyncs, link_losses;	/* link receivers: sender restarts followed, seqs skipped */
+	uint64_t unconfirmed;		/* claims above the sender's own tip dropped (a forged seq) */
 };
 
 struct rsx_cmp_receiver_info {
@@ -278,7 +306,8 @@ int rsx_cmp_receiver_read(struct rsx_cmp_receiver *r, void *out, size_t stride, 
 
 /*
  * Poll ep until r has something deliverable (or needs replay) or timeout_us
- * passes (semantics of rsx_cmp_poll), then read like rsx_cmp_receiver_read.
+ * passes (semantics of rsx_cmp_poll; timeout_us 0 polls the socket once),
+ * then read like rsx_cmp_receiver_read.
  * Returns records copied (0 on timeout), RSX_EREPLAY, or a -errno from poll.
  */
 int rsx_cmp_receive(struct rsx_cmp_endpoint *ep, struct rsx_cmp_receiver *r,

@@ -444,6 +444,21 @@ struct rsx_query_done {
 	uint64_t _pad2;
 } __attribute__((aligned(64)));
 
+/*
+ * SEQ_LOST: a tombstone, one per seq, that a WAL writer appends when an
+ * operator accepted the loss of records it had reported durable (specs/wal.md
+ * 2.7): the seq is spent, its original record is gone. Any stream may hold it.
+ */
+struct rsx_seq_lost {
+	uint64_t seq;
+	uint64_t ts_ns;		/* when the loss was accepted */
+	uint32_t stream_id;
+	uint32_t _pad0;
+	uint64_t first_lost;	/* the lost range this tombstone belongs to */
+	uint64_t last_lost;
+	uint64_t _pad1[3];
+} __attribute__((aligned(64)));
+
 /* NAK: receiver -> sender, "resend [from_seq, from_seq + count)". */
 struct rsx_nak {
 	uint64_t seq;
@@ -524,6 +539,7 @@ RSX_PAYLOAD_ASSERT(rsx_position, 128);
 RSX_PAYLOAD_ASSERT(rsx_account, 128);
 RSX_PAYLOAD_ASSERT(rsx_open_order, 128);
 RSX_PAYLOAD_ASSERT(rsx_query_done, 64);
+RSX_PAYLOAD_ASSERT(rsx_seq_lost, 64);
 RSX_PAYLOAD_ASSERT(rsx_nak, 64);
 RSX_PAYLOAD_ASSERT(rsx_heartbeat, 64);
 RSX_PAYLOAD_ASSERT(rsx_replay_request, 64);

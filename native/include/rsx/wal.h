@@ -19,12 +19,25 @@
 #define RSX_WAL_NO_PREALLOC	0x04u	/* no zero-filled next file; append to growing files */
 #define RSX_WAL_FULLSYNC	0x08u	/* fsync() instead of fdatasync() */
 #define RSX_WAL_NOSYNC		0x10u	/* UNSAFE: never sync; durable = written (benchmarks only) */
+#define RSX_WAL_ACCEPT_LOSS	0x20u	/* an operator accepts a lost tail: record it (SEQ_LOST), go on */
 
 /* writer states (also in the tip) */
 #define RSX_WAL_RUNNING	1
 #define RSX_WAL_STALLED	2	/* a transient error (disk full): retrying, appends stall */
 #define RSX_WAL_FAILED	3	/* a sync failed: nothing more becomes durable; restart */
 #define RSX_WAL_CLOSED	4
+
+/*
+ * What a stream directory says was reported durable, against what its files
+ * hold (specs/wal.md 2.7). A writer refuses to start below published_seq.
+ */
+struct rsx_wal_loss {
+	uint64_t last_seq;	/* last seq the files hold (filled by rsx_wal_open) */
+	uint64_t published_seq;	/* highest seq ever reported durable: the max of the two below */
+	uint64_t tip_seq;	/* the writer tip's durable_seq (0 = no tip) */
+	uint64_t consumer_seq;	/* highest position a registered consumer stored (0 = none) */
+	char consumer[64];	/* that consumer's name */
+};
 
 struct rsx_wal_config {
 	const char *dir;	/* the stream's directory (created if missing) */
@@ -41,6 +54,8 @@ struct rsx_wal_config {
 	/* Called on the flusher thread after each durable batch. Must not block. */
 	void (*on_durable)(void *ctx, uint64_t durable_seq, uint64_t now_ns);
 	void *ctx;
+	/* Optional out: what open found (last_seq < published_seq: a lost tail). */
+	struct rsx_wal_loss *loss;
 };
 
 struct rsx_wal_stats {
@@ -75,6 +90,8 @@ struct rsx_wal_stats {
 	int32_t recovered_error;	/* why the first cut record failed (RSX_ECRC, RSX_ESHORT ...) */
 	uint32_t _pad0;
 	char recovered_file[256];	/* name of the file cut */
+	uint64_t lost_first;		/* seqs recorded as SEQ_LOST at this open (ACCEPT_LOSS), */
+	uint64_t lost_last;		/* 0 = none */
 };
 
 struct rsx_wal;
@@ -87,12 +104,16 @@ void rsx_wal_config_default(struct rsx_wal_config *cfg);
  * and *out, or: RSX_EINVALID (bad config), -EBUSY (another writer holds the
  * directory), RSX_ESEQ (file names inconsistent), RSX_ESTREAM (files of
  * another stream id), a record error (durable data corrupt: nothing
- * touched), or -errno.
+ * touched), RSX_ELOST (the files end below a seq that was reported durable:
+ * nothing touched; cfg.loss says where, RSX_WAL_ACCEPT_LOSS records the lost
+ * seqs as SEQ_LOST tombstones instead), or -errno.
  */
 int rsx_wal_open(struct rsx_wal **out, const struct rsx_wal_config *cfg);
 
 /*
  * Make everything appended durable, stop the threads, release the directory.
+ * First fails every append or wait blocked in another thread (-ECANCELED)
+ * and waits until each has returned, so nothing is freed under them.
  * Always frees w. Returns 0, or the error that kept records from becoming
  * durable (rsx_wal_stats before close says how far it got).
  */
@@ -104,21 +125,23 @@ int rsx_wal_close(struct rsx_wal *w);
  * One appender thread only. Returns the record size and *seq, or: RSX_ETYPE
  * (0, unknown or control type), RSX_ELENGTH, -EAGAIN (NONBLOCK and the ring
  * is full: append the same record again later), the stall error (NONBLOCK,
- * ring full and the writer is stalled, e.g. -ENOSPC), or the sticky error of
- * a FAILED writer. Nothing is appended when it fails.
+ * ring full and the writer is stalled, e.g. -ENOSPC), -ECANCELED (the writer
+ * is being closed), or the sticky error of a FAILED writer. Nothing is
+ * appended when it fails.
  */
 int rsx_wal_append(struct rsx_wal *w, uint16_t type, const void *payload, size_t len,
 		   uint64_t *seq);
 
 /*
  * Append count payloads of one type, stride bytes apart (stride >= len).
- * Returns how many were appended (all of them when blocking; possibly fewer
- * with NONBLOCK) and the first one's seq, or an error if none was.
+ * Returns how many were appended (all of them when blocking, unless close
+ * cancelled the call; possibly fewer with NONBLOCK) and the first one's seq,
+ * or an error if none was.
  */
 int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *payloads,
 			     size_t len, size_t count, size_t stride, uint64_t *first_seq);
 
-/* Watermarks (acquire loads). */
+/* Watermarks (acquire loads). The tip file covers a durable seq before this returns it. */
 uint64_t rsx_wal_next_seq(const struct rsx_wal *w);
 uint64_t rsx_wal_written_seq(const struct rsx_wal *w);
 uint64_t rsx_wal_durable_seq(const struct rsx_wal *w);
@@ -127,8 +150,8 @@ const uint64_t *rsx_wal_durable_ptr(const struct rsx_wal *w);
 
 /*
  * Wait until durable_seq >= seq. timeout_ns < 0 waits forever. Returns 0,
- * -ETIMEDOUT, or the sticky error of a FAILED writer. In MANUAL mode it
- * flushes instead of waiting.
+ * -ETIMEDOUT, -ECANCELED (the writer is being closed), or the sticky error of
+ * a FAILED writer. In MANUAL mode it flushes instead of waiting.
  */
 int rsx_wal_wait_durable(struct rsx_wal *w, uint64_t seq, int64_t timeout_ns);
 
@@ -142,16 +165,34 @@ int rsx_wal_flush(struct rsx_wal *w);
 /* A snapshot of the counters and state. Returns 0. */
 int rsx_wal_stats(const struct rsx_wal *w, struct rsx_wal_stats *out);
 
+/*
+ * The highest seq dir's stream ever reported durable, from what its writer
+ * (the tip) and its consumers (their stored positions) left there; fills
+ * every field but last_seq. Returns 0 or -errno.
+ */
+int rsx_wal_published(const char *dir, uint32_t stream_id, struct rsx_wal_loss *out);
+
 /* ------------------------------------------------------- consumer positions */
 
 /*
+ * Whether name may be registered: 1..63 chars of [A-Za-z0-9._-], not
+ * starting with '.', not ending in ".tmp" (how a position is written).
+ * Returns 0 or RSX_EINVALID.
+ */
+int rsx_wal_consumer_name_check(const char *name);
+/*
  * Register / move a consumer's position (dir/consumers/name = seq), written
- * atomically. name: 1..63 chars of [A-Za-z0-9._-]. Returns 0, RSX_EINVALID.
+ * atomically. Returns 0, RSX_EINVALID (a name rsx_wal_consumer_name_check
+ * refuses), -errno.
  */
 int rsx_wal_consumer_set(const char *dir, const char *name, uint64_t seq);
-/* Read a position into *seq. Returns 0, -ENOENT (not registered), RSX_EINVALID. */
+/*
+ * Read a position into *seq. Any name retention honours is accepted (every
+ * plain file in consumers/ but NAME.tmp, even one that predates the rules).
+ * Returns 0, -ENOENT (not registered), RSX_EINVALID (no position in it).
+ */
 int rsx_wal_consumer_get(const char *dir, const char *name, uint64_t *seq);
-/* Unregister. Returns 0 or -ENOENT. */
+/* Unregister (any name rsx_wal_consumer_get takes). Returns 0 or -ENOENT. */
 int rsx_wal_consumer_drop(const char *dir, const char *name);
 
 /* -------------------------------------------------------------------- scan */
