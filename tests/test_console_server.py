@@ -258,3 +258,21 @@ def test_rsx_console_process(tmp_path):
     r = subprocess.run(rsx_argv("console", "--data", str(data), "--port", "70000"), capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "--port 70000: must be 0..65535" in r.stderr
+
+
+def test_rsx_token_operator(console, capsys):
+    """`rsx token --operator NAME` mints what the console's operator session takes, and the gateway would not."""
+    from cliutil import check
+    from rsx_appliance.cli import main
+
+    base = ["--data", str(console.cfg.data_dir)]
+    assert main(["token", "--operator", "dana", "--ttl", "60", "--json"] + base) == 0
+    (tok,) = check("token", capsys.readouterr().out)
+    assert tok["operator"] == "dana" and "user_id" not in tok
+    with console.operator(tok["token"]) as ws:
+        assert json.loads(ws.recv(5))["hello"][0] == "dana"
+    got = json.loads(console.get("/api/token", {"Authorization": f"Bearer {tok['token']}"})[2])
+    assert got["valid"] is False and "audience" in got["E"][1]       # not a trading token
+    for argv in (["--operator", "dana smith"], ["--operator", ""], ["--user", "5", "--operator", "dana"], []):
+        assert main(["token", *argv] + base) == 2, argv
+    capsys.readouterr()
