@@ -1,10 +1,14 @@
-"""An exchange for the console's browser tests: real `rsx gateway`, `rsx marketdata` and `rsx console`
-processes, with risk and the matching engines stood in by one in-process stand-in.
+"""Exchanges for the console's browser tests (specs/console.md 7), on free ports in a temporary directory.
 
-The stand-in (rsx_appliance/cli/bench/_gwstandin.py, the gateway tests' own) answers the gateway's risk link
-and runs every order through the real C book; here its engine streams are also journaled (a WAL and a DXS
-server per symbol, so marketdata can bootstrap from seq 1) and sent to marketdata as well as the gateway.
-A "maker" is an ordinary client of the gateway (rsx_appliance.client), like `rsx maker` will be.
+- :class:`ProcessExchange`: every process of the configuration as its own `rsx` process, in start order
+  (what `rsx up` runs), when this build has them all (the ME and the risk shard);
+- :class:`StandinExchange`: real `rsx gateway`, `rsx marketdata` and `rsx console` processes, with risk and
+  the matching engines stood in by the gateway tests' stand-in (rsx_appliance/cli/bench/_gwstandin.py), which
+  runs every order through the real C book; here its engine streams are also journaled (a WAL and a DXS
+  server per symbol, so marketdata bootstraps from seq 1) and sent to marketdata as well as the gateway. It
+  can push what only risk knows (liquidation notices, funding payments).
+
+A "maker" is an ordinary client of the gateway (rsx_appliance.client), like `rsx maker`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ BROWSER_MISSING = None if CHROMIUM and DRIVER else \
 
 CONFIG = """\
 version = 1
-accounts = [{{ user_id = 1000, deposit = "100000000" }}]
+accounts = [{{ user_id = 1000, deposit = "100000000" }}, {{ user_id = 7, deposit = "1000000" }},
+            {{ user_id = 8, deposit = "1000000" }}, {{ user_id = 9, deposit = "1000000" }},
+            {{ user_id = 10, deposit = "1000000" }}]
 [network]
 cmp_backend = "udp"
 base_port = {base}
@@ -105,8 +111,21 @@ class JournaledStandIn(StandIn):
             w.close()
 
 
+def processes_available() -> str | None:
+    """None when this build runs every process of the exchange, else what is missing."""
+    import importlib.util
+
+    for module, what in (("rsx_appliance.me", "the matching engine (rsx me)"),
+                         ("rsx_appliance.risk.serve", "the risk shard process (rsx risk serve)")):
+        if importlib.util.find_spec(module) is None:
+            return f"{what} is not in this build"
+    return None
+
+
 class Exchange:
-    """The processes and the stand-in, in a temporary directory. ``start()``, then ``stop()``."""
+    """Processes in a temporary directory: ``start()``, then ``stop()``."""
+
+    kind = "?"
 
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -116,10 +135,6 @@ class Exchange:
         self.cfg = load_config(self.path, work / "data")
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
-        self.standin: JournaledStandIn | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._dxs: list[DxsServer] = []
-        self._thread: threading.Thread | None = None
 
     @property
     def console_url(self) -> str:
@@ -136,14 +151,16 @@ class Exchange:
     # -- lifetime -------------------------------------------------------------------------------
 
     def start(self) -> "Exchange":
-        self.standin = JournaledStandIn(self.cfg)
-        self.standin.attach_all()
-        self._start_dxs()
-        self.standin.start()
-        for name, args in (("marketdata.0", ("marketdata",)), ("gateway.0", ("gateway", "--log-level", "warning")),
-                           ("console.0", ("console",))):
-            self.spawn(name, *args)
-        return self
+        raise NotImplementedError
+
+    @staticmethod
+    def argv(p) -> tuple[str, ...]:
+        """The `rsx` command of configured process ``p`` (what a supervisor runs)."""
+        return {"mark": ("mark", "--instance", str(p.index)), "me": ("me", "--symbol", p.name.split(".", 1)[1]),
+                "risk": ("risk", "serve", "--shard", str(p.index)),
+                "marketdata": ("marketdata", "--instance", str(p.index)),
+                "gateway": ("gateway", "--instance", str(p.index), "--log-level", "warning"),
+                "console": ("console",)}[p.role]
 
     def spawn(self, name: str, *args: str) -> None:
         log = self.work / f"{name}.log"
@@ -170,6 +187,67 @@ class Exchange:
             time.sleep(0.1)
         raise TimeoutError(f"{name} not ready in {timeout} s: {self.logs[name].read_text()[-2000:]}")
 
+    def stop(self) -> None:
+        """In reverse start order, each waited for (the next may still be its consumer)."""
+        for name in reversed(list(self.procs)):
+            p = self.procs[name]
+            if p.poll() is None:
+                p.terminate()
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+    # -- credentials and clients ----------------------------------------------------------------
+
+    def token(self, user: int | str, *, audience: str | None = None, ttl_s: int = 600) -> str:
+        a = self.cfg.auth
+        return mint_token(signing_key(self.cfg), a.algorithm, user, audience=audience or a.audience,
+                          issuer=a.issuer, ttl_s=ttl_s)[0]
+
+    def operator_token(self, name: str = "alice", ttl_s: int = 600) -> str:
+        return self.token(name, audience=self.cfg.console.operator_audience, ttl_s=ttl_s)
+
+    def client(self, user: int):
+        from rsx_appliance.client import SyncClient
+
+        return SyncClient(self.gateway_url, token=lambda: self.token(user))
+
+
+class ProcessExchange(Exchange):
+    """Every configured process but the recorder (it is not driven by the configuration yet), in start order."""
+
+    kind = "processes"
+
+    def start(self) -> "ProcessExchange":
+        for p in self.cfg.processes:
+            if p.role != "recorder":
+                self.spawn(p.name, *self.argv(p))
+        return self
+
+
+class StandinExchange(Exchange):
+    """Real gateway, marketdata and console; risk and the engines stood in (see the module docstring)."""
+
+    kind = "stand-in"
+
+    def __init__(self, work: Path) -> None:
+        super().__init__(work)
+        self.standin: JournaledStandIn | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dxs: list[DxsServer] = []
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "StandinExchange":
+        self.standin = JournaledStandIn(self.cfg)
+        self.standin.attach_all()
+        self._start_dxs()
+        self.standin.start()
+        for name in ("marketdata.0", "gateway.0", "console.0"):
+            self.spawn(name, *self.argv(self.cfg.process(name)))
+        return self
+
     def _start_dxs(self) -> None:
         ready = threading.Event()
 
@@ -193,33 +271,104 @@ class Exchange:
         ready.wait(10)
 
     def stop(self) -> None:
-        for name in reversed(list(self.procs)):
-            p = self.procs[name]
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        super().stop()
         if self.standin is not None:
             self.standin.stop()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(10)
 
-    # -- credentials and clients ----------------------------------------------------------------
 
-    def token(self, user: int | str, *, audience: str | None = None, ttl_s: int = 600) -> str:
-        a = self.cfg.auth
-        return mint_token(signing_key(self.cfg), a.algorithm, user, audience=audience or a.audience,
-                          issuer=a.issuer, ttl_s=ttl_s)[0]
+def make_exchange(work: Path) -> Exchange:
+    """The real processes when this build has them all, else the stand-in."""
+    return (ProcessExchange if processes_available() is None else StandinExchange)(work)
 
-    def operator_token(self, name: str = "alice", ttl_s: int = 600) -> str:
-        return self.token(name, audience=self.cfg.console.operator_audience, ttl_s=ttl_s)
 
-    def client(self, user: int):
-        from rsx_appliance.client import SyncClient
+# -- the browser ---------------------------------------------------------------------------------------
 
-        return SyncClient(self.gateway_url, token=lambda: self.token(user))
+class Browser:
+    """One headless Chromium; every network request and console line it logs is kept for the checks."""
+
+    def __init__(self, profile_dir) -> None:
+        import pytest
+
+        webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (test extra)")
+        from selenium.webdriver.chrome.service import Service
+
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
+                    f"--user-data-dir={profile_dir}", "--window-size=1500,1800"):
+            opts.add_argument(arg)
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+        self.driver.set_page_load_timeout(60)
+        self.urls: list[str] = []
+        self.console: list[dict] = []
+
+    def drain_logs(self) -> None:
+        for e in self.driver.get_log("performance"):
+            m = json.loads(e["message"])["message"]
+            if m["method"] == "Network.requestWillBeSent":
+                self.urls.append((m["params"]["request"]["url"], m["params"].get("documentURL", "")))
+            elif m["method"] == "Network.webSocketCreated":
+                self.urls.append((m["params"]["url"], ""))
+        self.console += self.driver.get_log("browser")
+
+    def js(self, script: str, *args):
+        return self.driver.execute_script(script, *args)
+
+    def wait(self, script: str, timeout: float = 30.0, what: str = "", *args):
+        """Until the JS expression ``script`` (a function body's return) is truthy; returns its value."""
+        end = time.monotonic() + timeout
+        while True:
+            v = self.js("return (function(){" + script + "}).apply(null, arguments)", *args)
+            if v:
+                return v
+            if time.monotonic() > end:
+                self.drain_logs()
+                raise AssertionError(f"timed out: {what or script}; browser log {self.console[-5:]}")
+            time.sleep(0.1)
+
+    def open(self, url: str) -> None:
+        self.driver.get(url)
+        self.wait("return document.body.dataset.ready === '1'", 60, f"{url} loaded")
+
+    def click(self, css: str) -> None:
+        self.js("document.querySelector(arguments[0]).click()", css)
+
+    def set(self, css: str, value) -> None:
+        self.js("const e = document.querySelector(arguments[0]); e.value = arguments[1];"
+                "e.dispatchEvent(new Event('change'))", css, value)
+
+    def texts(self, css: str) -> list[str]:
+        return self.js("return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)", css)
+
+    def quit(self) -> None:
+        self.driver.quit()
+
+
+def login(browser, exchange, user: int) -> None:
+    browser.set("#token", exchange.token(user))
+    browser.click("#login")
+    browser.wait("return document.getElementById('gw-state').textContent === 'live'", 30, f"user {user} live")
+    browser.wait("return !document.getElementById('buy').disabled", 10)
+
+
+def order(browser, side: str, price: str, qty: str, *, tif: str = "0", post_only=False, reduce_only=False) -> None:
+    browser.set("#price", price)
+    browser.set("#qty", qty)
+    browser.set("#tif", tif)
+    browser.js("document.getElementById('post-only').checked = arguments[0];"
+               "document.getElementById('reduce-only').checked = arguments[1]", post_only, reduce_only)
+    browser.click(f"#{side}")
+
+
+def book_prices(browser, side: str) -> list[str]:
+    return browser.texts(f"#book-{side} tr.level td.px")
+
+
+def rejections(browser) -> list[str]:
+    return browser.texts("#rejections li")

@@ -1,21 +1,22 @@
 """The console in headless Chromium against real processes (specs/console.md 7).
 
-`rsx gateway`, `rsx marketdata` and `rsx console` run as processes; risk and the engines are the gateway tests'
-stand-in (tests/console_env.py), journaled so marketdata bootstraps from seq 1. The market maker is a plain
-client of the gateway. Needs Debian's chromium and chromium-driver and selenium (a test extra); skips and says
-so without them. Every request the page makes is checked against the exchange's ports, and the browser's log
-must hold no error.
+Every process of the exchange runs as its own `rsx` process when this build has them all (tests/console_env.py,
+ProcessExchange); otherwise `rsx gateway`, `rsx marketdata` and `rsx console` run with risk and the engines stood
+in (StandinExchange). The market maker is a plain client of the gateway. Needs Debian's chromium and
+chromium-driver and selenium (a test extra); skips and says so without them. Every request the page makes is
+checked against the exchange's ports, and the browser's log must hold no error.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
-from console_env import BROWSER_MISSING, CHROMIUM, DRIVER, Exchange
+from console_env import BROWSER_MISSING, Browser, book_prices, login, make_exchange, order, rejections
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(BROWSER_MISSING is not None, reason=BROWSER_MISSING or "")]
@@ -25,71 +26,12 @@ BTC = "BTC-PERP"
 
 @pytest.fixture(scope="module")
 def exchange(tmp_path_factory):
-    ex = Exchange(tmp_path_factory.mktemp("console")).start()
-    yield ex
-    ex.stop()
-
-
-class Browser:
-    """One headless Chromium; every network request and console line it logs is kept for the checks."""
-
-    def __init__(self, profile_dir) -> None:
-        webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (test extra)")
-        from selenium.webdriver.chrome.service import Service
-
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
-                    f"--user-data-dir={profile_dir}", "--window-size=1500,1800"):
-            opts.add_argument(arg)
-        opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-        self.driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-        self.driver.set_page_load_timeout(60)
-        self.urls: list[str] = []
-        self.console: list[dict] = []
-
-    def drain_logs(self) -> None:
-        for e in self.driver.get_log("performance"):
-            m = json.loads(e["message"])["message"]
-            if m["method"] == "Network.requestWillBeSent":
-                self.urls.append((m["params"]["request"]["url"], m["params"].get("documentURL", "")))
-            elif m["method"] == "Network.webSocketCreated":
-                self.urls.append((m["params"]["url"], ""))
-        self.console += self.driver.get_log("browser")
-
-    def js(self, script: str, *args):
-        return self.driver.execute_script(script, *args)
-
-    def wait(self, script: str, timeout: float = 30.0, what: str = "", *args):
-        """Until the JS expression ``script`` (a function body's return) is truthy; returns its value."""
-        end = time.monotonic() + timeout
-        while True:
-            v = self.js("return (function(){" + script + "}).apply(null, arguments)", *args)
-            if v:
-                return v
-            if time.monotonic() > end:
-                self.drain_logs()
-                raise AssertionError(f"timed out: {what or script}; browser log {self.console[-5:]}")
-            time.sleep(0.1)
-
-    def open(self, url: str) -> None:
-        self.driver.get(url)
-        self.wait("return document.body.dataset.ready === '1'", 60, f"{url} loaded")
-
-    def click(self, css: str) -> None:
-        self.js("document.querySelector(arguments[0]).click()", css)
-
-    def set(self, css: str, value) -> None:
-        self.js("const e = document.querySelector(arguments[0]); e.value = arguments[1];"
-                "e.dispatchEvent(new Event('change'))", css, value)
-
-    def texts(self, css: str) -> list[str]:
-        return self.js("return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)", css)
-
-    def quit(self) -> None:
-        self.driver.quit()
+    ex = make_exchange(tmp_path_factory.mktemp("console"))
+    print(f"console browser tests against the {ex.kind} exchange")
+    try:
+        yield ex.start()
+    finally:
+        ex.stop()
 
 
 @pytest.fixture(scope="module")
@@ -97,30 +39,6 @@ def browser(tmp_path_factory, exchange):
     b = Browser(tmp_path_factory.mktemp("chrome"))
     yield b
     b.quit()
-
-
-def login(browser, exchange, user: int) -> None:
-    browser.set("#token", exchange.token(user))
-    browser.click("#login")
-    browser.wait("return document.getElementById('gw-state').textContent === 'live'", 30, f"user {user} live")
-    browser.wait("return !document.getElementById('buy').disabled", 10)
-
-
-def order(browser, side: str, price: str, qty: str, *, tif: str = "0", post_only=False, reduce_only=False) -> None:
-    browser.set("#price", price)
-    browser.set("#qty", qty)
-    browser.set("#tif", tif)
-    browser.js("document.getElementById('post-only').checked = arguments[0];"
-               "document.getElementById('reduce-only').checked = arguments[1]", post_only, reduce_only)
-    browser.click(f"#{side}")
-
-
-def book_prices(browser, side: str) -> list[str]:
-    return browser.texts(f"#book-{side} tr.level td.px")
-
-
-def rejections(browser) -> list[str]:
-    return browser.texts("#rejections li")
 
 
 # -- the tests ------------------------------------------------------------------------------------------
@@ -181,7 +99,8 @@ def test_order_rests_then_fills_against_the_maker(exchange, browser):
         browser.wait("return document.querySelectorAll('#positions tr.position').length === 1", 20, "position")
         assert browser.texts("#positions tr.position td")[1] == "0.010000"
         browser.wait("return document.querySelectorAll('#balances tr.account').length === 9", 20, "balances")
-        assert browser.texts("#balances tr.account td")[0] == "1000000.000000"   # the stand-in's collateral
+        collateral = browser.texts("#balances tr.account td")[0]
+        assert re.fullmatch(r"\d{6,7}\.\d{6}", collateral), collateral   # 1,000,000 deposited, less fees
         # a taker order that crosses fills at once
         order(browser, "buy", "60100", "0.020", tif="1")
         browser.wait("return Array.from(document.querySelectorAll('#fills tr.fill')).some(r =>"
@@ -256,44 +175,73 @@ def test_cancel_amend_and_cancel_all(exchange, browser):
                  ".some(e => ['59900.00', '59880.00'].includes(e.textContent))", 20, "cancel-all emptied the book")
 
 
-def test_liquidation_and_funding_notices(exchange, browser):
-    from rsx_appliance.records import RecordType
-
-    browser.open(exchange.console_url + "/")
-    login(browser, exchange, 10)
-    exchange.standin.push(RecordType.LIQUIDATION, symbol_id=1, user_id=10, kind=1, side=1, round=1,
-                          slippage_bps=50, qty=5000, price=5_900_000, mark_px=5_905_000, equity=0,
-                          maintenance_margin=0, shortfall=0)
-    exchange.standin.push(RecordType.FUNDING_PAYMENT, symbol_id=1, user_id=10, amount=-1_250_000,
-                          position=5000, mark_px=5_905_000, interval_id=1)
-    browser.wait("return document.querySelectorAll('#notices li.liquidation').length === 1", 20, "liquidation")
-    text = browser.texts("#notices li.liquidation")[0]
-    assert "liquidation ROUND on BTC-PERP: round 1, sell 0.005000 @ 59000.00, mark 59050.00, slippage 50 bps" \
-        in text, text
-    browser.wait("return document.querySelectorAll('#notices li.funding').length === 1", 20, "funding")
-    assert "paid 1.250000" in browser.texts("#notices li.funding")[0]
-
-
-def test_operate_page_shows_every_process(exchange, browser):
+def test_operate_page_shows_every_process_and_the_latency(exchange, browser):
     browser.open(exchange.console_url + "/operate")
     names = [p.name for p in exchange.cfg.processes]
     browser.wait("return document.querySelectorAll('#processes tr.process').length >= arguments[0]", 30,
                  "processes", len(names))
-    rows = browser.js("return Array.from(document.querySelectorAll('#processes tr.process')).map(r =>"
-                      " [r.dataset.name, r.dataset.state])")
-    states = dict(rows)
-    assert set(names) <= set(states)
-    for name in ("gateway.0", "marketdata.0", "console.0"):
-        assert states[name] == "ready", rows
-    for name in ("me.BTC-PERP", "risk.0", "mark.0"):   # stood in: no process writes their status
-        assert states[name] == "not running", rows
+    running = set(exchange.procs)          # every configured process that this exchange runs
+    browser.wait("return Array.from(document.querySelectorAll('#processes tr.process'))"
+                 ".filter(r => arguments[0].includes(r.dataset.name)).every(r => r.dataset.state === 'ready')",
+                 30, "every running process ready", sorted(running))
+    rows = dict(browser.js("return Array.from(document.querySelectorAll('#processes tr.process')).map(r =>"
+                           " [r.dataset.name, r.dataset.state])"))
+    assert set(names) <= set(rows)
+    for name in set(names) - running:
+        assert rows[name] == "not running", (name, rows)
     browser.wait("return Array.from(document.querySelectorAll('#processes tr.process'))"
                  ".find(r => r.dataset.name === 'gateway.0').querySelector('.cpu').textContent !== '-'", 20, "CPU")
     streams = browser.texts("#streams tr.stream td:first-child")
     assert "me 1" in streams and "gateway 0 -> risk 0" in streams
     browser.wait("return document.querySelectorAll('#tune-summary .badge').length === 4", 60, "tuning summary")
-    note = browser.js("return document.getElementById('lat-note').textContent")
-    assert "me.BTC-PERP" in note   # the stand-in has no ME histograms: the page says why
+    if exchange.kind == "stand-in":     # no ME histograms: the page says why instead of drawing nothing
+        assert "me.BTC-PERP" in browser.js("return document.getElementById('lat-note').textContent")
+        return
+    # the engines' stages, drawn as rsx report's percentile spectrum (the earlier tests traded BTC-PERP)
+    browser.set("#lat-mode", "total")
+    browser.wait("return Array.from(document.querySelectorAll('#latency tr.stage')).some(r =>"
+                 " r.dataset.stage === 'me_in_to_sent' && r.cells[1].textContent !== '0')", 30, "latency table")
+    chart = browser.wait("const e = document.getElementById('latency-chart');"
+                         "return e._fullData && e._fullData.length >= 5 && e.querySelectorAll('.scatterlayer path.js-line')"
+                         ".length >= 1 && {traces: e._fullData.length, h: e.getBoundingClientRect().height}", 30, "chart")
+    assert chart["h"] > 300, chart
+    assert browser.texts("#latency-chart .xtick text")[:3] == ["0%", "50%", "90%"]
+
+
+def test_halt_and_resume_with_an_operator_session(exchange, browser):
+    browser.open(exchange.console_url + "/operate")
+    browser.wait("return document.querySelectorAll('#symbols tr.symbol').length === 2", 30)
+    assert browser.js("return document.querySelectorAll('#symbols button.halt').length") == 0   # read-only
+    browser.set("#op-token", exchange.token(7))           # a trading token is not an operator's
+    browser.click("#op-login")
+    browser.wait("return document.getElementById('op-msg').textContent.startsWith('operator token refused (E 1101)')"
+                 " && document.getElementById('op-msg').textContent.includes('audience')", 20, "trading token refused")
+    browser.set("#op-token", exchange.operator_token("alice"))
+    browser.click("#op-login")
+    browser.wait("return document.getElementById('op-state').textContent.startsWith('alice until')", 20, "session")
+    browser.wait("return document.querySelectorAll('#symbols button.halt').length === 2", 20, "halt buttons")
+    browser.js("Array.from(document.querySelectorAll('#symbols tr.symbol')).find(r => r.dataset.name === 'ETH-PERP')"
+               ".querySelector('button.halt').click()")
+    if exchange.kind == "stand-in":     # no ME to ask: refused with the reason
+        browser.wait("return document.getElementById('op-msg').textContent.includes('refused (E 5)')", 20)
+        return
+    browser.wait("return document.getElementById('op-msg').textContent.startsWith('halt ETH-PERP: halted')", 20)
+    browser.wait("return document.querySelector('#symbols tr.symbol[data-name=\"ETH-PERP\"]').dataset.status"
+                 " === 'halted'", 20, "the ME applied it")
+    with exchange.client(1000) as maker:                   # the venue refuses orders on it now
+        from rsx_appliance.client import GatewayError
+
+        o = None
+        try:
+            o = maker.new_order("ETH-PERP", "buy", "0.10", "2900")
+            o = maker.wait_terminal(o.oid, timeout=10)
+        except GatewayError as exc:
+            pytest.fail(f"the gateway refused before the engine: {exc}")
+        assert (o.status.name, o.reason.name) == ("FAILED", "SYMBOL_HALTED"), o
+    browser.js("Array.from(document.querySelectorAll('#symbols tr.symbol')).find(r => r.dataset.name === 'ETH-PERP')"
+               ".querySelector('button.resume').click()")
+    browser.wait("return document.querySelector('#symbols tr.symbol[data-name=\"ETH-PERP\"]').dataset.status"
+                 " === 'active'", 20, "resumed")
 
 
 def test_nothing_outside_the_exchange_and_no_errors(exchange, browser):

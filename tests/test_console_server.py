@@ -276,3 +276,13 @@ def test_rsx_token_operator(console, capsys):
     for argv in (["--operator", "dana smith"], ["--operator", ""], ["--user", "5", "--operator", "dana"], []):
         assert main(["token", *argv] + base) == 2, argv
     capsys.readouterr()
+
+
+def test_operator_token_check(console):
+    op = console.token("erin", console.cfg.console.operator_audience)
+    got = json.loads(console.get("/api/token?for=operator", {"Authorization": f"Bearer {op}"})[2])
+    assert got["valid"] is True and got["operator"] == "erin"
+    with console.operator(op) as ws:          # not spent by the check
+        assert json.loads(ws.recv(5))["hello"][0] == "erin"
+    got = json.loads(console.get("/api/token?for=operator", {"Authorization": f"Bearer {console.token(7)}"})[2])
+    assert got["valid"] is False and "audience" in got["E"][1]

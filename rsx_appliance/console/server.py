@@ -18,7 +18,7 @@ import time
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
@@ -188,11 +188,14 @@ class ConsoleServer:
         if path == "/api/operate":
             return self._response(200, self._operate_body(), extra=[("Cache-Control", "no-store")])
         if path == "/api/token":   # a check that ran is a 200, whatever it found (no error in the page's log)
+            operator = parse_qs(urlsplit(request.path).query).get("for") == ["operator"]
+            verifier = self.operator_verifier if operator else self.trader_verifier
             try:
-                ident = self.trader_verifier.verify(request.headers.get("Authorization"), spend=False)
+                ident = verifier.verify(request.headers.get("Authorization"), spend=False)
             except AuthError as exc:
                 return self._json(200, {"valid": False, "http": exc.http, "E": [exc.code, exc.message]})
-            return self._json(200, {"valid": True, "user_id": ident.user_id, "expires_ns": ident.expires_ns})
+            who = {"operator": ident.subject} if operator else {"user_id": ident.user_id}
+            return self._json(200, {"valid": True, **who, "expires_ns": ident.expires_ns})
         if path == "/api/latency.lat.json":
             return self._response(200, json.dumps(self.collector.latency_run(), indent=1).encode(),
                                   extra=[("Cache-Control", "no-store"),

@@ -142,11 +142,18 @@ function onLegendClick(ev) {
 
 function opMsg(text, cls) { const m = $("op-msg"); m.className = `msg ${cls}`; m.textContent = text; }
 
-function opOpen(ev) {
+async function opOpen(ev) {
   ev.preventDefault();
   const token = $("op-token").value.trim();
   if (!token) { opMsg("paste an operator token (rsx token --operator NAME)", "reject"); return; }
   $("op-token").value = "";
+  // the browser hides why an upgrade is refused: ask first (nothing is spent by asking)
+  const r = await getJSON("/api/token?for=operator", { headers: { Authorization: "Bearer " + token } });
+  if (!r.ok || !r.body.valid) {
+    const e = r.body && r.body.E ? r.body.E : [r.status, "the console could not check the token"];
+    opMsg(`operator token refused (E ${e[0]}): ${e[1]}`, "reject");
+    return;
+  }
   if (S.op) S.op.close(1000);
   const ws = new WebSocket(`ws://${location.host}/ws/operator`, ["rsx.v1", "bearer." + token]);
   S.op = ws;
@@ -169,7 +176,7 @@ function opOpen(ev) {
     if (ws !== S.op) return;
     S.op = null;
     $("op-logout").disabled = true;
-    if (!S.opOpened) opMsg("the console refused the operator token (expired, already used, not an operator token, or another origin)", "reject");
+    if (!S.opOpened) opMsg("the console refused the session: the token was already used", "reject");
     else opMsg(`operator session closed${e.code === 4003 ? ": the token expired" : ""}`, "notice");
     S.opOpened = false;
     setState($("op-state"), "idle", "read-only");
