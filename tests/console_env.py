@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rsx_appliance.cli.bench._gwstandin import StandIn
 from rsx_appliance.cli.bench._md_feed import free_base_port
-from rsx_appliance.config import load_config, streams
+from rsx_appliance.config import DEFAULT_TOML, load_config, streams
 from rsx_appliance.dxs import DxsServer
 from rsx_appliance.gateway.auth import mint_token, signing_key
 from rsx_appliance.launch import rsx_argv
@@ -37,44 +37,16 @@ DRIVER = shutil.which("chromedriver")
 BROWSER_MISSING = None if CHROMIUM and DRIVER else \
     "chromium / chromedriver not installed (apt-get install chromium chromium-driver; .ci/run does)"
 
-CONFIG = """\
-version = 1
-accounts = [{{ user_id = 1000, deposit = "100000000" }}, {{ user_id = 7, deposit = "1000000" }},
-            {{ user_id = 8, deposit = "1000000" }}, {{ user_id = 9, deposit = "1000000" }},
-            {{ user_id = 10, deposit = "1000000" }}]
-[network]
-cmp_backend = "udp"
-base_port = {base}
-[gateway]
-port = {gateway}
-[marketdata]
-port = {marketdata}
-depth = 10
-[console]
-port = {console}
-refresh_s = 1
-latency_window_s = 10
-[[symbols]]
-id = 1
-name = "BTC-PERP"
-price_decimals = 2
-qty_decimals = 6
-tick = "0.5"
-lot = "0.001"
-max_qty = "100"
-maker_fee_bps = 2
-taker_fee_bps = 5
-reference_price = "60000"
-[[symbols]]
-id = 2
-name = "ETH-PERP"
-price_decimals = 2
-qty_decimals = 5
-tick = "0.05"
-lot = "0.01"
-max_qty = "2000"
-reference_price = "3000"
-"""
+def exchange_config(base: int, gateway: int, marketdata: int, console: int) -> str:
+    """The embedded default (two perps, demo accounts 1..10 and the maker's 1000) on free ports, CMP over UDP,
+    the console refreshing every second."""
+    text = DEFAULT_TOML
+    for old, new in (('cmp_backend = "auto"', 'cmp_backend = "udp"'), ("base_port = 7400", f"base_port = {base}"),
+                     ("port = 8080", f"port = {gateway}"), ("port = 8180", f"port = {marketdata}\ndepth = 10"),
+                     ("port = 8280", f"port = {console}\nrefresh_s = 1\nlatency_window_s = 10")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
 
 
 def free_port() -> int:
@@ -130,8 +102,7 @@ class Exchange:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.path = work / "rsx.toml"
-        self.path.write_text(CONFIG.format(base=free_base_port(), gateway=free_port(), marketdata=free_port(),
-                                           console=free_port()))
+        self.path.write_text(exchange_config(free_base_port(), free_port(), free_port(), free_port()))
         self.cfg = load_config(self.path, work / "data")
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
