@@ -115,7 +115,7 @@ def test_api_info_and_operate(console):
     info = json.loads(console.get("/api/info")[2])
     btc = info["symbols"][0]
     assert (btc["name"], btc["tick"], btc["lot"], btc["price_decimals"]) == ("BTC-PERP", 50, 1000, 2)
-    assert info["gateway"] == [{"instance": 0, "host": "127.0.0.1", "port": 8080, "path": "/ws"}]
+    assert info["gateway"] == [{"instance": 0, "host": "127.0.0.1", "port": 8080, "path": "/ws", "heartbeat_s": 5}]
     assert info["tables"]["reasons"][str(int(Reason.POST_ONLY_WOULD_CROSS))][0] == "POST_ONLY_WOULD_CROSS"
     assert info["tables"]["statuses"]["4"] == "FAILED"
     snap = json.loads(console.get("/api/operate")[2])
@@ -134,6 +134,8 @@ def test_host_check_guards_against_dns_rebinding(console):
         assert b"DNS rebinding" in body
     for host in (f"localhost:{console.port}", f"127.0.0.1:{console.port}", f"[::1]:{console.port}"):
         assert console.get("/api/info", {"Host": host})[0] == 200, host
+    for host in (f"127.0.0.1:{console.port}; script-src *", "127.0.0.1 x", "[::1]:80:80", ""):
+        assert console.get("/", {"Host": host})[0] == 400, host   # never written into the CSP
 
 
 def test_only_get_is_served(console):

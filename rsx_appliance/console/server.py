@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import re
 import time
 from http import HTTPStatus
 from importlib import resources
@@ -38,6 +39,7 @@ _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=
 _PAGES = {"/": "index.html", "/operate": "operate.html"}
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _WILDCARD = {"", "0.0.0.0", "::", "[::]"}
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 PLOTLY = "vendor/plotly.min.js"
 
 
@@ -91,8 +93,8 @@ def venue_info(cfg: Config) -> dict[str, Any]:
     return {
         "venue": {"version": __version__, "data_dir": str(cfg.data_dir), "profile": cfg.profile},
         "symbols": symbols,
-        "gateway": [{"instance": p.index, "host": host(p.ws[0]), "port": p.ws[1], "path": "/ws"}
-                    for p in cfg.role("gateway")],
+        "gateway": [{"instance": p.index, "host": host(p.ws[0]), "port": p.ws[1], "path": "/ws",
+                     "heartbeat_s": cfg.gateway.heartbeat_s} for p in cfg.role("gateway")],
         "marketdata": [{"instance": p.index, "host": host(p.ws[0]), "port": p.ws[1]}
                        for p in cfg.role("marketdata")],
         "tables": {"reasons": {int(r): [r.name, reason_message(r)] for r in Reason},
@@ -171,6 +173,8 @@ class ConsoleServer:
     def _request(self, conn: ServerConnection, request) -> Response | None:
         self.counters["requests"] += 1
         host = request.headers.get("Host")
+        if host is None or not _HOST.fullmatch(host):    # it goes into the CSP: a name and a port, nothing else
+            return self._json(400, {"error": "a Host header of a name or address and a port is required"})
         if self.loopback_only and _host_name(host) not in _LOOPBACK_HOSTS:
             return self._json(421, {"error": f"Host {host!r} is not this console (it serves 127.0.0.1, "
                                              "localhost and [::1] only: DNS rebinding guard)"})

@@ -187,7 +187,7 @@ function gwConnect(token, who) {
     enableTrading(true);
     $("fills-note").textContent = "loading history";
     send("O", []); send("P", []); send("A", []); send("FL", [0, 50]);
-    S.hb = setInterval(() => send("H", [Date.now()]), 5000);
+    S.hb = setInterval(() => send("H", [Date.now()]), 1000 * (ep.heartbeat_s || 5));   // below the idle timeout
   };
   ws.onmessage = (ev) => { if (ws === S.gw) gwFrame(ev.data); };
   ws.onclose = (ev) => {
