@@ -112,10 +112,8 @@ class ConsoleServer:
                  port: int | None = None) -> None:
         self.cfg = cfg
         self.collector = collector
-        listen = cfg.process("console.0").ws if any(p.name == "console.0" for p in cfg.processes) else \
-            (cfg.console.listen, cfg.console.port)
-        self.host = listen[0] if host is None else host
-        self.port = listen[1] if port is None else port
+        self.host = cfg.console.listen if host is None else host
+        self.port = cfg.console.port if port is None else port
         self.loopback_only = _is_loopback(self.host)
         self.files = _static_files()
         self.info = json.dumps(venue_info(cfg)).encode()
