@@ -25,7 +25,7 @@ from .numbers import SymbolConfig
 from .tune import _toml
 from .tune.errors import TuneInputError
 
-__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "Account", "MarketdataConfig", "MarkConfig",
+__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
            "MarkSourceConfig", "ConsoleConfig", "load_config", "default_config",
            "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER"]
 
@@ -39,6 +39,8 @@ _TOPOLOGY_KEYS = {"me": {"symbols", "slab_mib", "buffers_mib", "isolate", "node"
                   "risk": {"shards", "buffers_mib", "isolate", "node"}}
 _INSTANCE_KEYS = {"instances", "buffers_mib", "isolate", "node"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+LOCAL_HOST = "local"  # the one host of a configuration without [hosts]
 _MAX_PER_ROLE = 100  # ports are base + role offset + index (specs/config.md 5)
 _PORT_OFFSET = {"me": (0, 100), "risk": (200, 300), "gateway": (400, None),
                 "marketdata": (500, None), "mark": (600, 700), "recorder": (None, None)}
@@ -208,14 +210,25 @@ class ProcessSpec:
     ws: tuple[str, int] | None = None  # public WebSocket
     stream_id: int | None = None  # the journaled stream it owns
     symbol_id: int | None = None  # me only
+    host: str = LOCAL_HOST  # the [hosts] entry it runs on (specs/config.md 4.1)
 
     def to_dict(self) -> dict[str, Any]:
         def addr(a):
             return None if a is None else f"{a[0]}:{a[1]}"
-        return {"name": self.name, "role": self.role, "index": self.index, "data_dir": str(self.data_dir),
+        return {"name": self.name, "role": self.role, "index": self.index, "host": self.host,
+                "data_dir": str(self.data_dir),
                 "cmp": addr(self.cmp), "dxs": addr(self.dxs), "ws": addr(self.ws),
                 "stream_id": self.stream_id,
                 "stream": None if self.stream_id is None else streams.describe(self.stream_id)}
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One host of the exchange: its name and the private address its CMP endpoints and DXS servers bind."""
+
+    name: str
+    address: str
+    nic: str | None = None  # the host's NIC for the tuning plan (else the file's [nic])
 
 
 @dataclass(frozen=True)
@@ -401,6 +414,8 @@ class Config:
     processes: tuple[ProcessSpec, ...] = field(default=())
     mark: MarkConfig = field(default=MarkConfig())
     console: ConsoleConfig = field(default=ConsoleConfig())
+    hosts: tuple[HostSpec, ...] = ()  # one "local" host without [hosts]
+    role_hosts: dict = field(default_factory=dict)  # role -> host name per process index
 
     # -- lookups -------------------------------------------------------------
 
@@ -418,6 +433,26 @@ class Config:
 
     def role(self, role: str) -> tuple[ProcessSpec, ...]:
         return tuple(p for p in self.processes if p.role == role)
+
+    def host(self, name: str) -> HostSpec:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise ConfigError(f"{self.path}: no host {name!r} (hosts: {', '.join(h.name for h in self.hosts)})")
+
+    def processes_on(self, host: str) -> tuple[ProcessSpec, ...]:
+        """The processes of one host, in start order."""
+        self.host(host)
+        return tuple(p for p in self.processes if p.host == host)
+
+    def topology_for(self, host: str):
+        """The tuning topology of one host: only its processes, and its NIC (specs/config.md 4.1)."""
+        names = {p.name for p in self.processes_on(host)}
+        roles = tuple(replace(r, names=tuple(n for n in r.names if n in names)) for r in self.topology.roles)
+        own = self.host(host).nic
+        return replace(self.topology, roles=tuple(r for r in roles if r.names), nic=own or self.topology.nic,
+                       nic_node=None if own else self.topology.nic_node, profile=self.profile,
+                       path=self.topology.path if len(self.hosts) == 1 else f"{self.topology.path} [host {host}]")
 
     def cmp_consumers(self, name: str) -> list[tuple[str, int]]:
         """CMP endpoints that receive the journaled stream of process `name`."""
@@ -444,6 +479,7 @@ class Config:
                 "gateway": asdict(self.gateway), "marketdata": asdict(self.marketdata),
                 "mark": asdict(self.mark), "console": asdict(self.console),
                 "network": asdict(self.network), "auth": asdict(self.auth),
+                "hosts": [asdict(h) for h in self.hosts],
                 "accounts": [{"user_id": a.user_id, "deposit": a.deposit} for a in self.accounts],
                 "processes": [p.to_dict() for p in self.processes]}
 
@@ -713,20 +749,70 @@ def _console(t: _toml.Table | None, audience: str) -> ConsoleConfig:
     return ConsoleConfig(**kw)
 
 
-def _network(t: _toml.Table | None, where: str) -> NetworkConfig:
+def _ipv4(t: _toml.Table, key: str, default: str) -> str:
+    value = t.get(key, str, default)
+    if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", value) or any(int(x) > 255 for x in value.split(".")):
+        raise t.fail(key, f"{value!r} is not an IPv4 address")
+    return value
+
+
+def _network(t: _toml.Table | None, where: str, multi_host: bool) -> NetworkConfig:
     if t is None:
         return NetworkConfig()
     backend = t.get("cmp_backend", str, "auto")
     if backend not in ("auto", "udp", "uring", "xdp"):
         raise t.fail("cmp_backend", f"must be auto, udp, uring or xdp, not {backend!r}")
-    host = t.get("host", str, "127.0.0.1")
-    if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", host) or any(int(x) > 255 for x in host.split(".")):
-        raise t.fail("host", f"{host!r} is not an IPv4 address")
+    if multi_host and "host" in t.data:
+        raise t.fail("host", "cannot be used with [hosts]: each host's address is hosts.<name>.address")
+    host = _ipv4(t, "host", "127.0.0.1")
     base = t.count("base_port", 7400, minimum=1024)
     if base + 800 > 65535:
         raise t.fail("base_port", f"{base} leaves no room for the 800 derived ports below 65536")
     t.done()
     return NetworkConfig(backend, host, base)
+
+
+def _hosts(top: _toml.Table, network: NetworkConfig) -> tuple[HostSpec, ...]:
+    """``[hosts]`` (specs/config.md 4.1), or the one host "local" at ``network.host``."""
+    t = top.table("hosts")
+    if t is None:
+        return (HostSpec(LOCAL_HOST, network.host),)
+    out: list[HostSpec] = []
+    for name in t.data:
+        if not _HOST_NAME.fullmatch(name):
+            raise t.fail(name, f"{name!r} is not a host name (1-32 of A-Z a-z 0-9 _ -)")
+        h = t.table(name)
+        address = _ipv4(h, "address", ...)
+        nic = h.get("nic", str, None)
+        h.done()
+        dup = next((o for o in out if o.address == address), None)
+        if dup is not None:
+            raise h.fail("address", f"{address} is already the address of host {dup.name!r}")
+        out.append(HostSpec(name, address, nic))
+    if not out:
+        raise top.fail("hosts", "must define at least one host (or leave [hosts] out for one host)")
+    return tuple(out)
+
+
+def _role_hosts(raw: dict[str, tuple[Any, str]], counts: dict[str, int],
+                hosts: tuple[HostSpec, ...]) -> dict[str, tuple[str, ...]]:
+    """Each role's ``host`` key: one host name for all its processes, or a list with one per process."""
+    names = [h.name for h in hosts]
+    out = {}
+    for role, (value, where) in raw.items():
+        n = counts.get(role, 0)
+        if isinstance(value, str):
+            value = [value] * n
+        elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: must be a host name or a list of host names, not {value!r}")
+        elif len(value) != n:
+            raise ConfigError(f"{where}: lists {len(value)} hosts for {n} {role} processes (one per process, "
+                              "in order)")
+        for v in value:
+            if v not in names:
+                raise ConfigError(f"{where}: {v!r} is not a host of [hosts] (hosts: {', '.join(names)})")
+        out[role] = tuple(value)
+    return out
 
 
 def _auth(t: _toml.Table | None) -> AuthConfig:
@@ -760,7 +846,8 @@ def _accounts(top: _toml.Table, collateral_decimals: int) -> tuple[Account, ...]
 
 
 def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
-    host, base, out = cfg.network.host, cfg.network.base_port, []
+    base, out = cfg.network.base_port, []
+    address = {h.name: h.address for h in cfg.hosts}
     counts = {"me": len(cfg.engine_symbols), "risk": cfg.risk.shards,
               "gateway": cfg.gateway.instances, "marketdata": cfg.marketdata.instances,
               "mark": cfg.mark_instances, "recorder": cfg.recorder_instances}
@@ -778,14 +865,16 @@ def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
             if role in ("gateway", "marketdata"):
                 lc = getattr(cfg, role)
                 ws = (lc.listen, lc.port + i)
+            on = cfg.role_hosts[role][i] if role in cfg.role_hosts else cfg.hosts[0].name
+            host = address[on]
             out.append(ProcessSpec(
-                name=f"{role}.{suffix}", role=role, index=i, data_dir=cfg.data_dir / role / suffix,
+                name=f"{role}.{suffix}", role=role, index=i, data_dir=cfg.data_dir / role / suffix, host=on,
                 cmp=None if cmp_off is None else (host, base + cmp_off + i),
                 dxs=None if dxs_off is None else (host, base + dxs_off + i),
                 ws=ws, stream_id=stream, symbol_id=sym.id if sym else None))
     if cfg.console.enabled:  # last: it reads what the others publish (specs/console.md 2)
         out.append(ProcessSpec(name="console.0", role="console", index=0, data_dir=cfg.data_dir / "console" / "0",
-                               ws=(cfg.console.listen, cfg.console.port)))
+                               ws=(cfg.console.listen, cfg.console.port), host=cfg.hosts[0].name))
     seen: dict[tuple, str] = {}
     for p in out:
         for kind, addr in (("udp", p.cmp), ("tcp", p.dxs), ("tcp", p.ws)):
@@ -836,8 +925,12 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     if "profile" in data:
         topo["profile"] = profile
     parts = {}
+    raw_hosts: dict[str, tuple[Any, str]] = {}
     for role in ROLE_ORDER:
         parts[role] = _split(top, role)
+        rest = parts[role][1]
+        if "host" in rest.data:
+            raw_hosts[role] = (rest.data.pop("host"), f"{rest.where}.host")
         if parts[role][0] or role == "me":
             topo[_TABLE_OF[role]] = dict(parts[role][0])
     topo["engines"].setdefault("symbols", [s.name for s in symbols])
@@ -864,7 +957,9 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     marketdata = _marketdata(parts["marketdata"][1], count.get("marketdata", 0))
     mark = _mark(parts["mark"][1], {s.name for s in symbols}, cd)
     parts["recorder"][1].done()
-    network = _network(top.table("network"), where)
+    network = _network(top.table("network"), where, "hosts" in data)
+    hosts = _hosts(top, network)
+    role_hosts = _role_hosts(raw_hosts, {"me": len(engine_symbols), **count}, hosts)
     auth = _auth(top.table("auth"))
     console = _console(top.table("console"), auth.audience)
     accounts = _accounts(top, cd)
@@ -872,7 +967,8 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     cfg = Config(path=where, data_dir=ddir, profile=profile, symbols=symbols, engines=engines, risk=risk,
                  gateway=gateway, marketdata=marketdata, mark_instances=count.get("mark", 0),
                  recorder_instances=count.get("recorder", 0), network=network, auth=auth,
-                 accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark, console=console)
+                 accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark,
+                 hosts=hosts, role_hosts=role_hosts, console=console)
     return replace(cfg, processes=_processes(cfg))
 
 

@@ -23,7 +23,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "fsync_dir", "make_dirs", "Root"]
+__all__ = ["atomic_write", "fsync_dir", "make_dirs", "replace_dir", "Root"]
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -105,6 +105,31 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o64
     if durable:
         fsync_dir(directory)
     return path
+
+
+def replace_dir(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Put the directory ``src`` (written in full beforehand) at ``dest``, replacing a directory there.
+
+    Both are in one parent directory (the renames are atomic): a previous ``dest`` is renamed aside
+    (``.<name>.old``), ``src`` renamed to ``dest``, the parent fsynced, then the old tree removed. A
+    reader sees the old tree or the new one; a crash between the two renames leaves ``dest`` absent
+    and the old tree beside it. Returns ``dest``.
+    """
+    import shutil
+
+    src, dest = Path(src), Path(dest)
+    old = dest.parent / f".{dest.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    moved = False
+    if dest.exists():
+        os.rename(dest, old)
+        moved = True
+    os.rename(src, dest)
+    fsync_dir(dest.parent)
+    if moved:
+        shutil.rmtree(old)
+    return dest
 
 
 class Root:

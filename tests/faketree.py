@@ -41,6 +41,9 @@ NIC_IRQ0 = 100  # queue q -> IRQ 100 + q; misc vector 99
 MGMT_IRQ0 = 60  # eno1 queues -> 60..63, node 0
 NVME_IRQ0 = 40  # nvme0q0..q7 -> 40..47 (managed)
 ISOLATED_CPUS = "9-15,25-31"  # node 1 minus its first core (8, 24)
+# processes: pid -> (name, ppid, bound CPU or None); 3 is a per-CPU kernel thread, 10 an unbound one
+TASKS = {1: ("systemd", 0, None), 2: ("kthreadd", 0, None), 3: ("kworker/0:0", 2, 0), 10: ("kswapd0", 2, None),
+         100: ("sshd", 1, None), 200: ("postgres", 1, None)}
 
 
 def cpu_node(c: int) -> int:
@@ -72,27 +75,75 @@ def _link(root: Path, rel: str, target: str) -> None:
     os.symlink(target, p)
 
 
-def build(root: Path, *, isolcpus: bool = False, cgroup: str = "hybrid", irqbalance: bool = False,
-          nic_node: int = NIC_NODE, thp: str = "always") -> Path:
-    """Lay out the fake host under ``root`` and return ``root``. ``cgroup``: "v1", "v2" or "hybrid"."""
+# the tests' topology: three engines and two risk shards on the node of the fake NIC
+TOPOLOGY = """version = 1
+[nic]
+interface = "ens1f0"
+[engines]
+symbols = ["BTC-PERP", "ETH-PERP", "SOL-PERP"]
+slab_mib = 256
+[risk]
+shards = 2
+"""
+
+
+def housekeeping_of(isolated: str) -> list[int]:
+    iso = set(parse_list(isolated))
+    return [c for c in range(NCPU) if c not in iso]
+
+
+def build(root: Path, *, isolcpus: bool | str = False, cgroup: str = "hybrid", irqbalance: bool = False,
+          nic_node: int = NIC_NODE, thp: str = "always", debugfs: bool = False, virtual: bool = False,
+          cmdline_extra: str = "") -> Path:
+    """Lay out the fake host under ``root`` and return ``root``. ``cgroup``: "v1", "v2" or "hybrid".
+
+    ``isolcpus``: True boots with ISOLATED_CPUS isolated, a CPU list string with
+    those (isolcpus=managed_irq,domain, nohz_full, rcu_nocbs): tasks are then
+    allowed only the housekeeping CPUs and kernel-managed IRQs are effective on
+    a housekeeping CPU of their mask when it has one, as the kernel does.
+    ``debugfs``: /sys/kernel/debug/irq/irqs/N says which IRQs are managed.
+    ``virtual``: a KVM guest (DMI, the CPU's hypervisor flag).
+    """
+    isolated = ISOLATED_CPUS if isolcpus is True else (isolcpus or "")
+    isolcpus = bool(isolated)
     root.mkdir(parents=True, exist_ok=True)
     allcpus = f"0-{NCPU - 1}"
     mask = format_mask(range(NCPU), NCPU)
     cmd = "BOOT_IMAGE=/vmlinuz-6.8.0 root=/dev/nvme0n1p2 ro quiet splash"
     if isolcpus:
-        cmd += f" isolcpus=managed_irq,domain,{ISOLATED_CPUS} nohz_full={ISOLATED_CPUS} rcu_nocbs={ISOLATED_CPUS}"
+        cmd += f" isolcpus=managed_irq,domain,{isolated} nohz_full={isolated} rcu_nocbs={isolated}"
+    if cmdline_extra:
+        cmd += " " + cmdline_extra
     _w(root, "proc/cmdline", cmd)
     _w(root, "proc/sys/kernel/osrelease", "6.8.0-fake")
     _w(root, "proc/sys/kernel/random/boot_id", "6f1c2e0a-1111-4222-8333-944455556666")
+    flags = "fpu vme de pse tsc msr pae constant_tsc nonstop_tsc" + (" hypervisor" if virtual else "")
     _w(root, "proc/cpuinfo", "".join(f"processor\t: {c}\nvendor_id\t: GenuineIntel\n"
-                                     f"physical id\t: {cpu_node(c)}\n\n" for c in range(NCPU)))
+                                     f"physical id\t: {cpu_node(c)}\nflags\t\t: {flags}\n\n"
+                                     for c in range(NCPU)))
+    if virtual:
+        _w(root, "sys/class/dmi/id/sys_vendor", "QEMU")
+        _w(root, "sys/class/dmi/id/product_name", "Standard PC (Q35 + ICH9, 2009)")
+    else:
+        _w(root, "sys/class/dmi/id/sys_vendor", "Supermicro")
+        _w(root, "sys/class/dmi/id/product_name", "SYS-1029U-TRT")
+    hk = housekeeping_of(isolated)
+    for pid, (name, ppid, bound) in TASKS.items():
+        allowed = [bound] if bound is not None else (hk if isolcpus and ppid != 2 or pid == 1 and isolcpus
+                                                     else list(range(NCPU)))
+        _w(root, f"proc/{pid}/status", f"Name:\t{name}\nPid:\t{pid}\nPPid:\t{ppid}\n"
+                                       f"Cpus_allowed_list:\t{format_list(allowed)}\n")
+    for v, text in (("meltdown", "Not affected"), ("spectre_v2", "Mitigation: Enhanced / Automatic IBRS"),
+                    ("mds", "Not affected"), ("retbleed", "Vulnerable")):
+        _w(root, f"sys/devices/system/cpu/vulnerabilities/{v}", text)
+    _w(root, "sys/devices/system/cpu/intel_pstate/no_turbo", "0")
     _w(root, "proc/meminfo", "MemTotal:       263856000 kB\nMemFree:        250000000 kB\n")
     _w(root, "proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n")
     cpu = "sys/devices/system/cpu"
     for f in ("online", "possible", "present"):
         _w(root, f"{cpu}/{f}", allcpus)
-    _w(root, f"{cpu}/isolated", ISOLATED_CPUS if isolcpus else "")
-    _w(root, f"{cpu}/nohz_full", ISOLATED_CPUS if isolcpus else "(null)")
+    _w(root, f"{cpu}/isolated", isolated)
+    _w(root, f"{cpu}/nohz_full", isolated if isolcpus else "(null)")
     _w(root, f"{cpu}/smt/active", "1")
     _w(root, f"{cpu}/smt/control", "on")
     for c in range(NCPU):
@@ -108,6 +159,8 @@ def build(root: Path, *, isolcpus: bool = False, cgroup: str = "hybrid", irqbala
             for k, v in (("level", lvl), ("type", typ), ("size", size), ("shared_cpu_list", shared)):
                 _w(root, f"{b}/cache/index{i}/{k}", str(v))
         _w(root, f"{b}/cpufreq/scaling_governor", "powersave")
+        _w(root, f"{b}/cpufreq/scaling_driver", "intel_pstate")
+        _w(root, f"{b}/cpufreq/energy_performance_preference", "balance_performance")
         _w(root, f"{b}/cpufreq/scaling_available_governors", "performance powersave")
         for i, (name, lat) in enumerate((("POLL", 0), ("C1", 2), ("C1E", 10), ("C6", 133))):
             _w(root, f"{b}/cpuidle/state{i}/name", name)
@@ -131,6 +184,7 @@ def build(root: Path, *, isolcpus: bool = False, cgroup: str = "hybrid", irqbala
     _w(root, "sys/kernel/mm/transparent_hugepage/defrag",
        "always defer defer+madvise [madvise] never")
     _w(root, "sys/kernel/mm/ksm/run", "0")
+    _w(root, "sys/kernel/mm/transparent_hugepage/khugepaged/defrag", "1")
     _w(root, "sys/devices/virtual/workqueue/cpumask", mask)
     _w(root, "sys/bus/workqueue/devices/writeback/cpumask", mask)
     _w(root, "sys/devices/system/clocksource/clocksource0/current_clocksource", "tsc")
@@ -138,7 +192,9 @@ def build(root: Path, *, isolcpus: bool = False, cgroup: str = "hybrid", irqbala
                         "kernel/numa_balancing": 1, "kernel/hung_task_timeout_secs": 120,
                         "kernel/sched_rt_runtime_us": 950000, "vm/stat_interval": 1,
                         "vm/swappiness": 60, "vm/dirty_ratio": 20, "vm/dirty_background_ratio": 10,
-                        "net/core/busy_poll": 0, "net/core/busy_read": 0, "vm/nr_hugepages": 0}.items():
+                        "net/core/busy_poll": 0, "net/core/busy_read": 0, "vm/nr_hugepages": 0,
+                        "net/core/rmem_max": 212992, "net/core/wmem_max": 212992,
+                        "net/core/rps_sock_flow_entries": 0}.items():
         _w(root, f"proc/sys/{name}", str(value))
 
     # IRQs: name, chip, initial affinity
@@ -161,7 +217,15 @@ def build(root: Path, *, isolcpus: bool = False, cgroup: str = "hybrid", irqbala
         cpus = parse_list(aff)
         _w(root, f"{b}/smp_affinity_list", aff)
         _w(root, f"{b}/smp_affinity", format_mask(cpus, NCPU))
-        _w(root, f"{b}/effective_affinity_list", str(cpus[0]))
+        managed = NVME_IRQ0 <= n < NVME_IRQ0 + 8
+        eff = cpus[0]
+        if managed and isolcpus:  # isolcpus=managed_irq: a housekeeping CPU of the mask, if it has one
+            eff = next((c for c in cpus if c in hk), cpus[0])
+        _w(root, f"{b}/effective_affinity_list", str(eff))
+        if debugfs:
+            _w(root, f"sys/kernel/debug/irq/irqs/{n}",
+               f"handler:  handle_edge_irq\ndstate:   0x3600200\n            IRQD_ACTIVATED\n"
+               + ("            IRQD_AFFINITY_MANAGED\n" if managed else "") + "node:     0\n")
         _w(root, f"{b}/node", str(NIC_NODE if n >= NIC_IRQ0 - 1 else 0))
     lines += [" NMI: " + " ".join("%10d" % 0 for _ in range(NCPU)) + "   Non-maskable interrupts",
               " LOC: " + " ".join("%10d" % 1000 for _ in range(NCPU)) + "   Local timer interrupts"]
@@ -180,6 +244,7 @@ def build(root: Path, *, isolcpus: bool = False, cgroup: str = "hybrid", irqbala
         _link(root, f"{dev}/driver", os.path.relpath(root / "sys/bus/pci/drivers" / drv, root / dev))
         for q in range(nq):
             _w(root, f"{dev}/net/{ifname}/queues/rx-{q}/rps_cpus", format_mask([], NCPU))
+            _w(root, f"{dev}/net/{ifname}/queues/rx-{q}/rps_flow_cnt", "0")
             _w(root, f"{dev}/net/{ifname}/queues/tx-{q}/xps_cpus", format_mask([], NCPU))
         _link(root, f"{dev}/net/{ifname}/device", "../../../" + pci.split("/")[-1])
         _link(root, f"sys/class/net/{ifname}", f"../../devices/{pci}/net/{ifname}")
@@ -195,8 +260,9 @@ def build(root: Path, *, isolcpus: bool = False, cgroup: str = "hybrid", irqbala
         cs = "sys/fs/cgroup/cpuset"
         for f, v in (("cpuset.cpus", allcpus), ("cpuset.mems", "0-1"), ("cpuset.cpu_exclusive", "1"),
                      ("cpuset.mem_exclusive", "1"), ("cpuset.sched_load_balance", "1"),
-                     ("cpuset.effective_cpus", allcpus), ("tasks", "1\n2\n100"),
-                     ("cgroup.procs", "1\n100")):
+                     ("cpuset.effective_cpus", allcpus),
+                     ("tasks", "\n".join(map(str, sorted(TASKS)))),
+                     ("cgroup.procs", "\n".join(map(str, sorted(TASKS))))):
             _w(root, f"{cs}/{f}", v)
         if cgroup == "hybrid":
             mounts.append("cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nosuid,nodev,noexec,relatime 0 0")
@@ -209,8 +275,10 @@ def build(root: Path, *, isolcpus: bool = False, cgroup: str = "hybrid", irqbala
         _w(root, "sys/fs/cgroup/cpuset.cpus.effective", allcpus)
         _w(root, "sys/fs/cgroup/cgroup.procs", "1\n100")
     _w(root, "proc/mounts", "\n".join(mounts))
-    for pid, comm in ((1, "systemd"), (100, "sshd"), *([(731, "irqbalance")] if irqbalance else [])):
+    for pid, (comm, _, _) in TASKS.items():
         _w(root, f"proc/{pid}/comm", comm)
+    if irqbalance:
+        _w(root, "proc/731/comm", "irqbalance")
     return root
 
 
@@ -268,7 +336,7 @@ class FakeKernel(Root):
                 raise OSError(errno.EINVAL, "Invalid argument", str(p))
             self._store(rel, format_mask(cpus, NCPU))
             return
-        if rel.startswith("sys/kernel/mm/transparent_hugepage/"):
+        if rel in ("sys/kernel/mm/transparent_hugepage/enabled", "sys/kernel/mm/transparent_hugepage/defrag"):
             words = p.read_text().replace("[", "").replace("]", "").split()
             if value not in words:
                 raise OSError(errno.EINVAL, "Invalid argument", str(p))
@@ -294,13 +362,27 @@ class FakeKernel(Root):
             self._store(rel, " ".join(have))
             return
         if rel.endswith(("/tasks", "/cgroup.procs")):  # the kernel moves the task: out of its old cgroup
-            for f in (self / "sys/fs/cgroup").rglob(p.name):
-                pids = f.read_text().split()
-                if value in pids and f != p:
-                    pids.remove(value)
-                    f.write_text("".join(x + "\n" for x in pids))
-            old = p.read_text().split()
-            self._store(rel, "\n".join(old + [value]))
+            pid = int(value)
+            if pid in TASKS and TASKS[pid][2] is not None:
+                raise OSError(errno.EINVAL, "Invalid argument", str(p))  # a per-CPU kernel thread
+            names = ("tasks", "cgroup.procs")
+            for f in (self / "sys/fs/cgroup").rglob("*"):
+                if f.name in names and f.parent != p.parent:
+                    pids = f.read_text().split()
+                    if value in pids:
+                        pids.remove(value)
+                        f.write_text("".join(x + "\n" for x in pids))
+            for name in names:  # single-threaded fakes: the thread list and the process list agree
+                q = p.parent / name
+                if q.exists():
+                    pids = sorted({int(x) for x in q.read_text().split()} | {pid})
+                    q.write_text("\n".join(map(str, pids)) + "\n")
+            status = self / f"proc/{pid}/status"
+            cpus_file = p.parent / "cpuset.cpus"
+            if status.exists() and cpus_file.exists():  # the task now runs where its cpuset allows
+                cpus = cpus_file.read_text().strip() or format_list(range(NCPU))
+                status.write_text(re.sub(r"Cpus_allowed_list:\t.*", f"Cpus_allowed_list:\t{cpus}",
+                                         status.read_text()))
             return
         self._store(rel, value)
 

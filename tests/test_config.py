@@ -147,3 +147,74 @@ def test_cli_show_and_default(tmp_path):
     r = subprocess.run([RSX, "config", "show", "--config", str(bad)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("rsx config show: error:") and "Traceback" not in r.stderr
+
+
+# -- several hosts (specs/config.md 4.1) -----------------------------------------------------------
+
+TWO = {"hosts": {"m1": {"address": "10.0.0.1"}, "m2": {"address": "10.0.0.2", "nic": "ens2"}}}
+
+
+def two_symbols() -> list[dict]:
+    return [dict(SYMBOL), dict(SYMBOL, id=8, name="ADA-PERP")]
+
+
+def test_one_host_by_default():
+    cfg = parse_config(doc(), "t.toml", "/d")
+    assert [(h.name, h.address) for h in cfg.hosts] == [("local", "127.0.0.1")]
+    assert {p.host for p in cfg.processes} == {"local"}
+    assert cfg.topology_for("local").roles == cfg.topology.roles
+
+
+def test_roles_on_hosts_get_their_hosts_addresses():
+    cfg = parse_config(doc(symbols=two_symbols(), engines={"host": ["m1", "m2"]}, risk={"host": "m2", "shards": 2},
+                           **TWO), "t.toml", "/d")
+    where = {p.name: (p.host, p.cmp) for p in cfg.processes}
+    assert where["me.SOL-PERP"] == ("m1", ("10.0.0.1", 7400))
+    assert where["me.ADA-PERP"] == ("m2", ("10.0.0.2", 7401))
+    assert where["risk.1"] == ("m2", ("10.0.0.2", 7601))
+    assert where["gateway.0"][0] == "m1"  # default: the first host
+    assert cfg.process("me.ADA-PERP").dxs == ("10.0.0.2", 7501)
+    # the ME on m1 sends to the shards on m2 and to the gateway on m1
+    assert ("10.0.0.2", 7600) in cfg.cmp_consumers("me.SOL-PERP")
+    assert ("10.0.0.1", 7800) in cfg.cmp_consumers("me.SOL-PERP")
+    assert [p.name for p in cfg.processes_on("m2")] == ["me.ADA-PERP", "risk.0", "risk.1"]
+    topo = cfg.topology_for("m2")
+    assert topo.nic == "ens2" and [n for _, n in topo.processes] == ["me.ADA-PERP", "risk.0", "risk.1"]
+    assert cfg.to_dict()["hosts"][1] == {"name": "m2", "address": "10.0.0.2", "nic": "ens2"}
+
+
+@pytest.mark.parametrize("extra, match", [
+    (dict(engines={"host": "m3"}), r"engines.host: 'm3' is not a host of \[hosts\] \(hosts: m1, m2\)"),
+    (dict(risk={"host": ["m1", "m2"]}), r"risk.host: lists 2 hosts for 1 risk processes"),
+    (dict(risk={"host": 3}), r"risk.host: must be a host name or a list"),
+    (dict(network={"host": "10.0.0.9"}), r"network.host: cannot be used with \[hosts\]"),
+    (dict(hosts={"m1": {"address": "10.0.0.1"}, "m2": {"address": "10.0.0.1"}}), r"hosts.m2.address: 10.0.0.1 is "
+                                                                                     "already the address of host 'm1'"),
+    (dict(hosts={"m 1": {"address": "10.0.0.1"}}), r"is not a host name"),
+    (dict(hosts={"m1": {"address": "10.0.0.1", "port": 1}}), r"hosts.m1.port: unknown key"),
+    (dict(hosts={"m1": {}}), r"hosts.m1.address: is required"),
+])
+def test_bad_hosts_are_refused_with_the_key(extra, match):
+    d = doc(**TWO)
+    d.update(extra)
+    with pytest.raises(ConfigError, match=match):
+        parse_config(d, "t.toml", "/d")
+
+
+def test_tune_reads_the_exchange_configuration(tmp_path):
+    from rsx_appliance.tune import TopologyError
+    from rsx_appliance.tune.topology import load_topology
+
+    one = tmp_path / "one.toml"
+    one.write_text(DEFAULT_TOML)
+    topo = load_topology(one)
+    assert [n for _, n in topo.processes][:2] == ["me.BTC-PERP", "me.ETH-PERP"] and topo.profile == "balanced"
+    two = tmp_path / "two.toml"
+    two.write_text(DEFAULT_TOML.replace('host = "127.0.0.1"\n', "") + '\n[hosts.a]\naddress = "10.0.0.1"\n'
+                   '[hosts.b]\naddress = "10.0.0.2"\n')
+    two.write_text(two.read_text().replace("[risk]\nshards = 1", "[risk]\nshards = 1\nhost = \"b\""))
+    with pytest.raises(TopologyError, match="places roles on hosts a, b: give --host NAME"):
+        load_topology(two)
+    assert [n for _, n in load_topology(two, "b").processes] == ["risk.0"]
+    with pytest.raises(TopologyError, match="no host 'c'"):
+        load_topology(two, "c")

@@ -113,3 +113,19 @@ def test_no_other_module_renames_files_or_opens_proc_and_sys():
                 if _literal_prefix(node.args[0]).startswith(("/proc", "/sys")):
                     found.append(f"{where}: reads {_literal_prefix(node.args[0])!r} (use fsutil.Root)")
     assert not found, "\n".join(found)
+
+
+def test_replace_dir_swaps_a_whole_tree(tmp_path):
+    from rsx_appliance.fsutil import replace_dir
+
+    new = tmp_path / ".new"
+    (new / "a").mkdir(parents=True)
+    (new / "a" / "f").write_text("new")
+    replace_dir(new, tmp_path / "d")  # nothing there before
+    assert (tmp_path / "d" / "a" / "f").read_text() == "new" and not new.exists()
+    newer = tmp_path / ".newer"
+    newer.mkdir()
+    (newer / "g").write_text("newer")
+    replace_dir(newer, tmp_path / "d")
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["g"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # the old tree is gone

@@ -32,6 +32,42 @@ def test_sdist_contains_the_native_tree(tmp_path):
     assert not missing, missing
 
 
+@pytest.mark.slow
+def test_wheel_ships_the_profiles_and_tune_check_runs_from_anywhere(tmp_path):
+    """Target: `rsx tune check` after a plain (non-editable) `pip install .` in a fresh venv, run from /tmp,
+    prints a full table and exits 0 or 1 (before: no profile could be found outside the source tree)."""
+    import json
+    import os
+    import zipfile
+
+    pytest.importorskip("build")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(tmp_path)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=600)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"rsx_appliance/tune/profiles/latency.toml", "rsx_appliance/tune/profiles/balanced.toml"} <= names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(wheel)], capture_output=True, text=True,
+                         timeout=900)
+    if pip.returncode != 0 and "No matching distribution" in pip.stderr:
+        pytest.skip(f"the package index cannot serve the dependencies here: {pip.stderr.strip()[-200:]}")
+    assert pip.returncode == 0, pip.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("RSX_TUNING_DIR", "PYTHONPATH")}
+    for args in (["--json"], []):
+        out = subprocess.run([str(venv / "bin/rsx"), "tune", "check", *args], capture_output=True, text=True,
+                             cwd="/tmp", env=env, timeout=300)
+        assert out.returncode in (0, 1), out.stderr
+        assert "Traceback" not in out.stderr
+    data = json.loads(subprocess.run([str(venv / "bin/rsx"), "tune", "check", "--json"], capture_output=True,
+                                     text=True, cwd="/tmp", env=env, timeout=300).stdout)
+    assert data["profile"] == "latency" and len(data["results"]) >= 30
+    assert "KNOB" in out.stdout and "cpufreq:governor" in out.stdout  # the table, in text form
+    origin = subprocess.run([str(venv / "bin/python"), "-c", "import rsx_appliance.tune.profile as p; print(p.SHIPPED)"],
+                            capture_output=True, text=True, cwd="/tmp", env=env, timeout=60).stdout.strip()
+    assert origin.startswith(str(venv)), origin  # the installed copy, not the source tree
+
+
 def test_benchmark_drivers_are_not_in_the_production_library():
     """native/src (librsx.a, rsx_appliance._native) holds no benchmark driver: they are in native/bench/driver,
     built into rsx_appliance._bench, which takes the core's types from _native."""

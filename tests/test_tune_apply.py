@@ -19,15 +19,7 @@ from rsx_appliance.tune.plan import make_plan
 from rsx_appliance.tune.profile import load_profile
 from rsx_appliance.tune.topology import load_topology
 
-TOPO = """version = 1
-[nic]
-interface = "ens1f0"
-[engines]
-symbols = ["BTC-PERP", "ETH-PERP", "SOL-PERP"]
-slab_mib = 256
-[risk]
-shards = 2
-"""
+TOPO = faketree.TOPOLOGY
 
 
 class Fake:
@@ -102,7 +94,11 @@ def test_dry_run_changes_nothing(fake):
     before = fake.snap()
     report = apply_plan(fake.kernel, fake.plan(), fake.store)
     assert not report.executed and report.rows
-    assert {r["result"] for r in report.rows} <= {"would write", "would create"}
+    assert {r["result"] for r in report.rows} <= {"would write", "would create", "would move tasks", "already"}
+    # "already": the knobs the host satisfies; the plan keeps them so that `show` watches them for drift
+    plan = fake.plan()
+    assert {r["id"] for r in report.rows if r["result"] == "already"} == \
+        {c.id for c in plan.runtime if c.satisfied(fake.kernel)} != set()
     assert fake.snap() == before and fake.kernel.writes == [] and fake.store.load() is None
 
 
@@ -227,10 +223,11 @@ def test_rollback_moves_tasks_out_of_created_cpusets(fake):
         fake.kernel.rmdir(procs.rsplit("/", 1)[0])  # a cgroup with a task cannot be removed
     assert rollback(fake.kernel, fake.store).status == "restored"
     after = fake.snap()
-    parent_tasks = "sys/fs/cgroup/cpuset/tasks"
-    assert after[parent_tasks].split() == before[parent_tasks].split() + [b"4242"]  # moved to the parent
-    assert faketree.diff({k: v for k, v in before.items() if k != parent_tasks},
-                         {k: v for k, v in after.items() if k != parent_tasks}) == []
+    lists = ("sys/fs/cgroup/cpuset/tasks", "sys/fs/cgroup/cpuset/cgroup.procs")
+    for f in lists:
+        assert after[f].split() == before[f].split() + [b"4242"]  # moved to the parent
+    assert faketree.diff({k: v for k, v in before.items() if k not in lists},
+                         {k: v for k, v in after.items() if k not in lists}) == []
 
 
 def test_rollback_failure_keeps_the_state(fake):

@@ -28,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             q.add_argument("--profile", help="profile name in tuning/ or a path "
                                              "(default: the topology's, else 'latency')")
         if topology:
-            q.add_argument("--topology", metavar="FILE", help="topology TOML (specs/tuning.md section 5)")
+            q.add_argument("--topology", metavar="FILE", help="topology TOML (specs/tuning.md section 5) or "
+                                                            "an exchange configuration (specs/config.md)")
+            q.add_argument("--host", help="with an exchange configuration that places roles on several hosts: "
+                                          "this host's name")
 
     def state(q: argparse.ArgumentParser) -> None:
         q.add_argument("--state-dir", help="state directory (default $RSX_TUNE_STATE_DIR or ROOT/run/rsx/tune)")
@@ -50,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "the runtime changes apply would make and the kernel command line to "
                                      "add (read-only).")
     common(q)
-    q.add_argument("--topology", metavar="FILE", required=True, help="topology TOML")
+    q.add_argument("--topology", metavar="FILE", required=True, help="topology TOML or exchange configuration")
+    q.add_argument("--host", help="the host's name in an exchange configuration with [hosts]")
     q.set_defaults(func=run_plan)
 
     q = inner.add_parser("apply", help="write the plan's runtime changes (dry run unless --execute)",
@@ -98,18 +102,23 @@ def _load(args, *, need_topology: bool = False):
     from ..tune.profile import load_profile
     from ..tune.topology import load_topology
 
-    topo = load_topology(args.topology) if getattr(args, "topology", None) else None
+    from ..tune.apply import original_view
+
+    topo = load_topology(args.topology, getattr(args, "host", None)) if getattr(args, "topology", None) else None
     if need_topology and topo is None:
         from ..tune.errors import TuneInputError
         raise TuneInputError("--topology FILE is required")
     profile = load_profile(getattr(args, "profile", None) or (topo.profile if topo and topo.profile else "latency"))
-    host = discover(Root(args.root))
-    return host, topo, profile
+    root = Root(args.root)
+    host = discover(root)
+    # plans are made from the host as it was before an applied plan (specs/tuning.md 7)
+    view = original_view(root, _store(args, root))
+    return host, topo, profile, (host if view is root else discover(view))
 
 
 def _store(args, host_root):
     from ..tune.apply import StateStore, default_state_dir
-    return StateStore(args.state_dir or default_state_dir(host_root))
+    return StateStore(getattr(args, "state_dir", None) or default_state_dir(host_root))
 
 
 def _cell(c, last: bool) -> str:
@@ -159,10 +168,19 @@ def run_host(args) -> int:
 # -- check ------------------------------------------------------------------------------------
 
 def run_check(args) -> int:
+    from ..errors import RsxError
     from ..tune.check import STATUSES, run_check as check
 
-    host, topo, profile = _load(args)
-    rows = check(host, profile, topo)
+    host, topo, profile, original = _load(args)
+    try:
+        state = _store(args, host.root).load()
+    except RsxError:  # a corrupt state: apply and rollback say so; check judges the host as it is
+        state = None
+    from ..tune.placement import placements
+
+    placed = {p.pid for p in placements(state_dir=_store(args, host.root).dir, root=host.root, prune=False)} \
+        if host.root.is_live else set()
+    rows = check(host, profile, topo, state=state, plan_host=original, placed=placed)
     summary = {s: sum(r.status == s for r in rows) for s in STATUSES}
     code = 1 if summary["fail"] else 0
     if args.json:
@@ -191,10 +209,10 @@ def _print_plan(plan) -> None:
     print(f"housekeeping cpus: {format_list(plan.housekeeping)}\n")
     print("PROCESSES")
     print(_table([[p.name, p.role, format_list(p.cpus) + (f" (+{format_list(p.reserved)} idle)" if p.reserved else ""),
-                   p.node, "yes" if p.isolated else "no", p.mempolicy,
+                   format_list(p.helpers) or "-", p.node, "yes" if p.isolated else "no", p.mempolicy,
                    ("/" + p.cpuset) if p.cpuset else "-", p.hugepages_mib]
                   for p in plan.processes],
-                 ["NAME", "ROLE", "CPUS", "NODE", "ISOLATED", "MEMPOLICY", "CPUSET", "HUGEPAGE MiB"]))
+                 ["NAME", "ROLE", "CPUS", "HELPERS", "NODE", "ISOLATED", "MEMPOLICY", "CPUSET", "HUGEPAGE MiB"]))
     moved = [i for i in plan.irqs if i.current != i.wanted]
     print(f"\nIRQS ({len(moved)} to move, {len(plan.irqs) - len(moved)} already placed)")
     if plan.irqs:
@@ -222,8 +240,8 @@ def _print_plan(plan) -> None:
 def run_plan(args) -> int:
     from ..tune.plan import make_plan
 
-    host, topo, profile = _load(args, need_topology=True)
-    plan = make_plan(host, topo, profile)
+    _, topo, profile, original = _load(args, need_topology=True)
+    plan = make_plan(original, topo, profile)
     if args.json:
         _out(plan.to_dict())
     else:
@@ -253,11 +271,18 @@ def run_apply(args) -> int:
             raise PlanFileError(f"{args.plan}: cannot read a JSON plan: {exc}") from None
         plan = plan_from_dict(data, host)
     else:
-        host, topo, profile = _load(args, need_topology=True)
-        plan = make_plan(host, topo, profile)
+        host, topo, profile, original = _load(args, need_topology=True)
+        if args.execute:  # made after the previous apply is rolled back: from the original values
+            from ..tune.host import discover
+
+            def plan():
+                return make_plan(discover(host.root), topo, profile)
+        else:
+            plan = make_plan(original, topo, profile)
     only = {k.strip() for k in args.only.split(",") if k.strip()} if args.only else None
     store = _store(args, host.root)
     report = apply_plan(host.root, plan, store, execute=args.execute, only=only)
+    plan = report.plan
     if args.json:
         _out(report.to_dict() | {"state": str(store.path), "cmdline": plan.cmdline})
         return 0
@@ -294,7 +319,7 @@ def run_rollback(args) -> int:
 
 def run_show(args) -> int:
     from ..fsutil import Root
-    from ..tune.knobs import Change
+    from ..tune.apply import state_rows
     from ..tune.placement import live_view, placements
 
     root = Root(args.root)
@@ -302,15 +327,7 @@ def run_show(args) -> int:
     state = store.load()
     out: dict = {"state": str(store.path), "status": state["status"] if state else "none"}
     if state:
-        rows = []
-        for e in state["changes"]:
-            ch = Change(**{k: e[k] for k in Change.__dataclass_fields__})
-            cur = ch.current(root)
-            drift = (e["done"] and not e.get("skipped") and not ch.satisfied(root))
-            rows.append({"id": e["id"], "path": "/" + e["path"],
-                         "original": e["original"].strip() if e["original"] else None,
-                         "wanted": e["wanted"], "current": cur, "done": e["done"],
-                         "skipped": e.get("skipped"), "drift": drift})
+        rows = state_rows(root, state)
         out |= {"created": state["created"], "profile": state["plan"]["profile"], "changes": rows}
         planned = {p["name"]: p for p in state["plan"]["processes"]}
     else:
@@ -333,7 +350,7 @@ def run_show(args) -> int:
             print(f"applied {out['created']} with profile {out['profile']}; "
                   f"{sum(r['drift'] for r in out['changes'])} drifted of {len(out['changes'])} changes")
             print(_table([[r["id"], r["original"], r["wanted"], r["current"],
-                           "skipped" if r["skipped"] else ("DRIFT" if r["drift"] else ("ok" if r["done"] else "pending"))]
+                           "DRIFT" if r["drift"] else r["state"]]
                           for r in out["changes"]], ["KNOB", "ORIGINAL", "WANTED", "NOW", "STATE"]))
         print("\nPLACED PROCESSES")
         print(_table([[p["name"], p["pid"], format_list(p["planned_cpus"]),

@@ -4,7 +4,7 @@ specs/tuning.md is the contract. Modules, one concern each:
 
 - :mod:`.host`       the host model, discovered from /proc and /sys under one root
 - :mod:`.knobs`      the closed knob catalog and the read/compare/restore primitive
-- :mod:`.profile`    operator profiles (tuning/*.toml)
+- :mod:`.profile`    operator profiles (profiles/*.toml, shipped as package data)
 - :mod:`.topology`   the topology file (which processes, where the NIC is)
 - :mod:`.plan`       topology + profile + host -> placement, IRQs, hugepages, cmdline, changes
 - :mod:`.check`      pass / warn / fail / unsupported for every knob

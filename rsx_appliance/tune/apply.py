@@ -18,7 +18,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from .knobs import KINDS, Change, normalize, restore_value
 from .plan import Plan
 
 __all__ = ["StateStore", "ApplyReport", "RollbackReport", "apply_plan", "rollback", "default_state_dir",
-           "STATE_VERSION"]
+           "original_view", "STATE_VERSION"]
 
 STATE_VERSION = 1
 # The kernel refuses to move managed IRQs (EIO) and some platform IRQs (EPERM, EINVAL):
@@ -79,7 +79,9 @@ class StateStore:
                                 "previous apply: inspect it, restore by hand, then delete it") from None
 
     def save(self, state: dict) -> None:
-        atomic_write(self.path, json.dumps(state, indent=1) + "\n", mode=0o600, make_parents=True)
+        # world-readable: processes running as another user read their placement from it (specs/deploy.md 3);
+        # it holds kernel values anyone can read anyway
+        atomic_write(self.path, json.dumps(state, indent=1) + "\n", mode=0o644, make_parents=True)
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -92,6 +94,7 @@ class ApplyReport:
     rows: list[dict] = field(default_factory=list)  # {id, path, current, wanted, result}
     previous: "RollbackReport | None" = None
     notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None  # the plan applied (made after the rollback when given as a function)
 
     def to_dict(self) -> dict:
         return {"executed": self.executed, "changes": self.rows,
@@ -116,6 +119,81 @@ def _select(plan: Plan, only: set[str] | None) -> list[Change]:
     return [c for c in plan.runtime if not only or c.kind in only]
 
 
+class _OriginalView(Root):
+    """The host as it was before a recorded apply: read-only, for planning (specs/tuning.md 7)."""
+
+    def __init__(self, inner: Root, state: dict) -> None:
+        super().__init__(inner.path)
+        self.inner = inner
+        self.originals = {e["path"]: e["original"].encode() for e in state["changes"]
+                          if e["op"] == "write" and e.get("original") is not None and not e.get("inside")}
+        self.created = [e["path"] for e in state["changes"] if e["op"] == "mkdir"]
+
+    @property
+    def is_live(self) -> bool:
+        return self.inner.is_live
+
+    def _made(self, rel: str) -> bool:
+        rel = rel.lstrip("/")
+        return any(rel == d or rel.startswith(d + "/") for d in self.created)
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        rel = rel.lstrip("/")
+        if rel in self.originals:
+            return self.originals[rel]
+        return None if self._made(rel) else self.inner.read_bytes(rel)
+
+    def exists(self, rel: str) -> bool:
+        return not self._made(rel) and self.inner.exists(rel)
+
+    def is_dir(self, rel: str) -> bool:
+        return not self._made(rel) and self.inner.is_dir(rel)
+
+    def listdir(self, rel: str) -> list[str]:
+        rel = rel.strip("/")
+        return [n for n in self.inner.listdir(rel) if not self._made(f"{rel}/{n}")]
+
+    def realpath(self, rel: str) -> str | None:
+        return None if self._made(rel) else self.inner.realpath(rel)
+
+    def writable(self, rel: str) -> bool:
+        return self.inner.writable(rel)
+
+    def write(self, rel: str, data: str) -> None:
+        raise PermissionError(f"/{rel.lstrip('/')}: the original view of the host is read-only")
+
+    mkdir = rmdir = write
+
+
+def original_view(root: Root, store: StateStore) -> Root:
+    """``root`` as it was before the apply recorded in ``store`` (``root`` itself when there is none).
+
+    Plans are made from it, so a second apply, or one after an interrupted
+    apply, plans from the host's original values and not from the values the
+    first apply wrote (which would leave out every knob it had already set).
+    A state from another boot describes nothing that still holds: ``root``.
+    """
+    try:
+        state = store.load()
+    except (RollbackError, TuneEnvironmentError):
+        return root  # apply/rollback will report it; a plan from the live values is all we can show
+    if state is None or state.get("root") != str(root.path):
+        return root
+    boot_id = root.read("proc/sys/kernel/random/boot_id")
+    if state.get("boot_id") and boot_id and state["boot_id"] != boot_id:
+        return root
+    return _OriginalView(root, state)
+
+
+def _applied_plan(plan: Plan, kinds: list[str]) -> dict:
+    """The plan as recorded: processes keep their cpuset only when the cpusets were really made."""
+    data = plan.to_dict()
+    if "cpuset" not in kinds:
+        for p in data["processes"]:
+            p["cpuset"] = p["cgroup_procs"] = None
+    return data
+
+
 def _entries(root: Root, changes: list[Change]) -> list[dict]:
     """Read every original before anything is written; refuse a stale plan before touching the host."""
     created: list[str] = []
@@ -123,7 +201,10 @@ def _entries(root: Root, changes: list[Change]) -> list[dict]:
     for ch in changes:
         e = ch.to_dict() | {"done": False, "skipped": None, "inside": None, "original": None}
         parent = next((d for d in created if ch.path.startswith(d + "/")), None)
-        if ch.op == "mkdir":
+        if ch.op == "migrate":
+            e["inside"] = parent  # the tasks go back when their directory is removed
+            e["moved"], e["refused"] = [], []
+        elif ch.op == "mkdir":
             if root.exists(ch.path):
                 raise ApplyError(f"{ch.id}: /{ch.path} already exists; the plan is stale (plan again)")
             created.append(ch.path)
@@ -142,30 +223,40 @@ def _entries(root: Root, changes: list[Change]) -> list[dict]:
 
 def _verify(root: Root, e: dict) -> str | None:
     """None when the file holds the wanted value, else what it holds."""
+    if e["op"] == "migrate":  # every moved task is in its new cgroup (or has exited)
+        there = set((root.read(e["path"]) or "").split())
+        lost = [p for p in e["moved"] if str(p) not in there and root.exists(f"proc/{p}")]
+        return None if not lost else f"tasks {lost} are not in /{e['path']}"
     ch = Change(**{k: e[k] for k in Change.__dataclass_fields__})
     if ch.satisfied(root):
         return None
     return root.read(ch.path) or "<unreadable>"
 
 
-def apply_plan(root: Root, plan: Plan, store: StateStore, *, execute: bool = False,
+def apply_plan(root: Root, plan: Plan | Callable[[], Plan], store: StateStore, *, execute: bool = False,
                only: set[str] | None = None) -> ApplyReport:
     """Dry run (default) or execute the plan's runtime changes. See the module docstring.
+
+    ``plan`` may be a function that makes the plan: it is called after a
+    previous apply has been rolled back, so the plan is made from the host's
+    original values (specs/tuning.md 7); a plan made while the host was still
+    tuned would leave out everything that apply had already set.
 
     Raises :class:`ApplyError` after rolling back when a write or verify fails
     (``exit_code`` 3 when the kernel said EACCES/EPERM), :class:`RollbackError`
     when a previous state could not be restored first.
     """
-    changes = _select(plan, only)
     if not execute:
-        report = ApplyReport(False)
+        plan = plan() if callable(plan) else plan
+        changes = _select(plan, only)
+        report = ApplyReport(False, plan=plan)
         state = store.load()
         if state:
             report.notes.append(f"a previous apply ({state['status']}, {len(state['changes'])} changes) "
                                 "would be rolled back first")
         for ch in changes:
             cur = ch.current(root)
-            result = "already" if ch.satisfied(root) else "would " + ("create" if ch.op == "mkdir" else "write")
+            result = "already" if ch.satisfied(root) else "would " + {"mkdir": "create", "migrate": "move tasks"}.get(ch.op, "write")
             report.rows.append({"id": ch.id, "path": "/" + ch.path, "current": cur, "wanted": ch.wanted,
                                 "result": result})
         return report
@@ -180,18 +271,26 @@ def apply_plan(root: Root, plan: Plan, store: StateStore, *, execute: bool = Fal
                 raise RollbackError("the previous apply could not be fully rolled back; nothing new "
                                     "was applied: " + "; ".join(r["result"] for r in report.previous.rows
                                                                 if r["result"].startswith("failed")))
+        if callable(plan):
+            plan = plan()
+        report.plan = plan
+        changes = _select(plan, only)
         dirs = [c.path for c in changes if c.op == "mkdir"]
         todo = [c for c in changes if c.op == "mkdir" or any(c.path.startswith(d + "/") for d in dirs)
                 or not c.satisfied(root)]
         entries = _entries(root, todo)
+        kinds = sorted(only) if only else list(KINDS)
         state = {"version": STATE_VERSION, "status": "applying", "boot_id": boot_id,
                  "root": str(root.path), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "only": sorted(only) if only else None, "plan": plan.to_dict(), "changes": entries}
+                 "only": sorted(only) if only else None, "plan": _applied_plan(plan, kinds),
+                 "changes": entries}
         store.save(state)  # the originals are on disk before the first write
         for e in entries:
             try:
                 if e["op"] == "mkdir":
                     root.mkdir(e["path"])
+                elif e["op"] == "migrate":
+                    _migrate(root, e)
                 else:
                     root.write(e["path"], e["wanted"])
                 bad = _verify(root, e)
@@ -218,16 +317,34 @@ def apply_plan(root: Root, plan: Plan, store: StateStore, *, execute: bool = Fal
         state["status"] = "applied"
         store.save(state)
         for e in entries:
+            result = f"skipped: {e['skipped']}" if e["skipped"] else \
+                ("created" if e["op"] == "mkdir" else "written")
+            if e["op"] == "migrate":
+                result = f"moved {len(e['moved'])} tasks" + (
+                    f"; the kernel kept {len(e['refused'])} (pids {', '.join(map(str, e['refused'][:8]))}"
+                    f"{' ...' if len(e['refused']) > 8 else ''}: CPU-bound kernel threads)" if e["refused"] else "")
             report.rows.append({"id": e["id"], "path": "/" + e["path"],
                                 "current": e["original"].strip() if e["original"] else None,
-                                "wanted": e["wanted"],
-                                "result": f"skipped: {e['skipped']}" if e["skipped"] else
-                                ("created" if e["op"] == "mkdir" else "written")})
+                                "wanted": e["wanted"], "result": result})
         for ch in changes:
             if ch not in todo:
                 report.rows.append({"id": ch.id, "path": "/" + ch.path, "current": ch.wanted,
                                     "wanted": ch.wanted, "result": "already"})
         return report
+
+
+def _migrate(root: Root, e: dict) -> None:
+    """Move every movable task of the cgroup file ``wanted`` into ``path``; a task that exits meanwhile
+    (ESRCH) or that the kernel keeps (EINVAL: bound to its CPUs) is left, and recorded."""
+    for pid in Change(**{k: e[k] for k in Change.__dataclass_fields__}).tasks(root):
+        try:
+            root.write(e["path"], str(pid))
+            e["moved"].append(pid)
+        except OSError as exc:
+            if exc.errno not in (errno.ESRCH, errno.EINVAL):
+                raise
+            if exc.errno == errno.EINVAL:
+                e["refused"].append(pid)
 
 
 def _abort(root: Root, store: StateStore, state: dict, exc: ApplyError) -> None:
@@ -317,3 +434,31 @@ def _rollback_locked(root: Root, store: StateStore, state: dict) -> RollbackRepo
         return report
     store.clear()
     return report
+
+
+def state_rows(root: Root, state: dict) -> list[dict]:
+    """Every change of the applied plan against the host now, for ``rsx tune show``.
+
+    The changes the apply made (with their original), and the ones the host
+    already satisfied then (``already``): both are watched, so a value changed
+    behind the plan's back is reported as drift whichever it was.
+    """
+    kinds = set(state.get("only") or KINDS)
+    made = {e["id"]: e for e in state["changes"]}
+    rows = []
+    planned = [c for c in state["plan"].get("runtime", []) if c["kind"] in kinds]
+    for c in planned + [e for e in state["changes"] if e["id"] not in {p["id"] for p in planned}]:
+        e = made.get(c["id"])
+        ch = Change(**{k: c[k] for k in Change.__dataclass_fields__})
+        if e is not None and e.get("skipped"):
+            drift, result = False, "skipped"
+        elif e is not None and not e["done"]:
+            drift, result = False, "pending"
+        else:
+            drift = ch.op != "migrate" and not ch.satisfied(root)
+            result = "ok" if e is not None else "already"
+        rows.append({"id": c["id"], "path": "/" + c["path"],
+                     "original": e["original"].strip() if e is not None and e.get("original") else None,
+                     "wanted": c["wanted"], "current": ch.current(root), "done": e is not None and e["done"],
+                     "skipped": e.get("skipped") if e is not None else None, "state": result, "drift": drift})
+    return rows

@@ -6,7 +6,7 @@
     └── TuneError
         ├── TuneInputError (ValueError)      exit 2: a bad file, list or option
         │   ├── TopologyError                the topology file
-        │   ├── ProfileError                 a profile in tuning/ or given by path
+        │   ├── ProfileError                 a profile (shipped, /etc/rsx/tuning, or a path)
         │   ├── UnknownKnobError             a knob id not in the catalog (or not settable)
         │   └── PlanFileError                a saved plan that is malformed or from another host
         ├── PlanError                        exit 1: the host cannot hold the topology

@@ -21,7 +21,7 @@ from ..fsutil import Root
 from .cpus import parse_list, parse_mask
 from .errors import TuneEnvironmentError
 
-__all__ = ["IdleState", "Cpu", "Node", "Irq", "Nic", "Cgroups", "Host", "discover",
+__all__ = ["IdleState", "Cpu", "Node", "Irq", "Nic", "Cgroups", "Task", "Host", "discover",
            "parse_cmdline", "host_dict"]
 
 
@@ -62,6 +62,7 @@ class Irq:
     affinity: tuple[int, ...] | None  # smp_affinity_list; None when unreadable
     effective: tuple[int, ...] | None
     node: int | None
+    managed: bool | None = None  # kernel-managed affinity (debugfs IRQD_AFFINITY_MANAGED); None: unknown
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class Nic:
     other_irqs: tuple[int, ...]  # the device's non-queue vectors (config, async, misc)
     coalesce: dict | None = None  # ethtool -c (live root only)
     gro: bool | None = None  # ethtool -k generic-receive-offload (live root only)
+    xps: dict[int, str] = field(default_factory=dict)  # tx queue -> xps_cpus mask text
+    rfs: dict[int, int] = field(default_factory=dict)  # rx queue -> rps_flow_cnt
+    rings: dict | None = None  # ethtool -g: {rx, rx_max, tx, tx_max} (live root only)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,16 @@ class Cgroups:
     @property
     def cpuset_mount(self) -> str | None:
         return {"v2": self.v2, "v1": self.v1.get("cpuset")}.get(self.cpuset or "")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A process as /proc/PID/status shows it: enough to say who may run on the isolated CPUs."""
+
+    pid: int
+    comm: str
+    kthread: bool  # kthreadd or one of its children
+    allowed: tuple[int, ...]  # Cpus_allowed_list
 
 
 @dataclass
@@ -127,6 +141,13 @@ class Host:
     irqbalance_pid: int | None
     swaps: list[str]
     sysctls: dict[str, str | None] = field(default_factory=dict)  # the catalog's sysctls (None: absent)
+    virtual: str | None = None  # the hypervisor ("kvm", "xen", "microsoft", ...) or None on bare metal
+    virtual_evidence: str = ""
+    tasks: list[Task] = field(default_factory=list)
+    cpufreq_driver: str | None = None
+    boost: tuple[str, str] | None = None  # (file, "on"/"off") from intel_pstate/no_turbo or cpufreq/boost
+    auditd_pid: int | None = None
+    mitigations: dict[str, str] = field(default_factory=dict)  # vulnerability -> kernel's status line
 
     def cmdarg(self, key: str) -> str | None:
         """The value of the last ``key=value`` on the command line; ``""`` for a bare flag; None if absent."""
@@ -249,10 +270,12 @@ def _irqs(root: Root) -> dict[int, Irq]:
         aff = root.read(f"proc/irq/{n}/smp_affinity_list")
         eff = root.read(f"proc/irq/{n}/effective_affinity_list")
         node = root.read(f"proc/irq/{n}/node")
+        debug = root.read(f"sys/kernel/debug/irq/irqs/{n}")
         irqs[n] = Irq(n, chip, name, counts,
                       tuple(parse_list(aff)) if aff is not None else None,
                       tuple(parse_list(eff)) if eff is not None else None,
-                      int(node) if node and node.lstrip("-").isdigit() and int(node) >= 0 else None)
+                      int(node) if node and node.lstrip("-").isdigit() and int(node) >= 0 else None,
+                      None if debug is None else "IRQD_AFFINITY_MANAGED" in debug)
     return irqs
 
 
@@ -290,6 +313,9 @@ def _nics(root: Root, irqs: dict[int, Irq]) -> dict[str, Nic]:
         rx = sorted(int(q[3:]) for q in queues if q.startswith("rx-") and q[3:].isdigit())
         tx = sorted(int(q[3:]) for q in queues if q.startswith("tx-") and q[3:].isdigit())
         rps = {q: root.read(f"{base}/queues/rx-{q}/rps_cpus") or "" for q in rx}
+        xps = {q: v for q in tx if (v := root.read(f"{base}/queues/tx-{q}/xps_cpus")) is not None}
+        rfs = {q: root.read_int(f"{base}/queues/rx-{q}/rps_flow_cnt") for q in rx
+               if root.exists(f"{base}/queues/rx-{q}/rps_flow_cnt")}
         if not vectors:  # no msi_irqs directory: match the interface name in /proc/interrupts
             vectors = {n for n, irq in irqs.items() if re.search(rf"\b{re.escape(name)}\b", irq.name)}
         queue_irqs, other = {}, []
@@ -302,7 +328,7 @@ def _nics(root: Root, irqs: dict[int, Irq]) -> dict[str, Nic]:
             else:
                 queue_irqs[v] = q
         nics[name] = Nic(name, driver.rsplit("/", 1)[-1] if driver else None, device, node,
-                         tuple(rx), tuple(tx), rps, queue_irqs, tuple(other))
+                         tuple(rx), tuple(tx), rps, queue_irqs, tuple(other), xps=xps, rfs=rfs)
     return nics
 
 
@@ -319,7 +345,12 @@ def _ethtool(nics: dict[str, Nic]) -> dict[str, Nic]:
         return nics
     try:
         for name, nic in nics.items():
-            coalesce = gro = None
+            coalesce = gro = rings = None
+            try:
+                r = eth.get_rings(name)  # a named tuple (pyroute2 >= 0.7)
+                rings = {k: getattr(r, k) for k in ("rx", "rx_max", "tx", "tx_max")}
+            except Exception:  # EOPNOTSUPP: the driver reports no rings
+                pass
             try:
                 c = eth.get_coalesce(name)
                 coalesce = {k: c[k] for k in ("rx_coalesce_usecs", "rx_max_coalesced_frames",
@@ -330,7 +361,7 @@ def _ethtool(nics: dict[str, Nic]) -> dict[str, Nic]:
                 gro = bool(eth.get_features(name).offload_flags.get("generic-receive-offload"))
             except Exception:
                 pass
-            out[name] = Nic(**{**nic.__dict__, "coalesce": coalesce, "gro": gro})
+            out[name] = Nic(**{**nic.__dict__, "coalesce": coalesce, "gro": gro, "rings": rings})
     finally:
         eth.close()
     return out
@@ -356,10 +387,61 @@ def _cgroups(root: Root) -> Cgroups:
     return Cgroups(v1, v2, ctrl, sub)
 
 
-def _irqbalance(root: Root) -> int | None:
+def _daemon(root: Root, comm: str) -> int | None:
     for pid in root.listdir("proc"):
-        if pid.isdigit() and root.read(f"proc/{pid}/comm") == "irqbalance":
+        if pid.isdigit() and root.read(f"proc/{pid}/comm") == comm:
             return int(pid)
+    return None
+
+
+def _tasks(root: Root) -> list[Task]:
+    out = []
+    for pid in root.listdir("proc"):
+        if not pid.isdigit():
+            continue
+        status = root.read(f"proc/{pid}/status")
+        if status is None:  # exited meanwhile, or a fake tree without it
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        allowed = fields.get("Cpus_allowed_list", "").strip()
+        try:
+            cpus = tuple(parse_list(allowed))
+        except ValueError:
+            continue
+        ppid = fields.get("PPid", "").strip()
+        out.append(Task(int(pid), fields.get("Name", "").strip(), pid == "2" or ppid == "2", cpus))
+    return out
+
+
+_HYPERVISORS = {"kvm": "kvm", "qemu": "kvm", "vmware": "vmware", "virtualbox": "virtualbox",
+                "xen": "xen", "microsoft corporation": "microsoft", "amazon ec2": "kvm (ec2)",
+                "google": "kvm (gce)", "firecracker": "kvm (firecracker)", "cloud hypervisor": "kvm",
+                "bochs": "kvm", "openstack": "kvm", "parallels": "parallels"}
+
+
+def _virtual(root: Root, cpuinfo: str) -> tuple[str | None, str]:
+    """The hypervisor, if any, and what said so: DMI vendor/product, /sys/hypervisor, the CPU flag."""
+    for f in ("sys/class/dmi/id/sys_vendor", "sys/class/dmi/id/product_name", "sys/class/dmi/id/board_vendor"):
+        v = (root.read(f) or "").lower()
+        for key, name in _HYPERVISORS.items():
+            if key in v:
+                return name, f"/{f}: {root.read(f)}"
+    hv = root.read("sys/hypervisor/type")
+    if hv:
+        return hv, f"/sys/hypervisor/type: {hv}"
+    flags = re.search(r"^flags\s*:(.*)$", cpuinfo, re.M)
+    if flags and "hypervisor" in flags.group(1).split():
+        return "unknown hypervisor", "/proc/cpuinfo flags: hypervisor"
+    return None, ""
+
+
+def _boost(root: Root) -> tuple[str, str] | None:
+    no_turbo = root.read("sys/devices/system/cpu/intel_pstate/no_turbo")
+    if no_turbo is not None:
+        return "/sys/devices/system/cpu/intel_pstate/no_turbo", "off" if no_turbo == "1" else "on"
+    boost = root.read("sys/devices/system/cpu/cpufreq/boost")
+    if boost is not None:
+        return "/sys/devices/system/cpu/cpufreq/boost", "on" if boost == "1" else "off"
     return None
 
 
@@ -388,6 +470,7 @@ def discover(root: str | Root = "/", *, netlink: bool | None = None) -> Host:
     default = root.read("proc/irq/default_smp_affinity")
     swaps = [ln.split()[0] for ln in (root.read("proc/swaps") or "").splitlines()[1:] if ln.split()]
     cmdline = root.read("proc/cmdline") or ""
+    virtual, evidence = _virtual(root, cpuinfo)
     return Host(
         root=root,
         kernel=root.read("proc/sys/kernel/osrelease") or "",
@@ -411,9 +494,17 @@ def discover(root: str | Root = "/", *, netlink: bool | None = None) -> Host:
         thp_enabled=_selected(root.read("sys/kernel/mm/transparent_hugepage/enabled")),
         thp_defrag=_selected(root.read("sys/kernel/mm/transparent_hugepage/defrag")),
         clocksource=root.read("sys/devices/system/clocksource/clocksource0/current_clocksource"),
-        irqbalance_pid=_irqbalance(root),
+        irqbalance_pid=_daemon(root, "irqbalance"),
         swaps=swaps,
         sysctls=_sysctls(root),
+        virtual=virtual,
+        virtual_evidence=evidence,
+        tasks=_tasks(root),
+        cpufreq_driver=root.read(f"sys/devices/system/cpu/cpu{online[0]}/cpufreq/scaling_driver") if online else None,
+        boost=_boost(root),
+        auditd_pid=_daemon(root, "auditd"),
+        mitigations={v: root.read(f"sys/devices/system/cpu/vulnerabilities/{v}") or ""
+                     for v in root.listdir("sys/devices/system/cpu/vulnerabilities")},
     )
 
 
@@ -443,7 +534,7 @@ def host_dict(host: Host) -> dict:
         "idle_states": sorted({f"{s.name} ({s.latency_us} us)" for c in host.cpus.values() for s in c.idle}),
         "irqs": [{"irq": i.number, "name": i.name, "affinity": None if i.affinity is None else
                   format_list(i.affinity), "effective": None if i.effective is None else format_list(i.effective),
-                  "count": sum(i.counts)} for i in host.irqs.values()],
+                  "count": sum(i.counts), "managed": i.managed} for i in host.irqs.values()],
         "default_irq_affinity": None if host.default_affinity is None else format_list(host.default_affinity),
         "nics": [{"name": n.name, "driver": n.driver, "node": n.node, "rx_queues": len(n.rx_queues),
                   "tx_queues": len(n.tx_queues), "queue_irqs": {str(k): v for k, v in n.queue_irqs.items()},
@@ -453,5 +544,7 @@ def host_dict(host: Host) -> dict:
                     "cpuset": host.cgroups.cpuset},
         "thp": {"enabled": host.thp_enabled, "defrag": host.thp_defrag},
         "clocksource": host.clocksource, "irqbalance_pid": host.irqbalance_pid, "swaps": host.swaps,
-        "sysctls": host.sysctls,
+        "sysctls": host.sysctls, "virtual": host.virtual, "virtual_evidence": host.virtual_evidence,
+        "cpufreq_driver": host.cpufreq_driver, "boost": None if host.boost is None else host.boost[1],
+        "auditd_pid": host.auditd_pid, "mitigations": host.mitigations,
     }

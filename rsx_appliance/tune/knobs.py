@@ -25,16 +25,17 @@ __all__ = ["KnobDef", "Change", "CATALOG", "KINDS", "knob_def", "normalize", "re
            "read_only", "sysctl_path"]
 
 # Every kind of runtime change apply can make, in the order apply makes them
-# (memory first, so a failed hugepage grant aborts before anything moves).
+# (memory first, so a failed hugepage grant aborts before anything moves; the
+# other tasks move off the isolated CPUs last, once their cpuset exists).
 KINDS = ("hugepages", "sysctl", "thp", "ksm", "cpufreq", "workqueue", "writeback", "irq", "rps",
-         "cpuset")
+         "cpuset", "tasks")
 
 
 @dataclass(frozen=True)
 class KnobDef:
     id: str
     kind: str
-    path: str | None  # None: expands per CPU (cpufreq) or is computed
+    path: str | None  # "{cpu}" in it: one file per online CPU that has it; None: computed
     fmt: str  # "text" | "select" | "mask" | "list"
     why: str
     settable: bool = True  # may a profile or topology [knobs] set it
@@ -61,6 +62,11 @@ _SYSCTLS = {
     "vm.dirty_background_ratio": "start background writeback early",
     "net.core.busy_poll": "socket busy polling in poll/select (microseconds)",
     "net.core.busy_read": "socket busy polling in read/recv (microseconds)",
+    "net.core.rmem_max": "CMP asks for large UDP receive buffers; SO_RCVBUF is capped here (RSX overran "
+                         "its receive buffers under maker load)",
+    "net.core.wmem_max": "CMP asks for large UDP send buffers; SO_SNDBUF is capped here",
+    "net.core.rps_sock_flow_entries": "RFS steers packet processing to the CPU of the reading thread: "
+                                      "onto the isolated cores; 0 turns it off",
 }
 _SCHED_DEBUGFS = "moved to /sys/kernel/debug/sched in Linux 5.13"
 
@@ -75,10 +81,16 @@ for _kd in (
             "for THP itself with madvise"),
     KnobDef("thp:defrag", "thp", "sys/kernel/mm/transparent_hugepage/defrag", "select",
             "defrag 'always' stalls page faults in direct compaction"),
+    KnobDef("thp:khugepaged_defrag", "thp", "sys/kernel/mm/transparent_hugepage/khugepaged/defrag", "text",
+            "khugepaged compacts memory to collapse pages: CPU time and lock hold times behind the appliance"),
     KnobDef("ksm:run", "ksm", "sys/kernel/mm/ksm/run", "text",
             "KSM scans and merges pages in a kthread (tuned cpu-partitioning disables it)"),
-    KnobDef("cpufreq:governor", "cpufreq", None, "text",
+    KnobDef("cpufreq:governor", "cpufreq", "sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor", "text",
             "a dynamic governor ramps frequency after the burst has started"),
+    KnobDef("cpufreq:energy_performance_preference", "cpufreq",
+            "sys/devices/system/cpu/cpu{cpu}/cpufreq/energy_performance_preference", "text",
+            "the hardware P-state controller (intel_pstate, amd-pstate active) trades latency for power "
+            "unless told 'performance' (tuned latency-performance: energy_perf_bias=performance)"),
     KnobDef("workqueue:cpumask", "workqueue", "sys/devices/virtual/workqueue/cpumask", "mask",
             "unbound workqueue work runs only on these CPUs", housekeeping=True),
     KnobDef("writeback:cpumask", "writeback", "sys/bus/workqueue/devices/writeback/cpumask", "mask",
@@ -89,7 +101,14 @@ for _kd in (
     CATALOG[_kd.id] = _kd
 # Plan-computed families: listed so a profile naming them gets a precise refusal.
 _COMPUTED = {"irq:N": "irq", "rps:IF:rx-Q": "rps", "hugepages:nodeN:SIZEkB": "hugepages",
-             "cpuset:PATH": "cpuset"}
+             "cpuset:PATH": "cpuset", "tasks:PATH": "tasks"}
+
+
+def per_cpu_paths(kd: KnobDef, root: Root, cpus) -> list[tuple[str, str]]:
+    """``(change id, path)`` for every CPU whose file exists; one ``(id, path)`` for a plain knob."""
+    if "{cpu}" not in (kd.path or ""):
+        return [(kd.id, kd.path)]
+    return [(f"{kd.id}:cpu{c}", kd.path.format(cpu=c)) for c in cpus if root.exists(kd.path.format(cpu=c))]
 
 
 def knob_def(knob_id: str, *, settable: bool = True) -> KnobDef:
@@ -156,8 +175,10 @@ def read_only(root: Root, rel: str) -> bool:
 class Change:
     """One planned runtime write (or directory creation) with everything needed to undo it.
 
-    ``op`` is ``"write"`` (set ``path`` to ``wanted``) or ``"mkdir"`` (create the
-    directory ``path``; rollback moves its tasks to the parent and removes it).
+    ``op`` is ``"write"`` (set ``path`` to ``wanted``), ``"mkdir"`` (create the
+    directory ``path``; rollback moves its tasks to the parent and removes it) or
+    ``"migrate"`` (move every movable task listed in the cgroup file ``wanted``
+    into the cgroup file ``path``; rollback moves them back, specs/tuning.md 3.4).
     """
 
     id: str
@@ -172,17 +193,55 @@ class Change:
     def current(self, root: Root) -> str | None:
         if self.op == "mkdir":
             return "present" if root.is_dir(self.path) else None
+        if self.op == "migrate":
+            return f"{len(self.tasks(root))} movable tasks in /{self.wanted}"
         return root.read(self.path)
 
     def satisfied(self, root: Root) -> bool:
         """Whether the file already holds the wanted value (in its format)."""
         if self.op == "mkdir":
             return root.is_dir(self.path)
+        if self.op == "migrate":
+            return not self.tasks(root)
         current = root.read(self.path)
         if self.fmt == "subtree":
             have = set((current or "").split())
             return all((w[1:] in have) == w.startswith("+") for w in self.wanted.split())
         return normalize(self.fmt, current) == normalize(self.fmt, self.wanted)
 
+    def tasks(self, root: Root) -> list[int]:
+        """migrate: the tasks of ``wanted`` that may run outside the CPUs of the cgroup ``path`` is in."""
+        cpus = root.read(self.path.rsplit("/", 1)[0] + "/cpuset.cpus")
+        return movable_tasks(root, self.wanted, parse_list(cpus) if cpus else None)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def movable_tasks(root: Root, procs_file: str, within: list[int] | None = None) -> list[int]:
+    """Processes listed in a cgroup's ``cgroup.procs`` that a tasks migration moves: every one
+    but init (pid 1: the services it starts later must be free to use any CPU, specs/tuning.md
+    3.4), kernel threads that are bound to a CPU (kthreadd's children with one allowed CPU), and
+    tasks already kept ``within`` the given CPUs (booted with isolcpus: moving them back on
+    rollback would widen their affinity)."""
+    out = []
+    for tok in (root.read(procs_file) or "").split():
+        if not tok.isdigit() or tok == "1":
+            continue
+        status = root.read(f"proc/{tok}/status") or ""
+        ppid = _status_field(status, "PPid")
+        allowed = _status_field(status, "Cpus_allowed_list")
+        if ppid == "2" and allowed is not None and len(parse_list(allowed)) <= 1:
+            continue
+        if within is not None and allowed is not None and set(parse_list(allowed)) <= set(within):
+            continue
+        out.append(int(tok))
+    return out
+
+
+def _status_field(status: str, key: str) -> str | None:
+    for line in status.splitlines():
+        k, _, v = line.partition(":")
+        if k == key:
+            return v.strip()
+    return None

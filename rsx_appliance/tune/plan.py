@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from .cpus import format_list, format_mask, parse_list
 from .errors import PlanError, PlanFileError, TopologyError
 from .host import Host
-from .knobs import CATALOG, KINDS, Change, read_only, restore_value  # noqa: F401
+from .knobs import CATALOG, KINDS, Change, per_cpu_paths, read_only, restore_value  # noqa: F401
 from .profile import KnobWant, Profile
 from .topology import Topology
 
@@ -37,6 +37,7 @@ class ProcessPlan:
     cgroup_procs: str | None  # the file a pid is written to: tasks (v1) or cgroup.procs (v2)
     hugepages_mib: int
     reserved: list[int] = field(default_factory=list)  # idle isolated siblings kept for it
+    helpers: list[int] = field(default_factory=list)  # CPUs of its helper threads (placement.place_thread)
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,10 @@ def plan_from_dict(data: dict, host: Host) -> Plan:
             if ".." in ch.path.split("/") or not ch.path.startswith(("proc/sys/", "proc/irq/", "sys/")):
                 raise PlanFileError(f"plan change {ch.id!r} points outside /proc/sys, /proc/irq "
                                     f"and /sys: {ch.path!r}")
-            if ch.kind not in KINDS or ch.op not in ("write", "mkdir"):
+            if ch.kind not in KINDS or ch.op not in ("write", "mkdir", "migrate"):
                 raise PlanFileError(f"plan change {ch.id!r} has unknown kind {ch.kind!r} or op {ch.op!r}")
+            if ch.op == "migrate" and (".." in ch.wanted.split("/") or not ch.wanted.startswith("sys/fs/cgroup/")):
+                raise PlanFileError(f"plan change {ch.id!r} migrates from outside sys/fs/cgroup: {ch.wanted!r}")
             runtime.append(ch)
         return Plan(
             profile=data["profile"], topology=data.get("topology"), host=data["host"],
@@ -206,8 +209,9 @@ def make_plan(host: Host, topo: Topology, profile: Profile) -> Plan:
     isolated_cpus: set[int] = set()
     demand = [(r, n) for r, n in topo.processes
               if (r.isolate if r.isolate is not None else r.role in profile.isolate)]
-    for role, name in demand:
-        want_node = _resolve_node(host, topo, role.node, nic_node)
+    per_process = 2 if profile.helpers == "core" else 1  # its own core for the helper threads
+
+    def take(name: str, want_node: int) -> tuple[int, tuple[int, ...]]:
         order = sorted(host.nodes, key=lambda n: (host.node_distance(want_node, n), n))
         for node in order:
             slots = _slots(host, node, taken, hk_reserved, profile.smt)
@@ -215,32 +219,50 @@ def make_plan(host: Host, topo: Topology, profile: Profile) -> Plan:
                 break
         else:
             free = sum(len(_slots(host, n, set(), hk_reserved, profile.smt)) for n in host.nodes)
+            unit = "core" if profile.smt == "reserve" else "thread"
             raise PlanError(
-                f"{len(demand)} processes need an isolated {'core' if profile.smt == 'reserve' else 'thread'} "
+                f"{len(demand)} processes need "
+                + (f"an isolated {unit}" if per_process == 1 else f"{per_process} isolated {unit}s each")
+                + " "
                 f"({', '.join(n for _, n in demand)}) but this host has {free} after keeping "
-                f"{profile.housekeeping_cores} housekeeping core(s) per node; reduce the topology or use "
-                "a profile with smt = \"share\"")
+                f"{profile.housekeeping_cores} housekeeping core(s) per node; two processes never share an "
+                "isolated core: reduce the topology, isolate fewer roles, or use a profile with "
+                "smt = \"share\"" + (" or helpers = \"housekeeping\"" if per_process > 1 else ""))
         slot = slots[0]
         if node != want_node:
             notes.append(f"{name}: no free core on node {want_node}; placed on node {node} "
                          f"(distance {host.node_distance(want_node, node)})")
         taken.update(slot)
         isolated_cpus.update(slot)
+        return node, slot
+
+    for role, name in demand:
+        node, slot = take(name, _resolve_node(host, topo, role.node, nic_node))
+        helpers: list[int] = []
+        if per_process > 1:
+            _, hslot = take(f"{name} (helper threads)", node)
+            helpers = list(hslot)
         processes.append(ProcessPlan(name, role.role, [slot[0]], node, True, profile.mempolicy, None,
-                                     None, role.hugepages_mib, list(slot[1:])))
+                                     None, role.hugepages_mib, list(slot[1:]), helpers))
     kept = set(host.isolated) - isolated_cpus
     if kept:  # isolated at boot but not needed: keep them isolated rather than ask for a reboot
         notes.append(f"CPUs {format_list(kept)} are isolated by the command line but host no process; "
                      "they stay isolated")
         isolated_cpus |= kept & set(host.online)
     housekeeping = sorted(set(host.online) - isolated_cpus)
+
+    def node_housekeeping(node: int) -> list[int]:
+        return sorted(c for c in host.nodes[node].cpus if c in housekeeping) or housekeeping
+
+    processes = [p if p.helpers else ProcessPlan(**{**asdict(p), "helpers": node_housekeeping(p.node)})
+                 for p in processes]
     for role, name in topo.processes:
         if any(p.name == name for p in processes):
             continue
         node = _resolve_node(host, topo, role.node, nic_node)
-        cpus = sorted(c for c in host.nodes[node].cpus if c in housekeeping) or housekeeping
+        cpus = node_housekeeping(node)
         processes.append(ProcessPlan(name, role.role, cpus, node, False, "preferred", None, None,
-                                     role.hugepages_mib))
+                                     role.hugepages_mib, [], list(cpus)))
     processes.sort(key=lambda p: [r.role for r in topo.roles].index(p.role))
     isolated = sorted(isolated_cpus)
 
@@ -249,7 +271,7 @@ def make_plan(host: Host, topo: Topology, profile: Profile) -> Plan:
     knobs = resolve_knobs(profile, topo)
     _plan_knobs(host, knobs, housekeeping, runtime)
     irqs = _plan_irqs(host, nic, nic_node, housekeeping, isolated, runtime, notes)
-    processes = _plan_cpusets(host, processes, isolated, runtime, notes)
+    processes = _plan_cpusets(host, processes, isolated, housekeeping, profile, runtime, notes)
     cmdline = _plan_cmdline(host, profile, isolated, housekeeping, hugepages)
     if host.cpus and any(len(c.siblings) > 1 for c in host.cpus.values()) and profile.smt == "share":
         notes.append("smt = share: an isolated thread's sibling may run another process; "
@@ -277,6 +299,14 @@ def _plan_hugepages(host: Host, profile: Profile, processes: list[ProcessPlan],
         needed = math.ceil(mib * 1024 * (100 + profile.headroom_pct) / 100 / size)
         current = pools[size][0]
         wanted = max(current, needed)
+        n = host.nodes[node]
+        available_kb = n.mem_free_kb + current * size  # pages already reserved are not in MemFree
+        if n.mem_total_kb and (wanted - current) * size > n.mem_free_kb:
+            raise PlanError(
+                f"node {node} needs {wanted} x {size} kB hugepages ({wanted * size // 1024} MiB: {mib} MiB of "
+                f"slabs and buffers +{profile.headroom_pct}%) but has {available_kb // 1024} MiB for them "
+                f"({n.mem_free_kb // 1024} MiB free + {current * size // 1024} MiB already reserved); "
+                "lower slab_mib/buffers_mib, place processes on another node, or free memory")
         out.append(HugepagePlan(node, size, current, needed, wanted))
         if wanted != current:
             runtime.append(Change(
@@ -293,17 +323,11 @@ def _plan_knobs(host: Host, knobs: dict[str, KnobWant], housekeeping: list[int],
     for kid, kw in knobs.items():
         kd = CATALOG[kid]
         want = format_mask(housekeeping, host.nr_cpu_ids) if kw.want == "housekeeping" else kw.want
-        if kd.kind == "cpufreq":
-            paths = [(f"{kid}:cpu{c}", f"sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor")
-                     for c in host.online if host.cpus[c].governor is not None]
-        else:
-            paths = [(kid, kd.path)]
-        for cid, path in paths:
+        for cid, path in per_cpu_paths(kd, root, host.online):
             if not root.exists(path) or read_only(root, path):
                 continue  # check reports these as unsupported, with the reason
-            ch = Change(cid, kd.kind, path, want, kd.fmt, why=kd.why)
-            if not ch.satisfied(root):
-                runtime.append(ch)
+            # kept when already satisfied: apply skips it ("already"), show watches it for drift
+            runtime.append(Change(cid, kd.kind, path, want, kd.fmt, why=kd.why))
 
 
 def _plan_irqs(host: Host, nic, nic_node: int, housekeeping: list[int], isolated: list[int],
@@ -313,8 +337,12 @@ def _plan_irqs(host: Host, nic, nic_node: int, housekeeping: list[int], isolated
     node_hk = [c for c in housekeeping if host.cpus[c].node == nic_node] or housekeeping
     queue_irqs = sorted((nic.queue_irqs.items() if nic else []), key=lambda kv: (kv[1], kv[0]))
     spread = {irq: [node_hk[i % len(node_hk)]] for i, (irq, _q) in enumerate(queue_irqs)}
+    managed = []
     for n, irq in sorted(host.irqs.items()):
         if irq.affinity is None:
+            continue
+        if irq.managed and set(irq.affinity) & iso:
+            managed.append(n)  # the kernel refuses to move it: isolcpus=managed_irq keeps it off
             continue
         if n in spread:
             wanted = spread[n]
@@ -329,6 +357,10 @@ def _plan_irqs(host: Host, nic, nic_node: int, housekeeping: list[int], isolated
                                   format_list(wanted), "list", optional=True,
                                   why=f"{irq.name}: " + (f"queue {queue} of {nic.name} on node {nic_node}"
                                                          if queue is not None else "off isolated CPUs")))
+    if managed:
+        notes.append(f"IRQs {', '.join(map(str, managed))} are kernel-managed (debugfs): the kernel refuses to "
+                     "move them; isolcpus=managed_irq on the command line keeps their effective affinity off "
+                     "the isolated CPUs")
     if nic:
         for q in sorted(nic.rps):
             path = f"sys/class/net/{nic.name}/queues/rx-{q}/rps_cpus"
@@ -342,8 +374,8 @@ def _plan_irqs(host: Host, nic, nic_node: int, housekeeping: list[int], isolated
     return out
 
 
-def _plan_cpusets(host: Host, processes: list[ProcessPlan], isolated: list[int],
-                  runtime: list[Change], notes: list[str]) -> list[ProcessPlan]:
+def _plan_cpusets(host: Host, processes: list[ProcessPlan], isolated: list[int], housekeeping: list[int],
+                  profile: Profile, runtime: list[Change], notes: list[str]) -> list[ProcessPlan]:
     cg = host.cgroups
     iso_procs = [p for p in processes if p.isolated]
     if not iso_procs:
@@ -357,8 +389,8 @@ def _plan_cpusets(host: Host, processes: list[ProcessPlan], isolated: list[int],
     parent = f"{mnt}/rsx"
     mems = format_list(sorted({p.node for p in iso_procs}))
 
-    def w(cid: str, path: str, value: str, fmt: str = "text") -> None:
-        runtime.append(Change(cid, "cpuset", path, value, fmt))
+    def w(cid: str, path: str, value: str, fmt: str = "text", kind: str = "cpuset") -> None:
+        runtime.append(Change(cid, kind, path, value, fmt))
 
     if v2 and "cpuset" not in cg.v2_subtree:
         w("cpuset:subtree_control", f"{mnt}/cgroup.subtree_control", "+cpuset", "subtree")
@@ -374,23 +406,58 @@ def _plan_cpusets(host: Host, processes: list[ProcessPlan], isolated: list[int],
         w("cpuset:rsx:subtree_control", f"{parent}/cgroup.subtree_control", "+cpuset", "subtree")
     else:
         w("cpuset:rsx:cpu_exclusive", f"{parent}/cpuset.cpu_exclusive", "1")
+        w("cpuset:rsx:sched_load_balance", f"{parent}/cpuset.sched_load_balance", "0")
+    if not v2:
+        _plan_shield(host, mnt, isolated, housekeeping, runtime)
+    elif profile.helpers == "housekeeping":
+        notes.append("cgroup v2: every thread of a process shares its partition, so helper threads of an "
+                     "isolated process run on its own core (helpers = \"core\" gives them a core of their own)")
     out = []
     for p in processes:
         if not p.isolated:
             out.append(p)
             continue
         d = f"{parent}/{p.name}"
+        own = p.cpus + p.reserved + (p.helpers if profile.helpers == "core" else [])
         runtime.append(Change(f"cpuset:rsx/{p.name}", "cpuset", d, "", op="mkdir",
                               why=f"cpuset of {p.name}"))
-        w(f"cpuset:rsx/{p.name}:cpus", f"{d}/cpuset.cpus", format_list(p.cpus + p.reserved), "list")
+        w(f"cpuset:rsx/{p.name}:cpus", f"{d}/cpuset.cpus", format_list(own), "list")
         w(f"cpuset:rsx/{p.name}:mems", f"{d}/cpuset.mems", str(p.node), "list")
         if v2:
             w(f"cpuset:rsx/{p.name}:partition", f"{d}/cpuset.cpus.partition", "isolated")
         else:
             w(f"cpuset:rsx/{p.name}:cpu_exclusive", f"{d}/cpuset.cpu_exclusive", "1")
-        out.append(ProcessPlan(**{**asdict(p), "cpuset": d,
+        helpers = p.helpers if not v2 or profile.helpers == "core" else sorted(p.cpus + p.reserved)
+        out.append(ProcessPlan(**{**asdict(p), "cpuset": d, "helpers": helpers,
                                   "cgroup_procs": f"{d}/{'cgroup.procs' if v2 else 'tasks'}"}))
     return out
+
+
+def _plan_shield(host: Host, mnt: str, isolated: list[int], housekeeping: list[int],
+                 runtime: list[Change]) -> None:
+    """cgroup v1: every other task off the isolated CPUs (cset shield's model; specs/tuning.md 3.4).
+
+    A sibling cpuset ``rsx-housekeeping`` holds the housekeeping CPUs and every
+    movable task of the root cpuset (not init, not CPU-bound kernel threads);
+    the root stops load balancing, so the isolated CPUs leave the scheduler
+    domains as with ``isolcpus=domain``. Kind ``tasks``: ``--only`` can leave it out.
+    Not planned when the kernel was booted with every planned CPU isolated
+    (``isolcpus``): tasks already keep off them, and moving them back on
+    rollback would widen their affinity.
+    """
+    if set(isolated) <= set(host.isolated):
+        return
+    d = f"{mnt}/rsx-housekeeping"
+    nodes = format_list(sorted(host.nodes))
+    runtime.append(Change("tasks:rsx-housekeeping", "tasks", d, "", op="mkdir",
+                          why="cpuset for every task that is not the appliance's"))
+    runtime.append(Change("tasks:rsx-housekeeping:cpus", "tasks", f"{d}/cpuset.cpus", format_list(housekeeping),
+                          "list"))
+    runtime.append(Change("tasks:rsx-housekeeping:mems", "tasks", f"{d}/cpuset.mems", nodes, "list"))
+    runtime.append(Change("tasks:rsx-housekeeping:procs", "tasks", f"{d}/cgroup.procs", f"{mnt}/cgroup.procs",
+                          op="migrate", why="move every movable task off the isolated CPUs"))
+    runtime.append(Change("tasks:root:sched_load_balance", "tasks", f"{mnt}/cpuset.sched_load_balance", "0",
+                          why="isolated CPUs leave the load-balancing domains (like isolcpus=domain)"))
 
 
 def _norm_arg(key: str, value: str | None) -> str | None:

@@ -1,10 +1,11 @@
-"""Operator profiles: the TOML files in tuning/ (``latency``, ``balanced``).
+"""Operator profiles: TOML files (``latency``, ``balanced`` ship in ``profiles/``).
 
 A profile says which roles get isolated cores, how SMT siblings are used, how
 many housekeeping cores each node keeps, the hugepage size, the command-line
 extras and the wanted value and severity of every runtime knob. Profiles are
-found by name in ``$RSX_TUNING_DIR``, the source tree's ``tuning/`` and
-``/etc/rsx/tuning``, or given as a path.
+found by name in ``$RSX_TUNING_DIR``, ``/etc/rsx/tuning`` (an operator's
+copy wins over the shipped one) and the profiles shipped inside this package
+(``rsx_appliance/tune/profiles/``), or given as a path.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .knobs import knob_def
 __all__ = ["KnobWant", "Profile", "ROLES", "load_profile", "profile_dirs", "parse_knobs"]
 
 ROLES = ("me", "risk", "gateway", "marketdata", "mark", "recorder")
+SHIPPED = Path(__file__).resolve().parent / "profiles"  # package data: works after a plain `pip install .`
 SEVERITIES = ("fail", "warn")
 
 
@@ -38,6 +40,7 @@ class Profile:
     smt: str  # "reserve" | "share"
     housekeeping_cores: int
     mempolicy: str  # "bind" | "preferred"
+    helpers: str  # "housekeeping" | "core": where an isolated process's helper threads run
     hugepage_kb: int
     headroom_pct: int
     isolcpus_flags: str
@@ -51,8 +54,8 @@ def profile_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("RSX_TUNING_DIR"):
         dirs.append(Path(os.environ["RSX_TUNING_DIR"]))
-    dirs.append(Path(__file__).resolve().parents[2] / "tuning")
     dirs.append(Path("/etc/rsx/tuning"))
+    dirs.append(SHIPPED)
     return dirs
 
 
@@ -114,6 +117,9 @@ def load_profile(name: str) -> Profile:
     mempolicy = pl.get("mempolicy", str, "bind")
     if mempolicy not in ("bind", "preferred"):
         raise pl.fail("mempolicy", f"must be 'bind' or 'preferred', not {mempolicy!r}")
+    helpers = pl.get("helpers", str, "housekeeping")
+    if helpers not in ("housekeeping", "core"):
+        raise pl.fail("helpers", f"must be 'housekeeping' or 'core', not {helpers!r}")
     pl.done()
     hp = top.table("hugepages") or _toml.Table({}, f"{path}.hugepages", ProfileError)
     size_kb = hp.get("size_kb", int, 2048)
@@ -133,5 +139,5 @@ def load_profile(name: str) -> Profile:
     lim.done()
     knobs = parse_knobs(top.table("knobs"), allow_plain=False)
     top.done()
-    return Profile(pname, desc, str(path), tuple(isolate), smt, hk, mempolicy, size_kb, headroom,
+    return Profile(pname, desc, str(path), tuple(isolate), smt, hk, mempolicy, helpers, size_kb, headroom,
                    flags, tuple(extra), max_idle, rx_usecs, knobs)

@@ -112,7 +112,31 @@ def parse_topology(data: dict, where: str) -> Topology:
     return Topology(where, profile, nic, nic_node, tuple(roles), knobs)
 
 
-def load_topology(path: str | Path) -> Topology:
-    """Parse a topology file. Raises :class:`TopologyError` (or UnknownKnobError) naming key and problem."""
+def load_topology(path: str | Path, host: str | None = None) -> Topology:
+    """Parse a topology file, or an exchange configuration (its superset, specs/config.md).
+
+    An exchange configuration is recognised by its ``[[symbols]]``; its topology is
+    the one of ``host`` (needed when the file places roles on several hosts) and
+    its profile the configuration's. Raises :class:`TopologyError` (or
+    UnknownKnobError) naming the file, the key and the problem.
+    """
     path = Path(path)
-    return parse_topology(_toml.load(path, TopologyError), str(path))
+    data = _toml.load(path, TopologyError)
+    if "symbols" not in data:
+        if host is not None:
+            raise TopologyError(f"{path}: --host {host!r} needs an exchange configuration with [hosts]; "
+                                "a topology file describes one host")
+        return parse_topology(data, str(path))
+    from ..config import parse_config
+    from ..errors import ConfigError
+
+    try:
+        cfg = parse_config(data, str(path), data_dir="/nonexistent", file_dir=path.absolute().parent)
+        if host is None:
+            if len(cfg.hosts) > 1:
+                raise TopologyError(f"{path}: the configuration places roles on hosts "
+                                    f"{', '.join(h.name for h in cfg.hosts)}: give --host NAME")
+            host = cfg.hosts[0].name
+        return cfg.topology_for(host)
+    except ConfigError as exc:
+        raise TopologyError(str(exc)) from None
