@@ -94,7 +94,7 @@ def placement_doc(cfg: Config, host_name: str, host: Host, plan: Plan, profile: 
     mine = {p.name for p in cfg.processes_on(host_name)}
     procs = []
     for spec in cfg.processes_on(host_name):
-        pp = plan.process(spec.name)
+        pp = U.placement_of(plan, spec.name, spec.role)
         procs.append({"name": spec.name, "role": spec.role, "unit": U.unit_name(spec), "cpus": format_list(pp.cpus),
                       "reserved": format_list(pp.reserved), "helpers": format_list(pp.helpers), "node": pp.node,
                       "mempolicy": pp.mempolicy,
@@ -161,8 +161,8 @@ def render_host(cfg: Config, config_bytes: bytes, host_name: str, model: Root, e
     for p in procs:
         after = [unit_of[q.name] for q in procs if U.role_rank(q.role) < U.role_rank(p.role)]
         b.add(f"etc/systemd/system/{unit_of[p.name]}",
-              U.process_unit(p, plan.process(p.name), exe=exe, backend=cfg.network.cmp_backend, after=after,
-                             has_tune=True))
+              U.process_unit(p, U.placement_of(plan, p.name, p.role), exe=exe, backend=cfg.network.cmp_backend,
+                             after=after, has_tune=True))
     b.add(f"etc/systemd/system/{U.TUNE_UNIT}",
           U.tune_unit(exe=exe, profile=profile_arg, host=host_name if multi else None,
                       units=[unit_of[p.name] for p in procs]))

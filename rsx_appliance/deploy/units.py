@@ -20,7 +20,8 @@ from ..tune.plan import ProcessPlan
 from .errors import DeployError
 
 __all__ = ["ETC", "DATA", "STATE_DIR", "CONFIG", "TUNE_UNIT", "TARGET", "DEPLOY_KINDS", "unit_name",
-           "command", "capabilities", "process_unit", "tune_unit", "target_unit", "tune_capabilities"]
+           "command", "placement_of", "capabilities", "process_unit", "tune_unit", "target_unit",
+           "tune_capabilities"]
 
 ETC = "/etc/rsx"
 CONFIG = f"{ETC}/rsx.toml"
@@ -51,6 +52,8 @@ def command(proc: ProcessSpec) -> list[str]:
         args = [proc.role, "--instance", str(proc.index)]
     elif proc.role == "store":
         args = ["store"]
+    elif proc.role == "console":
+        args = ["console"]
     else:
         raise DeployError(f"{proc.name}: no command is known for role {proc.role!r} (specs/deploy.md 4.2)")
     return args + ["--config", CONFIG, "--data", DATA]
@@ -62,6 +65,13 @@ class Privileges:
     memlock: str  # LimitMEMLOCK=
     families: tuple[str, ...]  # RestrictAddressFamilies=
     why: tuple[str, ...]
+
+
+def placement_of(plan, name: str, role: str) -> ProcessPlan:
+    """The plan's placement of a process; one outside the tuning topology (the console: never isolated, off the
+    order path, specs/console.md 2) runs on the housekeeping CPUs, memory preferred on node 0."""
+    return plan.process(name) or ProcessPlan(name, role, list(plan.housekeeping), 0, False, "preferred", None,
+                                             None, 0, [], list(plan.housekeeping))
 
 
 def capabilities(proc: ProcessSpec, backend: str) -> Privileges:
