@@ -72,6 +72,7 @@ class SymbolStatus(IntEnum):
     ACTIVE = lib.RSX_SYMBOL_ACTIVE
     PAUSED = lib.RSX_SYMBOL_PAUSED  # cancels only
     HALTED = lib.RSX_SYMBOL_HALTED
+    CLOSE_ONLY = lib.RSX_SYMBOL_CLOSE_ONLY  # cancels and reduce-only orders (the ME enforces it)
 
 
 class QueryKind(IntEnum):

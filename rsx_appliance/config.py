@@ -240,12 +240,14 @@ class Account:
 @dataclass(frozen=True)
 class EngineConfig:
     durability: str = "fsync"
-    batch_records: int = 256
-    batch_us: int = 100
+    batch_records: int = 1  # N = 1, T = 0: a batch is what was appended during the previous sync
+    batch_us: int = 0
     snapshot_records: int = 1_000_000
     snapshot_seconds: int = 60
     snapshots_kept: int = 3
     dedup_window_s: int = 3600
+    dedup_capacity: int = 1 << 22  # dedup entries, a power of two (specs/me.md 4)
+    order_timeout_ms: int = 5000  # refuse orders risk released longer ago (specs/risk.md 11)
     max_orders: int = 1_000_000
     wait: str = "auto"
 
@@ -256,6 +258,10 @@ class RiskConfig:
     collateral_decimals: int = 6
     snapshot_seconds: int = 60
     max_accounts: int = 1_000_000
+    max_positions: int = 2_000_000
+    max_orders: int = 1_000_000
+    push_ms: int = 100
+    scan_slice: int = 10_000
     wait: str = "auto"
 
 
@@ -582,13 +588,17 @@ def _engines(t: _toml.Table) -> EngineConfig:
         raise t.fail("durability", f"must be \"fsync\" or \"async\", not {durability!r}")
     out = EngineConfig(durability=durability,
                        batch_records=t.count("batch_records", d.batch_records, minimum=1),
-                       batch_us=t.count("batch_us", d.batch_us, minimum=1),
+                       batch_us=t.count("batch_us", d.batch_us, minimum=0),
                        snapshot_records=t.count("snapshot_records", d.snapshot_records, minimum=1),
                        snapshot_seconds=t.count("snapshot_seconds", d.snapshot_seconds, minimum=1),
                        snapshots_kept=t.count("snapshots_kept", d.snapshots_kept, minimum=1),
                        dedup_window_s=t.count("dedup_window_s", d.dedup_window_s, minimum=1),
+                       dedup_capacity=t.count("dedup_capacity", d.dedup_capacity, minimum=64),
+                       order_timeout_ms=t.count("order_timeout_ms", d.order_timeout_ms, minimum=0),
                        max_orders=t.count("max_orders", d.max_orders, minimum=1),
                        wait=_wait(t))
+    if out.dedup_capacity & (out.dedup_capacity - 1):
+        raise t.fail("dedup_capacity", f"must be a power of two, not {out.dedup_capacity}")
     t.done()
     return out
 
@@ -598,9 +608,17 @@ def _risk(t: _toml.Table, shards: int) -> RiskConfig:
     cd = t.count("collateral_decimals", d.collateral_decimals)
     if cd > 18:
         raise t.fail("collateral_decimals", f"must be in 0..18, not {cd}")
+    accounts = t.count("max_accounts", d.max_accounts, minimum=1)
     out = RiskConfig(shards=shards, collateral_decimals=cd,
                      snapshot_seconds=t.count("snapshot_seconds", d.snapshot_seconds, minimum=1),
-                     max_accounts=t.count("max_accounts", d.max_accounts, minimum=1), wait=_wait(t))
+                     max_accounts=accounts,
+                     max_positions=t.count("max_positions", 2 * accounts, minimum=1),
+                     max_orders=t.count("max_orders", d.max_orders, minimum=1),
+                     push_ms=t.count("push_ms", d.push_ms),
+                     scan_slice=t.count("scan_slice", d.scan_slice, minimum=1), wait=_wait(t))
+    for key in ("max_accounts", "max_positions", "max_orders"):
+        if getattr(out, key) > 1 << 30:
+            raise t.fail(key, f"must be at most 2^30, not {getattr(out, key)}")
     t.done()
     return out
 

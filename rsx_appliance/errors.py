@@ -23,6 +23,8 @@ Hierarchy::
     │       ├── SeqAheadError                    RSX_EAHEAD   the seq is beyond the durable tip
     │       ├── StreamMismatchError (ValueError) RSX_ESTREAM  another stream's record, file or request
     │       └── NeedsReplay                      RSX_EREPLAY  an unrecoverable gap: replay via DXS
+    │   ├── ReplayDivergedError            RSX_EDIVERGED  replaying a WAL did not reproduce it (specs/me.md)
+    │   └── StaleConfigError (ValueError)  RSX_ESTALE     a config version not newer than the applied one
     ├── Rejected (ValueError)       a value or request refused with a Reason
     │   ├── BadNumberError, TooPreciseError, OutOfRangeError, NotPositiveError,
     │   ├── OffTickError, OffLotError, SizeLimitError
@@ -43,7 +45,8 @@ __all__ = [
     "ArithmeticOverflowError", "InvalidArgumentError", "Rejected", "BadNumberError",
     "TooPreciseError", "OutOfRangeError", "NotPositiveError", "OffTickError", "OffLotError",
     "SizeLimitError", "NotionalOverflowError", "ConfigError", "FieldError", "StreamError",
-    "SeqGapError", "SeqGoneError", "SeqAheadError", "StreamMismatchError", "NeedsReplay", "check",
+    "SeqGapError", "SeqGoneError", "SeqAheadError", "StreamMismatchError", "NeedsReplay",
+    "ReplayDivergedError", "StaleConfigError", "check",
     "error_for", "rejected",
 ]
 
@@ -130,6 +133,14 @@ class NeedsReplay(StreamError):
     info = None
 
 
+class ReplayDivergedError(NativeError):
+    """Replaying a WAL did not reproduce the records it holds (specs/me.md 7)."""
+
+
+class StaleConfigError(NativeError, ValueError):
+    """A symbol configuration whose version is not newer than the one applied."""
+
+
 class Rejected(RsxError, ValueError):
     """A value or request was refused; ``reason`` says why (a :class:`Reason`)."""
 
@@ -194,6 +205,8 @@ _NATIVE = {
     "STREAM": StreamMismatchError,
     "REPLAY": NeedsReplay,
     "LOST": DurableLossError,
+    "DIVERGED": ReplayDivergedError,
+    "STALE": StaleConfigError,
 }
 # Every C code must have a class: fail at import, not on the first error.
 _missing = {e.name for e in ErrorCode} - set(_NATIVE)

@@ -50,6 +50,17 @@ uint32_t rsx_crc32c_hw(uint32_t crc, const void *buf, size_t n)
 {
 	const uint8_t *p = buf;
 	uint64_t c = ~crc;
+	/* four words per iteration: records are 80..144 bytes, so the loop overhead matters */
+	while (n >= 32) {
+		uint64_t w[4];
+		memcpy(w, p, 32);
+		c = _mm_crc32_u64(c, w[0]);
+		c = _mm_crc32_u64(c, w[1]);
+		c = _mm_crc32_u64(c, w[2]);
+		c = _mm_crc32_u64(c, w[3]);
+		p += 32;
+		n -= 32;
+	}
 	while (n >= 8) {
 		uint64_t w;
 		memcpy(&w, p, 8);

@@ -14,7 +14,7 @@ int rsx_symbol_config_check(const struct rsx_symbol_config *cfg)
 		return RSX_EINVALID;
 	if (cfg->max_qty.raw < cfg->min_qty.raw || cfg->max_qty.raw % cfg->lot_size.raw != 0)
 		return RSX_EINVALID;
-	if (cfg->status > RSX_SYMBOL_HALTED)
+	if (cfg->status > RSX_SYMBOL_CLOSE_ONLY)
 		return RSX_EINVALID;
 	if (cfg->maintenance_margin_bps > cfg->initial_margin_bps || cfg->initial_margin_bps > 10000)
 		return RSX_EINVALID;

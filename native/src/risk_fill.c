@@ -1,6 +1,7 @@
 /*
  * risk_fill.c - position accounting for fills (specs/risk.md 3.1, 3.4):
- * open, add, reduce, close, flip, self-trade, fees and ledgers; ADL trades.
+ * open, add, reduce, close, flip, self-trade (no position change, two fees),
+ * fees and ledgers; ADL trades.
  *
  * Every fill is applied all-or-nothing: both legs are computed into locals,
  * every result is checked to fit int64, and only then is anything written.
@@ -63,6 +64,7 @@ void risk_order_filled(struct rsx_risk *r, const rsx_oid_t *oid, uint32_t user_i
 		return;	/* another user's id: not ours to touch */
 	int64_t take = qty < o->remaining ? qty : o->remaining;
 	o->remaining -= take;
+	o->filled += take;
 	if (o->pos >= 0)
 		r->positions[o->pos].open_qty -= take;
 	if (o->remaining == 0 && !(o->flags & RSX_RISK_ORD_LIQ)) {
@@ -170,6 +172,7 @@ static void leg_commit(struct rsx_risk *r, uint32_t symbol_id, struct leg_state 
 	p->version += (uint64_t)legs;
 	a->collateral += coll_delta;	/* checked by the caller */
 	a->version++;
+	risk_dirty(r, L->acct, L->pos);
 }
 
 int risk_apply_fill(struct rsx_risk *r, const struct rsx_fill *f)
@@ -187,20 +190,25 @@ int risk_apply_fill(struct rsx_risk *r, const struct rsx_fill *f)
 	int liq = (f->taker_flags & RSX_ORDER_LIQUIDATION) != 0;
 	struct leg_state T, M;
 
+	/*
+	 * A self-trade bought and sold the same quantity at the same price: the
+	 * position does not change (applying the legs one after the other would
+	 * realise part of the open PnL), both fees are charged.
+	 */
 	if (own_t) {
 		leg_load(r, f->symbol_id, f->taker_user_id, &T);
-		if (leg_apply(s, &T, tdir, price, qty, value) < 0 ||
+		if ((!self && leg_apply(s, &T, tdir, price, qty, value) < 0) ||
 		    leg_fee(s, &T, value, liq ? (int32_t)s->liq_fee_bps : s->cfg.taker_fee_bps, liq) < 0)
 			return RSX_RISK_STOP_OVERFLOW;
 	}
 	if (own_m) {
 		if (self) {
-			M = T;	/* the maker leg applies to the taker leg's result */
+			M = T;	/* one account: the maker fee adds to the taker's */
 			M.realised = 0;
 		} else {
 			leg_load(r, f->symbol_id, f->maker_user_id, &M);
 		}
-		if (leg_apply(s, &M, -tdir, price, qty, value) < 0 ||
+		if ((!self && leg_apply(s, &M, -tdir, price, qty, value) < 0) ||
 		    leg_fee(s, &M, value, s->cfg.maker_fee_bps, 0) < 0)
 			return RSX_RISK_STOP_OVERFLOW;
 	}

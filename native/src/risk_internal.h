@@ -59,11 +59,17 @@ static inline struct rsx_risk_symbol *risk_sym(const struct rsx_risk *r, uint32_
 }
 
 /* ---- risk_state.c ---- */
-int32_t risk_order_find(const struct rsx_risk *r, const rsx_oid_t *oid);
-int32_t risk_order_insert(struct rsx_risk *r, const rsx_oid_t *oid);	/* slot of a fresh entry or -1 */
-void risk_order_remove(struct rsx_risk *r, int32_t slot);		/* release + delete */
+int32_t risk_order_find(const struct rsx_risk *r, const rsx_oid_t *oid);	/* slab slot or -1 */
+/* A fresh slab entry for oid, hashed and linked into position pos; -1 if full or the id is live. */
+int32_t risk_order_insert(struct rsx_risk *r, const rsx_oid_t *oid, int32_t pos);
+void risk_order_remove(struct rsx_risk *r, int32_t slot);		/* release + unlink + free */
 int32_t risk_position_create(struct rsx_risk *r, int32_t acct, uint32_t symbol_id);
 void risk_frozen_add(struct rsx_risk *r, int32_t acct, int64_t delta);
+/* Flag an account (and one of its positions, pos >= 0) changed since the last push. */
+void risk_dirty(struct rsx_risk *r, int32_t acct, int32_t pos);
+/* Set / clear IN_LIQUIDATION, keeping the liquidation list in step. */
+void risk_liq_enter(struct rsx_risk *r, int32_t acct);
+void risk_liq_leave(struct rsx_risk *r, int32_t acct);
 
 /* ---- risk_margin.c ---- */
 /* V(p, q) = floor(p x q / D), both >= 0; 0 or RSX_EOVERFLOW. */
@@ -93,6 +99,22 @@ int64_t risk_fee(int64_t value, int32_t bps);
 int risk_apply_fill(struct rsx_risk *r, const struct rsx_fill *f);
 /* An order's remaining quantity went down by qty (a fill): re-reserve, remove at 0. */
 void risk_order_filled(struct rsx_risk *r, const rsx_oid_t *oid, uint32_t user_id, int64_t qty);
+
+/* ---- risk_stream.c ---- */
+/* Track an order of acct described by an order record (position found or created); slot, or -1 if full. */
+int32_t risk_order_track(struct rsx_risk *r, const struct rsx_order *src, int32_t acct, uint8_t flags,
+			 uint64_t ts, uint8_t state, uint16_t origin);
+
+/* ---- risk_decide.c ---- */
+/* Frame one payload into out (RSX_RECORD_MAX room checked by the caller); returns its size. */
+size_t risk_frame(void *out, uint16_t type, const void *payload, size_t len);
+
+/* ---- risk_view.c ---- */
+/*
+ * Answer a QUERY into out (specs/risk.md 3.3): its records then QUERY_DONE.
+ * 0, or RSX_RISK_STOP_OUT when out (not empty) lacks room for the answer.
+ */
+int risk_query(struct rsx_risk *r, const struct rsx_query *q, uint64_t now, uint8_t *out, size_t cap, size_t *len);
 
 /* ---- events ---- */
 static inline void risk_event(struct rsx_risk *r, uint16_t kind, uint16_t reason, uint32_t symbol_id,

@@ -35,32 +35,19 @@ static int funding_amount(const struct rsx_risk_symbol *s, int64_t net, int64_t 
 }
 
 int rsx_risk_funding_amounts(const struct rsx_risk *r, uint32_t symbol_id, int64_t mark, int64_t rate_e8,
-			     const int32_t *pos_index, uint32_t n, int32_t *out_pos, int64_t *out_amount,
-			     uint32_t cap)
+			     const int64_t *nets, uint32_t n, int64_t *out_amount)
 {
 	const struct rsx_risk_symbol *s = risk_sym(r, symbol_id);
 	if (!s || mark <= 0 || rate_e8 < -E8 || rate_e8 > E8)
 		return RSX_EINVALID;
-	uint32_t k = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		int32_t p = pos_index[i];
-		if (p < 0 || (uint32_t)p >= r->n_positions)
-			continue;
-		const struct rsx_risk_position *pos = &r->positions[p];
-		if (pos->symbol_id != symbol_id || pos->net == 0)
-			continue;
-		if (k >= cap)
-			return RSX_EINVALID;
 		/* rate > 0: longs pay shorts */
-		int payer = rate_e8 > 0 ? pos->net > 0 : pos->net < 0;
-		int64_t amt = 0;
-		if (rate_e8 != 0 && funding_amount(s, pos->net, mark, rate_e8, payer, &amt) < 0)
+		int payer = rate_e8 > 0 ? nets[i] > 0 : nets[i] < 0;
+		out_amount[i] = 0;
+		if (rate_e8 != 0 && nets[i] != 0 && funding_amount(s, nets[i], mark, rate_e8, payer, &out_amount[i]) < 0)
 			return RSX_EOVERFLOW;
-		out_pos[k] = p;
-		out_amount[k] = amt;
-		k++;
 	}
-	return (int)k;
+	return 0;
 }
 
 int rsx_risk_apply_funding(struct rsx_risk *r, uint32_t symbol_id, const uint32_t *user_ids,
@@ -100,6 +87,7 @@ int rsx_risk_apply_funding(struct rsx_risk *r, uint32_t symbol_id, const uint32_
 		r->accounts[a].collateral += amounts[i];
 		r->accounts[a].version++;
 		r->positions[p].funding += amounts[i];
+		risk_dirty(r, a, p);
 	}
 	r->funding_clearing -= (int64_t)total;
 	return 0;
@@ -173,7 +161,7 @@ static int64_t clamp128(__int128 v, int64_t lo, int64_t hi)
 }
 
 int rsx_risk_adl_candidates(const struct rsx_risk *r, uint32_t symbol_id, int sign, const int32_t *pos_index,
-			    uint32_t n, int32_t *out_pos, int8_t *out_profitable, int64_t *out_score, uint32_t cap)
+			    uint32_t n, int32_t *out_pos, int64_t *out_score, uint32_t cap)
 {
 	const int64_t lim = 1000000000;	/* 1e9: the product of two fits int64 */
 	uint32_t k = 0;
@@ -185,18 +173,23 @@ int rsx_risk_adl_candidates(const struct rsx_risk *r, uint32_t symbol_id, int si
 		if (pos->symbol_id != symbol_id || pos->net == 0 || (pos->net > 0) != (sign > 0))
 			continue;
 		const struct rsx_risk_account *a = &r->accounts[pos->acct];
-		if (a->flags & RSX_RISK_ACCT_LIQ)
-			continue;
 		__int128 upnl = (__int128)pos->value - pos->cost;
+		/* eligible: not in liquidation, solvent, and profitable on this position */
+		if ((a->flags & RSX_RISK_ACCT_LIQ) || risk_liquidatable(a) || upnl <= 0)
+			continue;
 		__int128 entry = pos->cost < 0 ? -(__int128)pos->cost : pos->cost;
-		int64_t ratio = clamp128(upnl * 10000 / (entry > 0 ? entry : 1), -lim, lim);
+		int64_t ratio = clamp128(upnl * 10000 / (entry > 0 ? entry : 1), 1, lim);
 		__int128 eq = risk_equity(a);
 		int64_t lev = clamp128((__int128)abs64sat(pos->value) * 10000 / (eq > 1 ? eq : 1), 0, lim);
-		int prof = upnl > 0;
 		out_pos[k] = p;
-		out_profitable[k] = (int8_t)prof;
-		out_score[k] = prof ? ratio * lev : ratio * 10000 / (lev > 1 ? lev : 1);
+		out_score[k] = ratio * lev;
 		k++;
 	}
 	return (int)k;
+}
+
+int64_t rsx_risk_fund_available(const struct rsx_risk *r, int32_t acct)
+{
+	__int128 others = (__int128)r->insurance_reserved - (acct >= 0 ? r->accounts[acct].liq_reserved : 0);
+	return sat64((__int128)r->insurance_fund - others);
 }

@@ -166,17 +166,33 @@ int rsx_risk_margin(const struct rsx_risk *r, int32_t acct, struct rsx_risk_marg
 	return 0;
 }
 
+int rsx_risk_config_check(const struct rsx_config *rec, uint8_t collateral_decimals)
+{
+	struct rsx_symbol_config cfg;
+	rsx_symbol_config_from_record(&cfg, rec);
+	if (rsx_symbol_config_check(&cfg) != 0)
+		return RSX_REASON_BAD_NUMBER;
+	int e = (int)cfg.price_decimals + cfg.qty_decimals - collateral_decimals;
+	if (e < 0 || e > 18)
+		return RSX_REASON_VALUE_OUT_OF_RANGE;
+	uint32_t iv = rec->funding_interval_s;
+	if (iv != 0 && (iv > 7u * 86400 || (86400 % iv != 0 && iv % 86400 != 0)))
+		return RSX_REASON_VALUE_OUT_OF_RANGE;	/* boundaries must fall on a fixed UTC grid */
+	if (rec->max_funding_rate_bps > 10000)
+		return RSX_REASON_VALUE_OUT_OF_RANGE;	/* above 100 % per interval: no rate can be applied */
+	return RSX_REASON_NONE;
+}
+
 int rsx_risk_configure_symbol(struct rsx_risk *r, const struct rsx_config *rec)
 {
 	struct rsx_symbol_config cfg;
 	if (rec->symbol_id >= r->max_symbols)
 		return RSX_REASON_UNKNOWN_SYMBOL;
+	int reason = rsx_risk_config_check(rec, r->collateral_decimals);
+	if (reason != RSX_REASON_NONE)
+		return reason;
 	rsx_symbol_config_from_record(&cfg, rec);
-	if (rsx_symbol_config_check(&cfg) != 0)
-		return RSX_REASON_BAD_NUMBER;
 	int e = (int)cfg.price_decimals + cfg.qty_decimals - r->collateral_decimals;
-	if (e < 0 || e > 18)
-		return RSX_REASON_VALUE_OUT_OF_RANGE;
 	struct rsx_risk_symbol *s = &r->symbols[rec->symbol_id];
 	if (s->configured && (s->cfg.price_decimals != cfg.price_decimals || s->cfg.qty_decimals != cfg.qty_decimals)) {
 		/* Raw units would change meaning under existing positions and orders. */
@@ -271,6 +287,20 @@ int rsx_risk_check_accounts(const struct rsx_risk *r, const int32_t *accts, uint
 		if (!(a->flags & RSX_RISK_ACCT_LIQ) && risk_liquidatable(a)) {
 			if ((uint32_t)found < cap)
 				out[found] = u;
+			found++;
+		}
+	}
+	return found;
+}
+
+int rsx_risk_scan_all(const struct rsx_risk *r, int32_t *out, uint32_t cap)
+{
+	int found = 0;
+	for (uint32_t u = 0; u < r->n_users; u++) {
+		const struct rsx_risk_account *a = &r->accounts[u];
+		if (!(a->flags & RSX_RISK_ACCT_LIQ) && risk_liquidatable(a)) {
+			if ((uint32_t)found < cap)
+				out[found] = (int32_t)u;
 			found++;
 		}
 	}

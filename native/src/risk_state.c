@@ -13,8 +13,8 @@ static int is_pow2(uint64_t v)
 
 int rsx_risk_init(struct rsx_risk *r)
 {
-	if (!r || !r->accounts || !r->user_hash || !r->positions || !r->orders || !r->symbols ||
-	    !r->vshard_owner || !r->events)
+	if (!r || !r->accounts || !r->user_hash || !r->positions || !r->orders || !r->order_hash ||
+	    !r->symbols || !r->vshard_owner || !r->events || !r->liq_list || !r->dirty_list)
 		return RSX_EINVALID;
 	if (!is_pow2((uint64_t)r->user_hash_mask + 1) || (uint64_t)r->user_hash_mask + 1 < 2ull * r->max_users)
 		return RSX_EINVALID;
@@ -24,13 +24,23 @@ int rsx_risk_init(struct rsx_risk *r)
 		return RSX_EINVALID;
 	if (r->max_users > INT32_MAX / 2 || r->max_positions > INT32_MAX / 2)
 		return RSX_EINVALID;
-	if (r->n_users > r->max_users || r->n_positions > r->max_positions || r->n_orders > r->max_orders)
+	if (r->n_users > r->max_users || r->n_positions > r->max_positions || r->n_orders > r->max_orders ||
+	    r->order_hwm > r->max_orders || r->max_orders > INT32_MAX / 2)
 		return RSX_EINVALID;
 	if (r->collateral_decimals > RSX_DECIMALS_MAX)
 		return RSX_EINVALID;
 	if (r->default_max_position <= 0 || r->default_max_position > RSX_RISK_MAX_POSITION_CAP)
 		return RSX_EINVALID;
 	return 0;
+}
+
+void rsx_risk_orders_clear(struct rsx_risk *r)
+{
+	memset(r->order_hash, 0xff, ((size_t)r->order_mask + 1) * sizeof(int32_t));
+	memset(r->orders, 0, (size_t)r->order_hwm * sizeof(struct rsx_risk_order));
+	r->order_hwm = 0;
+	r->order_free = -1;
+	r->n_orders = 0;
 }
 
 /* MurmurHash3's 32-bit finaliser: a fixed, well-mixed user -> vshard map. */
@@ -96,6 +106,7 @@ int32_t rsx_risk_open_account(struct rsx_risk *r, uint32_t user_id)
 	memset(a, 0, sizeof(*a));
 	a->user_id = user_id;
 	a->pos_head = -1;
+	a->liq_slot = -1;
 	user_hash_put(r, user_id, slot);
 	return slot;
 }
@@ -105,12 +116,61 @@ int rsx_risk_rebuild_users(struct rsx_risk *r)
 	if (r->n_users > r->max_users)
 		return RSX_EINVALID;
 	memset(r->user_hash, 0xff, ((size_t)r->user_hash_mask + 1) * sizeof(int32_t));
+	r->n_liq = 0;
+	r->n_dirty = 0;
 	for (uint32_t i = 0; i < r->n_users; i++) {
-		if (rsx_risk_find_account(r, r->accounts[i].user_id) >= 0)
+		struct rsx_risk_account *a = &r->accounts[i];
+		if (rsx_risk_find_account(r, a->user_id) >= 0)
 			return RSX_EINVALID;	/* a user twice */
-		user_hash_put(r, r->accounts[i].user_id, (int32_t)i);
+		user_hash_put(r, a->user_id, (int32_t)i);
+		a->flags &= ~(uint32_t)RSX_RISK_ACCT_DIRTY;
+		a->liq_slot = -1;
+		if (a->flags & RSX_RISK_ACCT_LIQ) {
+			a->liq_slot = (int32_t)r->n_liq;
+			r->liq_list[r->n_liq++] = (int32_t)i;
+		}
 	}
+	for (uint32_t p = 0; p < r->n_positions; p++)
+		r->positions[p].flags &= ~(uint32_t)RSX_RISK_POS_DIRTY;
 	return 0;
+}
+
+void risk_dirty(struct rsx_risk *r, int32_t acct, int32_t pos)
+{
+	if (r->replay)
+		return;
+	struct rsx_risk_account *a = &r->accounts[acct];
+	if (!(a->flags & RSX_RISK_ACCT_DIRTY)) {
+		a->flags |= RSX_RISK_ACCT_DIRTY;
+		r->dirty_list[r->n_dirty++] = acct;	/* at most max_users: one entry per flagged account */
+	}
+	if (pos >= 0)
+		r->positions[pos].flags |= RSX_RISK_POS_DIRTY;
+}
+
+void risk_liq_enter(struct rsx_risk *r, int32_t acct)
+{
+	struct rsx_risk_account *a = &r->accounts[acct];
+	if (a->flags & RSX_RISK_ACCT_LIQ)
+		return;
+	a->flags |= RSX_RISK_ACCT_LIQ;
+	a->liq_slot = (int32_t)r->n_liq;
+	r->liq_list[r->n_liq++] = acct;
+}
+
+void risk_liq_leave(struct rsx_risk *r, int32_t acct)
+{
+	struct rsx_risk_account *a = &r->accounts[acct];
+	if (!(a->flags & RSX_RISK_ACCT_LIQ))
+		return;
+	a->flags &= ~(uint32_t)RSX_RISK_ACCT_LIQ;
+	uint32_t i = (uint32_t)a->liq_slot, last = --r->n_liq;
+	if (i != last) {
+		int32_t moved = r->liq_list[last];
+		r->liq_list[i] = moved;
+		r->accounts[moved].liq_slot = (int32_t)i;
+	}
+	a->liq_slot = -1;
 }
 
 int32_t rsx_risk_find_position(const struct rsx_risk *r, int32_t acct, uint32_t symbol_id)
@@ -132,12 +192,18 @@ int32_t risk_position_create(struct rsx_risk *r, int32_t acct, uint32_t symbol_i
 	memset(pos, 0, sizeof(*pos));
 	pos->acct = acct;
 	pos->symbol_id = symbol_id;
+	pos->order_head = -1;
 	pos->next = r->accounts[acct].pos_head;
 	r->accounts[acct].pos_head = p;
 	return p;
 }
 
-/* ---- the order table: linear probing, backward-shift deletion (no tombstones) ---- */
+/*
+ * ---- orders: a slab of stable slots, an open-addressing hash id -> slot
+ * (linear probing, backward-shift deletion, no tombstones), and per position
+ * a doubly linked list of its orders (queries list a user's orders without a
+ * table scan).
+ */
 
 static uint64_t mix64(uint64_t x)
 {
@@ -157,55 +223,82 @@ static uint32_t oid_hash(const rsx_oid_t *oid, uint32_t mask)
 	return (uint32_t)mix64(a ^ (b * 0x9e3779b97f4a7c15ull)) & mask;
 }
 
-int32_t risk_order_find(const struct rsx_risk *r, const rsx_oid_t *oid)
+/* The hash index holding oid, or the empty index where it would go (*found = 0). */
+static uint32_t hash_probe(const struct rsx_risk *r, const rsx_oid_t *oid, int *found)
 {
 	uint32_t i = oid_hash(oid, r->order_mask);
 	for (;;) {
-		const struct rsx_risk_order *o = &r->orders[i];
-		if (o->state == RSX_RISK_ORD_EMPTY)
-			return -1;
-		if (memcmp(o->oid.b, oid->b, 16) == 0)
-			return (int32_t)i;
+		int32_t slot = r->order_hash[i];
+		if (slot < 0) {
+			*found = 0;
+			return i;
+		}
+		if (memcmp(r->orders[slot].oid.b, oid->b, 16) == 0) {
+			*found = 1;
+			return i;
+		}
 		i = (i + 1) & r->order_mask;
 	}
 }
 
-int32_t risk_order_insert(struct rsx_risk *r, const rsx_oid_t *oid)
+int32_t risk_order_find(const struct rsx_risk *r, const rsx_oid_t *oid)
 {
+	int found;
+	uint32_t i = hash_probe(r, oid, &found);
+	return found ? r->order_hash[i] : -1;
+}
+
+int32_t risk_order_insert(struct rsx_risk *r, const rsx_oid_t *oid, int32_t pos)
+{
+	int found;
 	if (r->n_orders >= r->max_orders)
 		return -1;
-	uint32_t i = oid_hash(oid, r->order_mask);
-	while (r->orders[i].state != RSX_RISK_ORD_EMPTY) {
-		if (memcmp(r->orders[i].oid.b, oid->b, 16) == 0)
-			return -1;
-		i = (i + 1) & r->order_mask;
+	uint32_t h = hash_probe(r, oid, &found);
+	if (found)
+		return -1;
+	int32_t slot;
+	if (r->order_free >= 0) {
+		slot = r->order_free;
+		r->order_free = r->orders[slot].next;
+	} else if (r->order_hwm < r->max_orders) {
+		slot = (int32_t)r->order_hwm++;
+	} else {
+		return -1;
 	}
-	struct rsx_risk_order *o = &r->orders[i];
+	struct rsx_risk_order *o = &r->orders[slot];
 	memset(o, 0, sizeof(*o));
 	o->oid = *oid;
 	o->state = RSX_RISK_ORD_PENDING;
+	o->pos = pos;
+	o->origin = RSX_RISK_NO_ORIGIN;
+	o->prev = -1;
+	o->next = r->positions[pos].order_head;
+	if (o->next >= 0)
+		r->orders[o->next].prev = slot;
+	r->positions[pos].order_head = slot;
+	r->order_hash[h] = slot;
 	r->n_orders++;
-	return (int32_t)i;
+	return slot;
 }
 
-static void order_delete(struct rsx_risk *r, uint32_t i)
+static void hash_delete(struct rsx_risk *r, uint32_t i)
 {
 	/* Backward shift: pull later entries of the probe run into the hole. */
 	uint32_t j = i;
 	for (;;) {
 		j = (j + 1) & r->order_mask;
-		if (r->orders[j].state == RSX_RISK_ORD_EMPTY)
+		int32_t slot = r->order_hash[j];
+		if (slot < 0)
 			break;
-		uint32_t home = oid_hash(&r->orders[j].oid, r->order_mask);
+		uint32_t home = oid_hash(&r->orders[slot].oid, r->order_mask);
 		/* Move j into i unless its home lies cyclically in (i, j]. */
 		int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
 		if (in_range)
 			continue;
-		r->orders[i] = r->orders[j];
+		r->order_hash[i] = slot;
 		i = j;
 	}
-	memset(&r->orders[i], 0, sizeof(r->orders[i]));
-	r->n_orders--;
+	r->order_hash[i] = -1;
 }
 
 void risk_frozen_add(struct rsx_risk *r, int32_t acct, int64_t delta)
@@ -220,15 +313,32 @@ void risk_frozen_add(struct rsx_risk *r, int32_t acct, int64_t delta)
 void risk_order_remove(struct rsx_risk *r, int32_t slot)
 {
 	struct rsx_risk_order *o = &r->orders[slot];
+	int found;
+	uint32_t h = hash_probe(r, &o->oid, &found);
+	if (found)
+		hash_delete(r, h);
 	if (o->acct >= 0 && (uint32_t)o->acct < r->n_users) {
+		struct rsx_risk_account *a = &r->accounts[o->acct];
 		risk_frozen_add(r, o->acct, -o->need);
-		r->accounts[o->acct].n_orders--;
+		a->n_orders--;
+		if ((o->flags & RSX_RISK_ORD_LIQ) && a->liq_inflight > 0)
+			a->liq_inflight--;	/* a liquidation order ended: the next round may come */
 	}
 	if (o->pos >= 0 && (uint32_t)o->pos < r->n_positions) {
-		r->positions[o->pos].open_qty -= o->remaining;
-		r->positions[o->pos].n_orders--;
+		struct rsx_risk_position *p = &r->positions[o->pos];
+		p->open_qty -= o->remaining;
+		p->n_orders--;
+		if (o->prev >= 0)
+			r->orders[o->prev].next = o->next;
+		else
+			p->order_head = o->next;
+		if (o->next >= 0)
+			r->orders[o->next].prev = o->prev;
 	}
-	order_delete(r, (uint32_t)slot);
+	memset(o, 0, sizeof(*o));
+	o->next = r->order_free;
+	r->order_free = slot;
+	r->n_orders--;
 }
 
 int rsx_risk_get_order(const struct rsx_risk *r, const rsx_oid_t *oid, struct rsx_risk_order *out)
@@ -242,15 +352,23 @@ int rsx_risk_get_order(const struct rsx_risk *r, const rsx_oid_t *oid, struct rs
 
 int rsx_risk_load_orders(struct rsx_risk *r, const struct rsx_risk_order *orders, uint32_t n)
 {
+	rsx_risk_orders_clear(r);
+	for (uint32_t p = 0; p < r->n_positions; p++)
+		r->positions[p].order_head = -1;
 	for (uint32_t k = 0; k < n; k++) {
 		const struct rsx_risk_order *src = &orders[k];
 		if (src->state == RSX_RISK_ORD_EMPTY || src->acct < 0 || (uint32_t)src->acct >= r->n_users ||
-		    src->pos < 0 || (uint32_t)src->pos >= r->n_positions)
+		    src->pos < 0 || (uint32_t)src->pos >= r->n_positions ||
+		    r->positions[src->pos].acct != src->acct)
 			return RSX_EINVALID;
-		int32_t slot = risk_order_insert(r, &src->oid);
+		int32_t slot = risk_order_insert(r, &src->oid, src->pos);
 		if (slot < 0)
 			return RSX_EINVALID;
-		r->orders[slot] = *src;
+		struct rsx_risk_order *o = &r->orders[slot];
+		int32_t prev = o->prev, next = o->next;
+		*o = *src;
+		o->prev = prev;
+		o->next = next;
 	}
 	return 0;
 }
@@ -260,7 +378,7 @@ int rsx_risk_dump_orders(const struct rsx_risk *r, struct rsx_risk_order *out, u
 	if (cap < r->n_orders)
 		return RSX_EINVALID;
 	uint32_t k = 0;
-	for (uint32_t i = 0; i <= r->order_mask; i++)
+	for (uint32_t i = 0; i < r->order_hwm; i++)
 		if (r->orders[i].state != RSX_RISK_ORD_EMPTY)
 			out[k++] = r->orders[i];
 	return (int)k;
@@ -295,45 +413,43 @@ int rsx_risk_move(struct rsx_risk *r, int32_t from, int32_t to, int64_t amount)
 		return RSX_EOVERFLOW;
 	if (src) {
 		*src = ns;
-		if (from >= 0)
+		if (from >= 0) {
 			r->accounts[from].version++;
+			risk_dirty(r, from, -1);
+		}
 	}
 	if (dst) {
 		*dst = nd;
-		if (to >= 0)
+		if (to >= 0) {
 			r->accounts[to].version++;
+			risk_dirty(r, to, -1);
+		}
 	}
 	return 0;
 }
 
 /* ---- audit ---- */
 
-int64_t rsx_risk_audit(const struct rsx_risk *r)
+static int64_t audit_orders(const struct rsx_risk *r, int64_t *frozen, int32_t *norders, int64_t *open,
+			    int32_t *pnorders, int32_t *inflight)
 {
 	int64_t bad = 0;
-	int64_t *frozen = calloc(r->n_users ? r->n_users : 1, sizeof(int64_t));
-	int32_t *norders = calloc(r->n_users ? r->n_users : 1, sizeof(int32_t));
-	int64_t *open = calloc(r->n_positions ? r->n_positions : 1, sizeof(int64_t));
-	int32_t *pnorders = calloc(r->n_positions ? r->n_positions : 1, sizeof(int32_t));
-	if (!frozen || !norders || !open || !pnorders) {
-		free(frozen), free(norders), free(open), free(pnorders);
-		return -1;
-	}
 	uint32_t live = 0;
-	for (uint32_t i = 0; i <= r->order_mask; i++) {
+	for (uint32_t i = 0; i < r->order_hwm; i++) {
 		const struct rsx_risk_order *o = &r->orders[i];
 		if (o->state == RSX_RISK_ORD_EMPTY)
 			continue;
 		live++;
 		if (risk_order_find(r, &o->oid) != (int32_t)i)
-			bad++;	/* unreachable from its home slot */
+			bad++;	/* unreachable through the hash */
 		if (o->acct < 0 || (uint32_t)o->acct >= r->n_users || o->pos < 0 ||
-		    (uint32_t)o->pos >= r->n_positions) {
+		    (uint32_t)o->pos >= r->n_positions || r->positions[o->pos].acct != o->acct) {
 			bad++;
 			continue;
 		}
 		frozen[o->acct] += o->need;
 		norders[o->acct]++;
+		inflight[o->acct] += (o->flags & RSX_RISK_ORD_LIQ) != 0;
 		open[o->pos] += o->remaining;
 		pnorders[o->pos]++;
 		const struct rsx_risk_symbol *s = risk_sym(r, o->symbol_id);
@@ -343,6 +459,38 @@ int64_t rsx_risk_audit(const struct rsx_risk *r)
 	}
 	if (live != r->n_orders)
 		bad++;
+	/* every position's list holds exactly its orders */
+	uint32_t linked = 0;
+	for (uint32_t p = 0; p < r->n_positions; p++) {
+		int32_t prev = -1;
+		for (int32_t k = r->positions[p].order_head; k >= 0; k = r->orders[k].next) {
+			if ((uint32_t)k >= r->order_hwm || r->orders[k].pos != (int32_t)p || r->orders[k].prev != prev ||
+			    ++linked > r->n_orders)
+				return bad + 1;
+			prev = k;
+		}
+	}
+	if (linked != r->n_orders)
+		bad++;
+	return bad;
+}
+
+int64_t rsx_risk_audit(const struct rsx_risk *r)
+{
+	int64_t bad = 0;
+	size_t nu = r->n_users ? r->n_users : 1, np = r->n_positions ? r->n_positions : 1;
+	int64_t *frozen = calloc(nu, sizeof(int64_t));
+	int32_t *norders = calloc(nu, sizeof(int32_t));
+	int32_t *inflight = calloc(nu, sizeof(int32_t));
+	int64_t *open = calloc(np, sizeof(int64_t));
+	int32_t *pnorders = calloc(np, sizeof(int32_t));
+	if (!frozen || !norders || !inflight || !open || !pnorders) {
+		free(frozen), free(norders), free(inflight), free(open), free(pnorders);
+		return -1;
+	}
+	bad += audit_orders(r, frozen, norders, open, pnorders, inflight);
+	__int128 reserved = 0;
+	uint32_t in_liq = 0;
 	for (uint32_t u = 0; u < r->n_users; u++) {
 		const struct rsx_risk_account *a = &r->accounts[u];
 		__int128 vs = 0, cs = 0, is = 0, ms = 0;
@@ -365,12 +513,37 @@ int64_t rsx_risk_audit(const struct rsx_risk *r)
 		}
 		if (vs != a->value_sum || cs != a->cost_sum || is != a->im_sum || ms != a->mm_sum)
 			bad++;
-		if (a->frozen != frozen[u] || a->n_orders != norders[u])
+		if (a->frozen != frozen[u] || a->n_orders != norders[u] || a->liq_inflight != inflight[u])
 			bad++;
 		if (rsx_risk_find_account(r, a->user_id) != (int32_t)u)
 			bad++;
+		reserved += a->liq_reserved;
+		if (a->flags & RSX_RISK_ACCT_LIQ) {
+			in_liq++;
+			if (a->liq_slot < 0 || (uint32_t)a->liq_slot >= r->n_liq || r->liq_list[a->liq_slot] != (int32_t)u)
+				bad++;
+		} else if (a->liq_slot != -1 || a->liq_reserved != 0 || a->liq_inflight != 0) {
+			bad++;
+		}
 	}
-	free(frozen), free(norders), free(open), free(pnorders);
+	if (in_liq != r->n_liq || reserved != r->insurance_reserved)
+		bad++;
+	free(frozen), free(norders), free(inflight), free(open), free(pnorders);
 	return bad;
 }
 
+int64_t rsx_risk_bad_debt(const struct rsx_risk *r)
+{
+	__int128 sum = 0;
+	for (uint32_t u = 0; u < r->n_users; u++) {
+		const struct rsx_risk_account *a = &r->accounts[u];
+		if (a->collateral >= 0 || a->mm_sum != 0 || a->value_sum != 0 || a->cost_sum != 0)
+			continue;
+		int open_pos = 0;
+		for (int32_t p = a->pos_head; p >= 0 && !open_pos; p = r->positions[p].next)
+			open_pos = r->positions[p].net != 0;
+		if (!open_pos)
+			sum -= a->collateral;
+	}
+	return sat64(sum);
+}

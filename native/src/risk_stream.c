@@ -22,6 +22,7 @@ union payload {
 	struct rsx_bbo bbo;
 	struct rsx_config config;
 	struct rsx_heartbeat heartbeat;
+	struct rsx_query query;
 	uint8_t bytes[RSX_PAYLOAD_MAX];
 };
 
@@ -35,47 +36,38 @@ static void order_normalise(struct rsx_risk *r, int32_t slot)
 	o->need = need;
 }
 
-/* Insert an order for acct (position found or created); returns the slot or a stop code (< 0). */
-static int32_t order_track(struct rsx_risk *r, const rsx_oid_t *oid, int32_t acct, uint32_t symbol_id,
-			   uint8_t side, uint8_t flags, int64_t price, int64_t qty, uint64_t ts, uint8_t state)
+int32_t risk_order_track(struct rsx_risk *r, const struct rsx_order *src, int32_t acct, uint8_t flags,
+			   uint64_t ts, uint8_t state, uint16_t origin)
 {
-	int32_t p = rsx_risk_find_position(r, acct, symbol_id);
+	int32_t p = rsx_risk_find_position(r, acct, src->symbol_id);
 	if (p < 0 && r->n_positions >= r->max_positions)
 		return -1;
 	if (r->n_orders >= r->max_orders)
 		return -1;
 	if (p < 0)
-		p = risk_position_create(r, acct, symbol_id);
-	int32_t slot = risk_order_insert(r, oid);
+		p = risk_position_create(r, acct, src->symbol_id);
+	int32_t slot = risk_order_insert(r, &src->order_id, p);
 	if (slot < 0)
 		return -1;
 	struct rsx_risk_order *o = &r->orders[slot];
 	o->acct = acct;
-	o->pos = p;
-	o->symbol_id = symbol_id;
+	o->symbol_id = src->symbol_id;
 	o->state = state;
-	o->side = side;
+	o->side = src->side;
+	o->tif = src->tif;
 	o->flags = flags;
-	o->price = price;
-	o->remaining = qty;
+	o->price = src->price.raw;
+	o->remaining = src->qty.raw;
 	o->ts_ns = ts;
-	o->need = flags & RSX_RISK_ORD_LIQ ? 0 : risk_need(r, &r->symbols[symbol_id], price, qty);
+	o->placed_ts_ns = src->gateway_ts_ns;
+	o->origin = origin;
+	memcpy(o->client_id, src->client_id, sizeof(o->client_id));
+	o->need = flags & RSX_RISK_ORD_LIQ ? 0 : risk_need(r, &r->symbols[src->symbol_id], o->price, o->remaining);
 	risk_frozen_add(r, acct, o->need);
 	r->accounts[acct].n_orders++;
-	r->positions[p].open_qty += qty;
+	r->positions[p].open_qty += o->remaining;
 	r->positions[p].n_orders++;
 	return slot;
-}
-
-int rsx_risk_track_order(struct rsx_risk *r, const rsx_oid_t *oid, int32_t acct, uint32_t symbol_id,
-			 uint8_t side, int64_t price, int64_t qty, uint64_t ts_ns)
-{
-	if (!risk_sym(r, symbol_id) || acct < 0 || (uint32_t)acct >= r->n_users || qty <= 0 || price <= 0)
-		return RSX_EINVALID;
-	if (risk_order_find(r, oid) >= 0)
-		return RSX_EINVALID;
-	return order_track(r, oid, acct, symbol_id, side, RSX_RISK_ORD_LIQ, price, qty, ts_ns,
-			   RSX_RISK_ORD_PENDING) < 0 ? RSX_EINVALID : 0;
 }
 
 /* The owned, existing-or-created account of an order event; -1 = not ours, -2 = table full. */
@@ -87,8 +79,8 @@ static int32_t event_account(struct rsx_risk *r, uint32_t user_id)
 	return a < 0 ? -2 : a;
 }
 
-static void order_terminal(struct rsx_risk *r, const rsx_oid_t *oid, uint32_t user_id, uint32_t symbol_id,
-			   uint16_t reason, int64_t filled)
+/* The order's one terminal record: release it (a second terminal finds nothing: a no-op). */
+static void order_terminal(struct rsx_risk *r, const rsx_oid_t *oid, uint32_t user_id)
 {
 	int32_t slot = risk_order_find(r, oid);
 	if (slot < 0 || r->accounts[r->orders[slot].acct].user_id != user_id) {
@@ -96,11 +88,7 @@ static void order_terminal(struct rsx_risk *r, const rsx_oid_t *oid, uint32_t us
 			r->unknown_terminals++;
 		return;
 	}
-	int32_t acct = r->orders[slot].acct;
-	int liq = r->orders[slot].flags & RSX_RISK_ORD_LIQ;
-	risk_order_remove(r, slot);
-	if (liq)
-		risk_event(r, RSX_RISK_EV_LIQ_ORDER_DONE, reason, symbol_id, acct, filled, 0, oid);
+	risk_order_remove(r, slot);	/* a liquidation order's end counts in liq_inflight */
 }
 
 /* One ME record (seq already checked); 0 or a stop code. */
@@ -131,9 +119,10 @@ static int me_record(struct rsx_risk *r, uint16_t type, union payload *pl)
 			return 0;
 		}
 		uint8_t fl = o->flags & RSX_ORDER_LIQUIDATION ? RSX_RISK_ORD_LIQ : 0;
-		if (order_track(r, &o->order_id, a, o->symbol_id, o->side, fl, o->price.raw, o->qty.raw,
-				o->ts_ns, RSX_RISK_ORD_ACKED) < 0)
+		if (risk_order_track(r, o, a, fl, o->ts_ns, RSX_RISK_ORD_ACKED, RSX_RISK_NO_ORIGIN) < 0)
 			return RSX_RISK_STOP_FULL;
+		if (fl && r->accounts[a].liq_inflight < UINT16_MAX)
+			r->accounts[a].liq_inflight++;	/* its end will count down */
 		r->late_acks++;
 		risk_event(r, RSX_RISK_EV_LATE_ACK, 0, o->symbol_id, a, o->qty.raw, 0, &o->order_id);
 		return 0;
@@ -149,7 +138,7 @@ static int me_record(struct rsx_risk *r, uint16_t type, union payload *pl)
 	case RSX_REC_ORDER_FAILED: {
 		const struct rsx_order_failed *f = &pl->failed;
 		if (f->request_type == RSX_REC_NEW_ORDER || f->request_type == 0) {
-			order_terminal(r, &f->order_id, f->user_id, f->symbol_id, f->reason, 0);
+			order_terminal(r, &f->order_id, f->user_id);
 		} else if (f->request_type == RSX_REC_AMEND_ORDER) {
 			slot = risk_order_find(r, &f->order_id);
 			if (slot >= 0 && r->accounts[r->orders[slot].acct].user_id == f->user_id)
@@ -159,14 +148,17 @@ static int me_record(struct rsx_risk *r, uint16_t type, union payload *pl)
 	}
 
 	case RSX_REC_ORDER_DONE:
-		order_terminal(r, &pl->done.order_id, pl->done.user_id, pl->done.symbol_id, pl->done.reason,
-			       pl->done.filled_qty.raw);
+		order_terminal(r, &pl->done.order_id, pl->done.user_id);
 		return 0;
 
 	case RSX_REC_ORDER_CANCELLED:
-		order_terminal(r, &pl->cancelled.order_id, pl->cancelled.user_id, pl->cancelled.symbol_id,
-			       pl->cancelled.reason, 0);
+		order_terminal(r, &pl->cancelled.order_id, pl->cancelled.user_id);
 		return 0;
+
+	case RSX_REC_CANCEL_ORDER:
+	case RSX_REC_CANCEL_ALL:
+	case RSX_REC_AMEND_ORDER:
+		return 0;	/* requests the ME journals: their effects follow as their own records */
 
 	case RSX_REC_ORDER_AMENDED: {
 		const struct rsx_order_amended *m = &pl->amended;
@@ -208,6 +200,32 @@ static int me_record(struct rsx_risk *r, uint16_t type, union payload *pl)
 	}
 }
 
+/* The symbol an ME record concerns; 0 for a type that does not belong on an ME stream. */
+static uint32_t me_symbol(uint16_t type, const union payload *pl)
+{
+	switch (type) {
+	case RSX_REC_ORDER_ACCEPTED: return pl->order.symbol_id;
+	case RSX_REC_ORDER_FAILED: return pl->failed.symbol_id;
+	case RSX_REC_ORDER_INSERTED: return pl->inserted.symbol_id;
+	case RSX_REC_FILL: return pl->fill.symbol_id;
+	case RSX_REC_ORDER_DONE: return pl->done.symbol_id;
+	case RSX_REC_ORDER_CANCELLED: return pl->cancelled.symbol_id;
+	case RSX_REC_ORDER_AMENDED: return pl->amended.symbol_id;
+	case RSX_REC_BBO: return pl->bbo.symbol_id;
+	case RSX_REC_CONFIG_APPLIED: return pl->config.symbol_id;
+	case RSX_REC_CANCEL_ORDER: return pl->cancel.symbol_id;
+	case RSX_REC_CANCEL_ALL: return pl->cancel_all.symbol_id;
+	case RSX_REC_AMEND_ORDER: return pl->amend.symbol_id;
+	default: return 0;
+	}
+}
+
+static int me_type(uint16_t type)
+{
+	return (type >= RSX_REC_ORDER_ACCEPTED && type <= RSX_REC_CONFIG_APPLIED) ||
+	       type == RSX_REC_CANCEL_ORDER || type == RSX_REC_CANCEL_ALL || type == RSX_REC_AMEND_ORDER;
+}
+
 static void stop(struct rsx_risk_result *res, int code, int err, uint32_t symbol_id)
 {
 	res->stop = code;
@@ -215,7 +233,8 @@ static void stop(struct rsx_risk_result *res, int code, int err, uint32_t symbol
 	res->symbol_id = symbol_id;
 }
 
-size_t rsx_risk_apply_stream(struct rsx_risk *r, const void *buf, size_t n, struct rsx_risk_result *res)
+size_t rsx_risk_apply_stream(struct rsx_risk *r, const void *buf, size_t n, size_t stride,
+			     struct rsx_risk_result *res)
 {
 	const uint8_t *p = buf;
 	size_t off = 0;
@@ -228,28 +247,27 @@ size_t rsx_risk_apply_stream(struct rsx_risk *r, const void *buf, size_t n, stru
 			stop(res, RSX_RISK_STOP_EVENTS, 0, 0);
 			break;
 		}
-		int size = rsx_record_decode(p + off, n - off, &type, &pl, sizeof(pl));
+		int size = rsx_record_decode(p + off, stride ? stride : n - off, &type, &pl, sizeof(pl));
 		if (size < 0) {
 			stop(res, RSX_RISK_STOP_RECORD, size, 0);
 			break;
 		}
+		size_t step = stride ? stride : (size_t)size;
 		if (type == RSX_REC_HEARTBEAT) {
 			/* an idle ME still advances its clock (reconciliation) */
 			uint32_t sid = pl.heartbeat.stream_id;
 			if (sid < r->max_symbols && r->symbols[sid].configured &&
 			    pl.heartbeat.ts_ns > r->symbols[sid].me_ts)
 				r->symbols[sid].me_ts = pl.heartbeat.ts_ns;
-			off += (size_t)size;
+			off += step;
 			res->records++;
 			continue;
 		}
-		if (type < RSX_REC_ORDER_ACCEPTED || type > RSX_REC_CONFIG_APPLIED) {
+		if (!me_type(type)) {
 			stop(res, RSX_RISK_STOP_TYPE, type, 0);
 			break;
 		}
-		/* every ME payload has symbol_id right after the prefix */
-		uint32_t sid;
-		memcpy(&sid, pl.bytes + 20, 4);
+		uint32_t sid = me_symbol(type, &pl);
 		if (sid >= r->max_symbols || (!r->symbols[sid].configured && type != RSX_REC_CONFIG_APPLIED)) {
 			stop(res, RSX_RISK_STOP_UNKNOWN_SYMBOL, 0, sid);
 			break;
@@ -258,7 +276,7 @@ size_t rsx_risk_apply_stream(struct rsx_risk *r, const void *buf, size_t n, stru
 		uint64_t seq = pl.prefix.seq;
 		if (seq <= s->tip) {
 			r->dup_skipped++;	/* already applied: exactly once by (symbol, seq) */
-			off += (size_t)size;
+			off += step;
 			res->records++;
 			continue;
 		}
@@ -270,6 +288,10 @@ size_t rsx_risk_apply_stream(struct rsx_risk *r, const void *buf, size_t n, stru
 			stop(res, RSX_RISK_STOP_GAP, 0, sid);
 			res->expected_seq = s->tip + 1;
 			res->got_seq = seq;
+			break;
+		}
+		if (s->funding_cut_ns && pl.prefix.ts_ns >= s->funding_cut_ns) {
+			stop(res, RSX_RISK_STOP_CUT, 0, sid);	/* positions as of the boundary: take them first */
 			break;
 		}
 		int rc = me_record(r, type, &pl);
@@ -284,7 +306,7 @@ size_t rsx_risk_apply_stream(struct rsx_risk *r, const void *buf, size_t n, stru
 		s->tip = seq;
 		if (pl.prefix.ts_ns > s->me_ts)
 			s->me_ts = pl.prefix.ts_ns;
-		off += (size_t)size;
+		off += step;
 		res->records++;
 		if (type == RSX_REC_CONFIG_APPLIED) {
 			stop(res, RSX_RISK_STOP_CONFIG, 0, sid);
@@ -386,6 +408,10 @@ static int new_order_check(struct rsx_risk *r, const struct rsx_order *o, int32_
 	int64_t net = p >= 0 ? r->positions[p].net : 0;
 	int64_t open = p >= 0 ? r->positions[p].open_qty : 0;
 	int64_t pos_value = p >= 0 ? r->positions[p].value : 0;
+	int dir = o->side == RSX_SIDE_BUY ? 1 : -1;
+	int adds = net == 0 || (net > 0) == (dir > 0);
+	if (s->mark_stale && (adds || o->qty.raw > abs64sat(net)))
+		return RSX_REASON_MARK_STALE;	/* only orders that reduce the position until a fresh mark */
 	int64_t v, worst;
 	__int128 base = (__int128)abs64sat(net) + open + o->qty.raw;
 	if (!fits64(base) || risk_value(s, o->price.raw, (int64_t)base, &worst) < 0 ||
@@ -395,8 +421,7 @@ static int new_order_check(struct rsx_risk *r, const struct rsx_order *o, int32_
 		return RSX_REASON_NOTIONAL_OVERFLOW;
 	int64_t need = risk_need(r, s, o->price.raw, o->qty.raw);
 	__int128 check = need;
-	int dir = o->side == RSX_SIDE_BUY ? 1 : -1;
-	if (net == 0 || (net > 0) == (dir > 0)) {
+	if (adds) {
 		int64_t cur = abs64sat(pos_value);
 		int64_t after = (__int128)cur + v > I64_MAX ? I64_MAX : cur + v;
 		__int128 step = (__int128)risk_tier(s, after, 0) - risk_tier(s, cur, 0) -
@@ -440,9 +465,18 @@ static int amend_check(struct rsx_risk *r, const struct rsx_amend *m, int32_t *s
 	reason = rsx_order_check(&s->cfg, (rsx_price_t){ price }, m->qty);
 	if (reason && reason != RSX_REASON_QTY_BELOW_MIN)	/* a remaining qty may sit below min */
 		return reason;
+	/* the position limit with this order's remaining quantity replaced by the amended one */
+	const struct rsx_risk_position *pos = &r->positions[o->pos];
+	int64_t worst;
+	__int128 base = (__int128)abs64sat(pos->net) + pos->open_qty - o->remaining + m->qty.raw;
+	if (!fits64(base) || risk_value(s, price, (int64_t)base, &worst) < 0 ||
+	    worst > s->tier_bound[s->n_tiers - 1])
+		return RSX_REASON_POSITION_LIMIT;
 	int64_t need = risk_need(r, s, price, m->qty.raw);
 	*slot_out = slot;
 	if (need > o->need) {
+		if (s->mark_stale)
+			return RSX_REASON_MARK_STALE;
 		const struct rsx_risk_account *a = &r->accounts[acct];
 		__int128 avail = risk_equity(a) - a->im_sum - a->frozen;
 		if (avail < need - o->need) {
@@ -461,8 +495,8 @@ static void stamp_order(uint8_t *rec, uint64_t now)
 	memcpy(rec + RSX_HEADER_SIZE + offsetof(struct rsx_order, risk_out_ts_ns), &now, 8);
 }
 
-size_t rsx_risk_submit(struct rsx_risk *r, const void *buf, size_t n, uint64_t now_ns,
-		       void *out_me, size_t me_cap, size_t *me_len,
+size_t rsx_risk_submit(struct rsx_risk *r, const void *buf, size_t n, size_t stride, uint16_t origin,
+		       uint64_t now_ns, void *out_me, size_t me_cap, size_t *me_len,
 		       void *out_gw, size_t gw_cap, size_t *gw_len, struct rsx_risk_result *res)
 {
 	const uint8_t *p = buf;
@@ -481,11 +515,12 @@ size_t rsx_risk_submit(struct rsx_risk *r, const void *buf, size_t n, uint64_t n
 			stop(res, RSX_RISK_STOP_EVENTS, 0, 0);
 			break;
 		}
-		int size = rsx_record_decode(p + off, n - off, &type, &pl, sizeof(pl));
+		int size = rsx_record_decode(p + off, stride ? stride : n - off, &type, &pl, sizeof(pl));
 		if (size < 0) {
 			stop(res, RSX_RISK_STOP_RECORD, size, 0);
 			break;
 		}
+		size_t step = stride ? stride : (size_t)size;
 		const uint8_t *rec = p + off;
 		int64_t detail = 0;
 		int32_t acct = -1, slot;
@@ -501,8 +536,7 @@ size_t rsx_risk_submit(struct rsx_risk *r, const void *buf, size_t n, uint64_t n
 				break;
 			}
 			if (!(o->flags & RSX_ORDER_REDUCE_ONLY) &&
-			    order_track(r, &o->order_id, acct, o->symbol_id, o->side, 0, o->price.raw, o->qty.raw,
-					now_ns, RSX_RISK_ORD_PENDING) < 0) {
+			    risk_order_track(r, o, acct, 0, now_ns, RSX_RISK_ORD_PENDING, origin) < 0) {
 				emit_failed(r, &gw, now_ns, o->symbol_id, o->user_id, RSX_REASON_OVERLOADED, type,
 					    &o->order_id, 0);
 				break;
@@ -544,12 +578,22 @@ size_t rsx_risk_submit(struct rsx_risk *r, const void *buf, size_t n, uint64_t n
 			forward(&me, rec, (size_t)size);
 			break;
 		}
+		case RSX_REC_QUERY: {
+			int rc = risk_query(r, &pl.query, now_ns, gw.p, gw.cap, gw.len);
+			if (rc == RSX_RISK_STOP_OUT) {
+				stop(res, RSX_RISK_STOP_OUT, 0, 0);	/* drain the answers so far, then resume here */
+				res->consumed = off;
+				return off;
+			}
+			r->queries++;
+			break;
+		}
 		default:
 			stop(res, RSX_RISK_STOP_TYPE, type, 0);
 			res->consumed = off;
 			return off;
 		}
-		off += (size_t)size;
+		off += step;
 		res->records++;
 	}
 	res->consumed = off;
@@ -561,7 +605,7 @@ int rsx_risk_renormalise(struct rsx_risk *r, uint32_t symbol_id)
 	int n = 0;
 	if (!risk_sym(r, symbol_id))
 		return RSX_EINVALID;
-	for (uint32_t i = 0; i <= r->order_mask; i++) {
+	for (uint32_t i = 0; i < r->order_hwm; i++) {
 		if (r->orders[i].state != RSX_RISK_ORD_EMPTY && r->orders[i].symbol_id == symbol_id) {
 			order_normalise(r, (int32_t)i);
 			n++;
@@ -570,21 +614,25 @@ int rsx_risk_renormalise(struct rsx_risk *r, uint32_t symbol_id)
 	return n;
 }
 
-int rsx_risk_reconcile(struct rsx_risk *r, uint64_t ack_timeout_ns, struct rsx_risk_order *out, uint32_t cap)
+int rsx_risk_reconcile(struct rsx_risk *r, uint64_t ack_timeout_ns, struct rsx_risk_order *out, uint32_t cap,
+		       uint32_t scan)
 {
 	uint32_t found = 0;
-	for (uint32_t i = 0; i <= r->order_mask && found < cap; i++) {
+	uint32_t i = r->recon_cursor < r->order_hwm ? r->recon_cursor : 0;
+	uint32_t end = scan && scan < r->order_hwm - i ? i + scan : r->order_hwm;
+	for (; i < end && found < cap; i++) {
 		struct rsx_risk_order *o = &r->orders[i];
-		while (o->state == RSX_RISK_ORD_PENDING && found < cap) {
-			uint64_t deadline = o->ts_ns + ack_timeout_ns;
-			if (deadline < o->ts_ns)
-				deadline = UINT64_MAX;
-			if (o->symbol_id >= r->max_symbols || r->symbols[o->symbol_id].me_ts <= deadline)
-				break;
-			out[found++] = *o;
-			risk_order_remove(r, (int32_t)i);	/* shifts a later entry into i: look again */
-			r->reconciled++;
-		}
+		if (o->state != RSX_RISK_ORD_PENDING)
+			continue;
+		uint64_t deadline = o->ts_ns + ack_timeout_ns;
+		if (deadline < o->ts_ns)
+			deadline = UINT64_MAX;
+		if (o->symbol_id >= r->max_symbols || r->symbols[o->symbol_id].me_ts <= deadline)
+			continue;
+		out[found++] = *o;
+		risk_order_remove(r, (int32_t)i);
+		r->reconciled++;
 	}
+	r->recon_cursor = i < r->order_hwm ? i : 0;
 	return (int)found;
 }

@@ -12,7 +12,11 @@ matching engines. Quick tour::
     out = shard.submit(new_order_records, now_ns)   # forwarded orders / ORDER_FAILED
     out = shard.on_me(me_records)               # fills, order events (exactly once by seq)
     out = shard.on_mark(mark_price_records, now_ns)
-    out = shard.tick(now_ns)                    # funding, liquidation rounds, reconciliation
+    out = shard.on_funding_rate(funding_rate_records, now_ns)   # settled on the boundary's positions
+    out = shard.tick(now_ns)                    # marks, liquidation rounds, reconciliation
+
+The process that runs a shard between the gateways and the MEs is
+:mod:`rsx_appliance.risk.serve` (``rsx risk serve``).
 
 Hot per-record paths are C (native/src/risk_*.c); this package orchestrates.
 """

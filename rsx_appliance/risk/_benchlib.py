@@ -177,7 +177,7 @@ def bench_mark(exposed: int, repeat: int) -> dict:
                              np.full(len(half), 300_000), qty[: len(half)]))
     shard.set_mark(2, 300_000)
     shard.set_mark(1, PRICE)
-    index = shard._index.get(1)
+    index = shard.symbol_positions(1)
     down = PRICE * 94 // 100
     scans, found_n = [], 0
     for _ in range(repeat):

@@ -1,12 +1,15 @@
 """The risk shard's own journal (specs/risk.md 8.1).
 
-A :class:`Journal` appends v1 records under the shard's stream id, numbering
-them 1, 2, 3, ... (the seq is written into each record and its CRC resealed),
-makes them durable on :meth:`Journal.sync`, and reads them back in order.
+A :class:`Journal` appends back-to-back v1 records under the shard's stream id:
+:meth:`~Journal.append` numbers them ``last_seq + 1, ...`` **in the caller's
+buffer** (seq and stream id set, CRC resealed: the caller then holds exactly the
+journaled bytes) and returns the first seq; :meth:`~Journal.sync` waits until
+everything appended is durable; :attr:`~Journal.durable_seq` says how far that
+is without waiting; :meth:`~Journal.read` gives the records back in order.
 
 :class:`WalJournal` is the production journal: the shard's stream in the C WAL
-(``rsx_appliance.wal``, specs/wal.md), which assigns the seqs, group-commits
-with fdatasync, recovers its next seq and cuts torn tails on reopen, and
+(``rsx_appliance.wal``, specs/wal.md), whose flusher thread group-commits with
+fdatasync, which recovers its next seq and cuts torn tails on reopen, and
 refuses to open over corruption inside durable data. :class:`MemoryJournal`
 keeps records in memory (tests, and what a crash test keeps as "the disk").
 """
@@ -14,17 +17,19 @@ keeps records in memory (tests, and what a crash test keeps as "the disk").
 from __future__ import annotations
 
 import os
-import struct
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterator
 from typing import Protocol
 
-from .._native import ffi, lib
-from ..codes import ErrorCode
-from ..errors import RsxError
-from ..records import HEADER_SIZE
-from .errors import JournalCorruptError, JournalError
+import numpy as np
 
-__all__ = ["Journal", "WalJournal", "MemoryJournal", "frame_for_journal"]
+from ..errors import RsxError
+from ..records import RECORD_DTYPES, RecordType, seal_many
+from ._recbuild import runs, split
+from .errors import JournalCorruptError, JournalError
+from .links import frame
+
+__all__ = ["Journal", "WalJournal", "MemoryJournal"]
 
 
 class Journal(Protocol):
@@ -35,8 +40,11 @@ class Journal(Protocol):
     @property
     def last_seq(self) -> int: ...
 
-    def append(self, records: Iterable[bytes]) -> int:
-        """Number and append records (not yet durable); returns the last seq assigned."""
+    @property
+    def durable_seq(self) -> int: ...
+
+    def append(self, buf: bytearray) -> int:
+        """Number back-to-back records in place and append them (not yet durable); returns the first seq."""
 
     def sync(self) -> None:
         """Make everything appended so far durable; JournalError if it cannot."""
@@ -47,15 +55,24 @@ class Journal(Protocol):
     def close(self) -> None: ...
 
 
-def frame_for_journal(record: bytes, seq: int, stream_id: int) -> bytes:
-    """A copy of `record` with seq and stream_id set and its CRC resealed."""
-    buf = bytearray(record)
-    struct.pack_into("<Q", buf, HEADER_SIZE, seq)
-    struct.pack_into("<I", buf, HEADER_SIZE + 16, stream_id)
-    rc = lib.rsx_record_seal(ffi.from_buffer(buf), len(buf))
-    if rc < 0:
-        raise JournalError(f"cannot frame record for the journal: {ErrorCode(rc).name}")
-    return bytes(buf)
+def _frame(buf: bytearray, stream_id: int, first: int) -> list[tuple[int, int, int, int]]:
+    """Number the records in place; a record without a time gets the wall clock, as the WAL would give
+    it, so that the caller's bytes are the journaled bytes. Returns the runs of one type."""
+    now = 0
+    found = runs(buf)
+    for rtype, off, nbytes, count in found:
+        recs = np.frombuffer(buf, dtype=RECORD_DTYPES[RecordType(rtype)], count=count, offset=off)
+        ts = recs["payload"]["ts_ns"]
+        zero = ts == 0
+        if zero.any():
+            now = now or time.time_ns()
+            ts[zero] = now
+            seal_many(recs)
+    try:
+        frame(buf, stream_id, first)
+    except RsxError as exc:
+        raise JournalError(f"cannot frame records for the journal: {exc}") from exc
+    return found
 
 
 class WalJournal:
@@ -89,15 +106,18 @@ class WalJournal:
     def durable_seq(self) -> int:
         return self._w.durable_seq
 
-    def append(self, records: Iterable[bytes]) -> int:
-        seq = self.last_seq
+    def append(self, buf: bytearray) -> int:
+        first = self.last_seq + 1
+        found = _frame(buf, self.stream_id, first)
         try:
-            for rec in records:
-                rtype = rec[2] | rec[3] << 8
-                seq = self._w.append_payload(rtype, memoryview(rec)[HEADER_SIZE:])
+            for rtype, off, nbytes, count in found:
+                recs = np.frombuffer(buf, dtype=RECORD_DTYPES[RecordType(rtype)], count=count, offset=off)
+                got, n = self._w.append_batch(rtype, recs["payload"])
+                if n != count:
+                    raise JournalError(f"journal appended {n} of {count} records")
         except (RsxError, OSError, ValueError) as exc:
-            raise JournalError(f"journal append failed at seq {seq + 1}: {exc}") from exc
-        return seq
+            raise JournalError(f"journal append failed near seq {self.last_seq + 1}: {exc}") from exc
+        return first
 
     def sync(self) -> None:
         try:
@@ -125,13 +145,14 @@ class WalJournal:
 
 
 class MemoryJournal:
-    """The same interface in memory. `crash()` keeps only what was synced."""
+    """The same interface in memory. ``crash()`` keeps only what was synced."""
 
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
         self.records: list[bytes] = []
         self._durable = 0
-        self.fail_next = False  # tests: make the next append/sync raise JournalError
+        self.fail_next = False  # tests: make the next append raise JournalError
+        self.auto_sync = False  # True: everything appended is durable at once (an instant disk)
 
     @property
     def last_seq(self) -> int:
@@ -141,13 +162,16 @@ class MemoryJournal:
     def durable_seq(self) -> int:
         return self._durable
 
-    def append(self, records: Iterable[bytes]) -> int:
+    def append(self, buf: bytearray) -> int:
         if self.fail_next:
             self.fail_next = False
             raise JournalError("injected journal failure")
-        for rec in records:
-            self.records.append(frame_for_journal(rec, len(self.records) + 1, self.stream_id))
-        return len(self.records)
+        first = len(self.records) + 1
+        _frame(buf, self.stream_id, first)
+        self.records.extend(split(buf))
+        if self.auto_sync:
+            self._durable = len(self.records)
+        return first
 
     def sync(self) -> None:
         self._durable = len(self.records)

@@ -2,8 +2,10 @@
 
 Shard-wide parameters live in :class:`RiskParams`; per-symbol ones in
 :class:`SymbolRiskParams` (margin tiers, liquidation fee, insurance share).
-Every change is validated as a whole, journaled as RISK_PARAM records (one per
-key) followed by the batch COMMIT, and only then applied.
+Every change is validated as a whole when it is set, journaled as RISK_PARAM
+records (one per key) followed by the batch COMMIT, and applied as a whole
+(:meth:`RiskParams.with_keys`): never key by key, whose intermediate states
+could be invalid, so nothing journaled can fail to apply later.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class Key(IntEnum):
 
     COMMIT = 1
     FILL_BARRIER = 2
+    MARK = 3                 # the mark in force for a symbol (value), journaled for recovery
+    FUNDING_CUT = 4          # positions taken for funding interval `value` at tip `fill_tip`
     TIER_COUNT = 16
     LIQUIDATION_FEE_BPS = 17
     INSURANCE_FEE_SHARE_BPS = 18
@@ -40,13 +44,15 @@ class Key(IntEnum):
     PREMIUM_EMA_BPS = 39
     MARK_BAND_BPS = 40
     IMPACT_NOTIONAL = 41
-    FUNDING_INTEREST_E8 = 42
-    FUNDING_PREMIUM_CLAMP_E8 = 43
+    RETIRED_FUNDING_INTEREST_E8 = 42       # the mark process computes the funding rate now
+    RETIRED_FUNDING_PREMIUM_CLAMP_E8 = 43
     DEFAULT_MAX_POSITION = 44
     RECONCILE_INTERVAL_NS = 45
     SNAPSHOT_INTERVAL_NS = 46
     DEFAULT_LIQ_FEE_BPS = 47
     DEFAULT_INS_SHARE_BPS = 48
+    SOURCE_BAND_BPS = 49
+    MARK_JOURNAL_NS = 50
     VSHARD_OWNER = 64
     TIER_BOUND = 0x100   # + tier index
     TIER_IMR = 0x200
@@ -69,15 +75,16 @@ _SHARD_KEYS = {
     "premium_ema_bps": (Key.PREMIUM_EMA_BPS, 1, 10_000),
     "mark_band_bps": (Key.MARK_BAND_BPS, 0, 10_000),
     "impact_notional": (Key.IMPACT_NOTIONAL, 0, (1 << 62)),
-    "funding_interest_e8": (Key.FUNDING_INTEREST_E8, -10**8, 10**8),
-    "funding_premium_clamp_e8": (Key.FUNDING_PREMIUM_CLAMP_E8, 0, 10**8),
     "default_max_position": (Key.DEFAULT_MAX_POSITION, 1, MAX_POSITION_CAP),
     "reconcile_interval_ns": (Key.RECONCILE_INTERVAL_NS, 1, 3600 * 10**9),
     "snapshot_interval_ns": (Key.SNAPSHOT_INTERVAL_NS, 1, 10**15),
     "default_liq_fee_bps": (Key.DEFAULT_LIQ_FEE_BPS, 0, 10_000),
     "default_ins_share_bps": (Key.DEFAULT_INS_SHARE_BPS, 0, 10_000),
+    "source_band_bps": (Key.SOURCE_BAND_BPS, 1, 10_000),
+    "mark_journal_ns": (Key.MARK_JOURNAL_NS, 1, 3600 * 10**9),
 }
 _BY_KEY = {int(k): name for name, (k, _, _) in _SHARD_KEYS.items()}
+_RETIRED = {int(Key.RETIRED_FUNDING_INTEREST_E8), int(Key.RETIRED_FUNDING_PREMIUM_CLAMP_E8)}
 
 
 @dataclass(frozen=True)
@@ -94,13 +101,13 @@ class RiskParams:
     premium_ema_bps: int = 1000
     mark_band_bps: int = 500
     impact_notional: int = 0
-    funding_interest_e8: int = 10_000
-    funding_premium_clamp_e8: int = 50_000
     default_max_position: int = MAX_POSITION_CAP
     reconcile_interval_ns: int = 1_000_000_000
     snapshot_interval_ns: int = 60_000_000_000
     default_liq_fee_bps: int = 50
     default_ins_share_bps: int = 2000
+    source_band_bps: int = 1000
+    mark_journal_ns: int = 1_000_000_000
 
     def __post_init__(self) -> None:
         for name, (_, lo, hi) in _SHARD_KEYS.items():
@@ -118,15 +125,21 @@ class RiskParams:
     def all_keys(self) -> list[tuple[int, int]]:
         return [(int(_SHARD_KEYS[f.name][0]), getattr(self, f.name)) for f in fields(self)]
 
-    def with_key(self, key: int, value: int) -> "RiskParams":
-        name = _BY_KEY.get(int(key))
-        if name is None:
-            raise ConfigError(f"unknown shard-wide risk parameter key {key}")
-        return replace(self, **{name: value})
+    def with_keys(self, pairs: list[tuple[int, int]]) -> "RiskParams":
+        """These parameters with a group of (key, value) changes applied at once (retired keys ignored)."""
+        changes = {}
+        for key, value in pairs:
+            if int(key) in _RETIRED:
+                continue
+            name = _BY_KEY.get(int(key))
+            if name is None:
+                raise ConfigError(f"unknown shard-wide risk parameter key {key}")
+            changes[name] = value
+        return replace(self, **changes)
 
     @staticmethod
     def is_shard_key(key: int) -> bool:
-        return int(key) in _BY_KEY
+        return int(key) in _BY_KEY or int(key) in _RETIRED
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """Index, impact mid, premium and mark for one symbol (specs/risk.md 5).
 
 Low-rate, per-symbol state (a few MARK_PRICE records per second per source),
-so this is plain Python over integers. Every computation is a function of the
+so this is plain Python over integers. The mark process (specs/mark.md) runs the
+same code and also accumulates the premium samples of each funding interval
+(``interval_ns``, :meth:`PriceState.premium_average_e8`) for the rate it
+publishes; a shard does not (it applies the published rate, specs/risk.md 6).
+Every computation is a function of the
 inputs and the clock passed in, so two shards fed the same records compute the
 same marks.
 """
@@ -44,14 +48,25 @@ class PriceState:
     mark: int = 0
     mark_source: str = MarkSource.NONE
     last_sample_slot: int = -1
-    acc: dict[int, list[int]] = field(default_factory=dict)   # interval -> [sum rate_e8, samples]
+    refused: int = 0          # source prices refused (out of the band, not positive)
+    acc: dict[int, list[int]] = field(default_factory=dict)   # mark process: interval -> [sum rate_e8, samples]
 
     # -- inputs -------------------------------------------------------------
 
-    def on_source(self, source_id: int, price: int, source_ts_ns: int) -> None:
-        """A MARK_PRICE record. A non-positive price or an older observation is ignored."""
+    def accepts(self, price: int, now_ns: int, stale_ns: int, band_bps: int) -> bool:
+        """Whether a source price may be stored: positive and, when a fresh reference exists (the
+        index, else a mark from the book), within band_bps of it (specs/risk.md 5)."""
         if price <= 0:
-            return
+            return False
+        ref = self.compute_index(now_ns, stale_ns)
+        if ref is None and self.mark_source == MarkSource.BOOK:
+            ref = self.mark
+        if not ref:
+            return True
+        return abs(price - ref) * 10_000 <= band_bps * ref
+
+    def on_source(self, source_id: int, price: int, source_ts_ns: int) -> None:
+        """A MARK_PRICE record that passed :meth:`accepts`. An older observation is ignored."""
         old = self.sources.get(source_id)
         if old is not None and source_ts_ns < old[1]:
             return
@@ -83,9 +98,11 @@ class PriceState:
             return None
         return (bbo["bid_px"] + bbo["ask_px"]) // 2
 
-    def sample(self, now_ns: int, sample_ns: int, interval_ns: int, index: int | None,
+    def sample(self, now_ns: int, sample_ns: int, interval_ns: int | None, index: int | None,
                mid: int | None, ema_bps: int) -> bool:
-        """Take one premium sample if a new grid slot was reached; True if one was taken."""
+        """Take one premium sample (the EMA of the mark) if a new grid slot was reached; True if one was
+        taken. With ``interval_ns`` (the mark process) the sample's premium rate is also added to its
+        funding interval's accumulator; a shard passes None."""
         slot = now_ns // sample_ns
         if slot <= self.last_sample_slot:
             return False
@@ -97,9 +114,10 @@ class PriceState:
             self.ema_premium, self.has_ema = prem, True
         else:
             self.ema_premium += (prem - self.ema_premium) * ema_bps // 10_000
-        a = self.acc.setdefault(now_ns // interval_ns, [0, 0])
-        a[0] += prem * 100_000_000 // index
-        a[1] += 1
+        if interval_ns:
+            a = self.acc.setdefault(now_ns // interval_ns, [0, 0])
+            a[0] += prem * 100_000_000 // index
+            a[1] += 1
         return True
 
     def update_mark(self, index: int | None, mid: int | None, band_bps: int) -> int:
@@ -124,16 +142,21 @@ class PriceState:
         return self.mark
 
     def premium_average_e8(self, interval: int) -> int:
-        """Average premium rate (rate_e8) of the samples of `interval`, 0 if none."""
+        """Average premium rate (rate_e8) of the samples of `interval`, 0 if none (the mark process)."""
         a = self.acc.get(interval)
         if not a or a[1] == 0:
             return 0
         return a[0] // a[1]
 
     def settled(self, interval: int) -> None:
-        """Drop the accumulators of settled intervals."""
+        """Drop the accumulators of published intervals (the mark process)."""
         for k in [k for k in self.acc if k <= interval]:
             del self.acc[k]
+
+    @property
+    def fresh(self) -> bool:
+        """The mark came from a fresh input (rungs 1-3 of the fallback chain)."""
+        return self.mark_source in (MarkSource.INDEX_PREMIUM, MarkSource.INDEX, MarkSource.BOOK)
 
     # -- snapshot -----------------------------------------------------------
 
@@ -147,5 +170,5 @@ class PriceState:
     def from_json(cls, d: dict) -> "PriceState":
         d = dict(d)
         d["sources"] = {int(k): (int(p), int(t)) for k, p, t in d["sources"]}
-        d["acc"] = {int(k): [int(a), int(b)] for k, a, b in d["acc"]}
+        d["acc"] = {int(k): [int(a), int(b)] for k, a, b in d.get("acc", [])}
         return cls(**d)

@@ -2,9 +2,11 @@
 
 File: ``snap-<journal_seq>.rsx`` = magic ``RSXRISK1`` | u32 format | u32 sections |
 per section (u16 name length, name, u64 length, u32 CRC32C, bytes) | u32 CRC32C
-of everything before. Tables are stored as their used rows (raw struct bytes);
-Python state as JSON. Written with :func:`~rsx_appliance.fsutil.atomic_write`
-(temporary file, fsync, rename, directory fsync); the newest `keep` are kept.
+of everything before. Tables are stored as their used rows (raw struct bytes,
+the liquidation state of every account included); Python state as JSON;
+funding cuts as one binary section. Written with
+:func:`~rsx_appliance.fsutil.atomic_write` (temporary file, fsync, rename,
+directory fsync); the newest `keep` are kept.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from .._native import lib
+from .._native import ffi, lib
+from ..codes import ErrorCode
 from ..fsutil import atomic_write
-from ..records import RecordType
+from ..records import RecordType, codec
 from . import _recbuild
-from ._core import ACCOUNT_DTYPE, ORDER_DTYPE, POSITION_DTYPE, SYMBOL_DTYPE, Capacity
-from .errors import RiskError, SnapshotError, StreamError
+from ._core import ACCOUNT_DTYPE, ACCT_DIRTY, ORDER_DTYPE, POSITION_DTYPE, SYMBOL_DTYPE, Capacity
+from .errors import RiskError, SnapshotError, stream_error
+from .funding import FundingState
 from .params import Key, RiskParams, SymbolRiskParams
 from .prices import PriceState
 
@@ -32,12 +36,11 @@ __all__ = ["write_snapshot", "read_snapshot", "load_snapshot", "recover", "canon
            "list_snapshots", "encode_snapshot", "decode_snapshot"]
 
 MAGIC = b"RSXRISK1"
-FORMAT = 1
+FORMAT = 2
+_PARAM = codec(RecordType.RISK_PARAM)
 
 
 def _crc(data: bytes | memoryview) -> int:
-    from .._native import ffi
-
     return lib.rsx_crc32c(0, ffi.from_buffer(data), len(data))
 
 
@@ -54,13 +57,13 @@ def encode_snapshot(shard) -> bytes:
     meta = {
         "format": FORMAT, "shard_id": shard.shard_id, "collateral_decimals": int(r.collateral_decimals),
         "capacity": asdict(core.capacity), "scalars": core.scalars(), "journal_seq": shard.journal_seq,
-        "clock": shard.clock, "id_counter": shard.id_counter, "bad_debt": shard.bad_debt,
-        "last_reconcile": shard.last_reconcile, "last_snapshot": shard.clock,
+        "clock": shard.clock, "last_reconcile": shard.last_reconcile, "last_snapshot": shard.clock,
         "params": asdict(shard.params),
         "sym_params": {str(k): v.keys() for k, v in shard.sym_params.items()},
         "prices": {str(k): v.to_json() for k, v in shard.prices.items()},
-        "funding_last": {str(k): v for k, v in shard.funding_last.items()},
-        "liq": {str(k): v.to_json() for k, v in shard.liq.items()},
+        "funding": shard.funding.to_json(),
+        "mark_tips": {str(k): v for k, v in shard.mark_tips.items()},
+        "mark_journaled": {str(k): list(v) for k, v in shard.mark_journaled.items()},
         "itemsizes": [ACCOUNT_DTYPE.itemsize, POSITION_DTYPE.itemsize, ORDER_DTYPE.itemsize,
                       SYMBOL_DTYPE.itemsize],
     }
@@ -74,6 +77,7 @@ def encode_snapshot(shard) -> bytes:
         ("vshard", core.vshard_owner.tobytes()),
         ("orders", core.dump_orders().tobytes()),
         ("requests", reqs.tobytes()),
+        ("funding_cuts", shard.funding.cut_arrays()),
     ]
     body = bytearray(MAGIC + struct.pack("<II", FORMAT, len(sections)))
     for name, data in sections:
@@ -83,15 +87,19 @@ def encode_snapshot(shard) -> bytes:
     return bytes(body)
 
 
-def write_snapshot(shard, directory: str, keep: int = 3) -> str:
-    if not directory:
-        raise SnapshotError("no snapshot directory configured")
-    body = encode_snapshot(shard)
-    path = os.path.join(directory, f"snap-{shard.journal_seq:020d}.rsx")
+def write_bytes(body: bytes, directory: str, journal_seq: int, keep: int = 3) -> str:
+    """Write an encoded snapshot (atomic_write); keep the newest."""
+    path = os.path.join(directory, f"snap-{journal_seq:020d}.rsx")
     atomic_write(path, body, make_parents=True)
     for old in list_snapshots(directory)[keep:]:
         os.unlink(old)
     return path
+
+
+def write_snapshot(shard, directory: str, keep: int = 3) -> str:
+    if not directory:
+        raise SnapshotError("no snapshot directory configured")
+    return write_bytes(encode_snapshot(shard), directory, shard.journal_seq, keep)
 
 
 def read_snapshot(path: str) -> tuple[dict, dict[str, bytes]]:
@@ -131,10 +139,8 @@ def decode_snapshot(data: bytes, path: str = "snapshot") -> tuple[dict, dict[str
     return meta, sections
 
 
-def load_snapshot(cls, journal, path: str | bytes, capacity: Capacity | None = None):
+def load_snapshot(cls, journal, path: str | bytes, capacity: Capacity | None = None, **kw):
     """A shard in the state of a snapshot file (or its bytes); journal position = the snapshot's."""
-    from .shard import LiqState
-
     meta, sec = decode_snapshot(path) if isinstance(path, bytes) else read_snapshot(path)
     cap = Capacity(**meta["capacity"])
     if capacity is not None:
@@ -142,7 +148,7 @@ def load_snapshot(cls, journal, path: str | bytes, capacity: Capacity | None = N
     if cap.max_symbols != meta["capacity"]["max_symbols"]:
         raise SnapshotError("max_symbols cannot change across a snapshot")
     shard = cls(journal, shard_id=meta["shard_id"], capacity=cap,
-                collateral_decimals=meta["collateral_decimals"], params=RiskParams(**meta["params"]))
+                collateral_decimals=meta["collateral_decimals"], params=RiskParams(**meta["params"]), **kw)
     core = shard.core
     sc = meta["scalars"]
     acc = np.frombuffer(sec["accounts"], dtype=ACCOUNT_DTYPE)
@@ -163,17 +169,15 @@ def load_snapshot(cls, journal, path: str | bytes, capacity: Capacity | None = N
     shard.requests = {bytes(x) for x in np.frombuffer(sec["requests"], dtype="V16")}
     shard.journal_seq = meta["journal_seq"]
     shard.clock = meta["clock"]
-    shard.id_counter = meta["id_counter"]
-    shard.bad_debt = meta["bad_debt"]
     shard.last_reconcile = meta["last_reconcile"]
     shard.last_snapshot = meta["last_snapshot"]
     shard.sym_params = {int(k): SymbolRiskParams.from_keys([tuple(x) for x in v])
                         for k, v in meta["sym_params"].items()}
     shard.prices = {int(k): PriceState.from_json(v) for k, v in meta["prices"].items()}
-    shard.funding_last = {int(k): v for k, v in meta["funding_last"].items()}
-    shard.liq = {int(k): LiqState.from_json(v) for k, v in meta["liq"].items()}
-    shard.liquidator.recount()
-    shard._index.sync(core.positions, core.r.n_positions)
+    shard.funding = FundingState.from_json(meta["funding"], sec["funding_cuts"])
+    shard.mark_tips = {int(k): int(v) for k, v in meta["mark_tips"].items()}
+    shard.mark_journaled = {int(k): (int(v[0]), int(v[1])) for k, v in meta["mark_journaled"].items()}
+    shard.symbol_positions(0)
     return shard
 
 
@@ -190,9 +194,12 @@ class _Source:
         self.it = None
         self.pending = memoryview(b"")
 
+    def _tip(self) -> int:
+        return self.shard.tips().get(self.symbol_id, 0)
+
     def _next(self) -> bool:
         if self.it is None:
-            self.it = iter(self.fn(self.shard.tips().get(self.symbol_id, 0) + 1))
+            self.it = iter(self.fn(self._tip() + 1))
         for buf in self.it:
             if len(buf):
                 self.pending = memoryview(bytes(buf))
@@ -201,23 +208,21 @@ class _Source:
 
     def pull(self, upto: int | None) -> None:
         """Apply records up to seq `upto` (None: until the source ends)."""
-        from .shard import Outputs
-
         shard = self.shard
         core = shard.core
-        while upto is None or shard.tips().get(self.symbol_id, 0) < upto:
+        while upto is None or self._tip() < upto:
             if not len(self.pending) and not self._next():
                 if upto is not None:
                     raise RiskError(f"recovery: the ME source of symbol {self.symbol_id} ended at seq "
-                                    f"{shard.tips().get(self.symbol_id, 0)}, the journal needs {upto}")
+                                    f"{self._tip()}, the journal needs {upto}")
                 return
             core.r.limit_seq = upto or 0
             try:
-                used = shard._apply_me(self.pending, Outputs())
+                used = shard.apply_me(self.pending)
             finally:
                 core.r.limit_seq = 0
             self.pending = self.pending[used:]
-            if upto is not None and len(self.pending) and shard.tips().get(self.symbol_id, 0) >= upto:
+            if upto is not None and len(self.pending) and self._tip() >= upto:
                 return
 
 
@@ -226,10 +231,10 @@ def _batches(journal, from_seq: int):
     buf: list[tuple[int, bytes]] = []
     for seq, rec in journal.read(from_seq):
         if _recbuild.record_type(rec) == RecordType.RISK_PARAM:
-            key = struct.unpack_from("<I", rec, 16 + 24)[0]
-            if key == Key.COMMIT:
-                n = struct.unpack_from("<q", rec, 16 + 32)[0]
-                yield seq, [r for _, r in buf[len(buf) - n:]] if n else []
+            r = _PARAM.unpack(rec)
+            if r.key == Key.COMMIT:
+                n = r.value
+                yield seq, [x for _, x in buf[len(buf) - n:]] if n else []
                 buf = []
                 continue
         buf.append((seq, rec))
@@ -237,48 +242,47 @@ def _batches(journal, from_seq: int):
 
 
 def recover(cls, journal, me_sources: Mapping[int, Any], *, snapshot_dir: str | None, shard_id: int,
-            capacity: Capacity | None, collateral_decimals: int):
-    shard = None
+            capacity: Capacity | None, collateral_decimals: int, durability: str = "wait",
+            scan_slice: int | None = None):
+    kw = dict(durability=durability, scan_slice=scan_slice)
+    shard, notes = None, []
     if snapshot_dir and os.path.isdir(snapshot_dir):
-        errors = []
         for path in list_snapshots(snapshot_dir):
             try:
-                shard = load_snapshot(cls, journal, path, capacity)
+                shard = load_snapshot(cls, journal, path, capacity, **kw)
                 break
             except SnapshotError as exc:
-                errors.append(str(exc))  # fall back to an older snapshot
-        shard_errors = errors
-    else:
-        shard_errors = []
+                notes.append(str(exc))  # fall back to an older snapshot
     if shard is None:
         shard = cls(journal, shard_id=shard_id, capacity=capacity or Capacity(),
-                    collateral_decimals=collateral_decimals, params=RiskParams())
+                    collateral_decimals=collateral_decimals, params=RiskParams(), **kw)
         shard.journal_seq = 0
     shard.snapshot_dir = snapshot_dir
-    shard.recovery_notes = shard_errors
+    shard.recovery_notes = notes
     sources = {int(s): _Source(shard, int(s), fn) for s, fn in me_sources.items()}
-    shard._replaying = True
-    shard.core.r.replay = 1
+    shard.begin_replay()
     try:
+        shard.arm_cuts(False)                   # 2: the journal says where cuts were taken
         last = shard.journal_seq
         for seq, recs in _batches(journal, shard.journal_seq + 1):
             for rec in recs:
-                if _recbuild.record_type(rec) == RecordType.RISK_PARAM and \
-                        struct.unpack_from("<I", rec, 16 + 24)[0] == Key.FILL_BARRIER:
-                    sym = struct.unpack_from("<I", rec, 16 + 20)[0]
-                    tip = struct.unpack_from("<Q", rec, 16 + 40)[0]
-                    if sym not in sources:
-                        raise StreamError(0, sym, "recovery: no ME source for a journal barrier")
-                    sources[sym].pull(tip)
-            shard._apply_batch(recs)
+                if _recbuild.record_type(rec) != RecordType.RISK_PARAM:
+                    continue
+                r = _PARAM.unpack(rec)
+                if r.key in (Key.FILL_BARRIER, Key.FUNDING_CUT):
+                    if r.symbol_id not in sources:
+                        raise stream_error(ErrorCode.INVALID, 0, r.symbol_id,
+                                           "recovery: no ME source for a journal barrier")
+                    sources[r.symbol_id].pull(r.fill_tip)
+            shard.apply_batch(b"".join(recs))
             last = seq
-        shard.journal_seq = journal.last_seq if journal.last_seq >= last else last
+        shard.journal_seq = max(journal.last_seq, last)
+        shard.arm_cuts(True)                    # 3: boundaries crossed from here are cut (and journaled)
         for sym in sorted(sources):
             sources[sym].pull(None)
     finally:
-        shard._replaying = False
-        shard.core.r.replay = 0
-    shard.reconcile()
+        shard.end_replay()
+    shard.go_live()
     return shard
 
 
@@ -291,8 +295,9 @@ def canonical_state(shard, money_only: bool = False) -> dict[str, Any]:
     # money_only drops what a crash legitimately loses: reservations of orders no ME has
     # acknowledged (PENDING; the gateway times them out) and everything derived from them.
     accounts = sorted(
-        (int(a["user_id"]), int(a["flags"]), int(a["collateral"]), int(a["version"]))
-        + (() if money_only else (int(a["frozen"]), int(a["n_orders"]))) for a in acc)
+        (int(a["user_id"]), int(a["flags"]) & ~ACCT_DIRTY, int(a["collateral"]), int(a["version"]),
+         int(a["liq_round"]), int(a["liq_reserved"]), int(a["liq_next_at"]))
+        + (() if money_only else (int(a["frozen"]), int(a["n_orders"]), int(a["liq_inflight"]))) for a in acc)
     pfields = ["net", "cost", "rpnl", "funding", "fees", "last_seq", "version"]
     if not money_only:
         pfields += ["open_qty", "n_orders", "value", "im", "mm"]
@@ -317,16 +322,12 @@ def canonical_state(shard, money_only: bool = False) -> dict[str, Any]:
     out = {
         "accounts": accounts, "positions": positions, "orders": orders, "symbols": symbols,
         "ledgers": (int(r.insurance_fund), int(r.fee_revenue), int(r.funding_clearing)),
-        "vshard": core.vshard_owner.tobytes(),
-        "funding_last": dict(sorted(shard.funding_last.items())),
-        "liq": {u: (st.round, st.reserved) + (() if money_only else (sorted(st.in_flight),))
-                for u, st in sorted(shard.liq.items())},
-        "requests": sorted(shard.requests), "bad_debt": shard.bad_debt,
+        "insurance_reserved": int(r.insurance_reserved),
+        "vshard": core.vshard_owner.tobytes(), "funding": shard.funding.canonical(),
+        "requests": sorted(shard.requests), "liq_id_counter": int(r.liq_id_counter),
         "params": asdict(shard.params), "sym_params": {k: v.keys() for k, v in sorted(shard.sym_params.items())},
     }
     if not money_only:
         out["prices"] = {k: v.to_json() for k, v in sorted(shard.prices.items())}
         out["clock"] = shard.clock
-        out["id_counter"] = shard.id_counter
-        out["liq_next"] = {u: st.next_at for u, st in sorted(shard.liq.items())}
     return out

@@ -107,5 +107,31 @@ def rid() -> bytes:
     return uuid.uuid4().bytes
 
 
+def liq_shard(params: RiskParams | None = None, fund: int = 0, t0: int = 2000 * SEC, **cfg):
+    """A shard and its ME for the liquidation tests: fees and funding off unless cfg says otherwise."""
+    s = make_shard(params=params or RiskParams(liq_base_slip_bps=10))
+    me = ME(ts=t0)
+    kw = dict(maker_fee_bps=0, taker_fee_bps=0, max_funding_rate_bps=0)
+    kw.update(cfg)
+    s.on_me(me.config(**kw))
+    s.clock = t0
+    if fund:
+        s.deposit(0, fund, rid())
+    return s, me
+
+
+def liq_records(out, kind=None) -> list:
+    return [r for r in out.gateway_records() if r.type == RecordType.LIQUIDATION
+            and (kind is None or r.kind == kind)]
+
+
+def conserved(s: RiskShard, deposits: int) -> bool:
+    """Money is conserved to the unit: collateral + ledgers - entry values == deposits - withdrawals."""
+    st = s.canonical_state(money_only=True)
+    coll = sum(a[2] for a in st["accounts"])
+    cost = sum(p[3] for p in st["positions"])
+    return coll + sum(st["ledgers"]) - cost == deposits
+
+
 BUY, SELL = int(Side.BUY), int(Side.SELL)
 RO, LIQ = int(OrderFlag.REDUCE_ONLY), int(OrderFlag.LIQUIDATION)

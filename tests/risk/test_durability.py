@@ -1,11 +1,11 @@
 """Journal, snapshots and recovery = snapshot + own journal + ME records from tip + 1 (specs/risk.md 8)."""
 
 import os
-import struct
 
 import pytest
 
-from rsx_appliance.records import HEADER_SIZE, RecordType, encode
+from rsx_appliance.records import HEADER_SIZE, RecordType, decode, encode
+from rsx_appliance.risk._recbuild import split
 from rsx_appliance.risk import (WalJournal, JournalCorruptError, MemoryJournal, RiskParams, RiskShard,
                                 shard_stream_id)
 from rsx_appliance.risk.snapshot import list_snapshots
@@ -18,12 +18,14 @@ SID = shard_stream_id(0)
 
 def test_journal_numbers_and_reads_back(tmp_path):
     j = WalJournal(tmp_path / "j", SID)
-    recs = [encode(RecordType.DEPOSIT, user_id=i, amount=i, request_id=bytes(16)) for i in range(1, 2500)]
-    assert j.append(recs) == 2499
+    buf = bytearray(b"".join(encode(RecordType.DEPOSIT, user_id=i, amount=i, request_id=bytes(16))
+                             for i in range(1, 2500)))
+    assert j.append(buf) == 1 and j.last_seq == 2499
     j.sync()
     got = list(j.read(1200))
     assert [s for s, _ in got] == list(range(1200, 2500))
-    assert struct.unpack_from("<Q", got[0][1], HEADER_SIZE)[0] == 1200
+    assert decode(got[0][1]).seq == 1200
+    assert b"".join(r for _, r in j.read(1)) == bytes(buf)      # the caller holds the journaled bytes
     j.close()
     j2 = WalJournal(tmp_path / "j", SID)
     assert j2.last_seq == 2499 and list(j2.read(2499))[0][1] == got[-1][1]
@@ -36,7 +38,7 @@ def _active_file(tmp_path):
 
 def test_torn_tail_is_truncated(tmp_path):
     j = WalJournal(tmp_path / "j", SID)
-    j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))] * 3)
+    j.append(bytearray(encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16)) * 3))
     j.sync()
     j.close()
     f = _active_file(tmp_path)
@@ -46,7 +48,7 @@ def test_torn_tail_is_truncated(tmp_path):
         fh.write(encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))[:40])
     j2 = WalJournal(tmp_path / "j", SID)
     assert j2.last_seq == 3 and [s for s, _ in j2.read(1)] == [1, 2, 3]
-    assert j2.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))]) == 4
+    assert j2.append(bytearray(encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16)))) == 4
     j2.sync()
     j2.close()
     assert os.path.getsize(_active_file(tmp_path)) >= size
@@ -54,7 +56,7 @@ def test_torn_tail_is_truncated(tmp_path):
 
 def test_corrupt_middle_refuses_to_open(tmp_path):
     j = WalJournal(tmp_path / "j", SID)
-    j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))] * 3)
+    j.append(bytearray(encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16)) * 3))
     j.sync()
     j.close()
     with open(_active_file(tmp_path), "r+b") as f:
@@ -68,15 +70,10 @@ def _me_sources(events):
     logs = {}
     for ev in events:
         if ev[0] == "me":
-            off = 0
-            buf = ev[1]
-            while off < len(buf):
-                size = HEADER_SIZE + struct.unpack_from("<H", buf, off + 4)[0]
-                rec = buf[off:off + size]
-                if struct.unpack_from("<H", rec, 2)[0] != RecordType.HEARTBEAT:
-                    sym = struct.unpack_from("<I", rec, HEADER_SIZE + 20)[0]
-                    logs.setdefault(sym, []).append(rec)
-                off += size
+            for rec in split(ev[1]):
+                r = decode(rec)
+                if r.type != RecordType.HEARTBEAT:
+                    logs.setdefault(r.symbol_id, []).append(rec)
 
     def src(sym):
         def gen(from_seq):
@@ -179,9 +176,9 @@ def test_orphan_reservation_released_after_recovery(tmp_path):
 
 def test_memory_journal_crash_keeps_only_synced():
     j = MemoryJournal(SID)
-    j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))])
+    j.append(bytearray(encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))))
     j.sync()
-    j.append([encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))])
+    j.append(bytearray(encode(RecordType.DEPOSIT, user_id=1, amount=5, request_id=bytes(16))))
     assert j.crash().last_seq == 1
 
 
@@ -224,6 +221,8 @@ def test_rsx_risk_inspect(tmp_path, capsys):
     assert out["journal"]["torn_tail_bytes"] == 3 and os.path.getsize(_active_file(tmp_path)) == size
     assert out["journal"]["last_seq"] == live.journal_seq
     assert out["snapshots"][0]["journal_seq"] == live.journal_seq and out["snapshots"][0]["valid"]
+    assert out["snapshots"][0]["bad_debt"] == live.core.bad_debt()       # the gauge, from the file alone
+    assert out["snapshots"][0]["in_liquidation"] == int(live.core.r.n_liq)
     with open(list_snapshots(str(tmp_path / "snap"))[0], "r+b") as f:
         f.seek(60)
         f.write(b"\xff\xff")

@@ -8,39 +8,23 @@ from rsx_appliance.records import RecordType
 from rsx_appliance.risk import RiskParams
 from rsx_appliance.risk.enums import LiqKind, OrderFlag, Stp, Tif
 
-from .helpers import BUY, ME, SEC, SELL, SYM, make_shard, new_order, rid
+from .helpers import BUY, ME, SEC, SELL, SYM, conserved as conservation, liq_records as liq_recs, liq_shard
+from .helpers import make_shard, new_order, rid
 
 T0 = 2000 * SEC
 Q = 1_000_000                # one unit; price 10_000 = 100.00; V(10_000, Q) = 1e8
 
 
 def mk(params=None, fund=10**12):
-    s = make_shard(params=params or RiskParams(liq_base_slip_bps=10))
-    me = ME(ts=T0)
-    s.on_me(me.config(maker_fee_bps=0, taker_fee_bps=0, max_funding_rate_bps=0))   # no funding here
-    s.clock = T0
-    if fund:
-        s.deposit(0, fund, rid())
-    return s, me
+    return liq_shard(params, fund, T0)
 
 
 def open_long(s, me, user, coll, qty=Q, maker=99, maker_coll=10**12, price=10_000):
-    s.deposit(user, coll, rid())
+    if coll:
+        s.deposit(user, coll, rid())
     if s.core.find_account(maker) < 0:
         s.deposit(maker, maker_coll, rid())
     s.on_me(me.fill(user, maker, BUY, price, qty))
-
-
-def liq_recs(out, kind=None):
-    return [r for r in out.gateway_records() if r.type == RecordType.LIQUIDATION
-            and (kind is None or r.kind == kind)]
-
-
-def conservation(s, deposits):
-    st = s.canonical_state(money_only=True)
-    coll = sum(a[2] for a in st["accounts"])
-    cost = sum(p[3] for p in st["positions"])
-    return coll + sum(st["ledgers"]) - cost == deposits
 
 
 def test_mark_drop_starts_round_one(tmp_path):
@@ -52,8 +36,8 @@ def test_mark_drop_starts_round_one(tmp_path):
     a = s.account(1)
     assert a["in_liquidation"]
     me_recs = out.me_records()
-    assert [r.type for r in me_recs] == [RecordType.CANCEL_ALL, RecordType.NEW_ORDER]
-    o = me_recs[1]
+    assert [r.type for r in me_recs] == [RecordType.NEW_ORDER]     # no open order: nothing to cancel
+    o = me_recs[0]
     assert o.side == SELL and o.qty == Q and o.tif == Tif.IOC and o.stp == Stp.CANCEL_MAKER
     assert o.flags == int(OrderFlag.REDUCE_ONLY | OrderFlag.LIQUIDATION)
     assert o.price == 9_850 * (10_000 - 10) // 10_000             # 1^2 x 10 bps, floored to the tick
@@ -67,6 +51,17 @@ def test_mark_drop_starts_round_one(tmp_path):
     with pytest.raises(Rejected) as exc:
         s.withdraw(1, 1, rid())
     assert exc.value.reason == Reason.USER_IN_LIQUIDATION
+
+
+def test_entry_cancels_the_orders_risk_tracks():
+    s, me = mk()
+    s.deposit(1, 6_000_000, rid())
+    assert s.submit(new_order(1, BUY, 9_000, 1000), T0).gateway_records() == []   # a resting bid, reserved
+    open_long(s, me, 1, 0)
+    out = s.set_mark(SYM, 9_850)
+    me_recs = out.me_records()
+    assert [r.type for r in me_recs] == [RecordType.CANCEL_ALL, RecordType.NEW_ORDER]
+    assert me_recs[0].user_id == 1 and me_recs[0].symbol_id == SYM
 
 
 def test_rounds_escalate_with_fresh_ids():
@@ -109,7 +104,7 @@ def test_filled_round_settles_without_insurance():
     assert s.account(1)["collateral"] == 6_000_000 + v - 100_000_000 - liq_fee > 0
     out = s.tick(s.clock + SEC)
     assert [x.kind for x in liq_recs(out)] == [LiqKind.DONE]
-    assert not s.account(1)["in_liquidation"] and s.liq == {}
+    assert not s.account(1)["in_liquidation"] and s.core.r.n_liq == 0
     assert s.ledgers()["insurance_fund"] == fund0 + liq_fee   # liquidation fee funds the fund
     assert s.ledgers()["insurance_reserved"] == 0
 
@@ -275,7 +270,7 @@ def test_cascade_drains_the_fund_then_deleverages():
     out = s.tick(s.clock + SEC)
     assert [(x.kind, x.shortfall) for x in liq_recs(out)] == [(LiqKind.INSURANCE, w), (LiqKind.DONE, 0)]
     assert s.ledgers()["insurance_fund"] == r.price * Q // 100 * 50 // 10_000   # only the liq fee is left
-    assert s.ledgers()["insurance_reserved"] == 0 and s.liq == {}
+    assert s.ledgers()["insurance_reserved"] == 0 and s.core.r.n_liq == 0
     assert conservation(s, deposits) and s.audit() == 0
 
 

@@ -103,15 +103,15 @@ def test_flip_splits_the_fill_value_exactly(env):
 
 
 def test_self_trade(env):
-    """taker == maker: both legs apply (qty unchanged), entry resets to the fill's value, PnL realised."""
+    """taker == maker: the position does not change, nothing is realised, both fees are charged."""
     s, me = env
     s.on_me(me.config(config_version=2, maker_fee_bps=-1, taker_fee_bps=5))
     fill(s, me, 1, 2, BUY, 100, 1000)            # long 1000 cost 1000 (fees: 0 and -0)
     fill(s, me, 1, 1, SELL, 120, 1_000_000)      # self-trade: V = 1_200_000
     p = pos(s, 1)
     assert p["net"] == 1000
-    assert p["cost"] == 1200                     # re-opened at the fill's price
-    assert p["rpnl"] == 200
+    assert p["cost"] == 1000                     # unchanged: bought and sold the same
+    assert p["rpnl"] == 0
     assert p["version"] == 3                     # one + two legs
     # taker fee floor(1.2e6*5/1e4)=600, maker rebate -floor(1.2e6*1/1e4)=-120
     assert p["fees"] == 600 - 120

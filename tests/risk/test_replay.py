@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rsx_appliance.errors import Rejected
-from rsx_appliance.records import RecordType
+from rsx_appliance.records import RecordType, encode
 from rsx_appliance.risk import MemoryJournal, RiskParams, RiskShard, SymbolRiskParams, Tier
 from rsx_appliance.risk.snapshot import encode_snapshot, load_snapshot
 
@@ -31,6 +31,7 @@ op = st.one_of(
     st.tuples(st.just("tick"), st.sampled_from([SEC, 3 * SEC, 9 * SEC])),
     st.tuples(st.just("hb"), st.sampled_from(SYMS), st.sampled_from([SEC, 6 * SEC])),
     st.tuples(st.just("tiers"), st.sampled_from(SYMS), st.booleans()),
+    st.tuples(st.just("rate"), st.sampled_from(SYMS), st.integers(-2_000_000, 2_000_000), st.integers(8_000, 12_000)),
 )
 
 
@@ -83,6 +84,12 @@ def build(ops):
         elif kind == "tiers":
             t = (Tier(50_000_000, 1000, 500), Tier(2**40, 2000, 1000)) if o[2] else (Tier(2**40, 1500, 700),)
             events.append(("tiers", o[1], SymbolRiskParams(tiers=t, liquidation_fee_bps=30)))
+        elif kind == "rate":            # the mark process's rate for the interval that ended last
+            _, sym, rate, mark = o
+            k = mes[sym].ts // (8 * SEC) - 1
+            events.append(("rate", encode(RecordType.FUNDING_RATE, seq=n, ts_ns=now, stream_id=0x40000000,
+                                          symbol_id=sym, interval_id=k, rate_e8=rate, mark_px=mark,
+                                          index_px=mark), now))
     return events
 
 
@@ -104,6 +111,8 @@ def apply(shard: RiskShard, ev, now_box):
             shard.tick(ev[1])
         elif kind == "tiers":
             shard.set_symbol_params(ev[1], ev[2])
+        elif kind == "rate":
+            shard.on_funding_rate(ev[1], ev[2])
     except Rejected:
         pass          # refused inputs change nothing (asserted in test_bad_inputs)
 
@@ -146,7 +155,8 @@ def test_a_stream_that_liquidates_and_settles_funding_replays():
     ops = [("dep", 1, 12_000_000), ("dep", 2, 50_000_000), ("dep", 3, 40_000_000), ("dep", 0, 1_000),
            ("order", 1, 1, 0, 10_000, 1_000_000, "fill", 2), ("order", 3, 1, 0, 10_000, 500_000, "fill", 2),
            ("mark", 1, 10_000, 1), ("tick", SEC), ("mark", 1, 9_000, 1), ("tick", 3 * SEC),
-           ("tick", 9 * SEC), ("mark", 1, 8_500, 2), ("tick", 9 * SEC), ("tick", 9 * SEC)]
+           ("tick", 9 * SEC), ("mark", 1, 8_500, 2), ("tick", 9 * SEC), ("tick", 9 * SEC),
+           ("hb", 1, 6 * SEC), ("hb", 1, 6 * SEC), ("bbo", 1, 8_500, 10), ("rate", 1, 90_000, 8_500)]
     events = build(ops)
     live, snaps = run(events)
     kinds = [rec[2:4] for rec in live.journal.records]

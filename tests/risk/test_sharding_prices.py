@@ -110,8 +110,10 @@ def test_marks_flow_from_records():
     s = make_shard()
     me = ME(ts=NOW)
     s.on_me(me.config())
-    s.on_mark(mark_rec(10_000, NOW, 1) + mark_rec(10_020, NOW, 2) + mark_rec(9_000, NOW, 3), NOW)
+    s.on_mark(mark_rec(10_000, NOW, 1) + mark_rec(10_020, NOW, 2) + mark_rec(9_500, NOW, 3), NOW)
     assert s.core.symbols["mark"][SYM] == 10_000 and s.prices[SYM].index == 10_000
+    s.on_mark(mark_rec(5_000, NOW + 1, 3), NOW + 1)        # 50 % off the index: refused
+    assert s.prices[SYM].sources[3] == (9_500, NOW) and s.counters()["marks_refused"] == 1
 
 
 def test_enums_match_the_c_records():

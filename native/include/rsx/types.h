@@ -50,6 +50,7 @@ enum rsx_symbol_status {
 	RSX_SYMBOL_ACTIVE = 0,
 	RSX_SYMBOL_PAUSED = 1,	/* cancels only */
 	RSX_SYMBOL_HALTED = 2,	/* nothing */
+	RSX_SYMBOL_CLOSE_ONLY = 3,	/* cancels and reduce-only orders (the ME enforces it; specs/me.md 5) */
 };
 
 /* QUERY.kind and QUERY_DONE.kind: what a gateway asks a risk shard for (specs/records.md). */

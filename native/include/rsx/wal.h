@@ -141,6 +141,30 @@ int rsx_wal_append(struct rsx_wal *w, uint16_t type, const void *payload, size_t
 int64_t rsx_wal_append_batch(struct rsx_wal *w, uint16_t type, const void *payloads,
 			     size_t len, size_t count, size_t stride, uint64_t *first_seq);
 
+/*
+ * Append back-to-back records framed by the caller in buf[0..len) (each
+ * header's type and len set; seq, stream_id, CRC and the other header bytes
+ * are the WAL's to write). Each record gets the next seq, the WAL's stream
+ * id and, if its ts_ns is 0, ts_ns (or, when that is 0 too, the current
+ * CLOCK_REALTIME), and is sealed IN
+ * buf, so that buf then holds exactly the bytes the WAL holds; the records
+ * are then copied into the ring and published together (one flusher wake-up
+ * for all). One appender thread only. All or nothing: returns the number of
+ * records appended and the first one's seq, or RSX_ETYPE / RSX_ELENGTH /
+ * RSX_ESHORT for a malformed record anywhere in buf, RSX_EINVALID if len is
+ * more than half the ring, -EAGAIN / the stall error (NONBLOCK and the ring
+ * is full), or the sticky error of a FAILED writer; nothing is appended
+ * (and buf is untouched) on failure. With RSX_WAL_APPEND_DEFER the records
+ * are in the ring but not yet shown to the flusher: a later append without it,
+ * rsx_wal_publish(), rsx_wal_flush() or rsx_wal_wait_durable() publishes them
+ * (an appender that processes a batch of requests publishes once per batch).
+ */
+#define RSX_WAL_APPEND_DEFER 0x1u
+int64_t rsx_wal_append_framed(struct rsx_wal *w, void *buf, size_t len, uint64_t ts_ns,
+			      uint64_t *first_seq, unsigned flags);
+/* Show every record appended so far to the flusher (one store, at most one wake-up). */
+void rsx_wal_publish(struct rsx_wal *w);
+
 /* Watermarks (acquire loads). The tip file covers a durable seq before this returns it. */
 uint64_t rsx_wal_next_seq(const struct rsx_wal *w);
 uint64_t rsx_wal_written_seq(const struct rsx_wal *w);
