@@ -78,7 +78,7 @@ class Collector:
                         if r.get("alive"):
                             row.update(status=r["status"], config_version=r["config"]["config_version"],
                                        source="me.stats")
-                            sources[name] = stats.histograms()
+                            sources[name] = stats.histograms(into=self._hists.get(name))
                         else:
                             why = f"the matching engine (pid {r['pid']}) is not running"
                     except (OSError, ValueError) as exc:
