@@ -54,8 +54,10 @@ def test_process_states_from_status_files(cfg):
     write(cfg, "store.0", {"name": "store.0", "pid": me, "role": "store", "state": "ready", "started_ns": born,
                            "updated_ns": now})                              # not in the config: shown too
     (cfg.data_dir / "run" / "junk.json").write_text("{not json")
-    write(cfg, "up", {"name": "up", "pid": gone, "state": "stopping", "started_ns": now, "updated_ns": now,
-                      "processes": {"gateway.0": {"restarts": 3}}})
+    write(cfg, "up", {"name": "up", "pid": me, "state": "ready", "started_ns": born, "updated_ns": now,
+                      "processes": {"gateway.0": {"restarts": 3, "state": "ready"},
+                                    "recorder.0": {"restarts": 5, "state": "restarting"},
+                                    "console.0": {"restarts": 10, "state": "failed", "reason": "crashed 10 times"}}})
     table = ProcessTable(cfg)
     rows = {r["name"]: r for r in table.rows(read_docs(cfg))}
     assert [r for r in rows][:len(cfg.processes)] == [p.name for p in cfg.processes]
@@ -67,7 +69,9 @@ def test_process_states_from_status_files(cfg):
     assert (rows["risk.0"]["state"], rows["risk.0"]["error"]) == ("failed", "journal: bad CRC at 7")
     assert rows["me.BTC-PERP"]["state"] == "stale" and rows["me.BTC-PERP"]["status_age_s"] >= 10
     assert rows["me.ETH-PERP"]["state"] == "dead"
-    assert rows["recorder.0"]["state"] == "not running" and rows["console.0"]["state"] == "not running"
+    assert (rows["recorder.0"]["state"], rows["recorder.0"]["restarts"]) == ("restarting", 5)  # the supervisor says
+    assert (rows["console.0"]["state"], rows["console.0"]["error"]) == ("failed", "crashed 10 times")
+    assert rows["gateway.0"]["cpu_s"] >= 0
     assert (rows["store.0"]["configured"], rows["store.0"]["role"], rows["store.0"]["state"]) == (False, "store", "ready")
     assert rows["junk"]["state"] == "unreadable" and "junk.json" in rows["junk"]["error"]
     sum(range(3_000_000))   # some CPU for the second reading
@@ -87,11 +91,12 @@ def test_stream_rows_owner_consumers_and_lag(cfg):
     rows = {r["stream"]: r for r in stream_rows(cfg, read_docs(cfg))}
     me1 = rows["me 1"]
     assert (me1["owner"], me1["seq"], me1["durable_seq"], me1["journaled"]) == ("me.BTC-PERP", 120, 118, True)
-    assert me1["consumers"] == [{"name": "gateway.0", "applied_seq": 110, "lag": 4, "state": "live"},
+    # lag against the owner's durable seq (what rsx status shows), not what the consumer thinks it missed
+    assert me1["consumers"] == [{"name": "gateway.0", "applied_seq": 110, "lag": 8, "state": "live"},
                                 {"name": "marketdata.0", "applied_seq": 100, "lag": 18, "state": None}]
     link = rows["gateway 0 -> risk 0"]
     assert (link["owner"], link["seq"], link["journaled"]) == ("gateway.0", 9, False)
-    assert link["consumers"][0]["lag"] == 0
+    assert link["consumers"] == [{"name": "risk.0", "applied_seq": 9, "lag": None, "state": None}]  # not journaled
     assert rows["me 2"]["owner"] == "me.ETH-PERP" and rows["me 2"]["seq"] is None   # configured, silent
     order = [r["journaled"] for r in stream_rows(cfg, read_docs(cfg))]
     assert order == sorted(order, reverse=True)   # journaled streams first

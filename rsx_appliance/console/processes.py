@@ -34,6 +34,9 @@ class ProcessTable:
         now_ns = time.time_ns() if now_ns is None else now_ns
         supervisor = docs.get(SUPERVISOR_FILE, {})
         children = supervisor.get("processes") if isinstance(supervisor.get("processes"), dict) else {}
+        sup_pid = supervisor.get("pid") if isinstance(supervisor.get("pid"), int) else None
+        if sup_pid is None or not _wrote_it(sup_pid, supervisor.get("started_ns")):
+            children = {}       # a dead supervisor's view of its children is history, not state
         configured = [p.name for p in self.cfg.processes]
         names = configured + sorted(n for n in docs if n not in configured)
         seen: set[int] = set()
@@ -45,16 +48,16 @@ class ProcessTable:
             row: dict[str, Any] = {"name": name, "role": role or (doc or {}).get("role"),
                                    "configured": role is not None, "state": "not running", "pid": None,
                                    "uptime_s": None, "status_age_s": None, "restarts": None, "cpu_pct": None,
-                                   "rss_bytes": None, "error": None}
-            child = children.get(name) if isinstance(children, dict) else None
-            if isinstance(child, dict) and isinstance(child.get("restarts"), int):
+                                   "cpu_s": None, "rss_bytes": None, "error": None}
+            child = children.get(name) if isinstance(children.get(name), dict) else {}
+            if isinstance(child.get("restarts"), int):
                 row["restarts"] = child["restarts"]
+            row["error"] = (doc or {}).get("error") or child.get("reason")
             if doc is None:
+                if child.get("state") in ("restarting", "failed"):
+                    row["state"] = child["state"]
                 out.append(row)
                 continue
-            if isinstance(doc.get("restarts"), int):
-                row["restarts"] = doc["restarts"]
-            row["error"] = doc.get("error")
             state = str(doc.get("state", "unknown"))
             pid = doc.get("pid") if isinstance(doc.get("pid"), int) else None
             started_ns = doc.get("started_ns") if isinstance(doc.get("started_ns"), int) else None
@@ -73,6 +76,9 @@ class ProcessTable:
                 row.update(got)
                 if row["status_age_s"] is not None and row["status_age_s"] > STALE_S and state == "ready":
                     state = "stale"      # alive, but not writing its status: hung or overloaded
+            # the supervisor knows what a status file cannot say: restarting (nobody writes), failed for good
+            if child.get("state") in ("restarting", "failed") and row["pid"] is None:
+                state = child["state"]
             row["state"] = state
             out.append(row)
         for pid in list(self._handles):
@@ -98,7 +104,8 @@ class ProcessTable:
                     if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
                         raise psutil.NoSuchProcess(pid)
                     cpu = proc.cpu_percent(None)   # since the previous call: none before the first
-                    measured[pid] = {"created": proc.create_time(),
+                    times = proc.cpu_times()
+                    measured[pid] = {"created": proc.create_time(), "cpu_s": round(times.user + times.system, 2),
                                      "uptime_s": round(max(0.0, time.time() - proc.create_time()), 1),
                                      "cpu_pct": None if fresh else round(cpu, 1),
                                      "rss_bytes": proc.memory_info().rss}
@@ -112,12 +119,24 @@ class ProcessTable:
         return {k: v for k, v in got.items() if k != "created"}
 
 
+def _wrote_it(pid: int, started_ns: int | None) -> bool:
+    """``pid`` is alive and is the process that wrote a status file started at ``started_ns`` (not a reused pid)."""
+    try:
+        p = psutil.Process(pid)
+        return p.status() != psutil.STATUS_ZOMBIE and not (
+            isinstance(started_ns, int) and p.create_time() > started_ns / 1e9 + 1.0)
+    except psutil.Error:
+        return False
+
+
 def stream_rows(cfg: Config, docs: dict[str, dict]) -> list[dict[str, Any]]:
     """One row per stream seen in any status file (or owned by a configured process).
 
-    An entry with ``seq``/``durable_seq`` is the owner's view, one with
-    ``applied_seq`` a consumer's. A consumer's lag is the lag it reports, else
-    the owner's durable seq minus its applied seq. Journaled streams first.
+    An entry with ``seq``/``durable_seq`` is the owner's view (the sender's,
+    for a link), one with ``applied_seq`` (or ``received``) a consumer's. A
+    consumer's lag on a journaled stream is the owner's durable seq minus what
+    it applied (what `rsx status` shows, specs/operations.md), else the lag it
+    reports. Journaled streams first.
     """
     rows: dict[int, dict[str, Any]] = {}
 
@@ -132,15 +151,15 @@ def stream_rows(cfg: Config, docs: dict[str, dict]) -> list[dict[str, Any]]:
             row(p.stream_id)["owner"] = p.name
     for name, doc in docs.items():
         entries = doc.get("streams")
-        if not isinstance(entries, dict):
+        if name == SUPERVISOR_FILE or not isinstance(entries, dict):
             continue
         for entry in entries.values():
             if not isinstance(entry, dict) or not isinstance(entry.get("stream_id"), int):
                 continue
             r = row(entry["stream_id"])
-            if "applied_seq" in entry:
+            if "applied_seq" in entry or "received" in entry:
                 lag = entry.get("lag")
-                r["consumers"].append({"name": name, "applied_seq": entry.get("applied_seq"),
+                r["consumers"].append({"name": name, "applied_seq": entry.get("applied_seq", entry.get("received")),
                                        "lag": lag if isinstance(lag, int) else None,
                                        "state": entry.get("state")})
             elif "seq" in entry or "durable_seq" in entry:
@@ -148,9 +167,9 @@ def stream_rows(cfg: Config, docs: dict[str, dict]) -> list[dict[str, Any]]:
                 if r["owner"] == name:
                     r["seq"], r["durable_seq"] = entry.get("seq"), entry.get("durable_seq")
     for r in rows.values():
-        top = r["durable_seq"] if isinstance(r["durable_seq"], int) else r["seq"]
+        top = r["durable_seq"] if isinstance(r["durable_seq"], int) else None
         for c in r["consumers"]:
-            if c["lag"] is None and isinstance(top, int) and isinstance(c["applied_seq"], int):
+            if r["journaled"] and top is not None and isinstance(c["applied_seq"], int):
                 c["lag"] = max(0, top - c["applied_seq"])
         r["consumers"].sort(key=lambda c: c["name"])
     return sorted(rows.values(), key=lambda r: (not r["journaled"], r["stream_id"]))

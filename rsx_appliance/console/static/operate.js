@@ -46,7 +46,8 @@ function render() {
     el("td", {}, r.journaled ? "journaled" : "link"), el("td", {}, r.owner || "-"),
     el("td", {}, r.seq ?? "-"), el("td", {}, r.durable_seq ?? "-"),
     el("td", {}, r.consumers.length ? r.consumers.map((c, i) => [i ? ", " : "",
-      el("span", { class: c.lag ? "lagging" : "" }, `${c.name}: ${c.applied_seq ?? "-"} (${c.lag ?? "?"})`)]) : "-"))),
+      el("span", { class: c.lag ? "lagging" : "" }, `${c.name}: ${c.applied_seq ?? "-"}` +
+        (c.lag === null || c.lag === undefined ? "" : ` (${c.lag})`))]) : "-"))),
   "no stream reported yet");
   renderLatency(s.latency);
 }
