@@ -16,7 +16,10 @@ Prints one JSON object: per variant, instr_per_op, the digest line (checked
 against refmatch.py unless --no-check) and the peers' figures from
 reference/baselines.md for comparison.
 
-    .venv/bin/python bench/book_callgrind.py [--n 1000000] [--variants normal deep]
+    .venv/bin/python bench/book_callgrind.py [--n 1000000] [--variants normal deep roam]
+
+Targets (issue 21): normal and deep <= 220 instructions per op, roam (the mid roams 20 %
+from the start) <= 260.
 """
 
 from __future__ import annotations
@@ -36,20 +39,22 @@ PEERS = {  # instructions per op on this machine kind (reference/baselines.md)
     "rsx-book+guard": {"normal": 445, "deep": 443},
     "liquibook": {"normal": 884, "deep": 1262},
 }
+TARGETS = {"normal": 220, "deep": 220, "roam": 260}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="operations per workload (default 1e6)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--variants", nargs="+", default=["normal", "deep"], choices=["normal", "deep"])
+    ap.add_argument("--variants", nargs="+", default=["normal", "deep", "roam"],
+                    choices=["normal", "deep", "roam"])
     ap.add_argument("--no-check", action="store_true", help="skip the refmatch.py digest check")
     args = ap.parse_args(argv)
     if not shutil.which("valgrind"):
         print(json.dumps({"error": "valgrind is not installed"}))
         return 3
     out: dict = {"bench": "book_callgrind", "n": args.n, "seed": args.seed, "function": "bk_replay_loop",
-                 "peers_instr_per_op": PEERS, "variants": {}}
+                 "peers_instr_per_op": PEERS, "targets_instr_per_op": TARGETS, "variants": {}}
     ok = True
     with tempfile.TemporaryDirectory(prefix="rsx-book-cg-") as tmp:
         for variant in args.variants:
@@ -73,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             instr = int(m.group(1))
             line = run.stdout.strip()
-            entry = {"instructions": instr, "instr_per_op": round(instr / args.n, 1), "digest": line}
+            entry = {"instructions": instr, "instr_per_op": round(instr / args.n, 1), "digest": line,
+                     "within_target": instr / args.n <= TARGETS[variant]}
             if not args.no_check:
                 ref = subprocess.run([sys.executable, os.path.join(HERE, "refmatch.py"), path],
                                      capture_output=True, text=True, check=True).stdout.strip()

@@ -147,11 +147,16 @@ class Stats:
 
 @dataclass(frozen=True)
 class MapInfo:
+    """The price index (specs/book.md §3-§5): the target window's centre, W, R/2, R, and for
+    each side (bids, asks) its window now as prices [lo, hi) and its far level count."""
+
     center: int
     tick: int
     zone0_ticks: int
     half: int
     slots: int
+    window: tuple = ()
+    far_levels: tuple = ()
 
 
 class BookClosedError(RsxError, ValueError):
@@ -219,9 +224,9 @@ class Book:
     """The book of one symbol; see the module docstring.
 
     ``capacity`` resting orders (up to 2**31), ``level_capacity`` resting prices
-    (default: ``capacity``), ``max_users`` users with state at once, the map
-    centred on ``ref_price`` (raw units) with a 1-tick zone of ``zone0_ticks``
-    each way (default 5 % of ``ref_price``). ``hugepages``: ``"auto"`` (reserved
+    (default: ``capacity``), ``max_users`` users with state at once, the price
+    window centred on ``ref_price`` (raw units), reaching at least ``zone0_ticks``
+    ticks each way (default 5 % of ``ref_price``; it follows the mid). ``hugepages``: ``"auto"`` (reserved
     pool, else THP with a warning), ``"require"`` (raise ``OSError(ENOMEM)``
     without a big enough pool) or ``"never"``.
     """
@@ -502,10 +507,13 @@ class Book:
     def map_info(self) -> MapInfo:
         m = ffi.new("struct rsx_book_map_info *")
         lib.rsx_book_map_info(self._book, m)
-        return MapInfo(m.center, m.tick, m.zone0_ticks, m.half, m.slots)
+        return MapInfo(m.center, m.tick, m.zone0_ticks, m.half, m.slots,
+                       tuple((m.window_lo[s], m.window_hi[s]) for s in (0, 1)),
+                       tuple(m.far_levels[s] for s in (0, 1)))
 
     def slot_of(self, price: int) -> int:
-        """The compression-map slot of a price (for tests and diagnostics)."""
+        """The window ring slot of a price (its tick mod R), or 2**64 - 1 outside the target
+        window (for tests and diagnostics)."""
         return lib.rsx_book_slot_of(self._book, (_int("price", price, INT64_MIN, INT64_MAX),))
 
     @property

@@ -34,11 +34,15 @@ from .wal.reader import WalReader
 
 __all__ = [
     "RECORD_MAX", "Backend", "Mode", "State", "Fault", "Rule", "Endpoint", "Sender", "Receiver",
-    "ReceiverInfo", "Batch",
+    "ReceiverInfo", "Batch", "HEARTBEAT_IDLE_US",
 ]
 
 #: Bytes per row of a Batch: the largest record (16-byte header + 128-byte payload).
 RECORD_MAX: int = HEADER_SIZE + PAYLOAD_MAX
+#: The longest heartbeat interval of an idle stream (specs/cmp.md 3.5): an exchange at rest wakes its
+#: receivers 20 times a second per stream, not 100 (DESIGN.md 11), and a consumer still hears a live sender
+#: well within risk's 100 ms (specs/risk.md 3.5).
+HEARTBEAT_IDLE_US: int = 50_000
 
 
 class Backend(enum.IntEnum):
@@ -251,6 +255,15 @@ class Endpoint:
         """
         return check(lib.rsx_cmp_endpoint_fd(self.ptr), "fileno")
 
+    def next_due_s(self) -> float | None:
+        """Seconds until the endpoint's next timer (heartbeat, NAK retry) is due, as of the last
+        :meth:`poll` (0.0 when it is already due); None when no timer runs. A loop sleeping on
+        :meth:`fileno` polls again by then."""
+        due = lib.rsx_cmp_next_due_ns(self.ptr)
+        if not due:
+            return None
+        return max(0, due - lib.rsx_cmp_now_ns()) / 1e9
+
     @property
     def fault_stats(self) -> dict[str, int]:
         """Fault-layer counters (all zero without a fault layer)."""
@@ -278,15 +291,18 @@ class Endpoint:
         check(lib.rsx_cmp_mem_link(self.ptr, other.ptr), "link")
 
     def sender(self, stream_id: int, destinations: Iterable[tuple[str, int] | tuple[str, int, str]], *,
-               ring_size: int = 4096, heartbeat_us: int = 10_000, retx_dedup_us: int = 250,
-               fetch: "WalReader | Callable[[int], bytes | None] | None" = None,
+               ring_size: int = 4096, heartbeat_us: int = 10_000, heartbeat_idle_us: int = HEARTBEAT_IDLE_US,
+               retx_dedup_us: int = 250, fetch: "WalReader | Callable[[int], bytes | None] | None" = None,
                key: bytes | None = None) -> "Sender":
         """Attach the sender of ``stream_id``; see :class:`Sender`.
 
         ``key`` (16 bytes, shared with the stream's receivers) tags every datagram
-        of the stream with a MAC, for networks that are not private.
+        of the stream with a MAC, for networks that are not private. While the stream is idle each
+        heartbeat doubles the interval, from ``heartbeat_us`` up to ``heartbeat_idle_us`` (0: no back-off);
+        data starts over (specs/cmp.md 3.5).
         """
-        s = Sender(self, stream_id, list(destinations), ring_size, heartbeat_us, retx_dedup_us, fetch, key)
+        s = Sender(self, stream_id, list(destinations), ring_size, heartbeat_us, retx_dedup_us, fetch, key,
+                   heartbeat_idle_us)
         self._children.append(s)
         return s
 
@@ -324,7 +340,7 @@ class Sender:
 
     def __init__(self, ep: Endpoint, stream_id: int, destinations: list, ring_size: int, heartbeat_us: int,
                  retx_dedup_us: int, fetch: "WalReader | Callable[[int], bytes | None] | None",
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None, heartbeat_idle_us: int = 0) -> None:
         c = ffi.new("struct rsx_cmp_sender_config *")
         lib.rsx_cmp_sender_config_init(c)
         c.stream_id = stream_id
@@ -335,6 +351,7 @@ class Sender:
         for i, d in enumerate(destinations):
             _addr(ffi.addressof(c.dest, i), d[0], d[1], d[2] if len(d) > 2 else None)
         c.ring_size, c.heartbeat_us, c.retx_dedup_us = ring_size, heartbeat_us, retx_dedup_us
+        c.heartbeat_idle_us = heartbeat_idle_us
         self._fetch = None
         if isinstance(fetch, WalReader):
             # The production path: C to C, no Python per retransmit (native/src/cmp_wal.c).

@@ -26,12 +26,15 @@ from .tune import _toml
 from .tune.errors import TuneInputError
 
 __all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
-           "MarkSourceConfig", "ConsoleConfig", "load_config", "default_config",
-           "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER"]
+           "MarkSourceConfig", "ConsoleConfig", "StoreConfig", "load_config", "default_config",
+           "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER", "PROCESS_ORDER"]
 
 WAIT_MODES = ("auto", "spin", "backoff", "block")
 # start order: a consumer starts after what it consumes (specs/config.md 5)
 ROLE_ORDER = ("mark", "me", "risk", "marketdata", "gateway", "recorder")
+# roles outside the tuning topology (no hot loop to place) start after it, in this order; the console
+# last: it reads what the others publish (specs/console.md 2)
+PROCESS_ORDER = ROLE_ORDER + ("store", "console")
 _TABLE_OF = {"me": "engines", "risk": "risk", "gateway": "gateway", "marketdata": "marketdata",
              "mark": "mark", "recorder": "recorder"}
 # the keys of each role table that belong to the topology (specs/tuning.md 5)
@@ -43,7 +46,8 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 LOCAL_HOST = "local"  # the one host of a configuration without [hosts]
 _MAX_PER_ROLE = 100  # ports are base + role offset + index (specs/config.md 5)
 _PORT_OFFSET = {"me": (0, 100), "risk": (200, 300), "gateway": (400, None),
-                "marketdata": (500, None), "mark": (600, 700), "recorder": (None, None)}
+                "marketdata": (500, None), "mark": (600, 700), "recorder": (None, None),
+                "store": (None, None), "console": (None, None)}
 
 DEFAULT_TOML = """\
 # rsx-appliance: the embedded default configuration (specs/config.md section 7).
@@ -87,6 +91,9 @@ base_port = 7400
 [auth]
 algorithm = "HS256"
 secret_file = "auth/jwt.secret"
+
+[store]
+url = "sqlite:store/history.db"  # history database; a venue uses postgresql://user@host/dbname
 
 [[symbols]]
 id = 1
@@ -401,6 +408,18 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """The history store (specs/store.md 1). ``url`` is resolved: a SQLite path is absolute."""
+
+    url: str = "sqlite:store/history.db"
+    batch_records: int = 50_000
+    batch_ms: int = 50
+    queue_mb: int = 64
+    consumer: str = "store"
+    instances: int = 1
+
+
+@dataclass(frozen=True)
 class Config:
     path: str  # the file, or "<default>"
     data_dir: Path
@@ -422,6 +441,7 @@ class Config:
     console: ConsoleConfig = field(default=ConsoleConfig())
     hosts: tuple[HostSpec, ...] = ()  # one "local" host without [hosts]
     role_hosts: dict = field(default_factory=dict)  # role -> host name per process index
+    store: StoreConfig = StoreConfig()
 
     # -- lookups -------------------------------------------------------------
 
@@ -484,7 +504,7 @@ class Config:
                 "engines": asdict(self.engines), "risk": asdict(self.risk),
                 "gateway": asdict(self.gateway), "marketdata": asdict(self.marketdata),
                 "mark": asdict(self.mark), "console": asdict(self.console),
-                "network": asdict(self.network), "auth": asdict(self.auth),
+                "network": asdict(self.network), "auth": asdict(self.auth), "store": asdict(self.store),
                 "hosts": [asdict(h) for h in self.hosts],
                 "accounts": [{"user_id": a.user_id, "deposit": a.deposit} for a in self.accounts],
                 "processes": [p.to_dict() for p in self.processes]}
@@ -848,6 +868,36 @@ def _auth(t: _toml.Table | None) -> AuthConfig:
     return out
 
 
+_STORE_SCHEMES = ("sqlite:", "postgresql://", "postgres://")
+
+
+def _store(t: _toml.Table | None, data_dir: Path) -> StoreConfig:
+    if t is None:
+        t = _toml.Table({}, "store", ConfigError)
+    d = StoreConfig()
+    url = t.get("url", str, d.url)
+    if not url.startswith(_STORE_SCHEMES):
+        raise t.fail("url", f"{url!r}: expected sqlite:PATH, sqlite:///ABS/PATH or postgresql://...")
+    if url.startswith("sqlite:"):
+        path = url[len("sqlite:"):]
+        path = path[2:] if path.startswith("///") else path  # sqlite:///abs -> /abs
+        if not path or path.startswith("//"):
+            raise t.fail("url", f"{url!r}: no database file")
+        url = "sqlite:" + str(path if Path(path).is_absolute() else data_dir / path)
+    consumer = t.get("consumer", str, d.consumer)
+    if not 1 <= len(consumer.encode()) <= 16 or not consumer.isascii() or not consumer.isprintable():
+        raise t.fail("consumer", f"{consumer!r} must be 1-16 printable ASCII characters")
+    instances = t.count("instances", d.instances)
+    if instances > 1:
+        raise t.fail("instances", f"must be 0 or 1 (one writer per database), not {instances}")
+    out = StoreConfig(url=url, batch_records=t.count("batch_records", d.batch_records, minimum=1),
+                      batch_ms=t.count("batch_ms", d.batch_ms, minimum=1),
+                      queue_mb=t.count("queue_mb", d.queue_mb, minimum=1), consumer=consumer,
+                      instances=instances)
+    t.done()
+    return out
+
+
 def _accounts(top: _toml.Table, collateral_decimals: int) -> tuple[Account, ...]:
     out, seen = [], set()
     for k, item in enumerate(top.get("accounts", list, [])):
@@ -868,8 +918,9 @@ def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
     address = {h.name: h.address for h in cfg.hosts}
     counts = {"me": len(cfg.engine_symbols), "risk": cfg.risk.shards,
               "gateway": cfg.gateway.instances, "marketdata": cfg.marketdata.instances,
-              "mark": cfg.mark_instances, "recorder": cfg.recorder_instances}
-    for role in ROLE_ORDER:
+              "mark": cfg.mark_instances, "recorder": cfg.recorder_instances,
+              "store": cfg.store.instances, "console": int(cfg.console.enabled)}
+    for role in PROCESS_ORDER:
         n = counts[role]
         if n > _MAX_PER_ROLE:
             raise ConfigError(f"{cfg.path}: at most {_MAX_PER_ROLE} {role} processes, not {n}")
@@ -880,7 +931,7 @@ def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
             stream = {"me": sym.id if sym else None, "risk": streams.risk(i),
                       "mark": streams.mark(i)}.get(role)
             ws = None
-            if role in ("gateway", "marketdata"):
+            if role in ("gateway", "marketdata", "console"):
                 lc = getattr(cfg, role)
                 ws = (lc.listen, lc.port + i)
             on = cfg.role_hosts[role][i] if role in cfg.role_hosts else cfg.hosts[0].name
@@ -890,9 +941,6 @@ def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
                 cmp=None if cmp_off is None else (host, base + cmp_off + i),
                 dxs=None if dxs_off is None else (host, base + dxs_off + i),
                 ws=ws, stream_id=stream, symbol_id=sym.id if sym else None))
-    if cfg.console.enabled:  # last: it reads what the others publish (specs/console.md 2)
-        out.append(ProcessSpec(name="console.0", role="console", index=0, data_dir=cfg.data_dir / "console" / "0",
-                               ws=(cfg.console.listen, cfg.console.port), host=cfg.hosts[0].name))
     seen: dict[tuple, str] = {}
     for p in out:
         for kind, addr in (("udp", p.cmp), ("tcp", p.dxs), ("tcp", p.ws)):
@@ -980,13 +1028,14 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     role_hosts = _role_hosts(raw_hosts, {"me": len(engine_symbols), **count}, hosts)
     auth = _auth(top.table("auth"))
     console = _console(top.table("console"), auth.audience)
+    store = _store(top.table("store"), ddir)
     accounts = _accounts(top, cd)
     top.done()
     cfg = Config(path=where, data_dir=ddir, profile=profile, symbols=symbols, engines=engines, risk=risk,
                  gateway=gateway, marketdata=marketdata, mark_instances=count.get("mark", 0),
                  recorder_instances=count.get("recorder", 0), network=network, auth=auth,
                  accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark,
-                 hosts=hosts, role_hosts=role_hosts, console=console)
+                 hosts=hosts, role_hosts=role_hosts, store=store, console=console)
     return replace(cfg, processes=_processes(cfg))
 
 

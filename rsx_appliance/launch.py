@@ -16,7 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["rsx_argv", "rsx_executable"]
+from .errors import ConfigError
+
+__all__ = ["rsx_argv", "rsx_executable", "process_args", "UnknownRole"]
 
 
 def rsx_argv(*args: str) -> list[str]:
@@ -33,3 +35,25 @@ def rsx_executable() -> str | None:
         return str(here.absolute())
     found = shutil.which("rsx")
     return str(Path(found).absolute()) if found else None
+
+
+class UnknownRole(ConfigError):
+    """A configured process whose role has no `rsx` command (exit 2)."""
+
+
+def process_args(proc) -> list[str]:
+    """The `rsx` subcommand that runs configured process ``proc`` (a ``config.ProcessSpec``), without
+    ``--config``/``--data``: ``["me", "--symbol", "BTC-PERP"]``, ``["risk", "serve", "--shard", "0"]``.
+
+    The one table of commands (DESIGN.md 11): `rsx up` starts these as its children and `rsx deploy` writes
+    them into the systemd units, so both run the same processes the same way (specs/operations.md 1)."""
+    suffix = proc.name.split(".", 1)[1]
+    if proc.role == "me":
+        return ["me", "--symbol", suffix]
+    if proc.role == "risk":
+        return ["risk", "serve", "--shard", str(proc.index)]
+    if proc.role in ("gateway", "marketdata", "mark", "recorder"):
+        return [proc.role, "--instance", str(proc.index)]
+    if proc.role in ("store", "console"):
+        return [proc.role]
+    raise UnknownRole(f"{proc.name}: no command is known for role {proc.role!r} (specs/operations.md 1)")

@@ -21,10 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import book_diff
+from book_diff import Lockstep, apply_model, to_ops
 from book_model import BUY, Model, row_key
-from rsx_appliance.book import OP_DTYPE, Book, OpKind, order_id_bytes
+from rsx_appliance.book import Book
 from rsx_appliance.codes import Reason, Status
-from rsx_appliance.numbers import SymbolConfig
 from rsx_appliance.records import RecordType as RT
 
 REF = 100_000
@@ -68,40 +69,8 @@ long_streams = st.lists(st.one_of(request(), request(), request(), request(), ma
 limits = st.sampled_from([(1 << 12, 0, 64), (6, 0, 64), (12, 3, 64), (1 << 12, 0, 2)])
 
 
-def to_ops(reqs) -> np.ndarray:
-    ops = np.zeros(len(reqs), dtype=OP_DTYPE)
-    for i, r in enumerate(reqs):
-        op = ops[i]
-        op["user_id"] = r[1]
-        op["order_id"] = np.void(order_id_bytes(r[2]))
-        if r[0] == "new":
-            op["kind"] = OpKind.NEW
-            op["side"], op["price"], op["qty"], op["tif"], op["flags"], op["stp"] = r[3:9]
-        elif r[0] == "amend":
-            op["kind"] = OpKind.AMEND
-            op["price"], op["qty"] = r[3], r[4]
-        elif r[0] == "cancel":
-            op["kind"] = OpKind.CANCEL
-        else:
-            op["kind"] = OpKind.CANCEL_ALL
-    return ops
-
-
-def apply_model(m: Model, r) -> list:
-    if r[0] == "new":
-        _, user, oid, side, px, qty, tif, flags, stp = r
-        return m.new(user, oid, side, px, qty, tif, flags, stp)
-    if r[0] == "amend":
-        return m.amend(r[1], r[2], r[3], r[4])
-    if r[0] == "cancel":
-        return m.cancel(r[1], r[2])
-    return m.cancel_all(r[1], r[2])
-
-
 def make_book(cap, lcap, users) -> Book:
-    cfg = SymbolConfig(symbol_id=1, price_decimals=0, qty_decimals=0, tick_size=1, lot_size=1)
-    return Book(cfg, capacity=cap, level_capacity=lcap, max_users=users, ref_price=REF,
-                zone0_ticks=1000, hugepages="never")
+    return book_diff.make_book(cap, lcap, users, zone0=1000, ref=REF)
 
 
 def check_invariants(book: Book, m: Model, events: list) -> None:
@@ -228,24 +197,41 @@ def test_snapshot_restore_continues_identically(reqs, cut):
 
 
 def test_every_outcome_is_reachable():
-    """The generators do reach every record type and the interesting reasons."""
-    m = Model()
+    """A short script reaches every record type and the interesting reasons, in the C book,
+    with the same events as the model."""
+    reqs = [("new", 1, 1, 1, REF, 5, 0, 0, 3),
+            ("new", 2, 2, 0, REF, 10, 0, 0, 0),  # fills, rests
+            ("new", 2, 3, 1, REF - 1, 3, 1, 0, 0),  # STP cancel-taker
+            ("amend", 2, 2, REF - 2, 2),
+            ("amend", 2, 2, 0, 5),  # not down
+            ("cancel_all", 2, 9),
+            ("new", 1, 4, 1, REF + 1, 1, 0, 1, 0),  # post-only rests
+            ("new", 1, 5, 0, REF + 5, 9, 2, 0, 0),  # FOK not fillable
+            ("new", 3, 6, 0, REF + 1, 1, 1, 0, 3),  # IOC fills the post-only ask
+            ("new", 3, 7, 1, REF + 3, 1, 0, 2, 3),  # reduce-only ask (user 3 is long 1)
+            ("new", 3, 8, 0, REF + 9, 1, 1, 0, 3),  # own reduce-only maker, STP off: self-fill
+            ("new", 4, 9, 0, REF - 5, 1, 1, 0, 3),  # IOC with nothing to take
+            ("new", 4, 10, 0, REF - 5, 4, 0, 2, 3),  # reduce-only without a position
+            ("cancel", 4, 11)]  # unknown
     seen = set()
-    events = []
-    events += m.new(1, 1, 1, REF, 5)
-    events += m.new(2, 2, 0, REF, 10, 0, 0, 0)  # fills, rests
-    events += m.new(2, 3, 1, REF - 1, 3, 1, 0, 0)  # STP cancel-taker
-    events += m.amend(2, 2, REF - 2, 2)
-    events += m.cancel_all(2, 9)
-    events += m.new(1, 4, 1, REF + 1, 1, 0, 1, 0)
-    events += m.new(1, 5, 0, REF + 5, 9, 2, 0, 0)  # FOK not fillable
-    for e in events:
-        seen.add(e[0])
-        if e[0] in (RT.ORDER_DONE,):
-            seen.add((e[0], Status(e[2]), Reason(e[4])))
+    with make_book(1 << 12, 0, 64) as book:
+        lock = Lockstep(book, Model())
+        for r in reqs:
+            for e in lock.step(r):
+                seen.add(e[0])
+                if e[0] == RT.ORDER_DONE:
+                    seen.add((e[0], Status(e[2]), Reason(e[4])))
+                elif e[0] == RT.ORDER_FAILED:
+                    seen.add((e[0], Reason(e[2])))
+        book.check()
     assert {RT.FILL, RT.ORDER_DONE, RT.ORDER_INSERTED, RT.ORDER_AMENDED, RT.ORDER_CANCELLED,
             RT.ORDER_FAILED, RT.BBO} <= seen
-    assert (RT.ORDER_DONE, Status.CANCELLED, Reason.SELF_TRADE) in seen
+    assert {(RT.ORDER_DONE, Status.CANCELLED, Reason.SELF_TRADE),
+            (RT.ORDER_DONE, Status.CANCELLED, Reason.IOC_REMAINDER),
+            (RT.ORDER_DONE, Status.FILLED, Reason.NONE),
+            (RT.ORDER_FAILED, Reason.FOK_NOT_FILLABLE), (RT.ORDER_FAILED, Reason.AMEND_NOT_DOWN),
+            (RT.ORDER_FAILED, Reason.REDUCE_ONLY_NO_POSITION),
+            (RT.ORDER_FAILED, Reason.UNKNOWN_ORDER)} <= seen
 
 
 @pytest.mark.parametrize("stp", [0, 1, 2, 3])

@@ -33,7 +33,8 @@ def test_default_is_the_documented_demo(tmp_path):
     assert btc.reference_price == 6_000_000
     assert cfg.engines.durability == "fsync" and cfg.risk.shards == 1
     assert [p.name for p in cfg.processes] == ["mark.0", "me.BTC-PERP", "me.ETH-PERP", "risk.0",
-                                               "marketdata.0", "gateway.0", "recorder.0", "console.0"]
+                                               "marketdata.0", "gateway.0", "recorder.0", "store.0",
+                                               "console.0"]
     assert {a.user_id for a in cfg.accounts} == set(range(1, 11)) | {1000}
     assert cfg.data_dir == tmp_path.absolute()
     assert cfg.process("me.ETH-PERP").data_dir == tmp_path / "me" / "ETH-PERP"
@@ -114,6 +115,12 @@ BAD = [
     ({"symbols": [dict(SYMBOL, funding_interval_s=7000)]}, "funding_interval_s"),
     ({"symbols": [dict(SYMBOL, tiers=[{"max_notional": "10", "imr_bps": 100, "mmr_bps": 500}])]}, "tiers"),
     ({"symbols": [dict(SYMBOL, maker_fee_bps="2")]}, "must be an integer"),
+    ({"store": {"url": "mysql://x/y"}}, "store.url"),
+    ({"store": {"url": "sqlite:"}}, "store.url"),
+    ({"store": {"instances": 2}}, "store.instances"),
+    ({"store": {"batch_records": 0}}, "store.batch_records"),
+    ({"store": {"consumer": "a-very-long-consumer-name"}}, "store.consumer"),
+    ({"store": {"bogus": 1}}, "store.bogus"),
 ]
 
 
@@ -121,6 +128,16 @@ BAD = [
 def test_bad_config_is_one_error_naming_the_key(change, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_config(doc(**change), "t.toml", "/d")
+
+
+def test_store_url_is_resolved_against_the_data_dir():
+    assert parse_config(doc(), "t.toml", "/d").store.url == "sqlite:/d/store/history.db"
+    cfg = parse_config(doc(store={"url": "sqlite:///var/h.db", "batch_ms": 10}), "t.toml", "/d")
+    assert cfg.store.url == "sqlite:/var/h.db" and cfg.store.batch_ms == 10
+    pg = "postgresql://rsx@db.internal:5432/history"
+    assert parse_config(doc(store={"url": pg}), "t.toml", "/d").store.url == pg
+    # no store process when instances = 0
+    assert "store.0" not in [p.name for p in parse_config(doc(store={"instances": 0}), "t", "/d").processes]
 
 
 def test_data_dir_precedence(tmp_path, monkeypatch):

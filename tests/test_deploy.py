@@ -19,7 +19,7 @@ import faketree
 from rsx_appliance.config import DEFAULT_TOML
 from rsx_appliance.deploy.bundle import render
 from rsx_appliance.deploy.install import install, uninstall
-from rsx_appliance.deploy.ready import NotReady, wait_ready
+from rsx_appliance.status import NotReady, wait_ready
 from rsx_appliance.deploy.verify import check
 
 RSX = str(Path(sys.executable).parent / "rsx")
@@ -88,7 +88,8 @@ def test_render_for_a_fake_two_node_host(fake):
     units = units_of(bundle)
     assert set(units) == {"rsx.target", "rsx-tune.service", "rsx-mark-0.service", "rsx-me-BTC-PERP.service",
                           "rsx-me-ETH-PERP.service", "rsx-risk-0.service", "rsx-marketdata-0.service",
-                          "rsx-gateway-0.service", "rsx-recorder-0.service", "rsx-console-0.service"}
+                          "rsx-gateway-0.service", "rsx-recorder-0.service", "rsx-store-0.service",
+                          "rsx-console-0.service"}
     placed = json.loads((bundle / "etc/rsx/placement.json").read_text())
     by_name = {p["name"]: p for p in placed["processes"]}
     me = keys(units["rsx-me-BTC-PERP.service"])
@@ -110,11 +111,16 @@ def test_render_for_a_fake_two_node_host(fake):
     assert "rsx-recorder-0.service" not in after
     assert keys(units["rsx-risk-0.service"])["ExecStart"][0].endswith("risk serve --shard 0 --config "
                                                                      "/etc/rsx/rsx.toml --data /var/lib/rsx")
+    store = keys(units["rsx-store-0.service"])  # no hot loop: the housekeeping CPUs, started after the recorder
+    assert store["ExecStart"][0].endswith("store --config /etc/rsx/rsx.toml --data /var/lib/rsx")
+    assert store["NUMAPolicy"] == ["preferred"] and store["CPUAffinity"] == [placed["housekeeping"]]
+    assert "rsx-recorder-0.service" in store["After"][0]
     # the console: not in the tuning topology, so on the housekeeping CPUs, started after everything else
     con = keys(units["rsx-console-0.service"])
     assert con["ExecStart"] == [f"{RSX} console --config /etc/rsx/rsx.toml --data /var/lib/rsx"]
     assert con["CPUAffinity"] == [placed["housekeeping"]] and con["NUMAPolicy"] == ["preferred"]
-    assert {"rsx-gateway-0.service", "rsx-recorder-0.service"} <= set(con["After"][0].split())
+    assert {"rsx-gateway-0.service", "rsx-recorder-0.service", "rsx-store-0.service"} <= set(con["After"][0].split())
+    assert "rsx-console-0.service" not in store["After"][0]
     assert not by_name["console.0"]["isolated"] and by_name["console.0"]["ws"] == "127.0.0.1:8280"
     tune = keys(units["rsx-tune.service"])
     assert tune["Type"] == ["oneshot"] and tune["RemainAfterExit"] == ["yes"]

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "book_int.h"
@@ -31,81 +33,47 @@ static uint32_t log2_pow2_at_least(uint64_t n)
 	return bits;
 }
 
-/* ---- price map ---- */
-
-uint32_t bk_map_slot_far(const struct rsx_book *b, int64_t k)
-{
-	uint64_t W = b->W;
-	uint64_t d = k >= 0 ? (uint64_t)k : (uint64_t)(-(k + 1));
-	uint64_t off;
-
-	if (d < 3 * W)
-		off = W + (d - W) / 10;
-	else if (d < 6 * W)
-		off = W + W / 5 + (d - 3 * W) / 100;
-	else if (d < 10 * W)
-		off = W + W / 5 + 3 * W / 100 + (d - 6 * W) / 1000;
-	else
-		off = W + W / 5 + 3 * W / 100 + W / 250;
-	return k >= 0 ? (uint32_t)(b->H + off) : (uint32_t)(b->H - 1 - off);
-}
+/* ---- price index ---- */
 
 static void set_tick(struct rsx_book *b, int64_t tick)
 {
 	b->tick = tick;
 	b->tick_shift = (tick & (tick - 1)) == 0 ? __builtin_ctzll((uint64_t)tick) : -1;
-	/* recentre when the mid is more than W/2 ticks away from the centre */
-	__int128 dist = (__int128)(b->W / 2) * tick;
-	b->recentre_dist = dist > INT64_MAX ? INT64_MAX : (int64_t)dist;
 }
 
-static int64_t floor_to_tick(int64_t p, int64_t tick)
+/* The constants of the request path's one-test number check (numbers_fast_ok). */
+void bk_config_derive(struct rsx_book *b)
 {
-	int64_t c = p - p % tick;	/* p > 0 */
-	return c > 0 ? c : tick;
+	int64_t tick = b->cfg.tick_size.raw, lot = b->cfg.lot_size.raw;
+	b->tmask = (tick & (tick - 1)) == 0 ? tick - 1 : -1;
+	b->lmask = (lot & (lot - 1)) == 0 ? lot - 1 : -1;
+	b->unit_grid = tick == 1 && lot == 1;
+	b->qspan = (uint64_t)(b->cfg.max_qty.raw - b->cfg.min_qty.raw);
 }
 
-/*
- * Move the map centre to mid and rebuild both sides' slot arrays and
- * bitmaps from the price-sorted level lists. O(levels); orders and FIFOs are
- * not touched, so every order keeps its priority.
- */
-void bk_recentre(struct rsx_book *b, int64_t mid)
+/* The far trees' priority key: not predictable from outside the process. */
+static uint64_t tree_key(const void *addr)
 {
-	for (int s = 0; s < 2; s++) {
-		struct bk_side *sd = &b->side[s];
-		for (uint32_t l = sd->lo; l != NIL; l = b->lvl[l].next) {
-			sd->slots[b->lvl[l].slot] = NIL;
-			bm_clear(sd, b->lvl[l].slot);
-		}
+	uint64_t key = 0;
+	if (getrandom(&key, sizeof key, GRND_NONBLOCK) != (ssize_t)sizeof key) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		key = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ (uintptr_t)addr;
 	}
-	b->center = floor_to_tick(mid, b->tick);
-	for (int s = 0; s < 2; s++) {
-		struct bk_side *sd = &b->side[s];
-		for (uint32_t l = sd->lo; l != NIL; l = b->lvl[l].next) {
-			uint32_t slot = bk_map_slot(b, b->lvl[l].price);
-			b->lvl[l].slot = slot;
-			if (sd->slots[slot] == NIL) {
-				sd->slots[slot] = l;
-				bm_set(sd, slot);
-			}
-		}
-	}
-	b->recentres++;
-	b->last_recentre_ops = b->ops;
+	return key;
 }
 
 /* ---- creation ---- */
 
 struct layout {
-	uint64_t book, scratch, ord, lvl, obkt, usr, ubkt;
-	uint64_t slots[2], bm[2][BM_MAXD];
+	uint64_t book, scratch, ord, lvl, obkt, usr, ubkt, udir;
+	uint64_t ring[2], bm[2][BM_MAXD];
 	uint32_t bm_words[BM_MAXD], depth;
 	uint64_t total;
 };
 
-static void plan(struct layout *L, uint64_t cap, uint64_t lcap, uint64_t users, uint64_t N,
-		 uint32_t obits, uint32_t ubits)
+static void plan(struct layout *L, uint64_t cap, uint64_t lcap, uint64_t users, uint64_t R,
+		 uint32_t obits, uint32_t ubits, uint64_t udir_n)
 {
 	uint64_t off = 0;
 #define TAKE(field, bytes) do { L->field = off; off = align_up(off + (bytes), 64); } while (0)
@@ -116,8 +84,9 @@ static void plan(struct layout *L, uint64_t cap, uint64_t lcap, uint64_t users, 
 	TAKE(obkt, (1ull << obits) * 4);
 	TAKE(usr, users * sizeof(struct bk_usr));
 	TAKE(ubkt, (1ull << ubits) * 8);
+	TAKE(udir, udir_n * 4);
 	/* bitmap levels: words of level d+1 = ceil(words of level d / 64), until one word */
-	uint64_t bits = N;
+	uint64_t bits = R;
 	L->depth = 0;
 	do {
 		uint64_t words = (bits + 63) / 64;
@@ -125,7 +94,7 @@ static void plan(struct layout *L, uint64_t cap, uint64_t lcap, uint64_t users, 
 		bits = words;
 	} while (bits > 1 && L->depth < BM_MAXD);
 	for (int s = 0; s < 2; s++) {
-		TAKE(slots[s], N * 4);
+		TAKE(ring[s], R * 4);
 		for (uint32_t d = 0; d < L->depth; d++)
 			TAKE(bm[s][d], (uint64_t)L->bm_words[d] * 8);
 	}
@@ -233,15 +202,20 @@ int rsx_book_create(struct rsx_book **out, const struct rsx_book_params *params,
 		return RSX_EINVALID;
 
 	uint64_t W = choose_w(&p, cfg->tick_size.raw);
-	uint64_t H = W + W / 5 + 3 * W / 100 + W / 250 + 1;
-	uint64_t N = 2 * H;
+	uint64_t R = 1;
+	while (R < 2 * W)
+		R <<= 1;
 	uint32_t obits = log2_pow2_at_least(p.capacity);
 	uint32_t ubits = log2_pow2_at_least(2ull * p.max_users);	/* load <= 1/2 */
 	if (obits < 4)
 		obits = 4;
 	if (ubits < 4)
 		ubits = 4;
-	plan(&L, p.capacity, p.level_capacity, p.max_users, N, obits, ubits);
+	/* user ids below 4 x max_users (at most 2^20) are found directly, others by hashing */
+	uint64_t udir_n = 4ull * p.max_users;
+	if (udir_n > (1u << 20))
+		udir_n = 1u << 20;
+	plan(&L, p.capacity, p.level_capacity, p.max_users, R, obits, ubits, udir_n);
 
 	uint8_t *m = map_memory(&p, L.total, &backing, &herr, warning, sizeof warning);
 	if (!m)
@@ -263,6 +237,8 @@ int rsx_book_create(struct rsx_book **out, const struct rsx_book_params *params,
 	b->obkt = (uint32_t *)(m + L.obkt);
 	b->usr = (struct bk_usr *)(m + L.usr);
 	b->utab = (uint64_t *)(m + L.ubkt);
+	b->udir = (uint32_t *)(m + L.udir);
+	b->udir_n = (uint32_t)udir_n;
 	b->oshift = 64 - obits;
 	b->ushift = 64 - ubits;
 	b->umask = (1ull << ubits) - 1;
@@ -270,11 +246,15 @@ int rsx_book_create(struct rsx_book **out, const struct rsx_book_params *params,
 	b->lcap = (uint32_t)p.level_capacity;
 	b->ucap = p.max_users;
 	b->W = W;
-	b->H = (uint32_t)H;
-	b->N = N;
+	b->R = R;
+	b->rmask = (uint32_t)(R - 1);
+	b->rq = R / 4;
+	b->rh = R / 2;
+	b->tmax = INT64_MAX - (int64_t)R;
+	b->tkey = tree_key(b);
 	for (int s = 0; s < 2; s++) {
 		struct bk_side *sd = &b->side[s];
-		sd->slots = (uint32_t *)(m + L.slots[s]);
+		sd->ring = (uint32_t *)(m + L.ring[s]);
 		sd->depth = L.depth;
 		for (uint32_t d = 0; d < L.depth; d++) {
 			sd->bm[d] = (uint64_t *)(m + L.bm[s][d]);
@@ -282,10 +262,11 @@ int rsx_book_create(struct rsx_book **out, const struct rsx_book_params *params,
 		}
 	}
 	b->cfg = *cfg;
+	bk_config_derive(b);
 	b->prefix2 = (uint64_t)p.stream_id | (uint64_t)cfg->symbol_id << 32;
 	set_tick(b, cfg->tick_size.raw);
-	b->center = floor_to_tick(p.ref_price.raw, b->tick);
 	bk_reset(b);
+	bk_window_reset(b, bk_tick(b, p.ref_price.raw));
 	*out = b;
 	return 0;
 }
@@ -298,9 +279,10 @@ void bk_reset(struct rsx_book *b)
 {
 	memset(b->obkt, 0xFF, (size_t)4 << (64 - b->oshift));
 	memset(b->utab, 0xFF, (size_t)8 << (64 - b->ushift));
+	memset(b->udir, 0xFF, (size_t)b->udir_n * 4);
 	for (int s = 0; s < 2; s++) {
 		struct bk_side *sd = &b->side[s];
-		memset(sd->slots, 0xFF, b->N * 4);
+		memset(sd->ring, 0xFF, b->R * 4);
 		for (uint32_t d = 0; d < sd->depth; d++)
 			memset(sd->bm[d], 0, (size_t)sd->bm_words[d] * 8);
 		sd->lo = sd->hi = NIL;
@@ -310,8 +292,10 @@ void bk_reset(struct rsx_book *b)
 	b->obump = b->lbump = b->ubump = 0;
 	b->norders = b->nlevels = b->nusers = 0;
 	memset(&b->tk, 0, sizeof b->tk);
-	b->ops = b->fills = b->recentres = b->last_recentre_ops = 0;
+	b->ops = b->fills = b->recentres = 0;
 	b->dry_epoch = 0;
+	b->bbo_sat = 0;
+	bk_window_reset(b, b->ta + (int64_t)(b->R / 2));
 }
 
 void rsx_book_destroy(struct rsx_book *b)
@@ -328,10 +312,14 @@ int rsx_book_set_config(struct rsx_book *b, const struct rsx_symbol_config *cfg)
 		return -EBUSY;
 	int64_t old_tick = b->tick;
 	b->cfg = *cfg;
+	bk_config_derive(b);
 	b->prefix2 = (uint64_t)b->params.stream_id | (uint64_t)cfg->symbol_id << 32;
 	if (cfg->tick_size.raw != old_tick) {
+		/* the ring is one slot per tick: rebuild it around the same centre price */
+		int64_t centre = bk_centre(b);
+		bk_window_clear(b);
 		set_tick(b, cfg->tick_size.raw);
-		bk_recentre(b, b->center);
+		bk_window_fill(b, bk_tick(b, centre > 0 ? centre : 1));
 	}
 	return 0;
 }
@@ -360,18 +348,32 @@ void rsx_book_stats(const struct rsx_book *b, struct rsx_book_stats *out)
 	out->ops = b->ops;
 	out->fills = b->fills;
 	out->recentres = b->recentres;
-	out->center = b->center;
+	out->center = bk_centre(b);
 	out->bid_levels = b->side[RSX_SIDE_BUY].nlevels;
 	out->ask_levels = b->side[RSX_SIDE_SELL].nlevels;
 }
 
+/* The raw price where tick k starts, clamped to int64. */
+static int64_t tick_price(int64_t k, int64_t tick)
+{
+	__int128 p = (__int128)k * tick;
+	return p > INT64_MAX ? INT64_MAX : p < INT64_MIN ? INT64_MIN : (int64_t)p;
+}
+
 void rsx_book_map_info(const struct rsx_book *b, struct rsx_book_map_info *out)
 {
-	out->center = b->center;
+	memset(out, 0, sizeof *out);
+	out->center = bk_centre(b);
 	out->tick = b->tick;
 	out->zone0_ticks = b->W;
-	out->half = b->H;
-	out->slots = b->N;
+	out->half = b->R / 2;
+	out->slots = b->R;
+	for (int s = 0; s < 2; s++) {
+		const struct bk_side *sd = &b->side[s];
+		out->window_lo[s] = tick_price(sd->wa, b->tick);
+		out->window_hi[s] = tick_price(sd->wb, b->tick);
+		out->far_levels[s] = sd->nfar;
+	}
 }
 
 void rsx_book_config(const struct rsx_book *b, struct rsx_symbol_config *out)
@@ -381,7 +383,12 @@ void rsx_book_config(const struct rsx_book *b, struct rsx_symbol_config *out)
 
 uint64_t rsx_book_slot_of(const struct rsx_book *b, rsx_price_t price)
 {
-	return bk_map_slot(b, price.raw);
+	if (price.raw <= 0)
+		return UINT64_MAX;
+	int64_t k = bk_tick(b, price.raw);
+	if ((uint64_t)k - (uint64_t)b->ta >= b->R)
+		return UINT64_MAX;
+	return (uint64_t)k & b->rmask;
 }
 
 static void level_info(const struct bk_lvl *l, struct rsx_book_level_info *out)
@@ -464,7 +471,7 @@ int rsx_book_pending(const struct rsx_book *b)
 static int check_side(const struct rsx_book *b, int s, char *msg, size_t cap, uint64_t *orders)
 {
 	const struct bk_side *sd = &b->side[s];
-	uint64_t nl = 0, occupied = 0;
+	uint64_t nl = 0;
 	uint32_t prev = NIL;
 	int64_t last = 0;
 
@@ -481,19 +488,8 @@ static int check_side(const struct rsx_book *b, int s, char *msg, size_t cap, ui
 			     (long long)L->price, (long long)last);
 		if (L->count == 0 || L->head == NIL)
 			FAIL("side %d: empty level %u at %lld", s, l, (long long)L->price);
-		if (L->slot != bk_map_slot(b, L->price))
-			FAIL("side %d: level at %lld has slot %u, map says %u", s,
-			     (long long)L->price, L->slot, bk_map_slot(b, L->price));
-		if (!bm_test(sd, L->slot))
-			FAIL("side %d: slot %u occupied but its bit is clear", s, L->slot);
-		if (prev == NIL || b->lvl[prev].slot != L->slot) {
-			occupied++;
-			if (sd->slots[L->slot] != l)
-				FAIL("side %d: slot %u points at %u, not its lowest level %u", s,
-				     L->slot, sd->slots[L->slot], l);
-		}
 		int64_t sum = 0;
-		uint32_t n = 0, op = NIL;
+		uint32_t n = 0, nro = 0, op = NIL;
 		for (uint32_t o = L->head; o != NIL; o = b->ord[o].next) {
 			const struct bk_ord *O = &b->ord[o];
 			if (++n > L->count)
@@ -508,6 +504,7 @@ static int check_side(const struct rsx_book *b, int s, char *msg, size_t cap, ui
 				FAIL("side %d: order %u has a bad user slot %u", s, o, O->uix);
 			if (order_find(b, O->uix, &O->oid) != o)
 				FAIL("side %d: order %u not found through the index", s, o);
+			nro += (O->flags & RSX_ORDER_REDUCE_ONLY) != 0;
 			if (__builtin_add_overflow(sum, O->rem, &sum))
 				sum = INT64_MAX;	/* saturated: the level total saturates too */
 			op = o;
@@ -515,6 +512,9 @@ static int check_side(const struct rsx_book *b, int s, char *msg, size_t cap, ui
 		if (n != L->count || L->tail != op)
 			FAIL("side %d: level %lld count %u / tail %u, found %u / %u", s,
 			     (long long)L->price, L->count, L->tail, n, op);
+		if (nro != L->nro)
+			FAIL("side %d: level %lld counts %u reduce-only orders, holds %u", s,
+			     (long long)L->price, L->nro, nro);
 		if (sum != L->qty)
 			FAIL("side %d: level %lld qty differs from the sum of its orders", s,
 			     (long long)L->price);
@@ -526,18 +526,7 @@ static int check_side(const struct rsx_book *b, int s, char *msg, size_t cap, ui
 		FAIL("side %d: hi %u, last level %u", s, sd->hi, prev);
 	if (nl != sd->nlevels)
 		FAIL("side %d: %llu levels listed, nlevels %u", s, (unsigned long long)nl, sd->nlevels);
-	uint64_t bits = 0;
-	for (uint32_t w = 0; w < sd->bm_words[0]; w++)
-		bits += (uint64_t)__builtin_popcountll(sd->bm[0][w]);
-	if (bits != occupied)
-		FAIL("side %d: %llu bits set, %llu slots occupied", s, (unsigned long long)bits,
-		     (unsigned long long)occupied);
-	for (uint32_t d = 0; d + 1 < sd->depth; d++)
-		for (uint32_t w = 0; w < sd->bm_words[d]; w++) {
-			int up = (sd->bm[d + 1][w >> 6] >> (w & 63)) & 1;
-			if (up != (sd->bm[d][w] != 0))
-				FAIL("side %d: bitmap level %u word %u disagrees with its parent", s, d, w);
-		}
+	return bk_check_index(b, s, msg, cap);
 	return 0;
 }
 
@@ -583,7 +572,7 @@ int rsx_book_check(const struct rsx_book *b, char *msg, size_t cap)
 		for (uint32_t i = b->obkt[k]; i != NIL; i = b->ord[i].hnext) {
 			if (++indexed > b->norders || b->ord[i].lvl == NIL)
 				FAIL("order index holds a free slot %u or loops", i);
-			if (ohash(b, b->ord[i].uix, &b->ord[i].oid) != k)
+			if (ohash(b, b->usr[b->ord[i].uix].user_id, &b->ord[i].oid) != k)
 				FAIL("order %u in the wrong bucket", i);
 		}
 	if (indexed != b->norders)
@@ -617,6 +606,21 @@ int rsx_book_check(const struct rsx_book *b, char *msg, size_t cap)
 	}
 	if (users != b->nusers)
 		FAIL("user index holds %llu, nusers %u", (unsigned long long)users, b->nusers);
+	uint64_t direct = 0;
+	for (uint32_t id = 0; id < b->udir_n; id++) {
+		uint32_t u = b->udir[id];
+		if (u == NIL)
+			continue;
+		if (u >= b->ubump || b->usr[u].user_id != id || b->usr[u].free_next != NIL)
+			FAIL("direct user entry %u -> slot %u is not that user", id, u);
+		direct++;
+	}
+	uint64_t small = 0;
+	for (uint64_t k = 0; k <= utab_mask(b); k++)
+		small += (uint32_t)b->utab[k] != NIL && (uint32_t)(b->utab[k] >> 32) < b->udir_n;
+	if (direct != small)
+		FAIL("%llu direct user entries, %llu users with small ids", (unsigned long long)direct,
+		     (unsigned long long)small);
 	if (listed != b->norders)
 		FAIL("user lists hold %llu orders, norders %u", (unsigned long long)listed,
 		     b->norders);

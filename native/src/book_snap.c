@@ -30,7 +30,7 @@ struct snap_header {
 	uint64_t zone0_ticks;
 	int64_t center;
 	uint64_t ops;
-	uint64_t last_recentre_ops;
+	uint64_t _reserved0;	/* 0 (version 1 books wrote a recentre op count here; ignored) */
 	uint64_t recentres;
 	uint64_t fills;
 	uint64_t _reserved;
@@ -122,9 +122,8 @@ int64_t rsx_book_snapshot(const struct rsx_book *b, uint64_t wal_seq, void *buf,
 	h.max_users = b->ucap;
 	h.stream_id = b->params.stream_id;
 	h.zone0_ticks = b->W;
-	h.center = b->center;
+	h.center = bk_centre(b);
 	h.ops = b->ops;
-	h.last_recentre_ops = b->last_recentre_ops;
 	h.recentres = b->recentres;
 	h.fills = b->fills;
 	rsx_symbol_config_to_record(&h.config, &b->cfg);
@@ -282,7 +281,6 @@ static int restore_body(struct rsx_book *b, const uint8_t *buf, const struct sna
 		if (b->usr[u].norders != 0 && b->usr[u].head == NIL)
 			return RSX_EINVALID;
 	b->ops = h->ops;
-	b->last_recentre_ops = h->last_recentre_ops;
 	b->recentres = h->recentres;
 	b->fills = h->fills;
 	return 0;
@@ -305,18 +303,21 @@ int rsx_book_restore(struct rsx_book *b, const void *buf, size_t len, uint64_t *
 	if (rsx_symbol_config_check(&cfg) != 0)
 		return RSX_EINVALID;
 	old_cfg = b->cfg;
-	int64_t old_center = b->center;
-	/* empty book: a config change recentres nothing */
+	int64_t old_center = bk_centre(b);
+	/* empty book: a config change moves nothing */
 	if (rsx_book_set_config(b, &cfg) != 0)
 		return RSX_EINVALID;
-	b->center = h.center;
+	if (h.center <= 0)
+		return RSX_EINVALID;
+	bk_window_reset(b, bk_tick(b, h.center));
 	rc = restore_body(b, buf, &h);
 	if (rc) {
 		bk_reset(b);
 		rsx_book_set_config(b, &old_cfg);
-		b->center = old_center;
+		bk_window_reset(b, bk_tick(b, old_center));
 		return rc;
 	}
+	bk_restore_bbo(b);
 	if (wal_seq)
 		*wal_seq = h.wal_seq;
 	return 0;

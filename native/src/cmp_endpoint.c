@@ -337,7 +337,13 @@ static int poll_once(struct rsx_cmp_endpoint *ep, uint64_t *now, uint64_t *next)
 			break;
 	}
 	*next = run_timers(ep, *now);
+	ep->next_due = *next;
 	return total;
+}
+
+uint64_t rsx_cmp_next_due_ns(const struct rsx_cmp_endpoint *ep)
+{
+	return ep->next_due;
 }
 
 int rsx_cmp_poll(struct rsx_cmp_endpoint *ep, int64_t timeout_us)

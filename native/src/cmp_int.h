@@ -129,6 +129,7 @@ struct rsx_cmp_endpoint {
 	uint32_t nstreams;
 	struct cmp_stream streams[CMP_MAX_STREAMS];
 	struct rsx_cmp_endpoint_stats st;
+	uint64_t next_due;		/* earliest timer due after the last poll; 0 = none */
 	struct cmp_rxmsg rx[CMP_MAX_BATCH];
 };
 

@@ -36,6 +36,7 @@ struct rsx_cmp_sender {
 	uint64_t last_seq;		/* last accepted */
 	uint64_t sent[RSX_CMP_MAX_DEST];	/* per destination: last seq the kernel took */
 	uint64_t last_tx_ns;
+	uint64_t hb_ns;			/* the current idle heartbeat interval (back-off, section 3.5) */
 	struct rsx_cmp_sender_stats st;
 	struct cmp_txmsg msgs[CMP_MAX_BATCH];
 	uint8_t scratch[CMP_MAX_BATCH][CMP_TX_SLOT];	/* fetched records being retransmitted */
@@ -94,6 +95,7 @@ int rsx_cmp_sender_open(struct rsx_cmp_endpoint *ep, const struct rsx_cmp_sender
 		return RSX_EINVALID;
 	}
 	s->last_tx_ns = cmp_now();
+	s->hb_ns = (uint64_t)cfg->heartbeat_us * 1000;
 	slot->sender = s;
 	*out = s;
 	return 0;
@@ -122,9 +124,10 @@ static uint64_t min_sent(const struct rsx_cmp_sender *s)
 	return m;
 }
 
-/* Hand pending records to the kernel, oldest first, per destination. */
-static void flush(struct rsx_cmp_sender *s, uint64_t now)
+/* Hand pending records to the kernel, oldest first, per destination. Returns 0 if the kernel refused some. */
+static int flush(struct rsx_cmp_sender *s, uint64_t now)
 {
+	int all = 1;
 	uint64_t total = 0;
 	for (unsigned d = 0; d < s->cfg.ndest; d++) {
 		while (s->sent[d] < s->last_seq) {
@@ -138,20 +141,24 @@ static void flush(struct rsx_cmp_sender *s, uint64_t now)
 			unsigned k = cmp_ep_send(s->ep, s->msgs, n);
 			s->sent[d] += k;
 			total += k;
-			if (k < n)
+			if (k < n) {
+				all = 0;
 				break;	/* kernel full: stays pending */
+			}
 		}
 	}
 	if (total) {
 		s->st.sent += total;
 		s->last_tx_ns = now;
+		s->hb_ns = (uint64_t)s->cfg.heartbeat_us * 1000;
 	}
+	return all;
 }
 
 /* Check and store one record; no transmission. Returns its size or an error (nothing changed). */
 static int accept(struct rsx_cmp_sender *s, const uint8_t *rec, size_t len, uint64_t now)
 {
-	int size = rsx_record_check(rec, len);
+	int size = s->cfg.owner_sealed ? rsx_record_check_header(rec, len) : rsx_record_check(rec, len);
 	if (size < 0)
 		return size;
 	if ((size_t)size != len)
@@ -204,14 +211,14 @@ int rsx_cmp_sender_send_batch(struct rsx_cmp_sender *s, const void *buf, size_t 
 {
 	const uint8_t *p = buf;
 	size_t off = 0;
-	int n = 0, rc = 0;
+	int n = 0, rc = 0, kernel_full = 0;
 	uint64_t now = cmp_now();
 
 	if (!s || !buf || !used)
 		return RSX_EINVALID;
 	while (off < len) {
-		/* The record's own length comes from its type; check() bounds it by what is left. */
-		int size = rsx_record_check(p + off, len - off);
+		/* The record's size comes from its header, bounded by what is left; accept() checks the rest. */
+		int size = rsx_record_check_header(p + off, len - off);
 		if (size < 0) {
 			rc = size;
 			break;
@@ -221,10 +228,12 @@ int rsx_cmp_sender_send_batch(struct rsx_cmp_sender *s, const void *buf, size_t 
 			break;
 		off += (size_t)size;
 		n++;
-		if (s->last_seq - min_sent(s) >= s->ep->io->batch)
-			flush(s, now);
+		/* a full kernel stays full within one call: retrying after every record costs a batch each */
+		if (!kernel_full && s->last_seq - min_sent(s) >= s->ep->io->batch)
+			kernel_full = !flush(s, now);
 	}
-	flush(s, now);
+	if (!kernel_full)
+		flush(s, now);
 	*used = off;
 	return n > 0 ? n : (len == 0 ? 0 : rc);
 }
@@ -346,8 +355,10 @@ void cmp_sender_on_nak(struct rsx_cmp_sender *s, const uint8_t *rec, const struc
 		s->st.nak_replies++;
 		sent++;
 	}
-	if (sent)
+	if (sent) {
 		s->last_tx_ns = now;
+		s->hb_ns = (uint64_t)s->cfg.heartbeat_us * 1000;
+	}
 }
 
 static void heartbeat(struct rsx_cmp_sender *s, uint64_t now)
@@ -356,6 +367,10 @@ static void heartbeat(struct rsx_cmp_sender *s, uint64_t now)
 		if (send_heartbeat(s, s->sent[d], &s->cfg.dest[d]))
 			s->st.heartbeats++;
 	s->last_tx_ns = now;
+	/* still idle: the next one later, up to heartbeat_idle_us (tail loss is caught by the first one) */
+	uint64_t cap = (uint64_t)s->cfg.heartbeat_idle_us * 1000;
+	if (cap > s->hb_ns)
+		s->hb_ns = s->hb_ns * 2 < cap ? s->hb_ns * 2 : cap;
 }
 
 uint64_t cmp_sender_tick(struct rsx_cmp_sender *s, uint64_t now)
@@ -364,10 +379,9 @@ uint64_t cmp_sender_tick(struct rsx_cmp_sender *s, uint64_t now)
 		flush(s, now);
 	if (s->cfg.heartbeat_us == 0)
 		return 0;
-	uint64_t hb_ns = (uint64_t)s->cfg.heartbeat_us * 1000;
-	if (now - s->last_tx_ns >= hb_ns)
+	if (now - s->last_tx_ns >= s->hb_ns)
 		heartbeat(s, now);
-	uint64_t next = s->last_tx_ns + hb_ns;
+	uint64_t next = s->last_tx_ns + s->hb_ns;
 	if (s->started && min_sent(s) < s->last_seq && now + 50000 < next)
 		next = now + 50000;	/* pending data: come back soon (sleep mode) */
 	return next;

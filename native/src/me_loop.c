@@ -768,6 +768,7 @@ int rsx_me_attach(struct rsx_me *me, struct rsx_cmp_endpoint *ep, const struct r
 		c.stream_id = me->symbol_id;
 		c.fetch = rsx_cmp_wal_fetch;
 		c.fetch_ctx = me->fetch_rd;
+		c.owner_sealed = 1;	/* the WAL ring's bytes, sealed by append_framed: no second CRC */
 		if ((rc = rsx_cmp_sender_open(ep, &c, &me->tx)) < 0)
 			return rc;
 		if ((rc = resend_tail(me, c.ring_size)) < 0)

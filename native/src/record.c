@@ -101,6 +101,11 @@ int rsx_record_seal_many(void *buf, size_t n, size_t stride)
 	return 0;
 }
 
+int rsx_record_check_header(const void *buf, size_t n)
+{
+	return check_header(buf, n);
+}
+
 int rsx_record_check(const void *buf, size_t n)
 {
 	const uint8_t *rec = buf;

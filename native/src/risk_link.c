@@ -75,6 +75,9 @@ size_t rsx_risk_route(const void *buf, size_t n, struct rsx_risk_link *const *li
 			break;
 		}
 		memcpy(link->buf + link->len, p + off, (size_t)size);
+		if (type == RSX_REC_NEW_ORDER && link->out_ts_ns)	/* risk_out: the order leaves now */
+			memcpy(link->buf + link->len + RSX_HEADER_SIZE + offsetof(struct rsx_order, risk_out_ts_ns),
+			       &link->out_ts_ns, sizeof(link->out_ts_ns));
 		link_stamp(link, link->buf + link->len, (size_t)size);
 		link->len += (size_t)size;
 		off += (size_t)size;

@@ -374,8 +374,12 @@ static int new_order_check(struct rsx_risk *r, const struct rsx_order *o, int32_
 	const struct rsx_risk_symbol *s = risk_sym(r, o->symbol_id);
 	if (!s)
 		return RSX_REASON_UNKNOWN_SYMBOL;
-	if (s->cfg.status != RSX_SYMBOL_ACTIVE)
+	if (s->cfg.status == RSX_SYMBOL_CLOSE_ONLY) {
+		if (!(o->flags & RSX_ORDER_REDUCE_ONLY))
+			return RSX_REASON_CLOSE_ONLY;	/* reduce-only orders pass: the ME enforces them (me.md 5) */
+	} else if (s->cfg.status != RSX_SYMBOL_ACTIVE) {
 		return RSX_REASON_SYMBOL_HALTED;
+	}
 	if (o->side > RSX_SIDE_SELL)
 		return RSX_REASON_BAD_SIDE;
 	if (o->tif > RSX_TIF_FOK)
@@ -449,7 +453,7 @@ static int amend_check(struct rsx_risk *r, const struct rsx_amend *m, int32_t *s
 	*extra = 0;
 	if (reason)
 		return reason;
-	if (s->cfg.status != RSX_SYMBOL_ACTIVE)
+	if (s->cfg.status != RSX_SYMBOL_ACTIVE && s->cfg.status != RSX_SYMBOL_CLOSE_ONLY)
 		return RSX_REASON_SYMBOL_HALTED;
 	if (r->accounts[acct].flags & RSX_RISK_ACCT_LIQ)
 		return RSX_REASON_USER_IN_LIQUIDATION;
@@ -460,6 +464,8 @@ static int amend_check(struct rsx_risk *r, const struct rsx_amend *m, int32_t *s
 	int32_t slot = risk_order_find(r, &m->order_id);
 	if (slot < 0 || r->orders[slot].acct != acct)
 		return 0;	/* not reserved here (reduce-only or unknown): the ME decides */
+	if (s->cfg.status == RSX_SYMBOL_CLOSE_ONLY)
+		return RSX_REASON_CLOSE_ONLY;	/* a reserved order is not reduce-only */
 	const struct rsx_risk_order *o = &r->orders[slot];
 	int64_t price = m->price.raw ? m->price.raw : o->price;
 	reason = rsx_order_check(&s->cfg, (rsx_price_t){ price }, m->qty);

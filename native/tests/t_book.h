@@ -178,6 +178,30 @@ static __attribute__((unused)) void t_check(struct rsx_book *b, int line)
 }
 #define T_BOOK_OK(b) t_check((b), __LINE__)
 
+/* The FILLs of t_ev go by price, ascending (buy taker) or descending: returns how many, *last the last price. */
+static __attribute__((unused)) int t_fills_in_order(int ascending, int64_t *last)
+{
+	int fills = 0;
+	*last = ascending ? INT64_MIN : INT64_MAX;
+	for (int i = 0; i < t_nev; i++)
+		if (t_ev[i].type == RSX_REC_FILL) {
+			T_CHECK(ascending ? t_ev[i].price >= *last : t_ev[i].price <= *last);
+			*last = t_ev[i].price;
+			fills++;
+		}
+	return fills;
+}
+
+/* A deterministic xorshift64 stream for the tests. */
+static __attribute__((unused)) uint64_t t_rand(void)
+{
+	static uint64_t x = 0x9E3779B97F4A7C15ull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return x;
+}
+
 static __attribute__((unused)) int64_t t_best(struct rsx_book *b, int side)
 {
 	struct rsx_book_level_info l;

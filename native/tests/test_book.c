@@ -40,51 +40,57 @@ static void test_map(void)
 	struct rsx_book_map_info m;
 	rsx_book_map_info(b, &m);
 	T_EQ(m.zone0_ticks, 5000);
-	uint64_t W = 5000, H = W + W / 5 + 3 * W / 100 + W / 250 + 1;
-	T_EQ(m.half, H);
-	T_EQ(m.slots, 2 * H);
+	T_EQ(m.slots, 16384);	/* R: the power of two >= 2W */
+	T_EQ(m.half, 8192);
 	T_EQ(m.center, 100000);
-#define SLOT(px) rsx_book_slot_of(b, rsx_price(px))
-	T_EQ(SLOT(100000), H);
-	T_EQ(SLOT(99999), H - 1);
-	T_EQ(SLOT(100000 + 4999), H + 4999);	/* last of zone 0 */
-	T_EQ(SLOT(100000 - 5000), H - 5000);	/* first of zone 0 below */
-	T_EQ(SLOT(105000), H + 5000);		/* zone 1 starts: 10 ticks per slot */
-	T_EQ(SLOT(105009), H + 5000);
-	T_EQ(SLOT(105010), H + 5001);
-	T_EQ(SLOT(94999), H - 5001);
-	T_EQ(SLOT(94990), H - 5001);
-	T_EQ(SLOT(94989), H - 5002);
-	T_EQ(SLOT(115000), H + 6000);		/* zone 2: 100 per slot */
-	T_EQ(SLOT(130000), H + 6150);		/* zone 3: 1000 per slot */
-	T_EQ(SLOT(149999), H + 6169);
-	T_EQ(SLOT(150000), H + 6170);		/* catch-all */
-	T_EQ(SLOT(INT64_MAX), H + 6170);
-	T_EQ(SLOT(50000), 1);		/* the last zone-3 slot below */
-	T_EQ(SLOT(49999), 0);		/* catch-all below */
-	T_EQ(SLOT(1), 0);
-	/* zone 0 is exactly one tick per slot, and the map is monotone everywhere */
-	for (int64_t k = -5000; k < 5000; k++)
-		if (SLOT(100000 + k) != H + k) {
-			T_CHECK(0);
-			break;
-		}
-	uint64_t last = 0;
-	for (int64_t px = 1; px < 300000; px += 7) {
-		uint64_t s = SLOT(px);
-		T_CHECK(s >= last && s < 2 * H);
-		last = s;
+	for (int s = 0; s < 2; s++) {
+		T_EQ(m.window_lo[s], 100000 - 8192);	/* centred on the reference price */
+		T_EQ(m.window_hi[s], 100000 + 8192);
+		T_EQ(m.far_levels[s], 0);
 	}
+#define SLOT(px) rsx_book_slot_of(b, rsx_price(px))
+	T_EQ(SLOT(100000), 100000 & 16383);	/* one slot per tick: tick mod R */
+	T_EQ(SLOT(100001), (100000 & 16383) + 1);
+	T_EQ(SLOT(100000 - 8192), (100000 - 8192) & 16383);
+	T_EQ(SLOT(100000 + 8191), (100000 + 8191) & 16383);
+	T_EQ(SLOT(100000 + 8192), UINT64_MAX);	/* beyond the window: the far tree */
+	T_EQ(SLOT(100000 - 8193), UINT64_MAX);
+	T_EQ(SLOT(INT64_MAX), UINT64_MAX);
+	T_EQ(SLOT(1), UINT64_MAX);
+	/* every tick of the window has its own slot */
+	static uint8_t seen[16384];
+	memset(seen, 0, sizeof seen);
+	for (int64_t px = 100000 - 8192; px < 100000 + 8192; px++) {
+		uint64_t s = SLOT(px);
+		T_CHECK(s < 16384 && !seen[s]);
+		if (s < 16384)
+			seen[s] = 1;
+	}
+	/* levels inside and outside the window: far ones go to the tree (a top at the centre first,
+	 * so the mid stays put: a one-sided book's mid is its best price) */
+	t_gtc(b, 2, 10, SELL, 100001, 1);
+	t_gtc(b, 2, 11, BUY, 99999, 1);
+	t_gtc(b, 1, 1, SELL, 100000 + 8191, 1);
+	t_gtc(b, 1, 2, SELL, 100000 + 8192, 1);
+	t_gtc(b, 1, 3, BUY, 100000 - 8192, 1);
+	t_gtc(b, 1, 4, BUY, 100000 - 8193, 1);
+	t_gtc(b, 1, 5, BUY, 1, 1);
+	rsx_book_map_info(b, &m);
+	T_EQ(m.far_levels[BUY], 2);
+	T_EQ(m.far_levels[SELL], 1);
+	T_BOOK_OK(b);
+#undef SLOT
 	rsx_book_destroy(b);
 
-	/* tick 50 (RSX bug COMPRESSION-ZONE-TICK-UNIT): 5 % away is zone 1, not the catch-all */
+	/* tick 50: W counts ticks, the ring one slot per tick */
 	b = t_book_ex(1024, 0, 16, 5000000, 50);
 	rsx_book_map_info(b, &m);
 	T_EQ(m.zone0_ticks, 5000);
-	T_EQ(SLOT(5000000 + 250000), H + 5000);
-	T_EQ(SLOT(5000000 + 250000 - 50), H + 4999);
-	T_EQ(SLOT(5000000 - 50), H - 1);
-#undef SLOT
+	T_EQ(m.slots, 16384);
+	T_EQ(m.window_lo[0], 5000000 - 8192 * 50);
+	T_EQ(m.window_hi[1], 5000000 + 8192 * 50);
+	T_EQ(rsx_book_slot_of(b, rsx_price(5000000)), (5000000 / 50) & 16383);
+	T_EQ(rsx_book_slot_of(b, rsx_price(5000000 + 49)), (5000000 / 50) & 16383);
 	rsx_book_destroy(b);
 }
 
@@ -590,16 +596,10 @@ static void test_drift(void)
 	T_CHECK(st.recentres >= 20);
 	T_CHECK(st.center > 67000 && st.center < 73000);
 	T_CHECK(t_best(b, BUY) < t_best(b, SELL));
-	/* asks left behind up to 140,000 sit in coarse zones now: a sweep takes them in price order */
+	/* asks left behind up to 140,000 are far levels now: a sweep takes them in price order */
 	t_new(b, 42, id++, BUY, 200000, 1000000, RSX_TIF_IOC, 0, RSX_STP_NONE);
-	int64_t last = 0;
-	int fills = 0;
-	for (int i = 0; i < t_nev; i++)
-		if (t_ev[i].type == FILL) {
-			T_CHECK(t_ev[i].price >= last);
-			last = t_ev[i].price;
-			fills++;
-		}
+	int64_t last;
+	int fills = t_fills_in_order(1, &last);
 	T_CHECK(fills > 1000);
 	T_CHECK(last > 139000);
 	T_EQ(t_best(b, SELL), 0);
@@ -624,16 +624,19 @@ static void test_level_saturation(void)
 	T_EQ(t_ev[1].ask_count, 2);
 	t_gtc(b, 3, 3, SELL, 1, 5);
 	T_BOOK_OK(b);
-	t_new(b, 4, 4, BUY, 1, 100, RSX_TIF_IOC, 0, RSX_STP_NONE);	/* a fill from a saturated level */
-	EXPECT(FILL, DONE, BBO);
-	T_EQ(t_ev[2].ask_qty, INT64_MAX);
+	/* a fill from a saturated level: the total stays saturated and the count stays 3, so the
+	 * reported top is unchanged and no BBO is emitted (specs/matching.md §4) */
+	t_new(b, 4, 4, BUY, 1, 100, RSX_TIF_IOC, 0, RSX_STP_NONE);
+	EXPECT(FILL, DONE);
+	t_amend(b, 3, 3, 0, 4);	/* qty down in place inside the saturated level: nothing to report either */
+	EXPECT(AMD);
 	t_cancel(b, 1, 1);
 	EXPECT(CANC, BBO);
-	T_EQ(t_ev[1].ask_qty, big + 5);	/* exact again */
+	T_EQ(t_ev[1].ask_qty, big + 4);	/* exact again */
 	T_BOOK_OK(b);
 	t_amend(b, 2, 2, 0, 7);
 	EXPECT(AMD, BBO);
-	T_EQ(t_ev[1].ask_qty, 12);
+	T_EQ(t_ev[1].ask_qty, 11);
 	T_BOOK_OK(b);
 	rsx_book_destroy(b);
 }

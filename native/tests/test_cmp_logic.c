@@ -149,6 +149,14 @@ static void test_sender_checks(void)
 	T_EQ(ss.last_seq, 5);
 	n = t_bbo(rec, STREAM, 6);
 	T_EQ(rsx_cmp_sender_send(p.s, rec, (size_t)n), n);	/* state untouched by the refusals */
+	/* A batch is checked record by record too: a bad CRC stops it there. */
+	uint8_t two[2 * RSX_RECORD_MAX];
+	int n1 = t_bbo(two, STREAM, 7), n2 = t_bbo(two + n1, STREAM, 8);
+	two[n1 + 30] ^= 1;
+	size_t used = 0;
+	T_EQ(rsx_cmp_sender_send_batch(p.s, two, (size_t)(n1 + n2), &used), 1);
+	T_EQ(used, (size_t)n1);
+	T_EQ(rsx_cmp_sender_send_batch(p.s, two + n1, (size_t)n2, &used), RSX_ECRC);
 	/* Seq 0 is never data. */
 	struct rsx_cmp_sender *s2;
 	struct rsx_cmp_sender_config sc;
@@ -158,6 +166,22 @@ static void test_sender_checks(void)
 	rsx_cmp_addr_set(&sc.dest[0], "10.0.0.2", 9001);
 	T_EQ(rsx_cmp_sender_open(p.a, &sc, &s2), 0);
 	T_EQ(rsx_cmp_sender_open(p.a, &sc, &s2), RSX_EINVALID);	/* one sender per stream */
+	/*
+	 * owner_sealed: the stream owner's own sealed records; the CRC is not
+	 * hashed again (the receivers check it), every header field still is.
+	 */
+	struct rsx_cmp_sender *s3;
+	sc.stream_id = 98;
+	sc.owner_sealed = 1;
+	T_EQ(rsx_cmp_sender_open(p.a, &sc, &s3), 0);
+	n = t_bbo(rec, 98, 1);
+	rec[30] ^= 1;
+	T_EQ(rsx_cmp_sender_send(s3, rec, (size_t)n), n);
+	n = t_bbo(rec, 98, 2);
+	rec[0] = 2;
+	T_EQ(rsx_cmp_sender_send(s3, rec, (size_t)n), RSX_EVERSION);
+	n = t_bbo(rec, 97, 2);
+	T_EQ(rsx_cmp_sender_send(s3, rec, (size_t)n), RSX_ESTREAM);
 	n = t_bbo(rec, 99, 0);
 	T_EQ(rsx_cmp_sender_send(s2, rec, (size_t)n), RSX_ESEQ);
 	/* Bad configurations are refused. */
@@ -325,6 +349,46 @@ static void test_tail_loss_by_heartbeat(void)
 	rsx_cmp_receiver_stats(p.r, &rs);
 	T_CHECK(rs.heartbeats >= 1);
 	T_EQ(rs.recovered, 3);
+	pair_close(&p);
+}
+
+/* Idle heartbeats back off (heartbeat_idle_us); data starts them over at heartbeat_us (cmp.md 3.5). */
+static void test_idle_heartbeat_backoff(void)
+{
+	struct rsx_cmp_sender_config sc;
+	struct rsx_cmp_sender_stats st;
+	struct pair p;
+	rsx_cmp_sender_config_init(&sc);
+	sc.heartbeat_us = 1000;
+	sc.heartbeat_idle_us = 8000;
+	pair_open(&p, NULL, &sc, NULL);
+	send_range(&p, 1, 5);
+	pump_until(&p, 5, 1000);
+	T_EQ(p.got, 5);
+	rsx_cmp_sender_stats(p.s, &st);
+	uint64_t h0 = st.heartbeats, end = rsx_cmp_now_ns() + 200000000ull;
+	while (rsx_cmp_now_ns() < end) {
+		pump(&p);
+		t_sleep_us(50);
+	}
+	rsx_cmp_sender_stats(p.s, &st);
+	/* 1, 2, 4, 8, 8, ... ms: about 27 in 200 ms, not the 200 of a fixed 1 ms */
+	T_CHECK(st.heartbeats - h0 >= 5 && st.heartbeats - h0 <= 60);
+	/* data: the next heartbeats come 1 ms and 2 ms after it again, not 8 ms apart */
+	send_range(&p, 6, 6);
+	uint64_t t0 = rsx_cmp_now_ns(), h1 = st.heartbeats;
+	end = t0 + 100000000ull;
+	while (rsx_cmp_now_ns() < end) {
+		pump(&p);
+		rsx_cmp_sender_stats(p.s, &st);
+		if (st.heartbeats >= h1 + 2)
+			break;
+		t_sleep_us(50);
+	}
+	T_CHECK(st.heartbeats >= h1 + 2 && rsx_cmp_now_ns() - t0 < 12000000ull);
+	pump_until(&p, 6, 1000);
+	T_EQ(p.got, 6);
+	T_EQ(p.bad, 0);
 	pair_close(&p);
 }
 
@@ -686,6 +750,7 @@ int main(void)
 	test_loss_recovered_from_wal();
 	test_fetch_mismatch_not_sent();
 	test_tail_loss_by_heartbeat();
+	test_idle_heartbeat_backoff();
 	test_needs_replay_then_replay();
 	test_silent_sender_does_not_exhaust();
 	test_stall_never_drops();

@@ -174,7 +174,7 @@ def run_check(args) -> int:
 
 
 def run_wait_ready(args) -> int:
-    from ..deploy.ready import wait_ready
+    from ..status import wait_ready
 
     doc = wait_ready(args.data, args.process, pid=args.pid, timeout=args.timeout)
     print(f"{args.process} ready (pid {doc.get('pid')})")

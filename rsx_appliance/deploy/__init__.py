@@ -6,7 +6,6 @@ Modules, one concern each:
 - :mod:`.bundle`   render a host bundle from the configuration and the host model
 - :mod:`.install`  install a bundle into a root, and put the root back byte for byte
 - :mod:`.verify`   ``rsx deploy check``: systemd-analyze verify, placement against the host
-- :mod:`.ready`    wait until a process's status file says it serves
 """
 
 from .errors import DeployError, DeployEnvironmentError, UninstallIncomplete

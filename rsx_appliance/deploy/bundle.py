@@ -20,7 +20,7 @@ from ..config import Config, load_config
 from ..fsutil import Root, atomic_write, make_dirs, replace_dir
 from ..tune.cpus import format_list
 from ..tune.host import Host, discover
-from ..tune.plan import Plan, host_summary, make_plan
+from ..tune.plan import Plan, ProcessPlan, host_summary, make_plan
 from ..tune.profile import Profile, load_profile
 from . import units as U
 from .errors import DeployError
@@ -86,6 +86,14 @@ def _profile(cfg: Config, bundle: Bundle) -> tuple[str, Profile]:
     return f"{U.ETC}/tuning/{src.stem}.toml", profile
 
 
+def placement(plan: Plan, name: str, role: str) -> ProcessPlan:
+    """The plan's placement of a process. A role the tuning topology does not place (the history store and
+    the web console: no hot loop, off the order path) runs on the housekeeping CPUs, preferring node 0's
+    memory."""
+    return plan.process(name) or ProcessPlan(name, role, list(plan.housekeeping), 0, False, "preferred", None,
+                                             None, 0, [], list(plan.housekeeping))
+
+
 def placement_doc(cfg: Config, host_name: str, host: Host, plan: Plan, profile: str) -> dict:
     """``/etc/rsx/placement.json``: what the units encode, and every process's addresses."""
     def addr(a):
@@ -94,7 +102,7 @@ def placement_doc(cfg: Config, host_name: str, host: Host, plan: Plan, profile: 
     mine = {p.name for p in cfg.processes_on(host_name)}
     procs = []
     for spec in cfg.processes_on(host_name):
-        pp = U.placement_of(plan, spec.name, spec.role)
+        pp = placement(plan, spec.name, spec.role)
         procs.append({"name": spec.name, "role": spec.role, "unit": U.unit_name(spec), "cpus": format_list(pp.cpus),
                       "reserved": format_list(pp.reserved), "helpers": format_list(pp.helpers), "node": pp.node,
                       "mempolicy": pp.mempolicy,
@@ -161,8 +169,8 @@ def render_host(cfg: Config, config_bytes: bytes, host_name: str, model: Root, e
     for p in procs:
         after = [unit_of[q.name] for q in procs if U.role_rank(q.role) < U.role_rank(p.role)]
         b.add(f"etc/systemd/system/{unit_of[p.name]}",
-              U.process_unit(p, U.placement_of(plan, p.name, p.role), exe=exe, backend=cfg.network.cmp_backend,
-                             after=after, has_tune=True))
+              U.process_unit(p, placement(plan, p.name, p.role), exe=exe, backend=cfg.network.cmp_backend, after=after,
+                             has_tune=True))
     b.add(f"etc/systemd/system/{U.TUNE_UNIT}",
           U.tune_unit(exe=exe, profile=profile_arg, host=host_name if multi else None,
                       units=[unit_of[p.name] for p in procs]))

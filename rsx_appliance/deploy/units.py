@@ -13,14 +13,15 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from ..config import ROLE_ORDER, ProcessSpec
+from ..config import PROCESS_ORDER, ProcessSpec
+from ..launch import UnknownRole, process_args
 from ..tune.cpus import format_list
 from ..tune.knobs import KINDS
 from ..tune.plan import ProcessPlan
 from .errors import DeployError
 
 __all__ = ["ETC", "DATA", "STATE_DIR", "CONFIG", "TUNE_UNIT", "TARGET", "DEPLOY_KINDS", "unit_name",
-           "command", "placement_of", "capabilities", "process_unit", "tune_unit", "target_unit",
+           "command", "capabilities", "process_unit", "tune_unit", "target_unit",
            "tune_capabilities"]
 
 ETC = "/etc/rsx"
@@ -42,20 +43,11 @@ def unit_name(proc: ProcessSpec) -> str:
 
 
 def command(proc: ProcessSpec) -> list[str]:
-    """The subcommand that runs the process (DESIGN.md 11, specs/config.md)."""
-    suffix = proc.name.split(".", 1)[1]
-    if proc.role == "me":
-        args = ["me", "--symbol", suffix]
-    elif proc.role == "risk":
-        args = ["risk", "serve", "--shard", str(proc.index)]
-    elif proc.role in ("gateway", "marketdata", "mark", "recorder"):
-        args = [proc.role, "--instance", str(proc.index)]
-    elif proc.role == "store":
-        args = ["store"]
-    elif proc.role == "console":
-        args = ["console"]
-    else:
-        raise DeployError(f"{proc.name}: no command is known for role {proc.role!r} (specs/deploy.md 4.2)")
+    """The subcommand that runs the process (the table `rsx up` uses too: launch.process_args)."""
+    try:
+        args = process_args(proc)
+    except UnknownRole as exc:
+        raise DeployError(f"{exc} (specs/deploy.md 4.2)") from None
     return args + ["--config", CONFIG, "--data", DATA]
 
 
@@ -65,13 +57,6 @@ class Privileges:
     memlock: str  # LimitMEMLOCK=
     families: tuple[str, ...]  # RestrictAddressFamilies=
     why: tuple[str, ...]
-
-
-def placement_of(plan, name: str, role: str) -> ProcessPlan:
-    """The plan's placement of a process; one outside the tuning topology (the console: never isolated, off the
-    order path, specs/console.md 2) runs on the housekeeping CPUs, memory preferred on node 0."""
-    return plan.process(name) or ProcessPlan(name, role, list(plan.housekeeping), 0, False, "preferred", None,
-                                             None, 0, [], list(plan.housekeeping))
 
 
 def capabilities(proc: ProcessSpec, backend: str) -> Privileges:
@@ -196,5 +181,5 @@ def target_unit(units: list[str]) -> str:
 
 
 def role_rank(role: str) -> int:
-    """Start order of a role (specs/config.md 5): ROLE_ORDER, then any other role."""
-    return ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER)
+    """Start order of a role (specs/config.md 5): PROCESS_ORDER, then any other role."""
+    return PROCESS_ORDER.index(role) if role in PROCESS_ORDER else len(PROCESS_ORDER)

@@ -15,13 +15,14 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import ROLE_ORDER, load_config
+from ..config import load_config
 from ..errors import RsxError
 from ..fsutil import Root
 from ..tune.apply import StateStore, default_state_dir, original_view
 from ..tune.cpus import format_list, parse_list
 from ..tune.host import discover
 from ..tune.plan import host_summary, make_plan
+from .bundle import placement
 from ..tune.profile import load_profile
 from . import units as U
 from .errors import DeployError
@@ -115,9 +116,7 @@ def _placement_rows(etc: Path, placed: dict, host_root: str) -> list[Row]:
                     f"rendered for {text(model_then)}; this host has {text(model_now)}: render again on it"))
     cores: dict[tuple, str] = {}
     for p in placed["processes"]:
-        # a role the tuning topology does not place (the console) is on the housekeeping CPUs
-        fresh = plan.process(p["name"]) if p["role"] in ROLE_ORDER else \
-            U.placement_of(plan, p["name"], p["role"])
+        fresh = placement(plan, p["name"], p["role"])
         want = {"cpus": p["cpus"], "helpers": p["helpers"], "node": p["node"], "mempolicy": p["mempolicy"]}
         have = None if fresh is None else {"cpus": format_list(fresh.cpus), "helpers": format_list(fresh.helpers),
                                            "node": fresh.node, "mempolicy": fresh.mempolicy}

@@ -114,6 +114,8 @@ class DxsConsumer:
         self.live_seq: int | None = None
         #: set at the first CAUGHT_UP (stays set across reconnects)
         self.caught_up = asyncio.Event()
+        #: the producer's durable seq as last heard (its heartbeats, CAUGHT_UP, records): for lag
+        self.server_tip = 0
         self.connects = 0
         self._conn: _Conn | None = None
         self._closed = False
@@ -259,6 +261,7 @@ class DxsConsumer:
                 self.caught_up.set()
                 return Batch.empty(caught_up=True)
             if rec.type == RecordType.HEARTBEAT:
+                self.server_tip = max(self.server_tip, rec.highest_seq)
                 return self._take(conn)
             raise DxsProtocolError(f"unexpected {rec.type.name} from the server")
         if n == 0:
@@ -279,6 +282,7 @@ class DxsConsumer:
         del buf[:end]
         self._started = True
         self.tip = int(res.index["seq"][-1])
+        self.server_tip = max(self.server_tip, self.tip)
         return Batch(raw, res.index, caught_up)
 
     def _fail(self, res) -> None:

@@ -25,6 +25,8 @@ __all__ = ["DxsServer"]
 
 log = logging.getLogger("rsx.dxs")
 
+IDLE_POLL_S = 0.05     # the tip poll interval of a quiet stream (specs/dxs.md 2)
+
 
 class _Tip:
     """One poller per server: wakes live connections when the durable seq moves."""
@@ -47,13 +49,19 @@ class _Tip:
                 await self._task
 
     async def _run(self) -> None:
+        interval = self.poll_s
         while True:
-            # poll fast only while someone is live; the tip read is a memory load
-            await asyncio.sleep(self.poll_s if self.waiters else max(self.poll_s, 0.05))
+            # poll fast only while someone is live and the tip moves: each quiet poll doubles the interval up
+            # to IDLE_POLL_S, the next move starts over at poll_s (a server at rest wakes 20 times a second,
+            # not 1000: its live consumers, the recorder and the mark process, need no sub-ms tail)
+            await asyncio.sleep(interval if self.waiters else max(interval, IDLE_POLL_S))
             seq = self.wal.tip_seq()
             if seq != self.seq:
                 self.seq = seq
+                interval = self.poll_s
                 self.notify()
+            else:
+                interval = min(interval * 2, max(self.poll_s, IDLE_POLL_S))
 
     def notify(self) -> None:
         self._event.set()

@@ -35,8 +35,9 @@ __all__ = ["Links", "RecordBuilder"]
 
 log = logging.getLogger("rsx.gateway")
 
-POLL_IDLE_S = 0.005     # timers: CMP heartbeats every 10 ms, NAK retries every 1 ms while recovering
-POLL_BUSY_S = 0.0005
+POLL_IDLE_S = 0.05      # at most this long between two polls: the endpoint's own timers say when sooner
+POLL_BUSY_S = 0.0005    # a stream recovering: NAK retries every 1 ms
+HEARTBEAT_S = 0.01      # the links' first heartbeat after data (the senders' heartbeat_us)
 READ_MAX = 256          # records per read: the batch array stays below malloc's mmap threshold
 
 
@@ -162,6 +163,7 @@ class Links:
                     size += HEADER_SIZE + int.from_bytes(view[size + 4:size + 6], "little")
                 view = view[size:]
         self._out.clear()
+        self._poll_soon()
         if self.trace is not None and self._stamps:
             now = time.perf_counter_ns()
             self.trace["in"].extend(now - t for t in self._stamps)
@@ -195,10 +197,19 @@ class Links:
                     self.trace["out"].extend([time.perf_counter_ns() - t0] * len(batch))
 
     def _tick(self) -> None:
+        """Poll by the endpoint's next timer (a heartbeat backs off to 50 ms on an idle link, specs/cmp.md
+        3.5), so an idle gateway wakes a few times a second, not 200."""
         self.pump()
         busy = any(rx.info.state is not cmp.State.LIVE for rx in self.me_rx.values())
-        self._timer = self._loop.call_later(POLL_BUSY_S if busy or self._fd is None else POLL_IDLE_S,
-                                            self._tick)
+        due = self.ep.next_due_s()
+        delay = POLL_BUSY_S if busy or self._fd is None else min(POLL_IDLE_S, POLL_IDLE_S if due is None else due)
+        self._timer = self._loop.call_later(max(delay, POLL_BUSY_S), self._tick)
+
+    def _poll_soon(self) -> None:
+        """After sending: the link's next heartbeat is due sooner (heartbeat_us after the data)."""
+        if self._timer is not None and self._timer.when() > self._loop.time() + HEARTBEAT_S:
+            self._timer.cancel()
+            self._timer = self._loop.call_later(HEARTBEAT_S, self._tick)
 
     def _replay(self, sym: int, info) -> None:
         """A gap NAKs could not fill: replay the engine stream from DXS into the receiver."""

@@ -205,6 +205,7 @@ class MatchingEngine:
                 _addr(ffi.addressof(tx.dest, i), d[0], d[1], d[2] if len(d) > 2 else None)
             tx.ring_size = self.opts.sender_ring
             tx.heartbeat_us = self.opts.heartbeat_us
+            tx.heartbeat_idle_us = self.opts.heartbeat_idle_us
         rx = ffi.new("struct rsx_cmp_receiver_config *")
         lib.rsx_cmp_receiver_config_init(rx)
         rx.window = self.opts.window

@@ -67,6 +67,7 @@ class MeOptions:
     dxs: tuple[str, int] | None = None
     sender_ring: int = 4096
     heartbeat_us: int = 10_000
+    heartbeat_idle_us: int = 50_000  # idle heartbeats back off to this (specs/cmp.md 3.5)
     window: int = 4096
     run_dir: Path | None = None  # D/run: the process status file (specs/config.md 5)
     extra: dict[str, Any] = field(default_factory=dict)

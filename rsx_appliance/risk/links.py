@@ -11,6 +11,7 @@ shard forwards to the MEs to each symbol's link in one C pass
 from __future__ import annotations
 
 import errno
+import time
 
 from .._native import ffi, lib
 from ..errors import check, error_for
@@ -121,7 +122,12 @@ class Router:
         self._err = ffi.new("int *")
 
     def route(self, buf: bytes | bytearray | memoryview) -> None:
-        """Frame every record for its symbol's link; raises for a symbol without one (nothing after it sent)."""
+        """Frame every record for its symbol's link; raises for a symbol without one (nothing after it sent).
+        A NEW_ORDER's ``risk_out_ts_ns`` is stamped now, as it leaves the shard (CLOCK_REALTIME, the clock of
+        every cross-process stamp: specs/latency.md 3)."""
+        now = time.time_ns()
+        for link in self.links.values():
+            link.c.out_ts_ns = now
         view = memoryview(buf)
         off = 0
         while off < len(view):

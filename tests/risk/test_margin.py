@@ -4,7 +4,7 @@ import pytest
 
 from rsx_appliance.codes import Reason
 from rsx_appliance.errors import Rejected
-from rsx_appliance.records import RecordType
+from rsx_appliance.records import RecordType, encode
 from rsx_appliance.risk import SymbolRiskParams, Tier
 
 from .helpers import BUY, ME, RO, SEC, SELL, SYM, make_shard, new_order, oid, rid
@@ -220,3 +220,21 @@ def test_symbol_halted_refuses_new_orders(env):
     s.on_me(me.config(config_version=2, status=2))
     out = s.submit(new_order(1, BUY, P, Q), NOW)
     assert reasons(out) == [(Reason.SYMBOL_HALTED, 0)]
+
+
+def test_close_only_lets_reduce_only_orders_through(env):
+    """CLOSE_ONLY (status 3): a reduce-only order passes risk (the ME enforces what it may do), any other order
+    is refused CLOSE_ONLY; an amend of a reserved order (never reduce-only) too; PAUSED still refuses all."""
+    s, me = env
+    s.deposit(1, 10**9, rid())
+    o = oid()
+    assert reasons(s.submit(new_order(1, BUY, P, Q, o), NOW)) == []
+    s.on_me(me.accepted(1, o, BUY, P, Q))
+    s.on_me(me.config(config_version=2, status=3))
+    assert reasons(s.submit(new_order(1, BUY, P, Q), NOW)) == [(Reason.CLOSE_ONLY, 0)]
+    out = s.submit(new_order(1, SELL, P, Q, flags=RO), NOW)
+    assert reasons(out) == [] and len(out.to_me) > 0
+    amend = encode(RecordType.AMEND_ORDER, symbol_id=SYM, user_id=1, order_id=o, price=0, qty=Q // 2)
+    assert reasons(s.submit(amend, NOW)) == [(Reason.CLOSE_ONLY, 0)]
+    s.on_me(me.config(config_version=3, status=1))
+    assert reasons(s.submit(new_order(1, SELL, P, Q, flags=RO), NOW)) == [(Reason.SYMBOL_HALTED, 0)]

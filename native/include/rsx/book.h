@@ -67,7 +67,7 @@ void rsx_book_destroy(struct rsx_book *b);
 
 /*
  * Replace the symbol config (tick, lot, limits, status). Resting orders are
- * kept as they are; a tick change recentres the map. Returns 0, RSX_EINVALID
+ * kept as they are; a tick change rebuilds the window around the same centre. Returns 0, RSX_EINVALID
  * for an incoherent config, -EBUSY while a request is suspended.
  */
 int rsx_book_set_config(struct rsx_book *b, const struct rsx_symbol_config *cfg);
@@ -208,12 +208,16 @@ struct rsx_book_stats {
 	uint64_t ask_levels;
 };
 
+/* The price index (specs/book.md §3-§5). [0] = bids, [1] = asks. */
 struct rsx_book_map_info {
-	int64_t center;
+	int64_t center;		/* centre of the target window (the mid when last retargeted) */
 	int64_t tick;
-	uint64_t zone0_ticks;	/* W */
-	uint64_t half;		/* H */
-	uint64_t slots;		/* N = 2H */
+	uint64_t zone0_ticks;	/* W: the window reaches at least W ticks either side of its centre */
+	uint64_t half;		/* R / 2 */
+	uint64_t slots;		/* R: ring slots per side = window width in ticks (power of two >= 2W) */
+	int64_t window_lo[2];	/* each side's window now: prices [lo, hi) (the target once a slide is done) */
+	int64_t window_hi[2];
+	uint64_t far_levels[2];	/* levels outside the window, in the side's far tree */
 };
 
 struct rsx_book_level_info {
@@ -238,7 +242,7 @@ void rsx_book_mem(const struct rsx_book *b, struct rsx_book_mem *out);
 void rsx_book_stats(const struct rsx_book *b, struct rsx_book_stats *out);
 void rsx_book_map_info(const struct rsx_book *b, struct rsx_book_map_info *out);
 void rsx_book_config(const struct rsx_book *b, struct rsx_symbol_config *out);
-/* Slot index of a price in the compression map (tests). */
+/* The ring slot of a price (its tick mod R), or UINT64_MAX outside the target window (tests). */
 uint64_t rsx_book_slot_of(const struct rsx_book *b, rsx_price_t price);
 /* Best level of a side: 1 and *out filled, or 0 when the side is empty. */
 int rsx_book_best(const struct rsx_book *b, int side, struct rsx_book_level_info *out);

@@ -177,6 +177,14 @@ int rsx_cmp_send_raw(struct rsx_cmp_endpoint *ep, const void *buf, size_t len,
  */
 int rsx_cmp_endpoint_fd(const struct rsx_cmp_endpoint *ep);
 
+/*
+ * When the endpoint's next timer is due (rsx_cmp_now_ns time), as its last
+ * rsx_cmp_poll computed it; 0 = no timer. For callers that sleep on
+ * rsx_cmp_endpoint_fd in their own loop: poll again by then. Sending data
+ * afterwards can bring a heartbeat closer (to heartbeat_us after the send).
+ */
+uint64_t rsx_cmp_next_due_ns(const struct rsx_cmp_endpoint *ep);
+
 void rsx_cmp_endpoint_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_endpoint_stats *out);
 /* Fault-layer counters; all zero when the endpoint has no fault layer. */
 void rsx_cmp_fault_stats(const struct rsx_cmp_endpoint *ep, struct rsx_cmp_fault_stats *out);
@@ -203,11 +211,19 @@ struct rsx_cmp_sender_config {
 	struct rsx_cmp_addr dest[RSX_CMP_MAX_DEST];
 	uint32_t ring_size;	/* hot retransmit ring, power of two, 64..1M */
 	uint32_t heartbeat_us;	/* idle time before a HEARTBEAT; 0 = never */
+	uint32_t heartbeat_idle_us;	/* while idle, each HEARTBEAT doubles the interval up to this;
+					   0 = heartbeat_us (no back-off). Data starts over at heartbeat_us */
 	uint32_t retx_dedup_us;	/* ignore a repeat NAK of a seq from the same address within this */
 	rsx_cmp_fetch_fn fetch;	/* NULL: the horizon is the hot ring */
 	void *fetch_ctx;
 	uint32_t keyed;		/* 1: every datagram of the stream carries a MAC under key */
 	uint8_t key[RSX_CMP_KEY_BYTES];
+	/*
+	 * 1: the caller is the stream's owner handing over records it framed and
+	 * sealed itself (its WAL bytes): their header, stream and seq are checked,
+	 * the CRC is not hashed again (every receiver checks it).
+	 */
+	uint32_t owner_sealed;
 };
 
 struct rsx_cmp_sender_stats {

@@ -584,6 +584,12 @@ int rsx_record_seal_many(void *buf, size_t n, size_t stride);
 int rsx_record_check(const void *buf, size_t n);
 
 /*
+ * Everything rsx_record_check checks except the CRC: for a record this process
+ * framed and sealed itself (its size is then trustworthy without hashing it).
+ */
+int rsx_record_check_header(const void *buf, size_t n);
+
+/*
  * Check and copy out: validates like rsx_record_check, then copies the payload
  * into `payload` (an aligned struct of at least cap bytes) with memcpy, since
  * a payload inside a datagram or WAL buffer is not 64-byte aligned.

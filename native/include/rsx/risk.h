@@ -246,6 +246,8 @@ struct rsx_risk_link {
 	uint32_t stream_id;	/* the link's stream */
 	uint32_t _pad0;
 	uint64_t next_seq;	/* seq of the next record framed on it (starts at 1) */
+	uint64_t out_ts_ns;	/* rsx_risk_route: a NEW_ORDER's risk_out_ts_ns (CLOCK_REALTIME, taken by the
+				   caller just before routing; specs/latency.md 3); 0 = leave the stamp as it is */
 };
 
 /* The shard. Python fills every pointer and capacity; counts start at 0. */
