@@ -51,7 +51,7 @@ def test_process_states_from_status_files(cfg):
                                "updated_ns": now - 10 * 10**9})            # alive, but silent for 10 s
     write(cfg, "me.ETH-PERP", {"name": "me.ETH-PERP", "pid": me, "state": "ready",
                                "started_ns": born - 100 * 10**9, "updated_ns": now})  # a reused pid
-    write(cfg, "store.0", {"name": "store.0", "pid": me, "role": "store", "state": "ready", "started_ns": born,
+    write(cfg, "maker.0", {"name": "maker.0", "pid": me, "role": "maker", "state": "ready", "started_ns": born,
                            "updated_ns": now})                              # not in the config: shown too
     (cfg.data_dir / "run" / "junk.json").write_text("{not json")
     write(cfg, "up", {"name": "up", "pid": me, "state": "ready", "started_ns": born, "updated_ns": now,
@@ -72,7 +72,8 @@ def test_process_states_from_status_files(cfg):
     assert (rows["recorder.0"]["state"], rows["recorder.0"]["restarts"]) == ("restarting", 5)  # the supervisor says
     assert (rows["console.0"]["state"], rows["console.0"]["error"]) == ("failed", "crashed 10 times")
     assert rows["gateway.0"]["cpu_s"] >= 0
-    assert (rows["store.0"]["configured"], rows["store.0"]["role"], rows["store.0"]["state"]) == (False, "store", "ready")
+    assert (rows["maker.0"]["configured"], rows["maker.0"]["role"], rows["maker.0"]["state"]) == (False, "maker", "ready")
+    assert rows["store.0"]["state"] == "not running" and "up" not in rows
     assert rows["junk"]["state"] == "unreadable" and "junk.json" in rows["junk"]["error"]
     sum(range(3_000_000))   # some CPU for the second reading
     rows = {r["name"]: r for r in table.rows(read_docs(cfg))}
@@ -147,3 +148,4 @@ def test_latency_window_starts_again_after_a_restart():
     empty = w.view("other", {"s": Histogram()}, 2.0)
     assert empty["stages"][0]["window"]["summary"]["count"] == 0
     assert empty["stages"][0]["window"]["spectrum"] == {"x": [], "y_ns": [], "labels": []}
+
