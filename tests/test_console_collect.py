@@ -149,3 +149,21 @@ def test_latency_window_starts_again_after_a_restart():
     assert empty["stages"][0]["window"]["summary"]["count"] == 0
     assert empty["stages"][0]["window"]["spectrum"] == {"x": [], "y_ns": [], "labels": []}
 
+
+
+def test_the_collector_works_only_while_a_page_watches(cfg):
+    from rsx_appliance.console.collect import Collector
+
+    now = [100.0]
+    c = Collector(cfg, clock=lambda: now[0])
+    assert not c.watched() and not c.tuning_due() and c.collections == 0
+    c.demand()                                   # the first request collects at once
+    assert c.watched() and c.collections == 1 and c.tuning_due()
+    now[0] += cfg.console.refresh_s / 2
+    c.demand()                                   # a fresh snapshot is served as it is
+    assert c.collections == 1
+    now[0] += cfg.console.refresh_s
+    c.demand()
+    assert c.collections == 2
+    now[0] += max(10.0, 3 * cfg.console.refresh_s)   # nobody asked since: the console rests
+    assert not c.watched() and not c.tuning_due()

@@ -31,7 +31,6 @@ class ConsoleApp:
         self.status.write("starting")
         await self.server.start()
         self._write("ready")
-        self.collector.tick()
         self._tasks = [asyncio.create_task(self._refresh()), asyncio.create_task(self._tune()),
                        asyncio.create_task(self._status())]
 
@@ -54,6 +53,8 @@ class ConsoleApp:
     async def _refresh(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.console.refresh_s)
+            if not self.collector.watched():
+                continue
             try:
                 self.collector.tick()
             except Exception:   # a bad status file must not stop the console; say so and go on
@@ -61,9 +62,10 @@ class ConsoleApp:
 
     async def _tune(self) -> None:
         while True:
-            await asyncio.to_thread(self.collector.check_tuning)
-            self.tune_checks += 1
-            await asyncio.sleep(self.cfg.console.tune_check_s)
+            if self.collector.tuning_due():
+                await asyncio.to_thread(self.collector.check_tuning)
+                self.tune_checks += 1
+            await asyncio.sleep(1.0)
 
     async def _status(self) -> None:
         while True:

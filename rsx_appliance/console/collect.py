@@ -1,11 +1,13 @@
 """The operate page's snapshot: processes, streams, symbols, tuning check, latency (specs/console.md 5.2).
 
-:meth:`Collector.tick` runs every ``refresh_s``: it reads the status files, the
-kernel's view of each pid and each matching engine's shared status file, and
-keeps sparse copies of the ME latency histograms for the live window.
+:meth:`Collector.tick` runs every ``refresh_s`` while a page watches (asked for
+a snapshot in the last few refreshes; at rest the console collects nothing): it
+reads the status files, the kernel's view of each pid and each matching
+engine's shared status file, and keeps sparse copies of the ME latency
+histograms for the live window.
 :meth:`Collector.snapshot` turns the last tick into the JSON the page polls
 (the latency views are computed once per tick, on the first request after it).
-The tuning check runs in a worker thread every ``tune_check_s``.
+The tuning check runs in a worker thread every ``tune_check_s`` while watched.
 """
 
 from __future__ import annotations
@@ -55,8 +57,26 @@ class Collector:
         self._hists: dict[str, dict] = {}        # source -> {stage: Histogram} of the last tick
         self._latency: dict[str, Any] | None = None
         self._tick_t = 0.0
+        self._demanded: float | None = None       # when a page last asked for a snapshot
 
-    # -- every refresh_s ------------------------------------------------------------
+    # -- every refresh_s, while a page watches ---------------------------------------
+
+    def watched(self) -> bool:
+        """A page asked for a snapshot in the last ``max(10, 3 x refresh_s)`` seconds. A console nobody
+        watches does not collect (the exchange at rest stays quiet); the first request ticks at once."""
+        idle_after = max(10.0, 3.0 * self.cfg.console.refresh_s)
+        return self._demanded is not None and self.clock() - self._demanded < idle_after
+
+    def demand(self) -> None:
+        """A page wants the snapshot: watched from now; a tick now if the last is ``refresh_s`` old."""
+        self._demanded = self.clock()
+        if self._tick is None or self._demanded - self._tick_t >= self.cfg.console.refresh_s:
+            self.tick()
+
+    def tuning_due(self) -> bool:
+        """Watched, and the tuning check never ran or is ``tune_check_s`` old."""
+        t = self.tune["checked_ns"]
+        return self.watched() and (t is None or time.time_ns() - t >= self.cfg.console.tune_check_s * 10**9)
 
     def tick(self) -> None:
         t0 = time.perf_counter()

@@ -199,6 +199,7 @@ class ConsoleServer:
             who = {"operator": ident.subject} if operator else {"user_id": ident.user_id}
             return self._json(200, {"valid": True, **who, "expires_ns": ident.expires_ns})
         if path == "/api/latency.lat.json":
+            self.collector.demand()
             return self._response(200, json.dumps(self.collector.latency_run(), indent=1).encode(),
                                   extra=[("Cache-Control", "no-store"),
                                          ("Content-Disposition", 'attachment; filename="console.lat.json"')])
@@ -220,6 +221,7 @@ class ConsoleServer:
 
     def _operate_body(self) -> bytes:
         c = self.collector
+        c.demand()
         if self._operate is None or self._operate[0] != c.collections:
             self._operate = (c.collections, json.dumps(c.snapshot(), allow_nan=False).encode())
         return self._operate[1]
