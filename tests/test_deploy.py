@@ -143,7 +143,7 @@ def test_render_for_a_fake_two_node_host(fake):
     assert "u rsx -" in (bundle / "etc/sysusers.d/rsx.conf").read_text()
     assert (bundle / "etc/rsx/rsx.toml").read_bytes() == cfg.read_bytes()
     manifest = json.loads((bundle / "bundle.json").read_text())
-    assert manifest["host"] == "local" and len(manifest["files"]) == 17  # 10 units, 2 drop-ins, 5 more
+    assert manifest["host"] == "local" and len(manifest["files"]) == 18  # 11 units, 2 drop-ins, 5 more
 
 
 def test_render_is_deterministic_and_replaces_only_a_bundle(fake):
@@ -183,7 +183,7 @@ def test_systemd_analyze_verify_passes_and_catches_a_broken_unit(fake):
     out = rsx("check", "--bundle", str(bundle), "--host-root", str(root), "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     rows = {r["id"]: r for r in json.loads(out.stdout)["rows"]}
-    assert rows["units:verify"]["status"] == "pass" and "10 units" in rows["units:verify"]["detail"]
+    assert rows["units:verify"]["status"] == "pass" and "11 units" in rows["units:verify"]["detail"]
     unit = bundle / "etc/systemd/system/rsx-risk-0.service"
     unit.write_text(unit.read_text().replace("Restart=always", "Restart=always\nRestartSteps=notakey"))
     out = rsx("check", "--bundle", str(bundle), "--host-root", str(root), "--json")
