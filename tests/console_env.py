@@ -1,14 +1,13 @@
 """Exchanges for the console's browser tests (specs/console.md 7), on free ports in a temporary directory.
 
-- :class:`ProcessExchange`: every process of the configuration as its own `rsx` process, in start order
-  (what `rsx up` runs), when this build has them all (the ME and the risk shard);
+- :class:`UpExchange`: the real thing. `rsx up` (tests/exchange.py) on the embedded default configuration, the
+  console refreshing every second, and `rsx maker` quoting BTC-PERP (ETH-PERP is left to the tests, so what they
+  check there is not moved by the maker's requotes).
 - :class:`StandinExchange`: real `rsx gateway`, `rsx marketdata` and `rsx console` processes, with risk and
   the matching engines stood in by the gateway tests' stand-in (rsx_appliance/cli/bench/_gwstandin.py), which
-  runs every order through the real C book; here its engine streams are also journaled (a WAL and a DXS
-  server per symbol, so marketdata bootstraps from seq 1) and sent to marketdata as well as the gateway. It
-  can push what only risk knows (liquidation notices, funding payments).
-
-A "maker" is an ordinary client of the gateway (rsx_appliance.client), like `rsx maker`.
+  runs every order through the real C book; its engine streams are also journaled (a WAL and a DXS server per
+  symbol, so marketdata bootstraps from seq 1) and sent to marketdata as well as the gateway. It pushes what
+  only risk knows at a moment the test chooses (liquidation notices, funding payments).
 """
 
 from __future__ import annotations
@@ -17,18 +16,20 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
+from exchange import Up, exchange_toml
 from rsx_appliance.cli.bench._gwstandin import StandIn
 from rsx_appliance.cli.bench._md_feed import free_base_port
 from rsx_appliance.config import DEFAULT_TOML, load_config, streams
 from rsx_appliance.dxs import DxsServer
 from rsx_appliance.gateway.auth import mint_token, signing_key
-from rsx_appliance.launch import rsx_argv
+from rsx_appliance.launch import process_args, rsx_argv
 from rsx_appliance.records import RecordType, encode
 from rsx_appliance.wal import WalWriter
 
@@ -37,22 +38,99 @@ DRIVER = shutil.which("chromedriver")
 BROWSER_MISSING = None if CHROMIUM and DRIVER else \
     "chromium / chromedriver not installed (apt-get install chromium chromium-driver; .ci/run does)"
 
-def exchange_config(base: int, gateway: int, marketdata: int, console: int) -> str:
-    """The embedded default (two perps, demo accounts 1..10 and the maker's 1000) on free ports, CMP over UDP,
-    the console refreshing every second."""
-    text = DEFAULT_TOML
-    for old, new in (('cmp_backend = "auto"', 'cmp_backend = "udp"'), ("base_port = 7400", f"base_port = {base}"),
-                     ("port = 8080", f"port = {gateway}"), ("port = 8180", f"port = {marketdata}\ndepth = 10"),
-                     ("port = 8280", f"port = {console}\nrefresh_s = 1\nlatency_window_s = 10")):
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
+CONSOLE_KEYS = "refresh_s = 1\nlatency_window_s = 10\n"   # a page that refreshes every second
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Venue:
+    """What the tests ask of any exchange: its configuration, URLs, tokens and clients."""
+
+    kind = "?"
+    cfg = None
+
+    @property
+    def console_url(self) -> str:
+        host, port = self.cfg.process("console.0").ws
+        return f"http://{host}:{port}"
+
+    @property
+    def gateway_url(self) -> str:
+        host, port = self.cfg.process("gateway.0").ws
+        return f"ws://{host}:{port}/ws"
+
+    @property
+    def allowed_ports(self) -> set[int]:
+        """The console, the gateway and marketdata: all a page may reach."""
+        return {self.cfg.process(n).ws[1] for n in ("console.0", "gateway.0", "marketdata.0")}
+
+    def token(self, user: int | str, *, audience: str | None = None, ttl_s: int = 600) -> str:
+        a = self.cfg.auth
+        return mint_token(signing_key(self.cfg), a.algorithm, user, audience=audience or a.audience,
+                          issuer=a.issuer, ttl_s=ttl_s)[0]
+
+    def operator_token(self, name: str = "alice", ttl_s: int = 600) -> str:
+        return self.token(name, audience=self.cfg.console.operator_audience, ttl_s=ttl_s)
+
+    def client(self, user: int):
+        from rsx_appliance.client import SyncClient
+
+        return SyncClient(self.gateway_url, token=lambda: self.token(user))
+
+
+class UpExchange(Venue):
+    """`rsx up` with every process of the embedded configuration, and `rsx maker` on BTC-PERP."""
+
+    kind = "rsx up"
+    MAKER = 1000         # the embedded configuration's maker account
+
+    def __init__(self, work: Path) -> None:
+        toml = exchange_toml(marketdata={"depth": 10})
+        assert toml.count("[console]\n") == 1
+        self.up = Up(work, toml.replace("[console]\n", "[console]\n" + CONSOLE_KEYS))
+        self.cfg = self.up.cfg
+        self.maker: subprocess.Popen | None = None
+        self.maker_log = Path(work) / "maker.log"
+
+    def start(self) -> "UpExchange":
+        self.up.start()
+        try:
+            with open(self.maker_log, "wb") as log:
+                self.maker = subprocess.Popen(
+                    rsx_argv("maker", "--config", str(self.up.config), "--data", str(self.up.data),
+                             "--symbols", "BTC-PERP", "--user", str(self.MAKER), "-v"),
+                    stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, RSX_PROGRESS="0"))
+        except BaseException:
+            self.up.stop()
+            raise
+        return self
+
+    def running(self) -> list[str]:
+        """Every process the supervisor runs (the whole configuration)."""
+        return list((self.up.supervisor().get("processes") or {}))
+
+    def stop(self) -> None:
+        try:
+            if self.maker is not None and self.maker.poll() is None:
+                self.maker.send_signal(signal.SIGTERM)     # it cancels its orders on the way out
+                try:
+                    self.maker.wait(20)
+                except subprocess.TimeoutExpired:
+                    self.maker.kill()
+                    self.maker.wait(5)
+        finally:
+            self.up.stop()
+            self.up.kill()
+
+    def maker_alive(self) -> str | None:
+        """None while `rsx maker` runs, else its exit code and log."""
+        if self.maker.poll() is None:
+            return None
+        return f"rsx maker exited {self.maker.returncode}: {self.maker_log.read_text()[-2000:]}"
 
 
 class JournaledStandIn(StandIn):
@@ -83,128 +161,25 @@ class JournaledStandIn(StandIn):
             w.close()
 
 
-def processes_available() -> str | None:
-    """None when this build runs every process of the exchange, else what is missing."""
-    import importlib.util
-
-    for module, what in (("rsx_appliance.me", "the matching engine (rsx me)"),
-                         ("rsx_appliance.risk.serve", "the risk shard process (rsx risk serve)")):
-        if importlib.util.find_spec(module) is None:
-            return f"{what} is not in this build"
-    return None
-
-
-class Exchange:
-    """Processes in a temporary directory: ``start()``, then ``stop()``."""
-
-    kind = "?"
-
-    def __init__(self, work: Path) -> None:
-        self.work = work
-        self.path = work / "rsx.toml"
-        self.path.write_text(exchange_config(free_base_port(), free_port(), free_port(), free_port()))
-        self.cfg = load_config(self.path, work / "data")
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs: dict[str, Path] = {}
-
-    @property
-    def console_url(self) -> str:
-        return f"http://127.0.0.1:{self.cfg.console.port}"
-
-    @property
-    def gateway_url(self) -> str:
-        return f"ws://127.0.0.1:{self.cfg.gateway.port}/ws"
-
-    @property
-    def allowed_ports(self) -> set[int]:
-        return {self.cfg.console.port, self.cfg.gateway.port, self.cfg.marketdata.port}
-
-    # -- lifetime -------------------------------------------------------------------------------
-
-    def start(self) -> "Exchange":
-        raise NotImplementedError
-
-    @staticmethod
-    def argv(p) -> tuple[str, ...]:
-        """The `rsx` command of configured process ``p`` (what a supervisor runs)."""
-        return {"mark": ("mark", "--instance", str(p.index)), "me": ("me", "--symbol", p.name.split(".", 1)[1]),
-                "risk": ("risk", "serve", "--shard", str(p.index)),
-                "marketdata": ("marketdata", "--instance", str(p.index)),
-                "gateway": ("gateway", "--instance", str(p.index), "--log-level", "warning"),
-                "console": ("console",)}[p.role]
-
-    def spawn(self, name: str, *args: str) -> None:
-        log = self.work / f"{name}.log"
-        self.logs[name] = log
-        with open(log, "wb") as f:
-            self.procs[name] = subprocess.Popen(
-                rsx_argv(*args, "--config", str(self.path), "--data", str(self.cfg.data_dir)),
-                stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ, RSX_PROGRESS="0"))
-        self.wait_ready(name)
-
-    def wait_ready(self, name: str, timeout: float = 60.0) -> dict:
-        path = self.cfg.data_dir / "run" / f"{name}.json"
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            p = self.procs.get(name)
-            if p is not None and p.poll() is not None:
-                raise RuntimeError(f"{name} exited {p.returncode}: {self.logs[name].read_text()[-2000:]}")
-            try:
-                doc = json.loads(path.read_text())
-                if doc.get("state") == "ready" and (p is None or doc.get("pid") == p.pid):
-                    return doc
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{name} not ready in {timeout} s: {self.logs[name].read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        """In reverse start order, each waited for (the next may still be its consumer)."""
-        for name in reversed(list(self.procs)):
-            p = self.procs[name]
-            if p.poll() is None:
-                p.terminate()
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-
-    # -- credentials and clients ----------------------------------------------------------------
-
-    def token(self, user: int | str, *, audience: str | None = None, ttl_s: int = 600) -> str:
-        a = self.cfg.auth
-        return mint_token(signing_key(self.cfg), a.algorithm, user, audience=audience or a.audience,
-                          issuer=a.issuer, ttl_s=ttl_s)[0]
-
-    def operator_token(self, name: str = "alice", ttl_s: int = 600) -> str:
-        return self.token(name, audience=self.cfg.console.operator_audience, ttl_s=ttl_s)
-
-    def client(self, user: int):
-        from rsx_appliance.client import SyncClient
-
-        return SyncClient(self.gateway_url, token=lambda: self.token(user))
-
-
-class ProcessExchange(Exchange):
-    """Every configured process but the recorder (it is not driven by the configuration yet), in start order."""
-
-    kind = "processes"
-
-    def start(self) -> "ProcessExchange":
-        for p in self.cfg.processes:
-            if p.role != "recorder":
-                self.spawn(p.name, *self.argv(p))
-        return self
-
-
-class StandinExchange(Exchange):
+class StandinExchange(Venue):
     """Real gateway, marketdata and console; risk and the engines stood in (see the module docstring)."""
 
     kind = "stand-in"
 
     def __init__(self, work: Path) -> None:
-        super().__init__(work)
+        self.work = work
+        self.path = work / "rsx.toml"
+        text = DEFAULT_TOML
+        for old, new in (('cmp_backend = "auto"', 'cmp_backend = "udp"'),
+                         ("base_port = 7400", f"base_port = {free_base_port()}"),
+                         ("port = 8080", f"port = {free_port()}"), ("port = 8180", f"port = {free_port()}"),
+                         ("port = 8280", f"port = {free_port()}\n{CONSOLE_KEYS}")):
+            assert text.count(old) == 1, old
+            text = text.replace(old, new)
+        self.path.write_text(text)
+        self.cfg = load_config(self.path, work / "data")
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
         self.standin: JournaledStandIn | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dxs: list[DxsServer] = []
@@ -216,8 +191,23 @@ class StandinExchange(Exchange):
         self._start_dxs()
         self.standin.start()
         for name in ("marketdata.0", "gateway.0", "console.0"):
-            self.spawn(name, *self.argv(self.cfg.process(name)))
+            self.spawn(name)
         return self
+
+    def spawn(self, name: str) -> None:
+        from rsx_appliance.status import NotReady, wait_ready
+
+        log = self.work / f"{name}.log"
+        self.logs[name] = log
+        with open(log, "wb") as f:
+            p = self.procs[name] = subprocess.Popen(
+                rsx_argv(*process_args(self.cfg.process(name)), "--config", str(self.path),
+                         "--data", str(self.cfg.data_dir)),
+                stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ, RSX_PROGRESS="0"))
+        try:
+            wait_ready(self.cfg.data_dir, name, pid=p.pid, timeout=60, alive=lambda: p.poll() is None)
+        except NotReady as exc:
+            raise RuntimeError(f"{exc}: {log.read_text()[-2000:]}") from None
 
     def _start_dxs(self) -> None:
         ready = threading.Event()
@@ -242,17 +232,21 @@ class StandinExchange(Exchange):
         ready.wait(10)
 
     def stop(self) -> None:
-        super().stop()
+        """In reverse start order, each waited for (the next may still be its consumer); then the stand-in."""
+        for name in reversed(list(self.procs)):
+            p = self.procs[name]
+            if p.poll() is None:
+                p.terminate()
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
         if self.standin is not None:
             self.standin.stop()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(10)
-
-
-def make_exchange(work: Path) -> Exchange:
-    """The real processes when this build has them all, else the stand-in."""
-    return (ProcessExchange if processes_available() is None else StandinExchange)(work)
 
 
 # -- the browser ---------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ function render() {
   $("data-dir").textContent = s.data_dir;
   fill($("processes"), s.processes.map((p) => el("tr", { class: "process", dataset: { name: p.name, state: p.state } },
     el("td", {}, p.name), el("td", {}, p.role || "-"), el("td", {}, el("span", { class: `state ${stateClass(p.state)}` }, p.state)),
-    el("td", {}, p.pid ?? "-"), el("td", {}, ago(p.uptime_s)), el("td", {}, p.restarts ?? "-"),
+    el("td", {}, p.pid ?? "-"), el("td", {}, ago(p.uptime_s)), el("td", { class: "restarts" }, p.restarts ?? "-"),
     el("td", { class: "cpu" }, p.cpu_pct === null ? "-" : p.cpu_pct.toFixed(1)),
     el("td", {}, p.rss_bytes === null ? "-" : `${(p.rss_bytes / 1048576).toFixed(0)} MiB`),
     el("td", {}, ago(p.status_age_s)), el("td", { class: "error" }, p.error || ""))));
