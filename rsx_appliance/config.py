@@ -26,14 +26,15 @@ from .tune import _toml
 from .tune.errors import TuneInputError
 
 __all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
-           "MarkSourceConfig", "StoreConfig", "load_config", "default_config",
+           "MarkSourceConfig", "ConsoleConfig", "StoreConfig", "load_config", "default_config",
            "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER", "PROCESS_ORDER"]
 
 WAIT_MODES = ("auto", "spin", "backoff", "block")
 # start order: a consumer starts after what it consumes (specs/config.md 5)
 ROLE_ORDER = ("mark", "me", "risk", "marketdata", "gateway", "recorder")
-# roles outside the tuning topology (no hot loop to place) start after it, in this order
-PROCESS_ORDER = ROLE_ORDER + ("store",)
+# roles outside the tuning topology (no hot loop to place) start after it, in this order; the console
+# last: it reads what the others publish (specs/console.md 2)
+PROCESS_ORDER = ROLE_ORDER + ("store", "console")
 _TABLE_OF = {"me": "engines", "risk": "risk", "gateway": "gateway", "marketdata": "marketdata",
              "mark": "mark", "recorder": "recorder"}
 # the keys of each role table that belong to the topology (specs/tuning.md 5)
@@ -46,7 +47,7 @@ LOCAL_HOST = "local"  # the one host of a configuration without [hosts]
 _MAX_PER_ROLE = 100  # ports are base + role offset + index (specs/config.md 5)
 _PORT_OFFSET = {"me": (0, 100), "risk": (200, 300), "gateway": (400, None),
                 "marketdata": (500, None), "mark": (600, 700), "recorder": (None, None),
-                "store": (None, None)}
+                "store": (None, None), "console": (None, None)}
 
 DEFAULT_TOML = """\
 # rsx-appliance: the embedded default configuration (specs/config.md section 7).
@@ -77,6 +78,10 @@ port = 8080
 [marketdata]
 listen = "127.0.0.1"
 port = 8180
+
+[console]
+listen = "127.0.0.1"
+port = 8280                     # the web console: http://127.0.0.1:8280/
 
 [network]
 cmp_backend = "auto"
@@ -374,6 +379,19 @@ class MarkConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """`[console]`: the web console (specs/console.md 2)."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = 8280
+    refresh_s: int = 2
+    latency_window_s: int = 30
+    tune_check_s: int = 60
+    operator_audience: str = "rsx-operator"
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     cmp_backend: str = "auto"
     host: str = "127.0.0.1"
@@ -420,6 +438,7 @@ class Config:
     engine_symbols: tuple[str, ...] = ()  # names of the symbols with an ME on this host
     processes: tuple[ProcessSpec, ...] = field(default=())
     mark: MarkConfig = field(default=MarkConfig())
+    console: ConsoleConfig = field(default=ConsoleConfig())
     hosts: tuple[HostSpec, ...] = ()  # one "local" host without [hosts]
     role_hosts: dict = field(default_factory=dict)  # role -> host name per process index
     store: StoreConfig = StoreConfig()
@@ -484,7 +503,7 @@ class Config:
                 "symbols": [s.to_dict() for s in self.symbols],
                 "engines": asdict(self.engines), "risk": asdict(self.risk),
                 "gateway": asdict(self.gateway), "marketdata": asdict(self.marketdata),
-                "mark": asdict(self.mark),
+                "mark": asdict(self.mark), "console": asdict(self.console),
                 "network": asdict(self.network), "auth": asdict(self.auth), "store": asdict(self.store),
                 "hosts": [asdict(h) for h in self.hosts],
                 "accounts": [{"user_id": a.user_id, "deposit": a.deposit} for a in self.accounts],
@@ -745,6 +764,29 @@ def _mark(t: _toml.Table, symbol_names: set[str], collateral_decimals: int) -> M
     return MarkConfig(**kw)
 
 
+def _console(t: _toml.Table | None, audience: str) -> ConsoleConfig:
+    if t is None:
+        return ConsoleConfig()
+    d = ConsoleConfig()
+    kw: dict[str, Any] = {"enabled": t.get("enabled", bool, d.enabled), "listen": t.get("listen", str, d.listen)}
+    for key, lo, hi in (("port", 1, 65535), ("refresh_s", 1, 60), ("tune_check_s", 10, 86400)):
+        v = t.count(key, getattr(d, key), minimum=lo)
+        if v > hi:
+            raise t.fail(key, f"must be at most {hi}, not {v}")
+        kw[key] = v
+    window = t.count("latency_window_s", d.latency_window_s, minimum=kw["refresh_s"])
+    if window > 3600:
+        raise t.fail("latency_window_s", f"must be at most 3600, not {window}")
+    kw["latency_window_s"] = window
+    aud = t.get("operator_audience", str, d.operator_audience)
+    if not aud or aud == audience:
+        raise t.fail("operator_audience", f"must be a non-empty audience other than auth.audience ({audience!r}): "
+                     "a trading token must never act as an operator's")
+    kw["operator_audience"] = aud
+    t.done()
+    return ConsoleConfig(**kw)
+
+
 def _ipv4(t: _toml.Table, key: str, default: str) -> str:
     value = t.get(key, str, default)
     if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", value) or any(int(x) > 255 for x in value.split(".")):
@@ -877,7 +919,7 @@ def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
     counts = {"me": len(cfg.engine_symbols), "risk": cfg.risk.shards,
               "gateway": cfg.gateway.instances, "marketdata": cfg.marketdata.instances,
               "mark": cfg.mark_instances, "recorder": cfg.recorder_instances,
-              "store": cfg.store.instances}
+              "store": cfg.store.instances, "console": int(cfg.console.enabled)}
     for role in PROCESS_ORDER:
         n = counts[role]
         if n > _MAX_PER_ROLE:
@@ -889,7 +931,7 @@ def _processes(cfg: Config) -> tuple[ProcessSpec, ...]:
             stream = {"me": sym.id if sym else None, "risk": streams.risk(i),
                       "mark": streams.mark(i)}.get(role)
             ws = None
-            if role in ("gateway", "marketdata"):
+            if role in ("gateway", "marketdata", "console"):
                 lc = getattr(cfg, role)
                 ws = (lc.listen, lc.port + i)
             on = cfg.role_hosts[role][i] if role in cfg.role_hosts else cfg.hosts[0].name
@@ -985,6 +1027,7 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     hosts = _hosts(top, network)
     role_hosts = _role_hosts(raw_hosts, {"me": len(engine_symbols), **count}, hosts)
     auth = _auth(top.table("auth"))
+    console = _console(top.table("console"), auth.audience)
     store = _store(top.table("store"), ddir)
     accounts = _accounts(top, cd)
     top.done()
@@ -992,7 +1035,7 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
                  gateway=gateway, marketdata=marketdata, mark_instances=count.get("mark", 0),
                  recorder_instances=count.get("recorder", 0), network=network, auth=auth,
                  accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark,
-                 hosts=hosts, role_hosts=role_hosts, store=store)
+                 hosts=hosts, role_hosts=role_hosts, store=store, console=console)
     return replace(cfg, processes=_processes(cfg))
 
 

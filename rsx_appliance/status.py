@@ -4,7 +4,8 @@
 :func:`read_status_dir` every file of a run directory, and :func:`wait_ready`
 waits until a process says it serves: the readiness signal of `rsx up` and of
 the deployed units (`rsx deploy wait-ready`, specs/operations.md 1,
-specs/deploy.md 4.2).
+specs/deploy.md 4.2). `rsx status` and the console's operate page read them
+(specs/console.md 5.2).
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ def exchange_toml(*, engines: dict | None = None, risk: dict | None = None, gate
         text = text[:start] + f"accounts = [\n{rows},\n]\n" + text[end:]
     if mark:
         text += f"\n[mark]\n{mark}\n"
+    text = text.replace("port = 8280", f"port = {_free_port()}")     # the web console
     return text + extra
 
 
@@ -201,6 +202,11 @@ class Up:
     def md_url(self) -> str:
         host, port = self.cfg.process("marketdata.0").ws
         return f"ws://{host}:{port}/"
+
+    @property
+    def console_url(self) -> str:
+        host, port = self.cfg.process("console.0").ws
+        return f"http://{host}:{port}/"
 
     def token(self, user: int, ttl_s: int = 3600) -> str:
         from rsx_appliance.gateway.auth import mint_token, signing_key

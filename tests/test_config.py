@@ -33,7 +33,8 @@ def test_default_is_the_documented_demo(tmp_path):
     assert btc.reference_price == 6_000_000
     assert cfg.engines.durability == "fsync" and cfg.risk.shards == 1
     assert [p.name for p in cfg.processes] == ["mark.0", "me.BTC-PERP", "me.ETH-PERP", "risk.0",
-                                               "marketdata.0", "gateway.0", "recorder.0", "store.0"]
+                                               "marketdata.0", "gateway.0", "recorder.0", "store.0",
+                                               "console.0"]
     assert {a.user_id for a in cfg.accounts} == set(range(1, 11)) | {1000}
     assert cfg.data_dir == tmp_path.absolute()
     assert cfg.process("me.ETH-PERP").data_dir == tmp_path / "me" / "ETH-PERP"

@@ -88,7 +88,8 @@ def test_render_for_a_fake_two_node_host(fake):
     units = units_of(bundle)
     assert set(units) == {"rsx.target", "rsx-tune.service", "rsx-mark-0.service", "rsx-me-BTC-PERP.service",
                           "rsx-me-ETH-PERP.service", "rsx-risk-0.service", "rsx-marketdata-0.service",
-                          "rsx-gateway-0.service", "rsx-recorder-0.service", "rsx-store-0.service"}
+                          "rsx-gateway-0.service", "rsx-recorder-0.service", "rsx-store-0.service",
+                          "rsx-console-0.service"}
     placed = json.loads((bundle / "etc/rsx/placement.json").read_text())
     by_name = {p["name"]: p for p in placed["processes"]}
     me = keys(units["rsx-me-BTC-PERP.service"])
@@ -110,10 +111,17 @@ def test_render_for_a_fake_two_node_host(fake):
     assert "rsx-recorder-0.service" not in after
     assert keys(units["rsx-risk-0.service"])["ExecStart"][0].endswith("risk serve --shard 0 --config "
                                                                      "/etc/rsx/rsx.toml --data /var/lib/rsx")
-    store = keys(units["rsx-store-0.service"])  # no hot loop: the housekeeping CPUs, started last
+    store = keys(units["rsx-store-0.service"])  # no hot loop: the housekeeping CPUs, started after the recorder
     assert store["ExecStart"][0].endswith("store --config /etc/rsx/rsx.toml --data /var/lib/rsx")
     assert store["NUMAPolicy"] == ["preferred"] and store["CPUAffinity"] == [placed["housekeeping"]]
     assert "rsx-recorder-0.service" in store["After"][0]
+    # the console: not in the tuning topology, so on the housekeeping CPUs, started after everything else
+    con = keys(units["rsx-console-0.service"])
+    assert con["ExecStart"] == [f"{RSX} console --config /etc/rsx/rsx.toml --data /var/lib/rsx"]
+    assert con["CPUAffinity"] == [placed["housekeeping"]] and con["NUMAPolicy"] == ["preferred"]
+    assert {"rsx-gateway-0.service", "rsx-recorder-0.service", "rsx-store-0.service"} <= set(con["After"][0].split())
+    assert "rsx-console-0.service" not in store["After"][0]
+    assert not by_name["console.0"]["isolated"] and by_name["console.0"]["ws"] == "127.0.0.1:8280"
     tune = keys(units["rsx-tune.service"])
     assert tune["Type"] == ["oneshot"] and tune["RemainAfterExit"] == ["yes"]
     assert "tune apply --topology /etc/rsx/rsx.toml --profile latency --only " in tune["ExecStart"][0]
@@ -135,7 +143,7 @@ def test_render_for_a_fake_two_node_host(fake):
     assert "u rsx -" in (bundle / "etc/sysusers.d/rsx.conf").read_text()
     assert (bundle / "etc/rsx/rsx.toml").read_bytes() == cfg.read_bytes()
     manifest = json.loads((bundle / "bundle.json").read_text())
-    assert manifest["host"] == "local" and len(manifest["files"]) == 17  # 10 units, 2 drop-ins, 5 more
+    assert manifest["host"] == "local" and len(manifest["files"]) == 18  # 11 units, 2 drop-ins, 5 more
 
 
 def test_render_is_deterministic_and_replaces_only_a_bundle(fake):
@@ -175,7 +183,7 @@ def test_systemd_analyze_verify_passes_and_catches_a_broken_unit(fake):
     out = rsx("check", "--bundle", str(bundle), "--host-root", str(root), "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     rows = {r["id"]: r for r in json.loads(out.stdout)["rows"]}
-    assert rows["units:verify"]["status"] == "pass" and "10 units" in rows["units:verify"]["detail"]
+    assert rows["units:verify"]["status"] == "pass" and "11 units" in rows["units:verify"]["detail"]
     unit = bundle / "etc/systemd/system/rsx-risk-0.service"
     unit.write_text(unit.read_text().replace("Restart=always", "Restart=always\nRestartSteps=notakey"))
     out = rsx("check", "--bundle", str(bundle), "--host-root", str(root), "--json")

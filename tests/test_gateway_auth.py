@@ -117,6 +117,61 @@ def test_paths_and_health(hs):
     asyncio.run(go())
 
 
+def test_browser_credential_in_the_subprotocol(hs):
+    """specs/ws-api.md 1.2: the token as a bearer. subprotocol beside rsx.v1; rsx.v1 selected, never the token."""
+    key = signing_key(hs.cfg)
+
+    async def offer(protocols, headers=None):
+        return await websockets.connect(hs.url, subprotocols=protocols, additional_headers=headers or {},
+                                        open_timeout=5)
+
+    async def refused_offer(protocols, headers=None):
+        with pytest.raises(websockets.InvalidStatus) as exc:
+            await offer(protocols, headers)
+        r = exc.value.response
+        return r.status_code, json.loads(r.body)["E"]
+
+    async def go():
+        tok = hs.token(8)
+        ws = await offer(["rsx.v1", "bearer." + tok])
+        assert ws.subprotocol == "rsx.v1"
+        assert ws.response.headers["Sec-WebSocket-Protocol"] == "rsx.v1"
+        assert "H" in json.loads(await asyncio.wait_for(ws.recv(), 5))
+        await ws.send(json.dumps({"M": []}))
+        kind, rows = await _next(ws)
+        assert kind == "M" and {r[1] for r in rows} == {"BTC-PERP", "ETH-PERP"}
+        # the same token again is a replay, whichever way it comes
+        assert await refused_offer(["rsx.v1", "bearer." + tok]) == (401, [E.REPLAYED, "token already used (jti replay)"])
+        await ws.close()
+        bad = {
+            "both credentials": (["rsx.v1", "bearer." + hs.token(8)], {"Authorization": f"Bearer {hs.token(8)}"}),
+            "two tokens": (["rsx.v1", "bearer." + hs.token(8), "bearer." + hs.token(8)], None),
+            "token without rsx.v1": (["bearer." + hs.token(8)], None),
+            "expired token": (["rsx.v1", "bearer." + jwt.encode(claims(sub="8", exp=int(time.time()) - 60),
+                                                                 key, "HS256")], None),
+            "empty token": (["rsx.v1", "bearer."], None),
+            "only rsx.v1": (["rsx.v1"], None),
+        }
+        for name, (protocols, headers) in bad.items():
+            status, e = await refused_offer(protocols, headers)
+            assert (status, e[0]) == (401, E.UNAUTHORIZED), name
+        # programs: Authorization as before; rsx.v1 selected when offered, other offers ignored
+        ws = await offer(["rsx.v1"], {"Authorization": f"Bearer {hs.token(8)}"})
+        assert ws.subprotocol == "rsx.v1"
+        await ws.close()
+        ws = await offer(["chat"], {"Authorization": f"Bearer {hs.token(8)}"})
+        assert ws.subprotocol is None and "Sec-WebSocket-Protocol" not in ws.response.headers
+        await ws.close()
+    asyncio.run(go())
+
+
+async def _next(ws):
+    while True:
+        (k, v), = json.loads(await asyncio.wait_for(ws.recv(), 5)).items()
+        if k != "H":
+            return k, v
+
+
 def _pem_public(key) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 

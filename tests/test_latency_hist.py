@@ -229,3 +229,28 @@ def test_java_rank_differs_from_the_rounding_rule_where_it_should():
     assert h.percentile(99.99) == h.max == 7003
     assert _pypi_rank_value(h, 99.99) == 6999
     assert h.percentile(90) == 6303  # rank 6300 -> its bucket's highest equivalent value
+
+
+def test_from_counts_of_a_difference_is_the_values_between():
+    """A live window (specs/console.md 5.2): counts now minus an earlier copy = the values recorded since."""
+    rng = np.random.default_rng(7)
+    before = rng.lognormal(np.log(20_000), 0.5, 50_000).astype(np.int64)
+    after = rng.lognormal(np.log(90_000), 0.8, 30_000).astype(np.int64)
+    h = Histogram()
+    h.record(before)
+    earlier = h.counts.copy()
+    h.record(after)
+    window = Histogram.from_counts(h.counts - earlier)
+    alone = Histogram()
+    alone.record(after)
+    assert window.total == alone.total == after.size
+    assert np.array_equal(window.counts, alone.counts)
+    assert window.percentiles([50, 99, 99.9]) == alone.percentiles([50, 99, 99.9])
+    assert window.max == alone.max and window.min == alone.min
+    assert Histogram.from_counts(np.zeros_like(earlier)).total == 0
+    with pytest.raises(ValueError, match="negative count"):
+        Histogram.from_counts(earlier - h.counts)
+    with pytest.raises(ValueError, match="buckets"):
+        Histogram.from_counts(earlier[:-1])
+    with pytest.raises(TypeError, match="integers"):
+        Histogram.from_counts(earlier.astype(float))

@@ -171,6 +171,10 @@ def test_histograms_and_counters_are_readable_from_the_file(tmp_path):
         with MeStats(me.stats_path) as st:
             hs = st.histograms()
             c = st.counters()
+            again = st.histograms(into=hs)           # a poller's read: the same objects, overwritten
+            assert all(again[n] is hs[n] for n in hs)
+            fresh = st.histograms()
+            assert all(fresh[n] == hs[n] for n in hs)
     assert set(hs) == {"me_in_to_accepted", "me_accepted_to_matched", "me_accept_path", "me_matched_to_durable",
                        "me_to_durable", "durable_to_me_out", "me_in_to_sent"}
     assert all(h.total == 200 for h in hs.values())

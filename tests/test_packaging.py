@@ -84,3 +84,28 @@ def test_benchmark_drivers_are_not_in_the_production_library():
     fault.drop_ppm = 250_000
     cfg.a.fault = fault[0]
     assert cfg.a.fault.drop_ppm == 250_000
+
+
+def test_wheel_ships_the_package_data(tmp_path):
+    """A non-editable install has the console's pages (specs/console.md 1) and the benchmarks' C clients.
+
+    ``build_py`` is the step of a wheel build that lays out the Python files and the package data (the rest
+    compiles the C, which takes minutes here and does not decide what data ships)."""
+    import shutil
+
+    # from a copy of the tree as a fresh clone has it: a stale *.egg-info would remember earlier data files
+    tree, out = tmp_path / "tree", tmp_path / "lib"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    for name in files:
+        if (ROOT / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, tree / name)
+    subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(out)], cwd=tree, check=True,
+                   capture_output=True, timeout=300)
+    shipped = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    wanted = {str(p.relative_to(ROOT)) for pattern in ("rsx_appliance/console/static/*", "rsx_appliance/cli/bench/*.c")
+              for p in ROOT.glob(pattern)}
+    assert {"rsx_appliance/console/static/index.html", "rsx_appliance/console/static/trade.js"} <= wanted
+    missing = wanted - shipped
+    assert not missing, missing

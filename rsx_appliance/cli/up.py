@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
                f"  data        {cfg.data_dir}"]
         out += [f"  gateway     {u}   (orders; header  Authorization: Bearer <token>)" for _, u in gw]
         out += [f"  marketdata  {u}   (public: BBO, depth, trades)" for _, u in md]
-        out += [f"  {n.split('.')[0]:<11} {u}" for n, u in other]
+        out += [f"  {n.split('.')[0]:<11} {u}" + ("   (web console: trade; operate at /operate)"
+                                                  if n.startswith("console.") else "") for n, u in other]
         if token:
             out.append(f"  token       {token}")
             out.append(f"              (user {args.token_user}, one connection, valid {ttl // 3600} h; more: "

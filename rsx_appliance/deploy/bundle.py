@@ -87,8 +87,9 @@ def _profile(cfg: Config, bundle: Bundle) -> tuple[str, Profile]:
 
 
 def placement(plan: Plan, name: str, role: str) -> ProcessPlan:
-    """The plan's placement of a process. A role the tuning topology does not place (the history store,
-    `rsx store`: no hot loop) runs on the housekeeping CPUs, preferring node 0's memory."""
+    """The plan's placement of a process. A role the tuning topology does not place (the history store and
+    the web console: no hot loop, off the order path) runs on the housekeeping CPUs, preferring node 0's
+    memory."""
     return plan.process(name) or ProcessPlan(name, role, list(plan.housekeeping), 0, False, "preferred", None,
                                              None, 0, [], list(plan.housekeeping))
 

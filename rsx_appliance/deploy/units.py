@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from ..config import ROLE_ORDER, ProcessSpec
+from ..config import PROCESS_ORDER, ProcessSpec
 from ..launch import UnknownRole, process_args
 from ..tune.cpus import format_list
 from ..tune.knobs import KINDS
@@ -21,7 +21,8 @@ from ..tune.plan import ProcessPlan
 from .errors import DeployError
 
 __all__ = ["ETC", "DATA", "STATE_DIR", "CONFIG", "TUNE_UNIT", "TARGET", "DEPLOY_KINDS", "unit_name",
-           "command", "capabilities", "process_unit", "tune_unit", "target_unit", "tune_capabilities"]
+           "command", "capabilities", "process_unit", "tune_unit", "target_unit",
+           "tune_capabilities"]
 
 ETC = "/etc/rsx"
 CONFIG = f"{ETC}/rsx.toml"
@@ -180,5 +181,5 @@ def target_unit(units: list[str]) -> str:
 
 
 def role_rank(role: str) -> int:
-    """Start order of a role (specs/config.md 5): ROLE_ORDER, then any other role."""
-    return ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER)
+    """Start order of a role (specs/config.md 5): PROCESS_ORDER, then any other role."""
+    return PROCESS_ORDER.index(role) if role in PROCESS_ORDER else len(PROCESS_ORDER)

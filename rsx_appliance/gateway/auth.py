@@ -20,11 +20,18 @@ import jwt
 from ..errors import ConfigError
 
 __all__ = ["AuthError", "Identity", "TokenVerifier", "ReplayStore", "mint_token", "ensure_secret",
-           "load_verifier", "MIN_SECRET_BYTES"]
+           "load_verifier", "credential", "select_subprotocol", "MIN_SECRET_BYTES", "SUBPROTOCOL",
+           "BEARER_PREFIX", "USER_SUBJECT", "NAME_SUBJECT"]
 
 MIN_SECRET_BYTES = 32
 MIN_RSA_BITS = 2048
-_SUB = re.compile(r"[1-9][0-9]{0,9}")
+#: ``sub`` of a trading token: a user id, 1..4294967295 (checked for the upper bound after the match)
+USER_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
+#: ``sub`` of an operator token (specs/console.md 6): a name
+NAME_SUBJECT = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+#: the subprotocol a browser offers beside its token (specs/ws-api.md 1.2)
+SUBPROTOCOL = "rsx.v1"
+BEARER_PREFIX = "bearer."
 # PyJWT's own name for each pinned algorithm
 _ALGORITHMS = {"HS256": "HS256", "EdDSA": "EdDSA", "RS256": "RS256"}
 
@@ -39,9 +46,46 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class Identity:
-    user_id: int
+    user_id: int      # 0 for a name subject (an operator)
     jti: str
     expires_ns: int
+    subject: str = ""  # the token's ``sub`` as written
+
+
+def credential(headers) -> str | None:
+    """The bearer credential of an upgrade request, as an ``Authorization`` value (or None).
+
+    Programs send ``Authorization: Bearer <JWT>``; browsers, which cannot set
+    that header on a WebSocket, offer the subprotocols ``rsx.v1`` and
+    ``bearer.<JWT>`` (specs/ws-api.md 1.2). Exactly one credential: both
+    kinds, two of one kind, or a token offered without ``rsx.v1`` raise
+    :class:`AuthError` (401 / 1101).
+    """
+    from websockets.exceptions import InvalidHeader
+    from websockets.headers import parse_subprotocol
+
+    auth = headers.get_all("Authorization")
+    try:
+        offers = [o for value in headers.get_all("Sec-WebSocket-Protocol") for o in parse_subprotocol(value)]
+    except InvalidHeader:
+        raise AuthError(401, 1101, "malformed Sec-WebSocket-Protocol header") from None
+    tokens = [o[len(BEARER_PREFIX):] for o in offers if o.startswith(BEARER_PREFIX)]
+    if len(auth) > 1:
+        raise AuthError(401, 1101, "more than one Authorization header")
+    if not tokens:
+        return auth[0] if auth else None
+    if auth:
+        raise AuthError(401, 1101, "two credentials: an Authorization header and a bearer. subprotocol")
+    if len(tokens) > 1:
+        raise AuthError(401, 1101, "more than one bearer. subprotocol")
+    if SUBPROTOCOL not in offers:
+        raise AuthError(401, 1101, f"offer the {SUBPROTOCOL} subprotocol with the bearer. token")
+    return "Bearer " + tokens[0]
+
+
+def select_subprotocol(_conn, offered) -> str | None:
+    """websockets' hook: ``rsx.v1`` when offered, else no subprotocol (never a token)."""
+    return SUBPROTOCOL if SUBPROTOCOL in offered else None
 
 
 class ReplayStore:
@@ -82,17 +126,23 @@ class TokenVerifier:
     """Verifies bearer tokens for one algorithm and key (pinned by configuration)."""
 
     def __init__(self, algorithm: str, key, audience: str, issuer: str, *, leeway_s: int = 5,
-                 max_lifetime_s: int = 86_400, replay: ReplayStore | None = None) -> None:
+                 max_lifetime_s: int = 86_400, replay: ReplayStore | None = None,
+                 subject: re.Pattern = USER_SUBJECT) -> None:
         if algorithm not in _ALGORITHMS:
             raise ConfigError(f"auth.algorithm: {algorithm!r} is not HS256, EdDSA or RS256")
+        self.subject = subject
         self.algorithm = algorithm
         self.key = key
         self.audience, self.issuer = audience, issuer
         self.leeway_s, self.max_lifetime_s = leeway_s, max_lifetime_s
         self.replay = replay if replay is not None else ReplayStore()
 
-    def verify(self, header_value: str | None, now: float | None = None) -> Identity:
-        """Check an ``Authorization`` header value; reserve the jti; return who it is."""
+    def verify(self, header_value: str | None, now: float | None = None, *, spend: bool = True) -> Identity:
+        """Check an ``Authorization`` header value; reserve the jti; return who it is.
+
+        ``spend=False`` checks everything but the jti and reserves nothing (the
+        console's token check, specs/console.md 4.2).
+        """
         if not header_value:
             raise AuthError(401, 1101, "missing Authorization: Bearer token")
         scheme, _, token = header_value.strip().partition(" ")
@@ -123,14 +173,17 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise AuthError(401, 1101, f"invalid token: {exc}") from None
         sub, jti, exp = claims.get("sub"), claims.get("jti"), claims.get("exp")
-        if not isinstance(sub, str) or not _SUB.fullmatch(sub) or int(sub) > 0xFFFFFFFF:
-            raise AuthError(401, 1101, "token subject is not a user id (decimal string 1..4294967295)")
+        users = self.subject is USER_SUBJECT
+        if not isinstance(sub, str) or not self.subject.fullmatch(sub) or (users and int(sub) > 0xFFFFFFFF):
+            raise AuthError(401, 1101, "token subject is not a user id (decimal string 1..4294967295)" if users
+                            else f"token subject is not a name ({self.subject.pattern})")
         if not isinstance(jti, str) or not 1 <= len(jti) <= 128:
             raise AuthError(401, 1101, "token jti must be a string of 1..128 characters")
         if isinstance(exp, bool) or not isinstance(exp, (int, float)) or exp - now > self.max_lifetime_s:
             raise AuthError(401, 1101, f"token lives longer than {self.max_lifetime_s} s")
-        self.replay.reserve(jti, float(exp) + self.leeway_s, now)
-        return Identity(int(sub), jti, int(exp * 1e9))
+        if spend:
+            self.replay.reserve(jti, float(exp) + self.leeway_s, now)
+        return Identity(int(sub) if users else 0, jti, int(exp * 1e9), sub)
 
 
 def ensure_secret(path: Path) -> bool:
@@ -192,8 +245,13 @@ def signing_key(cfg, private_key_file: str | None = None, *, create: bool = Fals
         raise ConfigError(f"--key {private_key_file}: not a readable unencrypted PEM private key ({exc})") from None
 
 
-def load_verifier(cfg, *, create_secret: bool = False) -> TokenVerifier:
-    """The verifier of a configuration (specs/config.md 4, [gateway] token keys)."""
+def load_verifier(cfg, *, create_secret: bool = False, audience: str | None = None,
+                  subject: re.Pattern = USER_SUBJECT) -> TokenVerifier:
+    """The verifier of a configuration (specs/config.md 4, [gateway] token keys).
+
+    ``audience`` and ``subject`` default to trading tokens (``auth.audience``, a
+    user id); the console passes its operator audience and NAME_SUBJECT.
+    """
     a, g = cfg.auth, cfg.gateway
     if a.algorithm == "HS256":
         path = cfg.resolve(a.secret_file)
@@ -202,13 +260,13 @@ def load_verifier(cfg, *, create_secret: bool = False) -> TokenVerifier:
         key = _read_secret(path)
     else:
         key = _public_key(a.algorithm, cfg.resolve(a.public_key_file))
-    return TokenVerifier(a.algorithm, key, a.audience, a.issuer, leeway_s=g.token_leeway_s,
-                         max_lifetime_s=g.token_max_lifetime_s)
+    return TokenVerifier(a.algorithm, key, audience or a.audience, a.issuer, leeway_s=g.token_leeway_s,
+                         max_lifetime_s=g.token_max_lifetime_s, subject=subject)
 
 
-def mint_token(key, algorithm: str, user_id: int, *, audience: str = "rsx", issuer: str = "rsx",
+def mint_token(key, algorithm: str, user_id: int | str, *, audience: str = "rsx", issuer: str = "rsx",
                ttl_s: int = 3600, now: float | None = None, **extra) -> tuple[str, str, int]:
-    """A fresh token for ``user_id``: (token, jti, exp in ns). Development and tests."""
+    """A fresh token for ``user_id`` (or an operator's name): (token, jti, exp in ns). Development and tests."""
     now = time.time() if now is None else now
     jti = uuid.uuid4().hex
     exp = int(now) + ttl_s

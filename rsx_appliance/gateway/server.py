@@ -21,7 +21,7 @@ from websockets.datastructures import Headers
 from websockets.frames import Opcode
 from websockets.http11 import Response
 
-from .auth import AuthError, TokenVerifier, load_verifier
+from .auth import AuthError, TokenVerifier, credential, load_verifier, select_subprotocol
 from .core import Gateway
 from .protocol import error_frame
 from .session import Session
@@ -113,7 +113,7 @@ class GatewayServer:
         if self.stopping:
             return self._refuse(503, 1104, "gateway stopping")
         try:
-            ident = self.verifier.verify(request.headers.get("Authorization"))
+            ident = self.verifier.verify(credential(request.headers))
         except AuthError as exc:
             log.info("gateway: refused %s: %s", _peer(conn), exc.message)
             return self._refuse(exc.http, exc.code, exc.message)
@@ -162,6 +162,7 @@ class GatewayServer:
         g = self.cfg.gateway
         self.server = await serve(
             self.handler, self.host, self.port, compression=None, process_request=self.process_request,
+            select_subprotocol=select_subprotocol,
             create_connection=GatewayConnection, ping_interval=None, ping_timeout=None,
             max_size=g.max_frame_bytes, max_queue=None, write_limit=g.write_limit_bytes,
             server_header=None, open_timeout=10, close_timeout=2)

@@ -213,6 +213,28 @@ class Histogram:
     def __add__(self, other: Histogram) -> Histogram:
         return self.copy().add(other)
 
+    @classmethod
+    def from_counts(cls, counts: Any, lowest: int = 1, highest: int = HOUR_NS, digits: int = 3) -> Histogram:
+        """A histogram of this geometry holding ``counts`` (one per bucket, like :attr:`counts`).
+
+        The use: the difference of two copies of one histogram's counts is the
+        values recorded between them (a live window). Each bucket's count is
+        recorded at the bucket's value, as merging does (``rsx_hist_add``), so
+        :attr:`clamped` is 0. Raises ``TypeError`` for non-integer counts,
+        ``ValueError`` for a length that is not the geometry's or a negative count.
+        """
+        h = cls(lowest, highest, digits)
+        arr = np.asarray(counts)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"counts must be integers, got dtype {arr.dtype}")
+        if arr.shape != (h._h.counts_len,):
+            raise ValueError(f"{arr.shape} counts for a geometry of {h._h.counts_len} buckets")
+        if arr.size and int(arr.min()) < 0:
+            raise ValueError("a negative count: not the difference of a histogram and an earlier copy of it")
+        for i in np.flatnonzero(arr).tolist():
+            check(lib.rsx_hist_record_n(h._h, lib.rsx_hist_value_from_index(h._h, i), int(arr[i])), "from_counts")
+        return h
+
     def reset(self) -> None:
         lib.rsx_hist_reset(self._h)
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .report import (COLUMNS, COMPARED, TAIL_REGRESSION_RATIO, UNITS, choose_unit, compare, ordered_stages,
-                     setup_line, warnings_for)
+                     setup_line, spectrum_points, warnings_for)
 from .run import Run
 
 __all__ = ["render_html", "CHART_IDS"]
@@ -47,17 +47,10 @@ def _spectrum(runs: Sequence[Run], unit: str):
     top = 10.0
     for run in runs:
         for st in ordered_stages(run):
-            h = st.histogram
-            if not h.total:
+            x, values, pct = spectrum_points(st.histogram)
+            if not x:
                 continue
-            rows = [r for r in h.percentile_distribution(5) if r.percentile < 100.0]
-            x = [1.0 / (1.0 - r.percentile / 100.0) for r in rows]
-            y = [r.value / scale for r in rows]
-            pct = [f"{r.percentile:.5f}%" for r in rows]
-            # the max is the 1-in-N value: plot it at x = N
-            x.append(max(float(h.total), x[-1] if x else 1.0))
-            y.append(h.max / scale)
-            pct.append("100% (max)")
+            y = [v / scale for v in values]
             top = max(top, x[-1])
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", marker={"size": 4},
                                      name=_label(run, st.name, many), customdata=pct,

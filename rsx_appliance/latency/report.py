@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .histogram import Histogram
 from .run import ORDER_PATH_STAGES, Run, Stage
 
-__all__ = ["ordered_stages", "summarize", "warnings_for", "setup_line", "format_text", "to_json",
-           "choose_unit", "compare", "load_of", "UNITS", "COLUMNS", "SLOWER_RATIO", "TAIL_REGRESSION_RATIO"]
+__all__ = ["ordered_stages", "summarize", "spectrum_points", "warnings_for", "setup_line", "format_text",
+           "to_json", "choose_unit", "compare", "load_of", "UNITS", "COLUMNS", "SLOWER_RATIO",
+           "TAIL_REGRESSION_RATIO"]
 
 UNITS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 #: (column label, summary key stem): the columns of every latency table.
@@ -36,6 +38,25 @@ def ordered_stages(run: Run) -> list[Stage]:
     rest = [s for n, s in run.stages.items() if n not in ORDER_PATH_STAGES]
     total = [run.stages["total"]] if "total" in run.stages else []
     return path + rest + total
+
+
+def spectrum_points(h: Histogram, ticks_per_half_distance: int = 5) -> tuple[list[float], list[int], list[str]]:
+    """The percentile spectrum of ``h`` as `rsx report` draws it: (x, value in ns, label) per point.
+
+    x = 1/(1-p) (HdrHistogram's log axis: 10 is p90, 1000 p99.9); the rows are
+    HdrHistogram's percentile iteration, and the max is plotted as the 1-in-N
+    value, at x = N (the count). An empty histogram has no points.
+    """
+    if not h.total:
+        return [], [], []
+    rows = [r for r in h.percentile_distribution(ticks_per_half_distance) if r.percentile < 100.0]
+    x = [1.0 / (1.0 - r.percentile / 100.0) for r in rows]
+    y = [r.value for r in rows]
+    labels = [f"{r.percentile:.5f}%" for r in rows]
+    x.append(max(float(h.total), x[-1] if x else 1.0))
+    y.append(h.max)
+    labels.append("100% (max)")
+    return x, y, labels
 
 
 def summarize(run: Run) -> dict[str, dict[str, Any]]:

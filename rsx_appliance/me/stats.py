@@ -156,11 +156,15 @@ class MeStats:
                 if cfg["status"] in SymbolStatus._value2member_map_ else cfg["status"],
                 "counters": self.counters()}
 
-    def histograms(self) -> dict[str, Histogram]:
-        """{stage: a copy of its latency histogram} (specs/me.md 8)."""
+    def histograms(self, into: dict[str, Histogram] | None = None) -> dict[str, Histogram]:
+        """{stage: a copy of its latency histogram} (specs/me.md 8).
+
+        ``into``: the histograms of an earlier call, overwritten in place (a reader that polls, like the
+        console, allocates nothing after its first read).
+        """
         out = {}
         for i, name in enumerate(self.histogram_names):
-            hist = Histogram()
+            hist = (into or {}).get(name) or Histogram()
             check(lib.rsx_me_stats_hist_read(self._buf, len(self._mm), i, hist._h), f"histogram {name}")
             out[name] = hist
         return out

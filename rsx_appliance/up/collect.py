@@ -9,6 +9,7 @@ process cannot hang `rsx status`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -16,7 +17,7 @@ import psutil
 from ..config import Config, streams
 from ..status import read_status_dir
 
-__all__ = ["collect", "STALE_S", "SUPERVISOR"]
+__all__ = ["collect", "supervisor_view", "process_rows", "stream_rows", "STALE_S", "SUPERVISOR"]
 
 STALE_S = 5.0           # a status file is rewritten about once a second; older than this: stale
 SUPERVISOR = "up"       # the supervisor's status file, D/run/up.json
@@ -48,8 +49,25 @@ def _supervisor(doc: dict | None, now_ns: int) -> dict[str, Any]:
             "alive": alive}
 
 
-def _process_rows(cfg: Config, docs: dict[str, dict], children: dict, now_ns: int,
-                  cpu_interval: float) -> list[dict[str, Any]]:
+def supervisor_view(docs: dict[str, dict], now_ns: int) -> tuple[dict[str, Any], dict, dict]:
+    """Takes the supervisor's file out of ``docs``: (its row, its view of its children (``{}`` unless it
+    lives), the endpoints it printed)."""
+    up = docs.pop(SUPERVISOR, None)
+    children = up.get("processes") if up and isinstance(up.get("processes"), dict) else {}
+    sup = _supervisor(up, now_ns)
+    if not sup["alive"]:
+        children = {}       # a dead supervisor's view of its children is history, not state
+    return sup, children, (up or {}).get("endpoints") or {}
+
+
+Measure = Callable[[list[dict], dict[str, psutil.Process]], None]
+
+
+def process_rows(cfg: Config, docs: dict[str, dict], children: dict, now_ns: int,
+                 measure: Measure) -> list[dict[str, Any]]:
+    """One row per configured process, then per other status file. ``measure(rows, handles)`` fills in CPU,
+    RSS and uptime from the live processes (``handles``: name -> psutil.Process): over an interval for
+    `rsx status`, between two collections for the console."""
     configured = [p.name for p in cfg.processes]
     names = configured + sorted(n for n in docs if n not in configured)
     role_of = {p.name: p.role for p in cfg.processes}
@@ -84,7 +102,7 @@ def _process_rows(cfg: Config, docs: dict[str, dict], children: dict, now_ns: in
         if child.get("state") in ("restarting", "failed") and row["pid"] is None:
             row["state"] = child["state"]
         rows.append(row)
-    _measure(rows, handles, cpu_interval)
+    measure(rows, handles)
     return rows
 
 
@@ -112,7 +130,7 @@ def _measure(rows: list[dict], handles: dict[str, psutil.Process], interval: flo
             row["pid"], row["state"] = None, "dead"
 
 
-def _stream_rows(cfg: Config, docs: dict[str, dict]) -> list[dict[str, Any]]:
+def stream_rows(cfg: Config, docs: dict[str, dict]) -> list[dict[str, Any]]:
     """One row per stream any status file mentions, or a configured process owns; journaled streams first.
 
     An entry with ``seq``/``durable_seq`` is the owner's (the sender's, for a link), one with ``applied_seq``
@@ -157,15 +175,11 @@ def collect(cfg: Config, *, cpu_interval: float = 0.5) -> dict[str, Any]:
     """Everything `rsx status` prints (specs/operations.md 7; specs/schemas/status.schema.json)."""
     now_ns = time.time_ns()
     docs = read_status_dir(cfg.data_dir / "run")
-    up = docs.pop(SUPERVISOR, None)
-    children = up.get("processes") if up and isinstance(up.get("processes"), dict) else {}
-    sup = _supervisor(up, now_ns)
-    if not sup["alive"]:
-        children = {}       # a dead supervisor's view of its children is history, not state
-    processes = _process_rows(cfg, docs, children, now_ns, cpu_interval)
+    sup, children, endpoints = supervisor_view(docs, now_ns)
+    processes = process_rows(cfg, docs, children, now_ns, lambda rows, handles: _measure(rows, handles, cpu_interval))
     configured = [p for p in processes if p["configured"]]
     return {"data_dir": str(cfg.data_dir), "config": cfg.path, "supervisor": sup,
-            "endpoints": (up or {}).get("endpoints") or {}, "processes": processes,
-            "streams": _stream_rows(cfg, docs),
+            "endpoints": endpoints, "processes": processes,
+            "streams": stream_rows(cfg, docs),
             "ready": bool(configured) and all(p["state"] == "ready" for p in configured),
             "time_ns": now_ns}

@@ -57,12 +57,12 @@ class StandIn:
 
     # -- lifetime ----------------------------------------------------------
 
-    def attach(self, gateway_addr: tuple[str, int]) -> "StandIn":
-        """Open the link back and the engine streams toward the gateway's CMP endpoint."""
+    def attach(self, gateway_addr: tuple[str, int], me_also: tuple = ()) -> "StandIn":
+        """Open the link back and the engine streams toward the gateway's CMP endpoint (and ``me_also``)."""
         self.gateway_addr = gateway_addr
         self.link = self.ep.sender(streams.risk_to_gateway(0, self.g), [gateway_addr])
         for s in self.cfg.symbols:
-            self.me[s.id] = self.ep.sender(streams.me(s.id), [gateway_addr], ring_size=65536)
+            self.me[s.id] = self.ep.sender(streams.me(s.id), [gateway_addr, *me_also], ring_size=65536)
             self.me_seq[s.id] = self.me_first_seq - 1
             if self.use_book:
                 from ...book import Book
