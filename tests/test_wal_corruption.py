@@ -58,6 +58,19 @@ def test_flipped_bit_ends_the_stream_exactly_there(pristine, data):
     size = recs[-1][0] + recs[-1][1]
     offset = data.draw(st.integers(0, size - 1), label="offset")
     bit = data.draw(st.integers(0, 7), label="bit")
+    _flip_and_check(src, layout, fi, offset, bit)
+
+
+def test_flipped_stream_bit_in_a_files_first_record_is_a_break(pristine):
+    """A damaged first record is a break there, not a file of another stream (found by the test above:
+    stream 1 -> 0 in the first record of a file once raised StreamMismatchError)."""
+    src, layout = pristine
+    fi = len(layout) // 2
+    _flip_and_check(src, layout, fi, layout[fi][1][0][0] + 16 + 16, 0)
+
+
+def _flip_and_check(src, layout, fi, offset, bit):
+    name, recs = layout[fi]
     k = max(i for i, r in enumerate(recs) if r[0] <= offset)      # the record hit
     bad_off, _, bad_seq = recs[k]
     d = _copy(src)

@@ -152,7 +152,9 @@ def read_file(path: str | os.PathLike, *, next_seq: int = 0, check_seq: bool = T
     want = _stream_of(path, raw[:length]) if stream_id == 0 else (stream_id or 0)
     if want and length >= HEADER_SIZE + 20:
         first_stream = int(raw[HEADER_SIZE + 16:HEADER_SIZE + 20].view("<u4")[0])
-        if raw[0] == RECORD_VERSION and first_stream != want:
+        # only a whole, valid first record says whose file this is: a damaged one is a break below
+        if raw[0] == RECORD_VERSION and first_stream != want and \
+                lib.rsx_record_check(ffi.from_buffer(raw[:length]), length) > 0:
             raise StreamMismatchError(
                 int(ErrorCode.STREAM),
                 f"{path}: holds records of stream {first_stream}, not stream {want}"
