@@ -12,6 +12,7 @@ add that process's keys there (and to specs/config.md).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -27,7 +28,7 @@ from .tune.errors import TuneInputError
 
 __all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
            "MarkSourceConfig", "StoreConfig", "SupervisorConfig", "load_config", "default_config",
-           "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER", "PROCESS_ORDER"]
+           "parse_config", "streams", "DEFAULT_TOML", "with_overrides", "toml_value", "WAIT_MODES", "ROLE_ORDER", "PROCESS_ORDER"]
 
 WAIT_MODES = ("auto", "spin", "backoff", "block")
 # start order: a consumer starts after what it consumes (specs/config.md 5)
@@ -119,6 +120,35 @@ maintenance_margin_bps = 500
 reference_price = "3000"
 
 """
+
+
+def toml_value(v: Any) -> str:
+    """One TOML value of a bool, number, string or list of those."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def with_overrides(text: str, tables: dict[str, dict[str, Any]]) -> str:
+    """A configuration text with ``{table: {key: value}}`` set: keys of an existing top-level table are replaced
+    in place (TOML forbids a table twice), missing tables are appended. For tools and tests that derive a file
+    from :data:`DEFAULT_TOML`."""
+    for name, keys in tables.items():
+        head = f"[{name}]\n"
+        body = "".join(f"{k} = {toml_value(v)}\n" for k, v in keys.items())
+        if text.count(head) != 1:
+            text += f"\n{head}{body}"
+            continue
+        start = text.index(head) + len(head)
+        end = text.find("\n[", start)
+        end = len(text) if end < 0 else end
+        kept = "".join(line + "\n" for line in text[start:end].splitlines() if line.split("=")[0].strip() not in keys)
+        text = text[:start] + body + kept + text[end:]
+    return text
 
 
 class streams:

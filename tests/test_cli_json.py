@@ -143,6 +143,20 @@ def test_process_benchmarks(capsys):
     check("bench-gateway", rsx(capsys, "bench", "gateway", "--quick", "--phases", "gateway,stacks", "--json"))
 
 
+def test_bench_e2e(tmp_path, capsys):
+    """`rsx bench e2e` smoke: a private exchange, a small open-loop rate for 2 s, a run file rsx report reads."""
+    from rsx_appliance.latency import load_run
+
+    out = tmp_path / "e2e.lat.json"
+    (doc,) = check("bench-e2e", rsx(capsys, "bench", "e2e", "--rate", "200", "--duration", "2", "--warmup", "0.5",
+                                    "--connections", "2", "--idle", "1", "--save", str(out), "--json"))
+    assert doc["load"]["count"] > 0 and doc["stages"]["total"]["count"] == doc["load"]["count"]
+    assert set(doc["stages"]) == {"client_to_gateway", "gateway_to_risk", "risk", "risk_to_me", "me_to_client",
+                                  "total"}
+    assert doc["idle_cpu_pct"] is not None and doc["targets"]["fsync_p50_us"]["target"] == 450
+    assert "total" in {s.name for s in load_run(out).stages.values()}
+
+
 def test_services_print_json_lines(stream, tmp_path):
     port = free_port()
     srv = subprocess.Popen(rsx_argv("dxs", "serve", "--wal", str(stream), "--port", str(port), "--json"),

@@ -1,0 +1,115 @@
+"""The load client of `rsx bench e2e` (specs/operations.md 9), run in a process of its own.
+
+Open loop: pair ``k`` is due at ``t0 + k / pair_rate`` whatever happened before. A pair is a resting GTC order
+from one user and an IOC from another at the same price on the other side (both symbols in turn, a price ladder
+around the reference), so every IOC fills. Per taker order it keeps the intended send time (CLOCK_REALTIME: the
+same clock as the exchange's cross-process stamps) and the time its first fill frame was read. Raw WebSocket
+clients (``_gwload.RawClient``), so the measuring side costs little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+
+from ._gwload import _decode, connect, text_frame
+
+
+async def _run(spec: dict) -> dict:
+    host, port = spec["host"], spec["port"]
+    rate, duration, warmup = spec["rate"], spec["duration"], spec["warmup"]
+    syms = spec["symbols"]
+    pairs = int(rate / 2 * (duration + warmup))
+    first = int(rate / 2 * warmup)              # the pairs of the warm-up are sent, not measured
+    intended = np.zeros(pairs, dtype=np.int64)
+    sent = np.zeros(pairs, dtype=np.int64)
+    filled = np.zeros(pairs, dtype=np.int64)
+    left = [pairs]
+    done = asyncio.get_running_loop().create_future()
+    refused = {"E": 0, "U_failed": 0}
+
+    def on_msg(data: bytes) -> None:
+        (kind, v), = _decode(data).items()
+        if kind == "F":
+            cid = v[9]
+            if cid and cid[0] == "t":
+                k = int(cid[1:])
+                if not filled[k]:
+                    filled[k] = time.time_ns()
+                    left[0] -= 1
+                    if not left[0] and not done.done():
+                        done.set_result(None)
+        elif kind == "E":
+            refused["E"] += 1
+        elif kind == "U" and v[1] in (3, 4) and v[5] and v[5][0] == "t" and v[2] == 0:
+            refused["U_failed"] += 1         # a taker that ended without a fill: it will never be measured
+            k = int(v[5][1:])
+            if not filled[k]:
+                filled[k] = -1
+                left[0] -= 1
+                if not left[0] and not done.done():
+                    done.set_result(None)
+
+    conns = [await connect(host, port, tok, on_msg) for tok in spec["tokens"]]
+    await asyncio.sleep(0.3)
+    n = len(conns)
+    t0 = time.time_ns() + 50_000_000
+    interval = 1e9 / (rate / 2)
+    max_lag = 0
+
+    def pair(k: int):
+        s = syms[k % len(syms)]
+        return conns[(2 * k) % n], s, (k // len(syms)) % 2, s["ref"] + s["tick"] * ((k * 7) % 41 - 20)
+
+    maker, sym, side, px = pair(0)
+    maker.send(text_frame(json.dumps({"N": [sym["id"], side, px, sym["lot"], "m0", 0]}).encode()))
+    for k in range(pairs):
+        due = t0 + int(k * interval)
+        while True:
+            now = time.time_ns()
+            if now >= due:
+                break
+            if due - now > 200_000:
+                await asyncio.sleep((due - now - 100_000) / 1e9)
+            else:
+                await asyncio.sleep(0)
+        if k + 1 < pairs:        # the maker rests one pair ahead, so its taker never overtakes it
+            maker, sym, side, px = pair(k + 1)
+            maker.send(text_frame(json.dumps({"N": [sym["id"], side, px, sym["lot"], f"m{k + 1}", 0]}).encode()))
+        _, sym, side, px = pair(k)
+        intended[k] = due
+        sent[k] = time.time_ns()
+        max_lag = max(max_lag, int(sent[k] - due))
+        conns[(2 * k + 1) % n].send(text_frame(json.dumps({"N": [sym["id"], 1 - side, px, sym["lot"], f"t{k}", 1]})
+                                               .encode()))
+    end_sent = time.time_ns()
+    try:
+        await asyncio.wait_for(done, spec.get("drain_s", 30))
+    except asyncio.TimeoutError:
+        pass
+    for c in conns:
+        c.transport.close()
+    ok = filled[first:] > 0
+    measured = int(ok.sum())
+    span = (max(int(filled[first:][ok].max()), end_sent) - int(intended[first])) / 1e9 if measured else 0.0
+    return {"pairs": pairs, "warmup_pairs": first, "measured": measured,
+            "unfilled": int((filled[first:] == 0).sum()), "refused": refused,
+            "achieved_rate_per_s": round(2 * (pairs - first) / span, 1) if span > 0 else 0.0,
+            "max_lag_ns": max_lag,
+            "cids": [f"t{k}" for k in range(first, pairs) if filled[k] > 0],
+            "intended": intended[first:][ok].tolist(), "sent": sent[first:][ok].tolist(),
+            "filled": filled[first:][ok].tolist()}
+
+
+def main(conn) -> None:
+    """Child process body (multiprocessing spawn): one spec in, one result out."""
+    import uvloop
+
+    spec = conn.recv()
+    try:
+        conn.send(uvloop.run(_run(spec)))
+    except Exception as exc:           # said to the parent, which reports it
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
