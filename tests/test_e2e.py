@@ -139,6 +139,49 @@ def test_a_plain_websocket_client(ex):
     assert fill[1:5] == [1, 1, 6000000, 10000] and fill[9] == "q1"
 
 
+def test_a_retry_with_the_same_client_order_id_is_not_executed_again(ex):
+    """A client that saw no answer (its connection dropped after it sent N) sends the order again with the same
+    client order id, as specs/ws-api.md 5.1 tells it to, after the first try filled: the retry is refused (E 1011),
+    not executed a second time; the engine accepted the cid once; the store keeps the first try's outcome.
+    (Regression: the order id was a fresh UUIDv7 per try, so the engine's dedup could not see a retry.)"""
+    import websockets
+
+    async def go():
+        async with Trader(ex, 5) as m:
+            for i in range(2):      # liquidity for the first try and, were it executed, for the retry
+                await m.order("BTC-PERP", "sell", "0.010", "60000", cid=f"retry-ask-{i}")
+            async with websockets.connect(ex.url, additional_headers={"Authorization": f"Bearer {ex.token(6)}"}) as ws:
+                frames = []
+                for _ in range(2):
+                    await ws.send(json.dumps({"N": [1, 0, 6000000, 10000, "retry-1", 1]}))
+                    while True:
+                        (k, v), = json.loads(await ws.recv()).items()
+                        frames.append((k, v))
+                        if (k == "U" and v[1] in (2, 3, 4)) or k == "E":
+                            break
+                await _cancel_all(ex, 5)
+                return frames
+
+    frames = run(go())
+    fills = [v for k, v in frames if k == "F"]
+    assert len(fills) == 1 and fills[0][9] == "retry-1"
+    first, again = [v for k, v in frames if k == "U" and v[1] == int(Status.PENDING)]
+    assert first[0] == again[0]            # the same order id: a function of (user, symbol, cid)
+    assert frames[-1][0] == "E" and frames[-1][1][0] == 1011 and frames[-1][1][2:] == ["retry-1",
+                                                                                      int(Reason.DUPLICATE_ORDER_ID)]
+    spec = ex.cfg.symbol("BTC-PERP")
+    accepted = [r for r in wal_records(ex.cfg.process("me.BTC-PERP").data_dir / "wal", spec.id)
+                if r.type == RecordType.ORDER_ACCEPTED and bytes(r.client_id).rstrip(b"\0") == b"retry-1"]
+    assert len(accepted) == 1
+    for _ in range(100):                   # the store catches up within its batch time
+        r = ex.rsx("history", "orders", "--user", "6", "--json")
+        rows = [o for o in json.loads(r.stdout)["rows"] if o.get("client_id") == "retry-1"] if r.returncode == 0 else []
+        if rows:
+            break
+        time.sleep(0.1)
+    assert [o["status"] for o in rows] == ["FILLED"], r.stdout
+
+
 def test_time_in_force_and_post_only(ex):
     async def go():
         async with Trader(ex, 3) as m, Trader(ex, 4) as t:

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ._gwload import _decode, connect, text_frame
+from ._gwload import _decode, connect, sleep_until, text_frame
 
 
 async def _run(spec: dict) -> dict:
@@ -68,14 +68,7 @@ async def _run(spec: dict) -> dict:
     maker.send(text_frame(json.dumps({"N": [sym["id"], side, px, sym["lot"], "m0", 0]}).encode()))
     for k in range(pairs):
         due = t0 + int(k * interval)
-        while True:
-            now = time.time_ns()
-            if now >= due:
-                break
-            if due - now > 200_000:
-                await asyncio.sleep((due - now - 100_000) / 1e9)
-            else:
-                await asyncio.sleep(0)
+        await sleep_until(due, time.time_ns)
         if k + 1 < pairs:        # the maker rests one pair ahead, so its taker never overtakes it
             maker, sym, side, px = pair(k + 1)
             maker.send(text_frame(json.dumps({"N": [sym["id"], side, px, sym["lot"], f"m{k + 1}", 0]}).encode()))
