@@ -16,7 +16,7 @@ from rsx_appliance.codes import Reason, Side, Status
 from rsx_appliance.config import load_config
 from rsx_appliance.dxs import DxsServer
 from rsx_appliance.records import RecordType as T
-from rsx_appliance.records import decode
+from rsx_appliance.records import decode, encode
 from rsx_appliance.store import StoreQueryError, StoreSchemaError, open_store
 from rsx_appliance.store.db import open_database
 from rsx_appliance.store.schema import SCHEMA_VERSION, migrate
@@ -98,14 +98,19 @@ class Venue:
             trade_mix(me, self.rng, orders)
             me.flush()
 
-    def settle_funding(self):
+    def settle_funding(self, rate_e8=12_345):
+        """Each ME stream passes its next funding boundary (the shard cuts), then the mark process's rate."""
         sh = self.risk.shard
         for sid, me in self.mes.items():
-            sh.set_mark(sid, me.spec.reference_price)
-        sh.clock = time.time_ns() + 10 * 86400 * 10**9
-        for sid in self.mes:
-            interval = sh.clock // (28800 * 10**9) - 1
-            sh.settle_funding(sid, interval)
+            ref = me.spec.reference_price
+            sh.set_mark(sid, ref)
+            interval_ns = me.spec.funding_interval_s * 1_000_000_000
+            k = me.ts // interval_ns
+            me.ts = (k + 1) * interval_ns
+            me.append(T.BBO, bid_px=ref - me.spec.numbers.tick_size, bid_qty=me.spec.numbers.lot_size,
+                      ask_px=ref + me.spec.numbers.tick_size, ask_qty=me.spec.numbers.lot_size)
+            sh.on_funding_rate(encode(T.FUNDING_RATE, seq=sid, ts_ns=(k + 1) * interval_ns, stream_id=0x40000000,
+                                      symbol_id=sid, interval_id=k, rate_e8=rate_e8, mark_px=ref, index_px=ref))
         self.risk.journal.sync()
 
     def dirs(self):

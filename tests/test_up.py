@@ -75,8 +75,7 @@ def test_status(up):
     assert {c["name"] for c in me1["consumers"]} >= {"risk.0", "marketdata.0", "gateway.0", "recorder.0"}
     assert streams["risk 0"]["owner"] == "risk.0" and streams["mark 0"]["owner"] == "mark.0"
     text = up.rsx("status")
-    n = len(up.cfg.processes)
-    assert text.returncode == 0 and f"{n} of {n} processes ready" in text.stdout and "me.BTC-PERP" in text.stdout
+    assert text.returncode == 0 and f"{len(up.cfg.processes)} of {len(up.cfg.processes)} processes ready" in text.stdout and "me.BTC-PERP" in text.stdout
     # without --config: the file the supervisor recorded
     bare = subprocess.run(rsx_argv("status", "--data", str(up.data), "--json", "--cpu-interval", "0"),
                           capture_output=True, text=True, timeout=60)

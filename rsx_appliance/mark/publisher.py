@@ -25,7 +25,7 @@ class Publisher:
     """``publish([(type, fields), ...])`` from any thread; records go out in order, durable first."""
 
     def __init__(self, wal_dir, stream_id: int, local: tuple[str, int], destinations: list,
-                 *, backend: str | None = None, poll_s: float = 0.005) -> None:
+                 *, backend: str | None = None, poll_s: float = 0.05) -> None:
         self.wal_dir, self.stream_id, self.local = wal_dir, stream_id, local
         self.destinations = list(destinations)
         self._backend, self._poll_s = backend, poll_s
@@ -34,7 +34,6 @@ class Publisher:
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.counters = {"published": 0, "seq": 0, "durable_seq": 0, "sync_ns_max": 0, "send_stalls": 0}
-        self.sender_stats: dict = {}
         self._thread = threading.Thread(target=self._run, name="mark-publish", daemon=True)
 
     def start(self, timeout: float = 10.0) -> None:
@@ -60,8 +59,12 @@ class Publisher:
                 self.counters["seq"] = self.counters["durable_seq"] = wal.next_seq - 1
                 self.ready.set()
                 while True:
+                    # wake for a record to publish, or by the endpoint's next timer (heartbeat, NAK
+                    # retry; at most poll_s): a quiet stream costs a few wake-ups a second, not 200
+                    due = ep.next_due_s()
+                    wait = self._poll_s if due is None else min(due, self._poll_s)
                     try:
-                        items = self._q.get(timeout=self._poll_s)
+                        items = self._q.get(timeout=wait)
                     except queue.Empty:
                         items = ()
                     batch = []
@@ -74,8 +77,6 @@ class Publisher:
                     if batch:
                         self._write(wal, tx, ep, batch)
                     ep.poll(0)
-                    if tx is not None:
-                        self.sender_stats = tx.stats
                     if items is None and self._stop.is_set():
                         wal.flush()
                         break

@@ -326,11 +326,15 @@ class Store:
         counts: dict[int, int] = {}
         for who, order, dir_sql in (("taker", 0, "CASE WHEN taker_side = 0 THEN 1 ELSE -1 END"),
                                     ("maker", 1, "CASE WHEN taker_side = 0 THEN -1 ELSE 1 END")):
-            for sym, seq, d, px, q, fee in self.db.query(
-                    f"SELECT symbol_id, seq, {dir_sql}, price, qty, {who}_fee FROM fills "
-                    f"WHERE {who}_user_id = ? {sym_sql}", [user] + sym_args):
-                legs.setdefault(sym, []).append((seq, order, 0, d, px, q))
+            for sym, seq, d, px, q, fee, self_trade in self.db.query(
+                    f"SELECT symbol_id, seq, {dir_sql}, price, qty, {who}_fee, taker_user_id = maker_user_id "
+                    f"FROM fills WHERE {who}_user_id = ? {sym_sql}", [user] + sym_args):
                 fees[sym] = fees.get(sym, 0) + (fee or 0)
+                if self_trade:      # bought and sold at one price: no position change, both fees (as the risk core)
+                    legs.setdefault(sym, [])
+                    counts[sym] = counts.get(sym, 0) + order
+                    continue
+                legs.setdefault(sym, []).append((seq, order, 0, d, px, q))
                 counts[sym] = counts.get(sym, 0) + 1
         # ADL closes, after the fill their batch's barrier names (fill_tip): at (tip, 2, seq)
         adl = int(LiqKind.ADL)
