@@ -22,6 +22,7 @@ TERMINAL = (FILLED, CANCELLED, FAILED)
 RETRY_LATER = (1003, 1104, 1006)   # breaker open, gateway full/stopping, rate limited: nothing was placed
 DUPLICATE_CID = 1011               # the cid is live at the gateway: the order exists
 ACK_TIMEOUT_S = 2.0                # no U PENDING this long on a live connection: send again, same cid
+BLIND_EVERY = 10                   # every 10th order is sent again after its outcome, as if the answer was lost
 
 
 class Trader:
@@ -30,7 +31,7 @@ class Trader:
         self.ws = None
         self.orders: dict[str, dict] = {}       # cid -> {frame, acked, status, sent_at, sends}
         self.fills: dict[tuple[int, int], int] = {}   # (symbol, seq) -> times an F frame said it
-        self.connects = self.retries = self.dup_refused = self.refused = 0
+        self.connects = self.retries = self.blind_retries = self.dup_refused = self.refused = 0
         self._cids = itertools.count(1)
 
     # -- orders ---------------------------------------------------------------------------------
@@ -104,6 +105,10 @@ class Trader:
                 o["acked"] = True
                 if v[1] in TERMINAL or o["status"] not in TERMINAL:
                     o["status"] = v[1]
+                if v[1] in TERMINAL and not o.get("blind") and int(v[5].split("-")[1]) % BLIND_EVERY == 0:
+                    o["blind"] = True       # the client "lost" this answer: it retries, same cid
+                    self.blind_retries += 1
+                    await self._send(v[5])
         elif kind == "F":
             key = (v[1], v[8])
             self.fills[key] = self.fills.get(key, 0) + 1

@@ -198,13 +198,16 @@ def crash_matrix(tmp_path, kills: int, rate: float) -> list[dict]:
     summary = {"fill_legs": len(mine), "via_history": via_history, "lost": len(lost), "phantom": len(phantom),
                "orders": sum(len(t.orders) for t in load.traders),
                "retries": sum(t.retries for t in load.traders),
+               "blind_retries": sum(t.blind_retries for t in load.traders),
                "duplicates_refused": sum(t.dup_refused for t in load.traders),
+               "refused": sum(t.refused for t in load.traders),
                "executed_twice": len(twice), "unanswered": unanswered,
                "connects": sum(t.connects for t in load.traders)}
     _print_table(rows, summary)
     assert not lost, f"{len(lost)} fills lost, e.g. {lost[:5]}"
     assert not phantom, f"F frames of fills that are not in the WAL: {phantom[:5]}"
     assert not twice, f"orders executed twice (user, cid): {list(twice.items())[:5]}"
+    assert summary["duplicates_refused"] >= summary["blind_retries"] // 2, "retries of ended orders were not refused"
     assert mine, "the load made no fills"
     return rows
 

@@ -24,7 +24,9 @@ from rsx_appliance.records import RecordType
 pytestmark = pytest.mark.timeout(600)
 
 BIG, SMALL, VICTIM, COUNTER = 1_000_000, 1000, 20, 21
+RETRY_MAKER, RETRY_TAKER = 30, 31
 ACCOUNTS = [(u, str(BIG)) for u in range(1, 11)] + [(VICTIM, str(SMALL)), (COUNTER, str(BIG)),
+                                                     (RETRY_MAKER, str(BIG)), (RETRY_TAKER, str(BIG)),
                                                      (1000, "100000000")]
 
 
@@ -147,10 +149,11 @@ def test_a_retry_with_the_same_client_order_id_is_not_executed_again(ex):
     import websockets
 
     async def go():
-        async with Trader(ex, 5) as m:
+        async with Trader(ex, RETRY_MAKER) as m:
             for i in range(2):      # liquidity for the first try and, were it executed, for the retry
                 await m.order("BTC-PERP", "sell", "0.010", "60000", cid=f"retry-ask-{i}")
-            async with websockets.connect(ex.url, additional_headers={"Authorization": f"Bearer {ex.token(6)}"}) as ws:
+            auth = {"Authorization": f"Bearer {ex.token(RETRY_TAKER)}"}
+            async with websockets.connect(ex.url, additional_headers=auth) as ws:
                 frames = []
                 for _ in range(2):
                     await ws.send(json.dumps({"N": [1, 0, 6000000, 10000, "retry-1", 1]}))
@@ -159,8 +162,8 @@ def test_a_retry_with_the_same_client_order_id_is_not_executed_again(ex):
                         frames.append((k, v))
                         if (k == "U" and v[1] in (2, 3, 4)) or k == "E":
                             break
-                await _cancel_all(ex, 5)
-                return frames
+            await m.c.cancel_all()
+            return frames
 
     frames = run(go())
     fills = [v for k, v in frames if k == "F"]
@@ -170,15 +173,18 @@ def test_a_retry_with_the_same_client_order_id_is_not_executed_again(ex):
     assert frames[-1][0] == "E" and frames[-1][1][0] == 1011 and frames[-1][1][2:] == ["retry-1",
                                                                                       int(Reason.DUPLICATE_ORDER_ID)]
     spec = ex.cfg.symbol("BTC-PERP")
-    accepted = [r for r in wal_records(ex.cfg.process("me.BTC-PERP").data_dir / "wal", spec.id)
+    records = list(wal_records(ex.cfg.process("me.BTC-PERP").data_dir / "wal", spec.id))
+    accepted = [r for r in records
                 if r.type == RecordType.ORDER_ACCEPTED and bytes(r.client_id).rstrip(b"\0") == b"retry-1"]
     assert len(accepted) == 1
-    for _ in range(100):                   # the store catches up within its batch time
-        r = ex.rsx("history", "orders", "--user", "6", "--json")
-        rows = [o for o in json.loads(r.stdout)["rows"] if o.get("client_id") == "retry-1"] if r.returncode == 0 else []
-        if rows:
-            break
+    refusal = next(r for r in records if r.type == RecordType.ORDER_FAILED and r.order_id == accepted[0].order_id)
+    assert refusal.reason == Reason.DUPLICATE_ORDER_ID
+    end = time.monotonic() + 30            # the store has read past the refusal
+    while ((ex.status("store.0") or {}).get("streams", {}).get("me 1", {}).get("applied_seq", 0) < refusal.seq
+           and time.monotonic() < end):
         time.sleep(0.1)
+    r = ex.rsx("history", "orders", "--user", str(RETRY_TAKER), "--json")
+    rows = [o for o in json.loads(r.stdout)["rows"] if o.get("client_id") == "retry-1"]
     assert [o["status"] for o in rows] == ["FILLED"], r.stdout
 
 
