@@ -157,6 +157,12 @@ def test_bench_e2e(tmp_path, capsys):
     assert "total" in {s.name for s in load_run(out).stages.values()}
 
 
+@pytest.mark.parametrize("args", [["--rate", "1"], ["--duration", "0"], ["--connections", "1"], ["--idle", "-1"]])
+def test_bench_e2e_refuses_bad_arguments_before_starting_anything(args):
+    r = subprocess.run(rsx_argv("bench", "e2e", *args), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("rsx bench e2e: error: --rate >= 2") and not r.stdout
+
+
 def test_services_print_json_lines(stream, tmp_path):
     port = free_port()
     srv = subprocess.Popen(rsx_argv("dxs", "serve", "--wal", str(stream), "--port", str(port), "--json"),
