@@ -26,9 +26,10 @@ from .numbers import SymbolConfig
 from .tune import _toml
 from .tune.errors import TuneInputError
 
-__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
-           "MarkSourceConfig", "StoreConfig", "SupervisorConfig", "load_config", "default_config",
-           "parse_config", "streams", "DEFAULT_TOML", "with_overrides", "toml_value", "WAIT_MODES", "ROLE_ORDER", "PROCESS_ORDER"]
+__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig",
+           "MarkConfig", "MarkSourceConfig", "StoreConfig", "SupervisorConfig", "load_config", "default_config",
+           "parse_config", "streams", "DEFAULT_TOML", "with_overrides", "toml_value", "WAIT_MODES", "ROLE_ORDER",
+           "PROCESS_ORDER"]
 
 WAIT_MODES = ("auto", "spin", "backoff", "block")
 # start order: a consumer starts after what it consumes (specs/config.md 5)

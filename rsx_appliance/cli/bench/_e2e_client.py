@@ -1,8 +1,8 @@
 """The load client of `rsx bench e2e` (specs/operations.md 9), run in a process of its own.
 
-Open loop: pair ``k`` is due at ``t0 + k / pair_rate`` whatever happened before. A pair is a resting GTC order
-from one user and an IOC from another at the same price on the other side (both symbols in turn, a price ladder
-around the reference), so every IOC fills. Per taker order it keeps the intended send time (CLOCK_REALTIME: the
+Open loop: pair ``k`` is due at ``t0 + k / pair_rate`` whatever happened before. A pair is a resting GTC sell
+from one user on a price ladder around the reference and an IOC buy from another at the ladder's top (both symbols
+in turn), so every IOC fills against the best resting sell. Per taker order it keeps the intended send time (CLOCK_REALTIME: the
 same clock as the exchange's cross-process stamps) and the time its first fill frame was read. Raw WebSocket
 clients (``_gwload.RawClient``), so the measuring side costs little.
 """
@@ -15,7 +15,15 @@ import time
 
 import numpy as np
 
+from ...codes import Reason
 from ._gwload import _decode, connect, sleep_until, text_frame
+
+
+def reason_name(code: int) -> str:
+    try:
+        return Reason(code).name
+    except ValueError:
+        return str(code)
 
 
 async def _run(spec: dict) -> dict:
@@ -29,24 +37,26 @@ async def _run(spec: dict) -> dict:
     filled = np.zeros(pairs, dtype=np.int64)
     left = [pairs]
     done = asyncio.get_running_loop().create_future()
-    refused = {"E": 0, "U_failed": 0}
+    refused: dict[str, int] = {}          # "E <code>" and "<status> <reason>" of takers that ended unfilled
+    tag = spec["tag"]                      # cids are unique per run: a cid names one order per dedup window
 
     def on_msg(data: bytes) -> None:
         (kind, v), = _decode(data).items()
         if kind == "F":
             cid = v[9]
-            if cid and cid[0] == "t":
-                k = int(cid[1:])
+            if cid.startswith(tag + "t"):
+                k = int(cid[len(tag) + 1:])
                 if not filled[k]:
                     filled[k] = time.time_ns()
                     left[0] -= 1
                     if not left[0] and not done.done():
                         done.set_result(None)
         elif kind == "E":
-            refused["E"] += 1
-        elif kind == "U" and v[1] in (3, 4) and v[5] and v[5][0] == "t" and v[2] == 0:
-            refused["U_failed"] += 1         # a taker that ended without a fill: it will never be measured
-            k = int(v[5][1:])
+            refused[f"E {v[0]}"] = refused.get(f"E {v[0]}", 0) + 1
+        elif kind == "U" and v[1] in (3, 4) and v[5].startswith(tag + "t") and v[2] == 0:
+            key = f"{'CANCELLED' if v[1] == 3 else 'FAILED'} {reason_name(v[4])}"
+            refused[key] = refused.get(key, 0) + 1   # a taker that ended without a fill: never measured
+            k = int(v[5][len(tag) + 1:])
             if not filled[k]:
                 filled[k] = -1
                 left[0] -= 1
@@ -60,24 +70,26 @@ async def _run(spec: dict) -> dict:
     interval = 1e9 / (rate / 2)
     max_lag = 0
 
-    def pair(k: int):
+    def maker_frame(k: int) -> bytes:      # a resting sell on the ladder (41 ticks around the reference)
         s = syms[k % len(syms)]
-        return conns[(2 * k) % n], s, (k // len(syms)) % 2, s["ref"] + s["tick"] * ((k * 7) % 41 - 20)
+        px = s["ref"] + s["tick"] * ((k * 7) % 41 - 20)
+        return text_frame(json.dumps({"N": [s["id"], 1, px, s["lot"], f"{tag}m{k}", 0]}).encode())
 
-    maker, sym, side, px = pair(0)
-    maker.send(text_frame(json.dumps({"N": [sym["id"], side, px, sym["lot"], "m0", 0]}).encode()))
+    def taker_frame(k: int) -> bytes:      # an IOC buy at the ladder's top: it takes the best resting sell
+        s = syms[k % len(syms)]
+        return text_frame(json.dumps({"N": [s["id"], 0, s["ref"] + 20 * s["tick"], s["lot"], f"{tag}t{k}", 1]})
+                          .encode())
+
+    conns[0].send(maker_frame(0))
     for k in range(pairs):
         due = t0 + int(k * interval)
         await sleep_until(due, time.time_ns)
-        if k + 1 < pairs:        # the maker rests one pair ahead, so its taker never overtakes it
-            maker, sym, side, px = pair(k + 1)
-            maker.send(text_frame(json.dumps({"N": [sym["id"], side, px, sym["lot"], f"m{k + 1}", 0]}).encode()))
-        _, sym, side, px = pair(k)
+        if k + 1 < pairs:                  # makers rest one pair ahead; one that comes late feeds a later taker
+            conns[(2 * k + 2) % n].send(maker_frame(k + 1))
         intended[k] = due
         sent[k] = time.time_ns()
         max_lag = max(max_lag, int(sent[k] - due))
-        conns[(2 * k + 1) % n].send(text_frame(json.dumps({"N": [sym["id"], 1 - side, px, sym["lot"], f"t{k}", 1]})
-                                               .encode()))
+        conns[(2 * k + 1) % n].send(taker_frame(k))
     end_sent = time.time_ns()
     try:
         await asyncio.wait_for(done, spec.get("drain_s", 30))
@@ -92,7 +104,7 @@ async def _run(spec: dict) -> dict:
             "unfilled": int((filled[first:] == 0).sum()), "refused": refused,
             "achieved_rate_per_s": round(2 * (pairs - first) / span, 1) if span > 0 else 0.0,
             "max_lag_ns": max_lag,
-            "cids": [f"t{k}" for k in range(first, pairs) if filled[k] > 0],
+            "cids": [f"{tag}t{k}" for k in range(first, pairs) if filled[k] > 0],
             "intended": intended[first:][ok].tolist(), "sent": sent[first:][ok].tolist(),
             "filled": filled[first:][ok].tolist()}
 

@@ -166,6 +166,9 @@ def _idle_cpu_pct(ex: _Exchange, seconds: float) -> float:
 
 # -- one load run -----------------------------------------------------------------------------
 
+_RUNS = iter(range(1, 1 << 30))
+
+
 def _load(cfg, tokens: list[str], rate: int, duration: float, warmup: float) -> dict:
     import multiprocessing as mp
 
@@ -180,7 +183,7 @@ def _load(cfg, tokens: list[str], rate: int, duration: float, warmup: float) -> 
     p.start()
     try:
         parent.send({"host": host, "port": port, "tokens": tokens, "rate": rate, "duration": duration,
-                     "warmup": warmup, "symbols": syms, "drain_s": 30})
+                     "warmup": warmup, "symbols": syms, "drain_s": 30, "tag": f"r{next(_RUNS)}"})
         if not parent.poll(duration + warmup + 120):
             raise CliError("the load client did not answer")
         out = parent.recv()
