@@ -64,6 +64,7 @@ async def _run(spec: dict) -> dict:
                     done.set_result(None)
 
     conns = [await connect(host, port, tok, on_msg) for tok in spec["tokens"]]
+    cpu0, wall0 = time.process_time(), time.monotonic()
     await asyncio.sleep(0.3)
     n = len(conns)
     t0 = time.time_ns() + 50_000_000
@@ -95,6 +96,7 @@ async def _run(spec: dict) -> dict:
         await asyncio.wait_for(done, spec.get("drain_s", 30))
     except asyncio.TimeoutError:
         pass
+    cpu_pct = round((time.process_time() - cpu0) / (time.monotonic() - wall0) * 100, 1)
     for c in conns:
         c.transport.close()
     ok = filled[first:] > 0
@@ -103,7 +105,7 @@ async def _run(spec: dict) -> dict:
     return {"pairs": pairs, "warmup_pairs": first, "measured": measured,
             "unfilled": int((filled[first:] == 0).sum()), "refused": refused,
             "achieved_rate_per_s": round(2 * (pairs - first) / span, 1) if span > 0 else 0.0,
-            "max_lag_ns": max_lag,
+            "max_lag_ns": max_lag, "cpu_pct": cpu_pct,
             "cids": [f"{tag}t{k}" for k in range(first, pairs) if filled[k] > 0],
             "intended": intended[first:][ok].tolist(), "sent": sent[first:][ok].tolist(),
             "filled": filled[first:][ok].tolist()}

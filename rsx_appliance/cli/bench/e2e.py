@@ -119,6 +119,16 @@ class _Exchange:
                                f"{self.data / 'log'}; --keep DIR keeps them)")
         return ready
 
+    def names(self) -> dict[int, str]:
+        """pid -> process name, from the supervisor's status file."""
+        import json
+
+        try:
+            doc = json.loads((self.data / "run" / "up.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {p["pid"]: name for name, p in doc.get("processes", {}).items() if p.get("pid")}
+
     def pids(self) -> list[int]:
         import psutil
 
@@ -251,8 +261,8 @@ def _measure(ex_cfg, tokens, rate, duration, warmup) -> tuple[dict, dict, dict]:
 
 
 def _sustain(cfg, tokens_for, start_rate: int) -> dict:
-    """Doubling from ``start_rate`` until p99 > 5 ms or the load falls behind, then halving the step once or
-    twice: the highest rate that held, with its p99."""
+    """Doubling from ``start_rate`` while p99 <= 5 ms and the load keeps up (halving first if the start rate
+    fails), then the interval halved twice: the highest rate that held, and every step."""
     steps = []
 
     def holds(rate: int) -> bool:
@@ -264,16 +274,20 @@ def _sustain(cfg, tokens_for, start_rate: int) -> dict:
                       "unfilled": res["unfilled"], "held": ok})
         return ok
 
-    good, bad = 0, None
-    rate = start_rate
-    while len(steps) < 5:
+    good, bad, rate = 0, None, start_rate
+    while len(steps) < 8 and bad is None:          # doubling while it holds
         if holds(rate):
             good, rate = rate, rate * 2
         else:
             bad = rate
-            break
-    for _ in range(2):
-        if bad is None or bad - good < max(500, good // 8):
+    while not good and len(steps) < 8 and bad > 500:  # the first rate failed: halving until one holds
+        rate = bad // 2
+        if holds(rate):
+            good = rate
+        else:
+            bad = rate
+    for _ in range(2):                              # then the interval, halved twice
+        if not good or bad is None or bad - good < max(500, good // 8):
             break
         mid = (good + bad) // 2
         if holds(mid):
@@ -313,6 +327,7 @@ def run(args: argparse.Namespace) -> int:
             res, stages, summ = _measure(cfg, tokens(), args.rate, args.duration, args.warmup)
             wall = time.monotonic() - t0
             cpu1 = _cpu_s(ex.pids())
+            names = ex.names()
             sustain = _sustain(cfg, tokens, max(1000, args.rate)) if args.sustain else None
             idle = None
             if args.idle:
@@ -320,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
                 idle = _idle_cpu_pct(ex, args.idle)
         finally:
             ex.stop()
-        run_cpu = {str(pid): round(cpu1[pid] - cpu0[pid], 2) for pid in cpu1 if pid in cpu0}
+        run_cpu = {names.get(pid, str(pid)): round(cpu1[pid] - cpu0[pid], 2) for pid in cpu1 if pid in cpu0}
         total = summ.get("total", {})
         tgt = [("fsync_p50_us" if args.mode == "fsync" else "async_p50_us", total.get("p50_us"), "<="),
                ("fsync_p99_us", total.get("p99_us"), "<=") if args.mode == "fsync" else None,
@@ -333,12 +348,14 @@ def run(args: argparse.Namespace) -> int:
             targets[name] = {"target": TARGETS[name], "value": value, "met": met}
         load = {"mode": "open-loop", "offered_rate_per_s": args.rate, "achieved_rate_per_s": res["achieved_rate_per_s"],
                 "max_lag_ns": res["max_lag_ns"], "count": res["measured"], "connections": users,
+                "client_cpu_pct": res["cpu_pct"],
                 "unfilled": res["unfilled"], "refused": res["refused"],
                 "fell_behind": res["achieved_rate_per_s"] < 0.99 * args.rate}
         result = {"benchmark": "e2e", "mode": args.mode, "offered_rate_per_s": args.rate,
                   "duration_s": args.duration, "warmup_s": args.warmup, "load": load,
                   "stages": summ, "exchange_cpu_during_run_s": round(sum(run_cpu.values()), 2),
                   "exchange_cpu_during_run_pct": round(sum(run_cpu.values()) / wall * 100, 1),
+                  "process_cpu_during_run_pct": {k: round(v / wall * 100, 1) for k, v in sorted(run_cpu.items())},
                   "sustain": sustain, "idle_cpu_pct": idle, "idle_s": args.idle or None,
                   "targets": targets, "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
                   "note": "wall-clock on a shared machine is indicative only; stages add up to total per order "
