@@ -12,6 +12,7 @@ add that process's keys there (and to specs/config.md).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -25,9 +26,10 @@ from .numbers import SymbolConfig
 from .tune import _toml
 from .tune.errors import TuneInputError
 
-__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig", "MarkConfig",
-           "MarkSourceConfig", "ConsoleConfig", "StoreConfig", "load_config", "default_config",
-           "parse_config", "streams", "DEFAULT_TOML", "WAIT_MODES", "ROLE_ORDER", "PROCESS_ORDER"]
+__all__ = ["Config", "GatewayConfig", "SymbolSpec", "ProcessSpec", "HostSpec", "Account", "MarketdataConfig",
+           "MarkConfig", "MarkSourceConfig", "ConsoleConfig", "StoreConfig", "SupervisorConfig", "load_config",
+           "default_config", "parse_config", "streams", "DEFAULT_TOML", "with_overrides", "toml_value",
+           "WAIT_MODES", "ROLE_ORDER", "PROCESS_ORDER"]
 
 WAIT_MODES = ("auto", "spin", "backoff", "block")
 # start order: a consumer starts after what it consumes (specs/config.md 5)
@@ -124,6 +126,35 @@ maintenance_margin_bps = 500
 reference_price = "3000"
 
 """
+
+
+def toml_value(v: Any) -> str:
+    """One TOML value of a bool, number, string or list of those."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def with_overrides(text: str, tables: dict[str, dict[str, Any]]) -> str:
+    """A configuration text with ``{table: {key: value}}`` set: keys of an existing top-level table are replaced
+    in place (TOML forbids a table twice), missing tables are appended. For tools and tests that derive a file
+    from :data:`DEFAULT_TOML`."""
+    for name, keys in tables.items():
+        head = f"[{name}]\n"
+        body = "".join(f"{k} = {toml_value(v)}\n" for k, v in keys.items())
+        if text.count(head) != 1:
+            text += f"\n{head}{body}"
+            continue
+        start = text.index(head) + len(head)
+        end = text.find("\n[", start)
+        end = len(text) if end < 0 else end
+        kept = "".join(line + "\n" for line in text[start:end].splitlines() if line.split("=")[0].strip() not in keys)
+        text = text[:start] + body + kept + text[end:]
+    return text
 
 
 class streams:
@@ -420,6 +451,17 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class SupervisorConfig:
+    """`rsx up`'s timers (specs/operations.md 3-4), in seconds."""
+
+    restart_min_s: float = 1.0     # restart delay after the first exit ...
+    restart_max_s: float = 30.0    # ... doubling per consecutive exit up to this
+    stable_s: float = 60.0         # ready this long: the delay starts over
+    ready_timeout_s: float = 120.0
+    stop_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: str  # the file, or "<default>"
     data_dir: Path
@@ -442,6 +484,7 @@ class Config:
     hosts: tuple[HostSpec, ...] = ()  # one "local" host without [hosts]
     role_hosts: dict = field(default_factory=dict)  # role -> host name per process index
     store: StoreConfig = StoreConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
 
     # -- lookups -------------------------------------------------------------
 
@@ -505,6 +548,7 @@ class Config:
                 "gateway": asdict(self.gateway), "marketdata": asdict(self.marketdata),
                 "mark": asdict(self.mark), "console": asdict(self.console),
                 "network": asdict(self.network), "auth": asdict(self.auth), "store": asdict(self.store),
+                "supervisor": asdict(self.supervisor),
                 "hosts": [asdict(h) for h in self.hosts],
                 "accounts": [{"user_id": a.user_id, "deposit": a.deposit} for a in self.accounts],
                 "processes": [p.to_dict() for p in self.processes]}
@@ -898,6 +942,23 @@ def _store(t: _toml.Table | None, data_dir: Path) -> StoreConfig:
     return out
 
 
+def _supervisor(t: _toml.Table | None) -> SupervisorConfig:
+    if t is None:
+        return SupervisorConfig()
+    d = SupervisorConfig()
+    values = {}
+    for key in ("restart_min_s", "restart_max_s", "stable_s", "ready_timeout_s", "stop_timeout_s"):
+        v = t.get(key, (int, float), getattr(d, key))
+        if not 0 < v <= 86_400:
+            raise t.fail(key, f"must be > 0 and at most 86400 (seconds), not {v!r}")
+        values[key] = float(v)
+    if values["restart_max_s"] < values["restart_min_s"]:
+        raise t.fail("restart_max_s", f"must be >= restart_min_s ({values['restart_min_s']:g}), "
+                                      f"not {values['restart_max_s']:g}")
+    t.done()
+    return SupervisorConfig(**values)
+
+
 def _accounts(top: _toml.Table, collateral_decimals: int) -> tuple[Account, ...]:
     out, seen = [], set()
     for k, item in enumerate(top.get("accounts", list, [])):
@@ -1029,13 +1090,14 @@ def parse_config(data: dict, where: str, data_dir: str | os.PathLike | None = No
     auth = _auth(top.table("auth"))
     console = _console(top.table("console"), auth.audience)
     store = _store(top.table("store"), ddir)
+    supervisor = _supervisor(top.table("supervisor"))
     accounts = _accounts(top, cd)
     top.done()
     cfg = Config(path=where, data_dir=ddir, profile=profile, symbols=symbols, engines=engines, risk=risk,
                  gateway=gateway, marketdata=marketdata, mark_instances=count.get("mark", 0),
                  recorder_instances=count.get("recorder", 0), network=network, auth=auth,
                  accounts=accounts, topology=topology, engine_symbols=engine_symbols, mark=mark,
-                 hosts=hosts, role_hosts=role_hosts, store=store, console=console)
+                 hosts=hosts, role_hosts=role_hosts, store=store, console=console, supervisor=supervisor)
     return replace(cfg, processes=_processes(cfg))
 
 

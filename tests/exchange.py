@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from rsx_appliance.cli.bench._md_feed import free_base_port
-from rsx_appliance.config import DEFAULT_TOML, load_config
+from rsx_appliance.config import DEFAULT_TOML, load_config, toml_value, with_overrides
 from rsx_appliance.launch import rsx_argv
 from rsx_appliance.status import read_status
 
@@ -33,31 +33,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return json.dumps(v)
-    return str(v)
-
-
 def exchange_toml(*, engines: dict | None = None, risk: dict | None = None, gateway: dict | None = None,
                   marketdata: dict | None = None, mark: str = "", accounts: list[tuple[int, str]] | None = None,
                   symbols: dict[str, dict] | None = None, extra: str = "") -> str:
     """The embedded default on free ports, small capacities, and the tables' overrides (key = value)."""
-    text = DEFAULT_TOML
     tables = {"engines": {**SMALL["engines"], **(engines or {})}, "risk": {**SMALL["risk"], **(risk or {})},
               "gateway": {"port": _free_port(), **(gateway or {})},
               "marketdata": {"port": _free_port(), **(marketdata or {})}}
-    for name, keys in tables.items():
-        head = f"[{name}]\n"
-        assert text.count(head) == 1, name
-        body = "".join(f"{k} = {_value(v)}\n" for k, v in keys.items())
-        start = text.index(head) + len(head)
-        end = text.find("\n[", start)
-        section = text[start:end]
-        kept = "".join(line + "\n" for line in section.splitlines() if line.split("=")[0].strip() not in keys)
-        text = text[:start] + body + kept + text[end:]
+    text = with_overrides(DEFAULT_TOML, tables)
     text = text.replace("base_port = 7400", f"base_port = {free_base_port()}")
     if symbols:
         head, *blocks = text.split("[[symbols]]\n")
@@ -65,7 +48,7 @@ def exchange_toml(*, engines: dict | None = None, risk: dict | None = None, gate
             name = next(ln.split('"')[1] for ln in block.splitlines() if ln.startswith("name ="))
             keys = symbols.get(name, {})
             lines = [ln for ln in block.splitlines() if ln.split("=")[0].strip() not in keys]
-            blocks[i] = "\n".join(lines[:2] + [f"{k} = {_value(v)}" for k, v in keys.items()] + lines[2:]) + "\n"
+            blocks[i] = "\n".join(lines[:2] + [f"{k} = {toml_value(v)}" for k, v in keys.items()] + lines[2:]) + "\n"
         text = head + "".join("[[symbols]]\n" + b for b in blocks)
     if accounts is not None:
         start = text.index("accounts = [")

@@ -143,6 +143,26 @@ def test_process_benchmarks(capsys):
     check("bench-gateway", rsx(capsys, "bench", "gateway", "--quick", "--phases", "gateway,stacks", "--json"))
 
 
+def test_bench_e2e(tmp_path, capsys):
+    """`rsx bench e2e` smoke: a private exchange, a small open-loop rate for 2 s, a run file rsx report reads."""
+    from rsx_appliance.latency import load_run
+
+    out = tmp_path / "e2e.lat.json"
+    (doc,) = check("bench-e2e", rsx(capsys, "bench", "e2e", "--rate", "200", "--duration", "2", "--warmup", "0.5",
+                                    "--connections", "2", "--idle", "1", "--save", str(out), "--json"))
+    assert doc["load"]["count"] > 0 and doc["stages"]["total"]["count"] == doc["load"]["count"]
+    assert set(doc["stages"]) == {"client_to_gateway", "gateway_to_risk", "risk", "risk_to_me", "me_to_client",
+                                  "total"}
+    assert doc["idle_cpu_pct"] is not None and doc["targets"]["fsync_p50_us"]["target"] == 450
+    assert "total" in {s.name for s in load_run(out).stages.values()}
+
+
+@pytest.mark.parametrize("args", [["--rate", "1"], ["--duration", "0"], ["--connections", "1"], ["--idle", "-1"]])
+def test_bench_e2e_refuses_bad_arguments_before_starting_anything(args):
+    r = subprocess.run(rsx_argv("bench", "e2e", *args), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("rsx bench e2e: error: --rate >= 2") and not r.stdout
+
+
 def test_services_print_json_lines(stream, tmp_path):
     port = free_port()
     srv = subprocess.Popen(rsx_argv("dxs", "serve", "--wal", str(stream), "--port", str(port), "--json"),

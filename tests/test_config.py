@@ -121,6 +121,10 @@ BAD = [
     ({"store": {"batch_records": 0}}, "store.batch_records"),
     ({"store": {"consumer": "a-very-long-consumer-name"}}, "store.consumer"),
     ({"store": {"bogus": 1}}, "store.bogus"),
+    ({"supervisor": {"restart_min_s": 0}}, "supervisor.restart_min_s"),
+    ({"supervisor": {"restart_min_s": 5, "restart_max_s": 1}}, "supervisor.restart_max_s: must be >= restart_min_s"),
+    ({"supervisor": {"stop_timeout_s": "30"}}, "supervisor.stop_timeout_s"),
+    ({"supervisor": {"backoff": 1}}, "supervisor.backoff"),
 ]
 
 
@@ -128,6 +132,17 @@ BAD = [
 def test_bad_config_is_one_error_naming_the_key(change, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_config(doc(**change), "t.toml", "/d")
+
+
+def test_supervisor_timers():
+    assert parse_config(doc(), "t.toml", "/d").supervisor.restart_min_s == 1.0
+    t = parse_config(doc(supervisor={"restart_min_s": 0.1, "restart_max_s": 2, "stable_s": 3}), "t.toml", "/d")
+    assert (t.supervisor.restart_min_s, t.supervisor.restart_max_s, t.supervisor.stable_s) == (0.1, 2.0, 3.0)
+    from rsx_appliance.up import Supervisor
+
+    sup = Supervisor(t)
+    assert sup.backoff == (0.1, 2.0) and sup.stable_s == 3.0 and sup.stop_timeout == 30.0
+    assert all(c.backoff_s == 0.1 for c in sup.children.values())
 
 
 def test_store_url_is_resolved_against_the_data_dir():

@@ -24,7 +24,9 @@ from rsx_appliance.records import RecordType
 pytestmark = pytest.mark.timeout(600)
 
 BIG, SMALL, VICTIM, COUNTER = 1_000_000, 1000, 20, 21
+RETRY_MAKER, RETRY_TAKER = 30, 31
 ACCOUNTS = [(u, str(BIG)) for u in range(1, 11)] + [(VICTIM, str(SMALL)), (COUNTER, str(BIG)),
+                                                     (RETRY_MAKER, str(BIG)), (RETRY_TAKER, str(BIG)),
                                                      (1000, "100000000")]
 
 
@@ -137,6 +139,53 @@ def test_a_plain_websocket_client(ex):
     assert pending[1] == int(Status.PENDING) and pending[5] == "q1"
     fill = next(f["F"] for f in frames if "F" in f)
     assert fill[1:5] == [1, 1, 6000000, 10000] and fill[9] == "q1"
+
+
+def test_a_retry_with_the_same_client_order_id_is_not_executed_again(ex):
+    """A client that saw no answer (its connection dropped after it sent N) sends the order again with the same
+    client order id, as specs/ws-api.md 5.1 tells it to, after the first try filled: the retry is refused (E 1011),
+    not executed a second time; the engine accepted the cid once; the store keeps the first try's outcome.
+    (Regression: the order id was a fresh UUIDv7 per try, so the engine's dedup could not see a retry.)"""
+    import websockets
+
+    async def go():
+        async with Trader(ex, RETRY_MAKER) as m:
+            for i in range(2):      # liquidity for the first try and, were it executed, for the retry
+                await m.order("BTC-PERP", "sell", "0.010", "60000", cid=f"retry-ask-{i}")
+            auth = {"Authorization": f"Bearer {ex.token(RETRY_TAKER)}"}
+            async with websockets.connect(ex.url, additional_headers=auth) as ws:
+                frames = []
+                for _ in range(2):
+                    await ws.send(json.dumps({"N": [1, 0, 6000000, 10000, "retry-1", 1]}))
+                    while True:
+                        (k, v), = json.loads(await ws.recv()).items()
+                        frames.append((k, v))
+                        if (k == "U" and v[1] in (2, 3, 4)) or k == "E":
+                            break
+            await m.c.cancel_all()
+            return frames
+
+    frames = run(go())
+    fills = [v for k, v in frames if k == "F"]
+    assert len(fills) == 1 and fills[0][9] == "retry-1"
+    first, again = [v for k, v in frames if k == "U" and v[1] == int(Status.PENDING)]
+    assert first[0] == again[0]            # the same order id: a function of (user, symbol, cid)
+    assert frames[-1][0] == "E" and frames[-1][1][0] == 1011 and frames[-1][1][2:] == ["retry-1",
+                                                                                      int(Reason.DUPLICATE_ORDER_ID)]
+    spec = ex.cfg.symbol("BTC-PERP")
+    records = list(wal_records(ex.cfg.process("me.BTC-PERP").data_dir / "wal", spec.id))
+    accepted = [r for r in records
+                if r.type == RecordType.ORDER_ACCEPTED and bytes(r.client_id).rstrip(b"\0") == b"retry-1"]
+    assert len(accepted) == 1
+    refusal = next(r for r in records if r.type == RecordType.ORDER_FAILED and r.order_id == accepted[0].order_id)
+    assert refusal.reason == Reason.DUPLICATE_ORDER_ID
+    end = time.monotonic() + 30            # the store has read past the refusal
+    while ((ex.status("store.0") or {}).get("streams", {}).get("me 1", {}).get("applied_seq", 0) < refusal.seq
+           and time.monotonic() < end):
+        time.sleep(0.1)
+    r = ex.rsx("history", "orders", "--user", str(RETRY_TAKER), "--json")
+    rows = [o for o in json.loads(r.stdout)["rows"] if o.get("client_id") == "retry-1"]
+    assert [o["status"] for o in rows] == ["FILLED"], r.stdout
 
 
 def test_time_in_force_and_post_only(ex):

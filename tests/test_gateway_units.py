@@ -180,3 +180,19 @@ def test_minted_token_claims():
     claims = jwt.decode(tok, SECRET, algorithms=["HS256"], audience="rsx")
     assert claims["sub"] == "7" and claims["jti"] == jti and claims["iss"] == "rsx"
     assert abs(claims["exp"] - time.time() - 60) < 5 and exp_ns == claims["exp"] * 10**9
+
+
+def test_a_new_orders_id_is_a_function_of_user_symbol_and_client_id():
+    """So a retry carries its first try's id and the engine's dedup refuses it (specs/ws-api.md 5.1)."""
+    import uuid
+
+    from rsx_appliance.gateway.orders import OrderIds
+
+    a = OrderIds.of_client(7, 1, "c-1")
+    assert a == OrderIds.of_client(7, 1, "c-1") == OrderIds(3).of_client(7, 1, "c-1")   # any gateway, any restart
+    others = {OrderIds.of_client(8, 1, "c-1"), OrderIds.of_client(7, 2, "c-1"), OrderIds.of_client(7, 1, "c-2"),
+              OrderIds.of_client(71, 1, "c-1"), OrderIds.of_client(7, 11, "-1")}
+    assert a not in others and len(others) == 5
+    u = uuid.UUID(bytes=a)
+    assert u.version == 8 and u.variant == uuid.RFC_4122 and len(a) == 16
+    assert uuid.UUID(bytes=OrderIds(0).mint()).version == 7     # other ids (requests, queries) stay UUIDv7

@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 import pytest
 
-from rsx_appliance.codes import Side, Status
+from rsx_appliance.codes import Reason, Side, Status
 from rsx_appliance.config import load_config
 from rsx_appliance.dxs import DxsServer
 from rsx_appliance.records import RecordType as T
@@ -65,7 +65,8 @@ def expected_orders(records):
         elif t == T.ORDER_DONE:
             o = get(r.symbol_id, f["order_id"].bytes, r.ts_ns)
             o.update(status=f["status"], rem=f["remaining_qty"], filled=f["filled_qty"])
-        elif t == T.ORDER_FAILED and f["request_type"] == T.NEW_ORDER:
+        elif t == T.ORDER_FAILED and f["request_type"] == T.NEW_ORDER and f["reason"] != Reason.DUPLICATE_ORDER_ID:
+            # a refused retry names the first try's order id; that order is not changed
             get(r.symbol_id, f["order_id"].bytes, r.ts_ns).update(status=Status.FAILED)
     return orders
 

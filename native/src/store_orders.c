@@ -252,6 +252,8 @@ int64_t rsx_store_fold_add(struct rsx_store_fold *f, const void *buf, size_t buf
 			PAYLOAD(rsx_order_failed, r);
 			if (r->request_type != RSX_REC_NEW_ORDER)
 				continue;	/* a refused cancel or amend changes nothing */
+			if (r->reason == RSX_REASON_DUPLICATE_ORDER_ID)
+				continue;	/* a refused retry: the order (same id) is the first try's */
 			ROW(r->symbol_id, r->order_id, r, r->user_id);
 			set_status(o, RSX_STATUS_FAILED, r->reason);
 			break;

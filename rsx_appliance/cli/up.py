@@ -11,7 +11,7 @@ Run the whole exchange on this box: every process of the configuration (the embe
 --config: BTC-PERP and ETH-PERP, one risk shard, demo accounts 1..10 and the maker's 1000) as a child
 of this command, started in order, each once the ones it consumes serve. Prints the WebSocket
 endpoints, the data directory and a development token once everything is ready; restarts a process
-that dies (1 s, doubling to 30 s; `rsx status` counts the restarts); Ctrl-C or SIGTERM stops every
+that dies (1 s, doubling to 30 s: [supervisor] in the config; `rsx status` counts the restarts); Ctrl-C or SIGTERM stops every
 process in reverse order, each keeping everything it acknowledged. One rsx up per data directory.
 
 Logs: DIR/log/<process>.log. Status: DIR/run/<process>.json, DIR/run/up.json (rsx status).
@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("up", help="run the whole exchange on this box (one supervisor, every process)",
                        description=DESCRIPTION)
     add_config_args(p)
-    p.add_argument("--ready-timeout", type=float, default=120.0, metavar="S",
-                   help="seconds a process may take to become ready (default 120)")
+    p.add_argument("--ready-timeout", type=float, default=None, metavar="S",
+                   help="seconds a process may take to become ready (default: [supervisor] ready_timeout_s, 120)")
     p.add_argument("--token-user", type=int, default=1, metavar="ID",
                    help="user of the development token printed at start (default 1)")
     add_json(p, "print the ready line and every later event as JSON lines")
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..up import Supervisor
     from ._common import CliError, print_json_line, warn
 
-    if args.ready_timeout <= 0:
+    if args.ready_timeout is not None and args.ready_timeout <= 0:
         raise CliError("--ready-timeout must be > 0")
     if not 1 <= args.token_user <= 0xFFFFFFFF:
         raise CliError(f"--token-user {args.token_user}: a user id is 1..4294967295")

@@ -21,7 +21,7 @@ from .breaker import Breaker, BreakerState
 from .limits import ConnectionCounts, Limits
 from .links import Links
 from .orders import LiveOrder, OrderIds, Pending, PendingTable, UserOrders, new_request_id
-from .protocol import E, FrameError, frame
+from .protocol import E, FrameError, error_frame, frame
 
 __all__ = ["Gateway", "UserState"]
 
@@ -76,7 +76,7 @@ class Gateway:
         self.counters: dict[str, int] = {
             "orders": 0, "cancels": 0, "amends": 0, "cancel_alls": 0, "queries": 0, "order_timeouts": 0,
             "query_timeouts": 0, "frames_out": 0, "updates": 0, "fills": 0, "duplicate_terminals": 0,
-            "dead_man_fired": 0, "risk_refusals": 0, "unknown_records": 0, "slow_consumers": 0}
+            "duplicate_retries": 0, "dead_man_fired": 0, "risk_refusals": 0, "unknown_records": 0, "slow_consumers": 0}
 
     # -- lifetime --------------------------------------------------------
 
@@ -177,7 +177,7 @@ class Gateway:
                              Reason.DUPLICATE_ORDER_ID)
         shard = self._admit("N", session)
         now_ns = time.time_ns()
-        oid = self.ids.mint(now_ns)
+        oid = self.ids.of_client(session.user, sym, cid)
         flags = (1 if po else 0) | (2 if ro else 0)
         o = LiveOrder(oid, sym, side, cid, px, qty, 0, qty, Status.PENDING, tif, flags, now_ns)
         st.orders.add(o)
@@ -386,6 +386,20 @@ class Gateway:
     def _on_failed(self, st: UserState, r) -> None:
         oid = r.order_id
         req = _REQ_NAME.get(r.request_type)
+        if req is None and r.reason == Reason.DUPLICATE_ORDER_ID:
+            # a retry (same user, symbol, cid: same order id) of an order that exists or existed: the order is
+            # not touched; the retry's placer hears E 1011
+            p = self._settle(("N", oid), success=True)
+            if p is None:
+                return
+            o = st.orders.forget(oid)
+            cid = o.cid if o is not None else None
+            self.counters["duplicate_retries"] += 1
+            if p.session is not None and not p.session.closed:
+                p.session.send(error_frame(E.DUPLICATE_CID, f"client order id {cid!r} was already used (order "
+                                                            f"{oid.hex()}): not executed again", cid,
+                                           Reason.DUPLICATE_ORDER_ID))
+            return
         if req is None:  # a new order refused (by risk or the engine): terminal
             self._settle(("N", oid), success=True)
             o = st.orders.get(oid)

@@ -8,6 +8,7 @@ answer; a client whose request was in flight retries with the same client id.
 from __future__ import annotations
 
 import collections
+import hashlib
 import secrets
 import time
 import uuid
@@ -35,6 +36,18 @@ class OrderIds:
     def mint(self, ts_ns: int | None = None) -> bytes:
         self.counter = (self.counter + 1) & ((1 << 58) - 1)
         return uuid7(time.time_ns() if ts_ns is None else ts_ns, self.source, self.counter)
+
+    @staticmethod
+    def of_client(user: int, symbol: int, cid: str) -> bytes:
+        """The order id of a new order: a function of (user, symbol, client order id), the same at every gateway
+        and after every restart, so a client's retry carries the id of its first try and the engine's dedup
+        window (by user and order id, rebuilt from its WAL) refuses it instead of executing it twice
+        (specs/ws-api.md 5.1). A UUIDv8 (RFC 9562: custom): BLAKE2b-128 of the three, version and variant set."""
+        key = user.to_bytes(4, "little") + symbol.to_bytes(4, "little") + cid.encode()
+        h = bytearray(hashlib.blake2b(key, digest_size=16, person=b"rsx-order-id").digest())
+        h[6] = (h[6] & 0x0F) | 0x80
+        h[8] = (h[8] & 0x3F) | 0x80
+        return bytes(h)
 
 
 @dataclass(slots=True)
@@ -88,10 +101,15 @@ class UserOrders:
         oid = self.by_cid.get(ident)
         return None if oid is None else self.by_oid.get(oid)
 
-    def end(self, oid: bytes) -> LiveOrder | None:
+    def forget(self, oid: bytes) -> LiveOrder | None:
+        """Drop an entry without ending the order (its later records may add it again)."""
         o = self.by_oid.pop(oid, None)
         if o is not None and o.cid and self.by_cid.get(o.cid) == oid:
             del self.by_cid[o.cid]
+        return o
+
+    def end(self, oid: bytes) -> LiveOrder | None:
+        o = self.forget(oid)
         self.done[oid] = None
         if len(self.done) > 4096:
             self.done.popitem(last=False)

@@ -39,10 +39,7 @@ __all__ = ["Supervisor", "UpLock", "DataDirInUse", "StartFailed", "Child", "endp
 
 log = logging.getLogger("rsx.up")
 
-READY_TIMEOUT_S = 120.0     # a child not ready by then failed its start
-STOP_TIMEOUT_S = 30.0       # SIGTERM, then this long, then SIGKILL
-BACKOFF_S = (1.0, 30.0)     # restart delay after the first exit, doubling to the cap
-STABLE_S = 60.0             # ready this long: the backoff starts over
+# the timers (restart backoff, ready and stop timeouts) are the configuration's [supervisor] table
 STATUS_PERIOD_S = 1.0       # D/run/up.json rewritten at least this often
 
 _PR_SET_PDEATHSIG = 1
@@ -138,7 +135,7 @@ class Child:
     ready_mono: float | None = None
     last_exit: dict | None = None
     next_start: float | None = None  # monotonic, while restarting
-    backoff_s: float = BACKOFF_S[0]
+    backoff_s: float = 1.0           # the next restart delay (the supervisor sets its configured first one)
     reason: str | None = None
     killed: bool = False             # SIGKILLed by the supervisor at the stop
 
@@ -177,15 +174,19 @@ class Supervisor:
     """
 
     def __init__(self, cfg: Config, config_path: str | os.PathLike | None = None, *,
-                 ready_timeout: float = READY_TIMEOUT_S, stop_timeout: float = STOP_TIMEOUT_S,
-                 backoff: tuple[float, float] = BACKOFF_S, on_event: Callable[[dict], None] | None = None,
+                 ready_timeout: float | None = None, stop_timeout: float | None = None,
+                 backoff: tuple[float, float] | None = None, stable_s: float | None = None, on_event: Callable[[dict], None] | None = None,
                  env: dict[str, str] | None = None) -> None:
         self.cfg = cfg
         self.config_path = None if config_path is None else str(Path(config_path).absolute())
         self.data_dir = cfg.data_dir
         self.run_dir = cfg.data_dir / "run"
         self.log_dir = cfg.data_dir / "log"
-        self.ready_timeout, self.stop_timeout, self.backoff = ready_timeout, stop_timeout, backoff
+        t = cfg.supervisor     # [supervisor] timers; an argument overrides its key
+        self.ready_timeout = t.ready_timeout_s if ready_timeout is None else ready_timeout
+        self.stop_timeout = t.stop_timeout_s if stop_timeout is None else stop_timeout
+        self.backoff = (t.restart_min_s, t.restart_max_s) if backoff is None else backoff
+        self.stable_s = t.stable_s if stable_s is None else stable_s
         self.on_event = on_event or (lambda e: None)
         self.extra_env = dict(env or {})
         self.lock = UpLock(self.run_dir)
@@ -195,7 +196,8 @@ class Supervisor:
         for p in cfg.processes:
             args = [*process_args(p), *(("--config", self.config_path) if self.config_path else ()),
                     "--data", str(self.data_dir)]
-            self.children[p.name] = Child(p, rsx_argv(*args), self.log_dir / f"{p.name}.log")
+            self.children[p.name] = Child(p, rsx_argv(*args), self.log_dir / f"{p.name}.log",
+                                          backoff_s=self.backoff[0])
         self.waves: list[list[Child]] = []
         for c in self.children.values():
             if self.waves and self.waves[-1][0].spec.role == c.spec.role:
@@ -431,7 +433,7 @@ class Supervisor:
                     log.warning("%s: not ready after %g s: killing it", c.name, self.ready_timeout)
                     c.reason = f"not ready after {self.ready_timeout:g} s"
                     c.proc.kill()
-            elif c.state == "ready" and c.ready_mono is not None and now - c.ready_mono >= STABLE_S:
+            elif c.state == "ready" and c.ready_mono is not None and now - c.ready_mono >= self.stable_s:
                 c.backoff_s = self.backoff[0]
 
     def _sleep(self, timeout: float) -> None:

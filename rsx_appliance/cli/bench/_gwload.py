@@ -195,5 +195,18 @@ def cpu_seconds(pid: int) -> float:
     return t.user + t.system
 
 
+async def sleep_until(due_ns: int, clock=time.perf_counter_ns) -> None:
+    """An open-loop sender's wait for its next send time on ``clock``: sleep while it is more than 0.2 ms away,
+    then yield to the loop until it comes (a sender behind its schedule returns at once)."""
+    while True:
+        now = clock()
+        if now >= due_ns:
+            return
+        if due_ns - now > 200_000:
+            await asyncio.sleep((due_ns - now - 100_000) / 1e9)
+        else:
+            await asyncio.sleep(0)
+
+
 def now_ns() -> int:
     return time.perf_counter_ns()

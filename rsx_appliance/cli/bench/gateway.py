@@ -191,7 +191,7 @@ async def _open_loop(host, port, token, rate: int, seconds: float, kind: str = "
     import json
     import time
 
-    from ._gwload import _decode, connect, text_frame
+    from ._gwload import _decode, connect, sleep_until, text_frame
 
     n = int(rate * seconds)
     sent_at = [0] * n
@@ -218,14 +218,7 @@ async def _open_loop(host, port, token, rate: int, seconds: float, kind: str = "
     interval = 1e9 / rate
     for i in range(n):
         due = start + int(i * interval)
-        while True:
-            now = time.perf_counter_ns()
-            if now >= due:
-                break
-            if due - now > 200_000:
-                await asyncio.sleep((due - now - 100_000) / 1e9)
-            else:
-                await asyncio.sleep(0)
+        await sleep_until(due)
         sent_at[i] = due           # from the intended time: a stall cannot hide (coordinated omission)
         proto.send(frames[i])
     await asyncio.wait_for(done, 60)
