@@ -53,7 +53,10 @@ def test_orders_fills_queries_and_a_clean_stop(venue):
     while mes["BTC-PERP"].fills < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert mes["BTC-PERP"].fills == 1
-    # the fill reaches the shard on the ME stream: the position answers the query
+    # the fill reaches the shard on the ME stream (asynchronously: wait until it is applied),
+    # then the position answers the query
+    st = wait_status(shard, cfg, lambda st: st.get("counters", {}).get("fills_applied", 0) >= 1)
+    assert st["counters"]["fills_applied"] == 1
     gw.send(query(1, 2, btc.id))
     pos = gw.wait_for(lambda r: r.type == RecordType.POSITION and r.request_id.int != 0)
     assert pos[0].qty == 1_000 and pos[0].symbol_id == btc.id
