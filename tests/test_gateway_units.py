@@ -196,3 +196,29 @@ def test_a_new_orders_id_is_a_function_of_user_symbol_and_client_id():
     u = uuid.UUID(bytes=a)
     assert u.version == 8 and u.variant == uuid.RFC_4122 and len(a) == 16
     assert uuid.UUID(bytes=OrderIds(0).mint()).version == 7     # other ids (requests, queries) stay UUIDv7
+
+
+def test_links_poll_soon_after_a_sub_millisecond_timer():
+    """uvloop runs a delay under its 1 ms resolution as call_soon and returns a plain Handle (no when()):
+    the links' busy poll (0.5 ms) followed by a send's _poll_soon must not raise (it did, in rsx bench
+    gateway: AttributeError in the send path's callback)."""
+    import uvloop
+
+    from rsx_appliance.config import load_config
+    from rsx_appliance.gateway import links as L
+
+    cfg = load_config()
+    loop = uvloop.new_event_loop()
+    try:
+        links = L.Links(cfg, 0, lambda src, batch: None, local=("127.0.0.1", 0),
+                        risk_endpoints={0: ("127.0.0.1", 9)}, me_streams={1: None})
+        links.start(loop)
+        links._arm(L.POLL_BUSY_S)                  # a recovering stream's poll
+        links._poll_soon()                          # after a send
+        assert links._timer_due <= loop.time() + L.POLL_BUSY_S
+        links._arm(L.POLL_IDLE_S)
+        links._poll_soon()                          # an idle timer is brought forward to the heartbeat
+        assert links._timer_due <= loop.time() + L.HEARTBEAT_S
+        links.close()
+    finally:
+        loop.close()

@@ -96,7 +96,9 @@ class Links:
         self._out: dict[int, bytearray] = {}
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0       # loop time the timer fires (uvloop returns a plain Handle, no when(),
+                                    # for delays under its 1 ms resolution)
         self._fd: int | None = None
         # stage latencies for `rsx bench gateway` (None: off; the hot path pays one attribute test)
         self.trace: dict | None = None
@@ -114,7 +116,7 @@ class Links:
         self._loop = loop
         self._fd = self.ep.fileno()    # the udp socket: readable when datagrams wait
         loop.add_reader(self._fd, self.pump)
-        self._timer = loop.call_later(POLL_IDLE_S, self._tick)
+        self._arm(POLL_IDLE_S)
 
     def close(self) -> None:
         if self._loop is not None and self._fd is not None:
@@ -203,13 +205,17 @@ class Links:
         busy = any(rx.info.state is not cmp.State.LIVE for rx in self.me_rx.values())
         due = self.ep.next_due_s()
         delay = POLL_BUSY_S if busy or self._fd is None else min(POLL_IDLE_S, POLL_IDLE_S if due is None else due)
-        self._timer = self._loop.call_later(max(delay, POLL_BUSY_S), self._tick)
+        self._arm(max(delay, POLL_BUSY_S))
+
+    def _arm(self, delay: float) -> None:
+        self._timer_due = self._loop.time() + delay
+        self._timer = self._loop.call_later(delay, self._tick)
 
     def _poll_soon(self) -> None:
         """After sending: the link's next heartbeat is due sooner (heartbeat_us after the data)."""
-        if self._timer is not None and self._timer.when() > self._loop.time() + HEARTBEAT_S:
+        if self._timer is not None and self._timer_due > self._loop.time() + HEARTBEAT_S:
             self._timer.cancel()
-            self._timer = self._loop.call_later(HEARTBEAT_S, self._tick)
+            self._arm(HEARTBEAT_S)
 
     def _replay(self, sym: int, info) -> None:
         """A gap NAKs could not fill: replay the engine stream from DXS into the receiver."""
