@@ -99,7 +99,7 @@ def _gateway_main(conn) -> None:
 
     import uvloop
 
-    from ...gateway.server import GatewayServer
+    from ...gateway.server import GatewayServer, tune_gc
 
     logging.basicConfig(level=logging.WARNING)
     cfg = _config_from(conn)
@@ -107,6 +107,7 @@ def _gateway_main(conn) -> None:
     async def main():
         srv = GatewayServer(cfg, 0)
         await srv.start()
+        tune_gc()                       # as `rsx gateway` does
         loop = asyncio.get_running_loop()
         conn.send(srv.port)
         while True:
