@@ -25,7 +25,7 @@ __all__ = ["DxsServer"]
 
 log = logging.getLogger("rsx.dxs")
 
-IDLE_POLL_S = 0.05     # the tip poll interval of a quiet stream (specs/dxs.md 2)
+IDLE_POLL_S = 0.25     # the tip poll interval of a quiet stream (specs/dxs.md 2)
 
 
 class _Tip:
@@ -52,7 +52,7 @@ class _Tip:
         interval = self.poll_s
         while True:
             # poll fast only while someone is live and the tip moves: each quiet poll doubles the interval up
-            # to IDLE_POLL_S, the next move starts over at poll_s (a server at rest wakes 20 times a second,
+            # to IDLE_POLL_S, the next move starts over at poll_s (a server at rest wakes 4 times a second,
             # not 1000: its live consumers, the recorder and the mark process, need no sub-ms tail)
             await asyncio.sleep(interval if self.waiters else max(interval, IDLE_POLL_S))
             seq = self.wal.tip_seq()
