@@ -34,7 +34,7 @@ from .wal.reader import WalReader
 
 __all__ = [
     "RECORD_MAX", "Backend", "Mode", "State", "Fault", "Rule", "Endpoint", "Sender", "Receiver",
-    "ReceiverInfo", "Batch", "HEARTBEAT_IDLE_US",
+    "ReceiverInfo", "Batch", "HEARTBEAT_IDLE_US", "LINK_HEARTBEAT_IDLE_US",
 ]
 
 #: Bytes per row of a Batch: the largest record (16-byte header + 128-byte payload).
@@ -43,6 +43,9 @@ RECORD_MAX: int = HEADER_SIZE + PAYLOAD_MAX
 #: receivers 20 times a second per stream, not 100 (DESIGN.md 11), and a consumer still hears a live sender
 #: well within risk's 100 ms (specs/risk.md 3.5).
 HEARTBEAT_IDLE_US: int = 50_000
+#: The same for link streams (gateway -> risk, risk -> ME, risk -> gateway; specs/cmp.md 4.6): nobody reads
+#: liveness from their heartbeats, and tail loss is still found one heartbeat_us after the data.
+LINK_HEARTBEAT_IDLE_US: int = 250_000
 
 
 class Backend(enum.IntEnum):

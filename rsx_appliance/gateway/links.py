@@ -85,7 +85,7 @@ class Links:
         for s, addr in risk_endpoints.items():
             sid = streams.gateway_to_risk(instance, s)
             self.builders[s] = RecordBuilder(sid)
-            self.senders[s] = self.ep.sender(sid, [addr])
+            self.senders[s] = self.ep.sender(sid, [addr], heartbeat_idle_us=cmp.LINK_HEARTBEAT_IDLE_US)
             self.risk_rx[s] = self._receiver(streams.risk_to_gateway(s, instance), link=True)
         # engine streams: symbol id -> DXS address
         if me_streams is None:

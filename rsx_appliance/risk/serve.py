@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._native import ffi, lib
-from ..cmp import RECORD_MAX, Batch, Endpoint, State
+from ..cmp import LINK_HEARTBEAT_IDLE_US, RECORD_MAX, Batch, Endpoint, State
 from ..codes import ErrorCode
 from ..config import Config, streams
 from ..errors import NeedsReplay, check
@@ -263,9 +263,11 @@ class ShardRunner:
         # gateway links: the same ~32 ms of NAK retries before a hole is given up as a link loss
         self.gw_in = [_In(ep.receiver(g.rx_stream, window=1 << 14, link=True, nak_max_retries=32), gateway=g.index)
                       for g in wiring.gateways]
-        self.me_links = {w.symbol_id: Link(w.link_stream, ep.sender(w.link_stream, [w.address], ring_size=1 << 16))
+        self.me_links = {w.symbol_id: Link(w.link_stream, ep.sender(w.link_stream, [w.address], ring_size=1 << 16,
+                                                                  heartbeat_idle_us=LINK_HEARTBEAT_IDLE_US))
                          for w in wiring.mes}
-        self.gw_links = {g.index: Link(g.tx_stream, ep.sender(g.tx_stream, [g.address], ring_size=1 << 16))
+        self.gw_links = {g.index: Link(g.tx_stream, ep.sender(g.tx_stream, [g.address], ring_size=1 << 16,
+                                                           heartbeat_idle_us=LINK_HEARTBEAT_IDLE_US))
                          for g in wiring.gateways}
         self.router = Router(self.me_links)
 
