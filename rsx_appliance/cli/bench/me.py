@@ -243,7 +243,8 @@ def run(args: argparse.Namespace) -> int:
             out["cases"].append(bench_udp(D, ops, base))
         elif case == "idle":
             with tempfile.TemporaryDirectory(dir=base, prefix="rsx-bench-me-") as d:
-                out["cases"].append(D.idle_cpu(1.0 if args.short else args.idle_seconds, Path(d)))
+                out["cases"].append(D.idle_cpu(1.0, Path(d), settle_s=1.0) if args.short
+                                    else D.idle_cpu(args.idle_seconds, Path(d)))
     if args.json:
         print_json(out)
     else:
