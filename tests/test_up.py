@@ -19,7 +19,7 @@ import time
 import pytest
 
 from cliutil import check
-from exchange import Up, exchange_toml
+from exchange import Up, _alive, exchange_toml
 from rsx_appliance.launch import rsx_argv
 
 pytestmark = pytest.mark.timeout(600)
@@ -30,14 +30,6 @@ def up(tmp_path_factory):
     u = Up(tmp_path_factory.mktemp("up"))
     with u:
         yield u
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_ready_line_and_every_process(up):
