@@ -106,18 +106,32 @@ def _kill_and_recover(up: Up, name: str) -> float:
     return time.monotonic() - t0
 
 
+STATUS_PERIOD_S = 1.0     # every process rewrites its status file about once a second
+
+
 def _settled(up: Up, timeout: float = 60.0) -> dict:
-    """`rsx status --json` once every process is ready and every journaled consumer's lag is 0."""
+    """`rsx status --json` once every process is ready and every journaled consumer has caught up.
+
+    A consumer has caught up when its lag is 0, or when it has applied everything its owner had made durable
+    at least two status periods earlier: the status files are written a second apart each, so a stream
+    that keeps moving at rest (mark prices, risk's journaled marks) shows a lag of what arrived between the
+    owner's write and the consumer's, whatever the order of their phases; a stuck consumer falls further
+    behind each poll and fails."""
     end = time.monotonic() + timeout
+    seen: list[tuple[float, dict]] = []      # (when, {stream: durable_seq}) of earlier polls
     while True:
+        now = time.monotonic()
         r = up.rsx("status", "--json", "--cpu-interval", "0")
         doc = json.loads(r.stdout) if r.stdout.strip() else {}
-        lagging = [(s["stream"], c["name"], c["lag"]) for s in doc.get("streams", []) if s.get("journaled")
-                   for c in s["consumers"] if c.get("lag")]
+        streams = [s for s in doc.get("streams", []) if s.get("journaled")]
+        old = next((d for t, d in reversed(seen) if now - t >= 2 * STATUS_PERIOD_S), None)
+        lagging = [(s["stream"], c["name"], c["lag"]) for s in streams for c in s["consumers"]
+                   if c.get("lag") and (old is None or (c.get("applied_seq") or 0) < old.get(s["stream"], 1 << 64))]
         if r.returncode == 0 and not lagging:
             return doc
         if time.monotonic() > end:
             raise AssertionError(f"not settled in {timeout} s: exit {r.returncode}, lagging {lagging}\n{r.stdout}")
+        seen.append((now, {s["stream"]: s.get("durable_seq") or 0 for s in streams}))
         time.sleep(0.5)
 
 
