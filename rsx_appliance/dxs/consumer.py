@@ -190,6 +190,11 @@ class DxsConsumer:
                     self._ack_task = asyncio.create_task(self._ack_loop())
                 return _Conn(reader, writer)
             except (OSError, asyncio.TimeoutError) as e:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Python 3.11's wait_for can lose a cancellation that lands as the connect fails:
+                    # honour it here, or a cancelled consumer retries forever (a stop that never ends)
+                    raise asyncio.CancelledError from e
                 log.warning("dxs consumer %s: connect to %s:%d failed (%s); retry in %.2f s",
                             self.name or "anonymous", *self.address, e, delay)
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
