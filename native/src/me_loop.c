@@ -711,12 +711,12 @@ int64_t rsx_me_submit(struct rsx_me *me, const void *buf, size_t len)
 		return me->error;
 	set_running(me);
 	while (off < len) {
-		while (queued <= ME_PREFETCH_AHEAD && ahead < len) {
-			int sz = rsx_record_check(p + ahead, len - ahead);
-			if (sz < 0)
-				break;
+		/* peek only (the record is checked when its turn comes): a prefetch of a bad slot is harmless */
+		while (queued <= ME_PREFETCH_AHEAD && ahead < len && len - ahead >= RSX_HEADER_SIZE + 64) {
+			uint16_t plen;
+			memcpy(&plen, p + ahead + 4, 2);
 			prefetch_record(me, p + ahead);
-			ahead += (size_t)sz;
+			ahead += RSX_HEADER_SIZE + (size_t)(plen ? plen : 64);
 			queued++;
 		}
 		int size = rsx_record_check(p + off, len - off);
