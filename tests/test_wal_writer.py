@@ -248,3 +248,25 @@ def test_an_unreadable_position_holds_retention(tmp_path):
         st = w.stats()
     assert st.deleted_files == 0 and st.retention_blocks > 0
     assert consumers(tmp_path) == {"mangled": None}
+
+
+def test_append_framed_seals_in_place_and_refuses_a_malformed_buffer_whole(tmp_path):
+    from rsx_appliance.records import encode
+    from rsx_appliance.errors import RecordError
+
+    recs = [encode(RecordType.FILL, qty=i + 1) for i in range(3)]
+    with WalWriter(tmp_path, 7, manual=True) as w:
+        bad = bytearray(b"".join(recs))
+        bad[len(recs[0]) + 2:len(recs[0]) + 4] = (999).to_bytes(2, "little")   # the 2nd record's type
+        with pytest.raises(RecordError):
+            w.append_framed(bad)
+        with pytest.raises(RecordError):
+            w.append_framed(bytearray(b"".join(recs))[:-10])                  # a torn last record
+        assert w.next_seq == 1                                               # all or nothing
+        buf = bytearray(b"".join(recs))
+        assert w.append_framed(buf) == (1, 3)
+        w.flush()
+    seqs, _ = read_all(tmp_path)
+    assert seqs.tolist() == [1, 2, 3]
+    got = [decode(bytes(buf[i * len(recs[0]):(i + 1) * len(recs[0])])) for i in range(3)]
+    assert [(r.seq, r.stream_id, r.qty) for r in got] == [(1, 7, 1), (2, 7, 2), (3, 7, 3)]   # sealed in buf

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import RsxError
 from ..records import RECORD_DTYPES, RecordType, seal_many
-from ._recbuild import runs, split
+from ._recbuild import record_size, runs, split
 from .errors import JournalCorruptError, JournalError
 from .links import frame
 
@@ -75,6 +75,19 @@ def _frame(buf: bytearray, stream_id: int, first: int) -> list[tuple[int, int, i
     return found
 
 
+def _chunks(view: memoryview, limit: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive pieces of back-to-back records, each at most ``limit`` bytes."""
+    start = off = 0
+    while off < len(view):
+        size = record_size(view, off)
+        if off + size - start > limit and off > start:
+            yield start, off
+            start = off
+        off += size
+    if off > start:
+        yield start, off
+
+
 class WalJournal:
     """The shard's journal as one stream of the C WAL in ``directory``.
 
@@ -107,14 +120,17 @@ class WalJournal:
         return self._w.durable_seq
 
     def append(self, buf: bytearray) -> int:
+        # one C call frames, seals and appends the whole buffer in place (rsx_wal_append_framed); a
+        # buffer over half the WAL ring goes in chunks cut at record boundaries
         first = self.last_seq + 1
-        found = _frame(buf, self.stream_id, first)
+        limit = self._w.ring_size // 2
         try:
-            for rtype, off, nbytes, count in found:
-                recs = np.frombuffer(buf, dtype=RECORD_DTYPES[RecordType(rtype)], count=count, offset=off)
-                got, n = self._w.append_batch(rtype, recs["payload"])
-                if n != count:
-                    raise JournalError(f"journal appended {n} of {count} records")
+            if len(buf) <= limit:
+                self._w.append_framed(buf)
+            else:
+                with memoryview(buf) as view:
+                    for off, end in _chunks(view, limit):
+                        self._w.append_framed(view[off:end])
         except (RsxError, OSError, ValueError) as exc:
             raise JournalError(f"journal append failed near seq {self.last_seq + 1}: {exc}") from exc
         return first

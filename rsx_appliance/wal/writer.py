@@ -151,6 +151,7 @@ class WalWriter:
                                                    f"{stream_id}")
             raise error_for(rc, f"open WAL {self.directory} (stream {stream_id})")
         self._w = out[0]
+        self.ring_size = ring_size
         self._nonblocking = nonblocking
         self._blocked_warned = 0
         st = self.stats()
@@ -254,6 +255,22 @@ class WalWriter:
             raise ValueError(f"append {len(payloads)} {t.name}: WAL writer {self.directory} was "
                              f"closed while this call waited; only seqs {int(first[0])}.."
                              f"{int(first[0]) + int(n) - 1} were appended")
+        return int(first[0]), int(n)
+
+    def append_framed(self, buf: bytearray, ts_ns: int = 0) -> tuple[int, int]:
+        """Append back-to-back records framed in ``buf`` (type and len set) in one C call.
+
+        Each gets the next seq, this stream's id, ``ts_ns`` (or the wall clock) where its ts_ns is 0,
+        and its CRC, written IN ``buf``: ``buf`` then holds exactly the WAL's bytes. All or nothing:
+        a malformed record anywhere raises its RecordError and appends nothing. ``buf`` may be at
+        most half the ring (``ring_size // 2``). Returns ``(first_seq, count)``.
+        """
+        if not len(buf):
+            return self.next_seq, 0
+        first = ffi.new("uint64_t *")
+        n = lib.rsx_wal_append_framed(self._live(), ffi.from_buffer(buf), len(buf), ts_ns, first, 0)
+        if n < 0:
+            raise self._error(n, f"append {len(buf)} bytes of framed records")
         return int(first[0]), int(n)
 
     # -------------------------------------------------------------- watermarks

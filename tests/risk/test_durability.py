@@ -240,3 +240,15 @@ def test_rsx_risk_inspect(tmp_path, capsys):
         assert main(["risk", "inspect", *bad]) == 2, bad
         err = capsys.readouterr().err
         assert err.startswith("rsx risk inspect: error: ") and err.count("\n") == 1
+
+
+def test_a_batch_over_half_the_wal_ring_is_appended_in_record_aligned_chunks(tmp_path):
+    j = WalJournal(tmp_path / "j", SID)
+    j._w.ring_size = 8192          # what the journal believes: chunks of at most 4096 bytes
+    buf = bytearray(b"".join(encode(RecordType.DEPOSIT, user_id=i, amount=i, request_id=bytes(16))
+                             for i in range(1, 301)))
+    assert j.append(buf) == 1 and j.last_seq == 300
+    j.sync()
+    assert b"".join(r for _, r in j.read(1)) == bytes(buf)
+    assert [decode(r).user_id for _, r in j.read(1)] == list(range(1, 301))
+    j.close()
