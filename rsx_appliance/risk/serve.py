@@ -313,9 +313,17 @@ class ShardRunner:
                 self.stats["pushed"] += len(pushes)
                 for link in self.gw_links.values():
                     link.push(pushes)
-        for link in (*self.me_links.values(), *self.gw_links.values()):
+        # the MEs' links first (forwarded orders, liquidation orders); while one still holds records,
+        # the gateways' links send half a slice: what closes risk leaves before the notices about it
+        me_behind = False
+        for link in self.me_links.values():
             if link.pending:
                 work += 1 if link.flush(self.send_slice) else 0
+                me_behind = me_behind or bool(link.pending)
+        gw_slice = self.send_slice // 2 if me_behind else self.send_slice
+        for link in self.gw_links.values():
+            if link.pending:
+                work += 1 if link.flush(gw_slice) else 0
         if self.status and now - self.t.status_ns >= 1_000_000_000:
             self.t.status_ns = now
             self.status(**self.status_fields())
