@@ -130,7 +130,11 @@ def bench_cascade(exposed: int, liquidated: int, rate: int, tmp: str) -> dict:
     shard.on_me(fill_records(1, 2, users, np.full(exposed, exposed + 1), np.zeros(exposed, dtype=np.int64),
                              np.full(exposed, PRICE), np.full(exposed, q)))
     shard.set_mark(1, PRICE)
-    shard.durability, shard.scan_slice = "async", 10_000    # what the process runs
+    from rsx_appliance.risk.shard import RECONCILE_SCAN
+
+    # what the process runs: sliced revaluation and reconciliation (a shard made for the library
+    # reconciles every order slot at once: with 1M slots, a multi-ms iteration once a second)
+    shard.durability, shard.scan_slice, shard.reconcile_scan = "async", 10_000, RECONCILE_SCAN
     setup_s = time.perf_counter() - t_setup
 
     ep = Endpoint("udp", ("127.0.0.1", 0), mode="busy")
