@@ -1,4 +1,4 @@
-"""Shared run loop of the long-running roles (marketdata, mark): config, uvloop, signals, exit codes."""
+"""The run loop of the long-running roles (marketdata, mark, me, console): signals, a bounded stop, exit codes."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 
-from ._common import (EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, add_config_args, add_json,
-                      one_line)
+from ._common import (EXIT_ENVIRONMENT, EXIT_FAILURE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, add_config_args,
+                      add_json, one_line)
+
+# A stop that has not finished by then is a bug (a task that ignores its cancellation): it is reported and
+# the process exits 4 instead of hanging (specs/cli.md 3)
+CLOSE_TIMEOUT_S = 10.0
 
 
 def add_process_args(p: argparse.ArgumentParser, role: str) -> None:
@@ -52,12 +57,12 @@ async def _main(app, args, command: str) -> int:
         await app.start()
     except OSError as exc:
         print(f"rsx {command}: error: {one_line(str(exc))}", file=sys.stderr)
-        await _close(app)
+        await _close(app, command)
         app.status.write("failed", error=str(exc))
         return EXIT_ENVIRONMENT
     except Exception as exc:
         print(f"rsx {command}: error: {one_line(str(exc))}", file=sys.stderr)
-        await _close(app)
+        await _close(app, command)
         app.status.write("failed", error=str(exc))
         return EXIT_FAILURE
     line = app.ready_line()
@@ -69,17 +74,29 @@ async def _main(app, args, command: str) -> int:
     if waiter.done() and waiter.exception() is not None:
         exc = waiter.exception()
         print(f"rsx {command}: error: {one_line(str(exc))}", file=sys.stderr)
-        await _close(app)
+        await _close(app, command)
         app.status.write("failed", error=str(exc))
         return EXIT_FAILURE
     waiter.cancel()
-    await _close(app)
+    await _close(app, command)
     app.status.write("stopping")
     return EXIT_INTERRUPTED if got and got[0] == signal.SIGINT else EXIT_OK
 
 
-async def _close(app) -> None:
-    try:
-        await app.close()
-    except Exception as exc:  # closing must not hide why we stopped
+async def _close(app, command: str) -> None:
+    # asyncio.wait, not wait_for: wait_for would wait again for a close that ignores its cancellation
+    closing = asyncio.ensure_future(app.close())
+    done, _ = await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_S)
+    if not done:
+        me = asyncio.current_task()
+        stuck = sorted(t.get_coro().__qualname__ for t in asyncio.all_tasks() if t is not me and not t.done())
+        msg = f"the stop did not finish in {CLOSE_TIMEOUT_S:g} s; still running: {', '.join(stuck)}"
+        print(f"rsx {command}: error: {msg}", file=sys.stderr, flush=True)
+        try:
+            app.status.write("failed", error=msg)
+        except Exception:  # the status file is best effort here: the exit code says it
+            pass
+        os._exit(EXIT_INTERNAL)    # the loop's own shutdown would wait for the same tasks again
+    exc = closing.exception()
+    if exc is not None:  # closing must not hide why we stopped
         logging.getLogger(__name__).warning("close: %s", exc)
