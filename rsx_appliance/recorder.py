@@ -142,6 +142,12 @@ class StreamRecorder:
                 except asyncio.TimeoutError:
                     self.flush()
                     continue
+                finally:
+                    # Python 3.11's wait_for loses a cancellation that lands as the batch arrives: honour
+                    # it, or a stopped recorder keeps recording (a SIGTERM took 20 s, until the idle timeout)
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError
                 self._add(batch)
                 if self._pending_bytes >= self.flush_bytes or (
                         self._pending and time.monotonic() - self._pending_since >= self.flush_s):
