@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._aio import raise_if_cancelling
 from .dxs import DxsConsumer, DxsRejected
 from .fsutil import atomic_write, fsync_dir, make_dirs
 from .records import HEADER_SIZE
@@ -143,11 +144,7 @@ class StreamRecorder:
                     self.flush()
                     continue
                 finally:
-                    # Python 3.11's wait_for loses a cancellation that lands as the batch arrives: honour
-                    # it, or a stopped recorder keeps recording (a SIGTERM took 20 s, until the idle timeout)
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise asyncio.CancelledError
+                    raise_if_cancelling()     # else a stopped recorder keeps recording
                 self._add(batch)
                 if self._pending_bytes >= self.flush_bytes or (
                         self._pending and time.monotonic() - self._pending_since >= self.flush_s):

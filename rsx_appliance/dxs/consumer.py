@@ -32,6 +32,7 @@ import os
 import random
 from pathlib import Path
 
+from .._aio import raise_if_cancelling
 from ..codes import ErrorCode
 from ..errors import SeqGapError, StreamMismatchError
 from ..fsutil import atomic_write
@@ -190,11 +191,7 @@ class DxsConsumer:
                     self._ack_task = asyncio.create_task(self._ack_loop())
                 return _Conn(reader, writer)
             except (OSError, asyncio.TimeoutError) as e:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # Python 3.11's wait_for can lose a cancellation that lands as the connect fails:
-                    # honour it here, or a cancelled consumer retries forever (a stop that never ends)
-                    raise asyncio.CancelledError from e
+                raise_if_cancelling()     # else a cancelled consumer retries forever (a stop that never ends)
                 log.warning("dxs consumer %s: connect to %s:%d failed (%s); retry in %.2f s",
                             self.name or "anonymous", *self.address, e, delay)
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))

@@ -151,6 +151,7 @@ class WalWriter:
                                                    f"{stream_id}")
             raise error_for(rc, f"open WAL {self.directory} (stream {stream_id})")
         self._w = out[0]
+        # as configured: C rounds it up to a power of two, so half of this always fits one append_framed
         self.ring_size = ring_size
         self._nonblocking = nonblocking
         self._blocked_warned = 0
